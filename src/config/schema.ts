@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/**
+ * The one configuration schema (STYLE.md convention 7): types, defaults and documentation of every
+ * setting. Unknown keys are errors. Every relative path is resolved against the working directory.
+ *
+ * Environment overrides follow the key path: `smtp.mx.port` is `MSSGW_SMTP__MX__PORT`,
+ * `dataDir` is `MSSGW_DATA_DIR` (camelCase becomes SNAKE_CASE, `__` separates levels).
+ */
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+const filePath = z.string().min(1);
+
+const Endpoint = z.strictObject({
+  host: host.describe('Host name or IP address'),
+  port: port.describe('TCP port'),
+});
+
+export const TLS_PROFILE_CIPHERS_TLS12 = [
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+] as const;
+export const TLS_PROFILE_CIPHERS_TLS12_CBC = ['ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES128-SHA256'] as const;
+
+const TlsConfig = z
+  .strictObject({
+    certFile: filePath
+      .default('certs-dev/gateway.crt')
+      .describe('Our IGC-Santé server/client certificate (PEM)'),
+    keyFile: filePath.default('certs-dev/gateway.key').describe('Private key of certFile (PEM)'),
+    chainFiles: z
+      .array(filePath)
+      .default(['certs-dev/ca/org.crt'])
+      .describe('Intermediate certificates sent after certFile'),
+    caFiles: z
+      .array(filePath)
+      .default(['certs-dev/ca/root.crt', 'certs-dev/ca/org.crt', 'certs-dev/ca/pp.crt'])
+      .describe('Trusted IGC-Santé roots and intermediates used to verify peers (PEM)'),
+    crlFiles: z
+      .array(filePath)
+      .default(['certs-dev/ca/root.crl', 'certs-dev/ca/org.crl', 'certs-dev/ca/pp.crl'])
+      .describe('Revocation lists (PEM or DER), one per authority; revocation is always checked'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted'),
+    allowCbc: z
+      .boolean()
+      .default(false)
+      .describe('Also offer the ECDHE-RSA AES-CBC-SHA256/384 suites the MSSanté profile tolerates'),
+  })
+  .prefault({});
+
+const MxConfig = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    host: host.default('0.0.0.0').describe('Listen address of the inter-operator SMTP (MX) port'),
+    port: port.default(2525).describe('MX port (25 in production)'),
+    maxConnections: z.number().int().min(1).default(200),
+    socketTimeoutSeconds: z.number().int().min(5).default(300).describe('RFC 5321 §4.5.3.2 server timeout'),
+  })
+  .prefault({});
+
+const SmtpConfig = z
+  .strictObject({
+    hostname: host.default('localhost').describe('Name in the greeting and in Received: headers'),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(50 * 1024 * 1024)
+      .describe('Largest message accepted, advertised with SIZE (RFC 1870)'),
+    maxRecipients: z.number().int().min(1).default(100).describe('Recipients per transaction'),
+    mx: MxConfig,
+  })
+  .prefault({});
+
+const RedisConfig = z
+  .strictObject({
+    url: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('redis:// or rediss:// URL of an external Redis; absent: the gateway runs its own'),
+    passwordFile: filePath.optional().describe('File holding the Redis password (kept out of the URL)'),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9:_-]*$/)
+      .default('mssgw:')
+      .describe('Prefix of every key the gateway writes'),
+    serverBinary: filePath.default('redis-server').describe('Embedded mode: redis-server program'),
+  })
+  .prefault({});
+
+const StoreConfig = z
+  .strictObject({
+    lmtp: z
+      .union([Endpoint, z.strictObject({ path: filePath.describe('Unix socket of the LMTP service') })])
+      .optional()
+      .describe('External Dovecot LMTP endpoint; absent (with imap): the gateway runs its own Dovecot'),
+    imap: Endpoint.optional().describe('External Dovecot IMAP endpoint (plain, trusted network)'),
+    masterUser: z.string().min(1).default('mssgw').describe('Dovecot master user the gateway logs in as'),
+    masterPasswordFile: filePath
+      .optional()
+      .describe('File holding the master password; embedded mode generates one under the data dir'),
+    dovecotBinary: filePath.default('dovecot').describe('Embedded mode: dovecot program'),
+    mailUser: z.string().min(1).default('mail').describe('Embedded mode: system user owning the mail'),
+  })
+  .prefault({});
+
+const DeliveryConfig = z
+  .strictObject({
+    concurrency: z.number().int().min(1).max(64).default(4).describe('Parallel LMTP deliveries'),
+    retryInitialSeconds: z
+      .number()
+      .min(0.1)
+      .default(15)
+      .describe('First retry delay after a temporary failure'),
+    retryMaxSeconds: z.number().min(1).default(1800).describe('Longest delay between two retries'),
+    maxAgeHours: z.number().min(0.01).default(120).describe('Give up on a spooled message after this age'),
+    lmtpTimeoutSeconds: z.number().min(1).default(60),
+  })
+  .prefault({});
+
+const HttpListener = (defaultPort: number) =>
+  z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: host.default('127.0.0.1'),
+      port: port.default(defaultPort),
+    })
+    .prefault({});
+
+const AdminConfig = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    host: host
+      .default('127.0.0.1')
+      .describe('Admin API listen address (loopback only unless a token is set)'),
+    port: port.default(9465),
+    tokenFile: filePath.optional().describe('File holding the bearer token the admin API requires'),
+  })
+  .prefault({});
+
+export const ConfigSchema = z.strictObject({
+  mode: z
+    .enum(['development', 'production'])
+    .default('development')
+    .describe('production refuses development certificates and test authorities'),
+  dataDir: filePath.default('./var').describe('Spool, journal, embedded Redis and Dovecot state'),
+  domains: z
+    .array(z.string().min(1))
+    .min(1)
+    .default(['op.mssante.test'])
+    .describe('Mail domains whose mailboxes this gateway operates'),
+  pkiDir: filePath
+    .default('certs-dev')
+    .describe('Development PKI folder, generated at start when absent (development mode only)'),
+  whitelistFile: filePath
+    .default('certs-dev/whitelist.xml')
+    .describe('National whitelist (listeblanchemssante.xml)'),
+  tls: TlsConfig,
+  smtp: SmtpConfig,
+  redis: RedisConfig,
+  store: StoreConfig,
+  delivery: DeliveryConfig,
+  metrics: HttpListener(9464),
+  admin: AdminConfig,
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;

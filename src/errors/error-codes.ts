@@ -1,0 +1,131 @@
+/**
+ * The one catalogue of error codes (STYLE.md convention 5). Every failure the gateway reports carries
+ * one of these codes; the protocol front ends (smtp/, imap/) and the admin API turn a code into a
+ * reply in one table each, never by matching message text.
+ *
+ * `side` says who is at fault: the client (bad input, refused credentials), the server (us: a bug,
+ * a missing dependency) or a remote party (another operator, the national directory). It picks the
+ * log level and, with `temporary`, the reply class (4xx vs 5xx).
+ */
+export type FaultSide = 'client' | 'server' | 'remote';
+
+export interface ErrorCodeInfo {
+  readonly side: FaultSide;
+  readonly temporary: boolean;
+  /** HTTP status for the admin API (problem details). */
+  readonly http: number;
+  readonly summary: string;
+}
+
+export const ERROR_CODES = {
+  // Transport security and peer trust (MX path, ARCHITECTURE.md §5).
+  TLS_REQUIRED: { side: 'client', temporary: false, http: 400, summary: 'STARTTLS is required first' },
+  CERT_MISSING: { side: 'client', temporary: false, http: 401, summary: 'no client certificate presented' },
+  CERT_UNTRUSTED: {
+    side: 'client',
+    temporary: false,
+    http: 401,
+    summary: 'certificate does not chain to a trusted IGC-Santé authority',
+  },
+  CERT_EXPIRED: {
+    side: 'client',
+    temporary: false,
+    http: 401,
+    summary: 'certificate outside its validity period',
+  },
+  CERT_REVOKED: { side: 'client', temporary: false, http: 401, summary: 'certificate revoked' },
+  CRL_UNAVAILABLE: {
+    side: 'server',
+    temporary: true,
+    http: 503,
+    summary: 'no current revocation list for the issuing authority',
+  },
+  OPERATOR_NOT_WHITELISTED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'certificate DN is not a whitelisted operator DN',
+  },
+  SENDER_DOMAIN_NOT_AUTHORISED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'sender domain is not served by the operator certificate',
+  },
+  // Recipients and messages.
+  RECIPIENT_UNKNOWN: { side: 'client', temporary: false, http: 404, summary: 'no such mailbox' },
+  RECIPIENT_SUSPENDED: { side: 'client', temporary: false, http: 409, summary: 'mailbox suspended' },
+  RELAY_DENIED: { side: 'client', temporary: false, http: 403, summary: 'relaying denied' },
+  TOO_MANY_RECIPIENTS: { side: 'client', temporary: true, http: 400, summary: 'too many recipients' },
+  MESSAGE_TOO_LARGE: {
+    side: 'client',
+    temporary: false,
+    http: 413,
+    summary: 'message exceeds the size limit',
+  },
+  BAD_ADDRESS_SYNTAX: { side: 'client', temporary: false, http: 400, summary: 'malformed address' },
+  // Our own dependencies.
+  SPOOL_FAILED: { side: 'server', temporary: true, http: 503, summary: 'message could not be made durable' },
+  REGISTRY_UNAVAILABLE: {
+    side: 'server',
+    temporary: true,
+    http: 503,
+    summary: 'mailbox registry unavailable',
+  },
+  STORE_UNAVAILABLE: { side: 'server', temporary: true, http: 503, summary: 'mailbox store unavailable' },
+  STORE_REJECTED: {
+    side: 'server',
+    temporary: false,
+    http: 502,
+    summary: 'mailbox store refused the message',
+  },
+  INTERNAL: { side: 'server', temporary: true, http: 500, summary: 'internal error' },
+  // Configuration and start-up.
+  CONFIG_INVALID: { side: 'client', temporary: false, http: 400, summary: 'invalid configuration' },
+  PKI_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'invalid certificate or key material',
+  },
+  PKI_TEST_ANCHOR_IN_PRODUCTION: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'a test or development authority is trusted in production mode',
+  },
+  WHITELIST_INVALID: { side: 'remote', temporary: false, http: 422, summary: 'whitelist file is not valid' },
+  DEPENDENCY_MISSING: {
+    side: 'server',
+    temporary: false,
+    http: 500,
+    summary: 'a required program is missing',
+  },
+  // Mailbox registry (admin API and CLI).
+  BAL_INVALID_ADDRESS: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'not a valid mailbox address',
+  },
+  BAL_DOMAIN_NOT_OURS: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'address outside our domains',
+  },
+  BAL_INVALID_TYPE: { side: 'client', temporary: false, http: 400, summary: 'unknown mailbox type' },
+  BAL_INVALID_OWNER: { side: 'client', temporary: false, http: 400, summary: 'owner identifier not valid' },
+  BAL_EXISTS: { side: 'client', temporary: false, http: 409, summary: 'mailbox already exists' },
+  BAL_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'mailbox not found' },
+  BAL_INVALID_TRANSITION: {
+    side: 'client',
+    temporary: false,
+    http: 409,
+    summary: 'the mailbox is not in a state that allows this',
+  },
+  REQUEST_INVALID: { side: 'client', temporary: false, http: 400, summary: 'request not valid' },
+  UNAUTHENTICATED: { side: 'client', temporary: false, http: 401, summary: 'authentication required' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

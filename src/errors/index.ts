@@ -1,0 +1,2 @@
+export { ERROR_CODES, type ErrorCode, type ErrorCodeInfo, type FaultSide } from './error-codes.js';
+export { GatewayError, isGatewayError, toGatewayError } from './gateway-error.js';
