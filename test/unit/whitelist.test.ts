@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Whitelist, WhitelistHolder, parseWhitelistXml } from '../../src/directory/index.js';
+import { GatewayError } from '../../src/errors/index.js';
+import { normalizeDn } from '../../src/pki/index.js';
+
+const sample = readFileSync(new URL('../fixtures/whitelist-sample.xml', import.meta.url));
+const MX1 = normalizeDn('CN=mx1.op-alpha.example,OU=318000000000001,O=Operateur Alpha,ST=Rhone (69),C=FR');
+const MX2 = normalizeDn('CN=mx2.op-alpha.example,OU=318000000000001,O=Operateur Alpha,ST=Rhone (69),C=FR');
+const BETA = normalizeDn('CN=smtp.op-beta.example,OU=1000000001,O=Operateur Beta,ST=Gironde (33),C=FR');
+
+function wrap(domaines: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><ListeBlancheMSSante xmlns="https://listeblanche.mssante.fr/schema"><DateDeGeneration>2026-11-20T03:00:00Z</DateDeGeneration><ListeDomaines>${domaines}</ListeDomaines></ListeBlancheMSSante>`;
+}
+
+function invalid(xml: string): string {
+  try {
+    parseWhitelistXml(xml);
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('WHITELIST_INVALID');
+    return (err as GatewayError).message;
+  }
+  throw new Error('expected the whitelist to be refused');
+}
+
+describe('whitelist', () => {
+  it('indexes a domain with several DNs and a DN with several domains', () => {
+    const parsed = parseWhitelistXml(sample);
+    expect(parsed.generatedAt).toBe('2026-11-20T03:00:00Z');
+    expect(parsed.entries).toHaveLength(4);
+    const w = new Whitelist(parsed, 'sample', new Date());
+    expect([...w.dnsOf('ch-exemple.mssante.fr')].sort()).toEqual([MX1, MX2].sort());
+    expect([...w.domainsOf(MX1)].sort()).toEqual(['ch-exemple.mssante.fr', 'labo-exemple.mssante.fr']);
+    expect([...w.domainsOf(MX2)]).toEqual(['ch-exemple.mssante.fr']);
+    expect(w.allows(BETA, 'MEDECIN.op-beta.example')).toBe(true);
+    expect(w.allows(BETA, 'ch-exemple.mssante.fr')).toBe(false);
+    expect(w.domainCount).toBe(3);
+    expect(w.operatorCount).toBe(3);
+  });
+
+  it('refuses malformed and incomplete files, saying where', () => {
+    expect(invalid('<ListeBlancheMSSante><oops></ListeBlancheMSSante>')).toMatch(/well-formed/);
+    expect(invalid('<Autre/>')).toMatch(/ListeBlancheMSSante/);
+    expect(invalid(wrap(''))).toMatch(/no Domaine/);
+    expect(invalid(wrap('<Domaine><Nom>a.example</Nom></Domaine>'))).toMatch(
+      /Domaine #1 \(a.example\): DNCertificatOperateur is missing/,
+    );
+    expect(
+      invalid(
+        wrap('<Domaine><Nom>not a domain</Nom><DNCertificatOperateur>CN=x</DNCertificatOperateur></Domaine>'),
+      ),
+    ).toMatch(/Domaine #1: Nom/);
+    const truncated = sample.toString('utf8').slice(0, 900);
+    expect(invalid(truncated)).toMatch(/well-formed/);
+  });
+
+  it('normalises IDN domains to ASCII', () => {
+    const w = new Whitelist(
+      parseWhitelistXml(
+        wrap(
+          '<Domaine><Nom>Hôpital.example</Nom><DNCertificatOperateur>CN=x,C=FR</DNCertificatOperateur></Domaine>',
+        ),
+      ),
+      't',
+      new Date(),
+    );
+    expect(w.allows(normalizeDn('C=FR,CN=x'), 'xn--hpital-ixa.example')).toBe(true);
+  });
+
+  it('swaps copies in one step', () => {
+    const a = new Whitelist(parseWhitelistXml(sample), 'a', new Date());
+    const b = new Whitelist(
+      parseWhitelistXml(
+        wrap(
+          '<Domaine><Nom>b.example</Nom><DNCertificatOperateur>CN=b,C=FR</DNCertificatOperateur></Domaine>',
+        ),
+      ),
+      'b',
+      new Date(),
+    );
+    const holder = new WhitelistHolder(a);
+    expect(holder.swap(b)).toBe(a);
+    expect(holder.current().source).toBe('b');
+  });
+});
