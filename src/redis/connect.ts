@@ -1,0 +1,101 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
+import type { Logger } from '../observability/logger.js';
+
+export interface RedisClientOptions {
+  /** Overrides a password in the URL (the configuration keeps it in a file, not the URL). */
+  readonly password?: string;
+  /** CLIENT SETNAME, to tell the gateway's connections apart in CLIENT LIST. */
+  readonly name?: string;
+  /** Where connection errors go; without it they are only kept from being unhandled. */
+  readonly logger?: Logger;
+  /**
+   * Retries of one command across reconnections before it fails. Default 1, so that a caller
+   * fails fast (REGISTRY_UNAVAILABLE) while Redis is down instead of hanging. BullMQ workers need
+   * `null` (their blocking commands must wait out a reconnection).
+   */
+  readonly maxRetriesPerRequest?: number | null;
+}
+
+/** Options for one Redis URL: `unix:///path/redis.sock`, `redis://` or `rediss://`. */
+export function redisOptionsFromUrl(url: string): RedisOptions {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (err) {
+    throw new GatewayError('CONFIG_INVALID', 'Redis URL is not a valid URL', {}, { cause: err });
+  }
+  const db = dbFrom(parsed);
+  const credentials: RedisOptions = {};
+  if (parsed.username) credentials.username = decodeURIComponent(parsed.username);
+  if (parsed.password) credentials.password = decodeURIComponent(parsed.password);
+  switch (parsed.protocol) {
+    case 'unix:':
+      if (!parsed.pathname || parsed.pathname === '/') {
+        throw new GatewayError('CONFIG_INVALID', 'unix:// Redis URL without a socket path');
+      }
+      return { ...credentials, path: decodeURIComponent(parsed.pathname), db };
+    case 'redis:':
+    case 'rediss:': {
+      const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+      const options: RedisOptions = { ...credentials, host, port: Number(parsed.port || 6379), db };
+      if (parsed.protocol === 'rediss:') options.tls = { servername: host };
+      return options;
+    }
+    default:
+      throw new GatewayError('CONFIG_INVALID', `unsupported Redis URL scheme ${parsed.protocol}`, {
+        scheme: parsed.protocol,
+      });
+  }
+}
+
+function dbFrom(url: URL): number {
+  // redis://host/3 selects db 3; unix:///path?db=3 since the path is the socket.
+  const raw = url.protocol === 'unix:' ? url.searchParams.get('db') : url.pathname.slice(1);
+  if (!raw) return 0;
+  if (!/^\d+$/.test(raw)) throw new GatewayError('CONFIG_INVALID', 'Redis database must be a number');
+  return Number(raw);
+}
+
+/**
+ * Reconnect forever with a capped backoff: Redis coming back (restart, failover) must not need a
+ * gateway restart. Commands issued meanwhile fail after `maxRetriesPerRequest` attempts.
+ */
+function retryStrategy(times: number): number {
+  return Math.min(100 * 2 ** Math.min(times, 6), 5_000);
+}
+
+/**
+ * A Redis client for the gateway's services. Connects at once; connection errors are logged (at
+ * most one line per distinct error every 30 s, since ioredis reports each failed reconnection).
+ */
+export function createRedisClient(url: string, options: RedisClientOptions = {}): Redis {
+  const redisOptions: RedisOptions = {
+    ...redisOptionsFromUrl(url),
+    connectTimeout: 5_000,
+    maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
+    retryStrategy,
+    // After a Sentinel/replica failover the old primary answers READONLY: reconnect and resend.
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
+  if (options.password !== undefined) redisOptions.password = options.password;
+  if (options.name !== undefined) redisOptions.connectionName = options.name;
+  const client = new Redis(redisOptions);
+  client.on('error', errorReporter(options.logger, options.name));
+  return client;
+}
+
+function errorReporter(logger: Logger | undefined, name: string | undefined): (err: Error) => void {
+  let last = '';
+  let lastAt = 0;
+  return (err) => {
+    const now = Date.now();
+    if (!logger || (err.message === last && now - lastAt < 30_000)) return;
+    last = err.message;
+    lastAt = now;
+    logger.warn(
+      { event: 'redis.connection.error', client: name, err: err.message },
+      'redis connection error',
+    );
+  };
+}

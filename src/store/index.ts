@@ -1,0 +1,24 @@
+export type { ImapEndpoint, LmtpEndpoint, MasterCredentials } from './store-endpoints.js';
+export {
+  deliverLmtp,
+  type LmtpDeliveryOptions,
+  type LmtpEnvelope,
+  type LmtpRecipientResult,
+} from './lmtp-client.js';
+export { openMailboxSession, provisionMailbox, type MailboxSessionOptions } from './imap-master.js';
+export { checkStoreHealth, type ProbeOptions, type StoreHealth } from './store-probe.js';
+export {
+  startEmbeddedDovecot,
+  findEmbeddedDovecotProcesses,
+  type EmbeddedDovecot,
+  type EmbeddedDovecotOptions,
+} from './dovecot-supervisor.js';
+export {
+  renderDovecotConfig,
+  dovecotPaths,
+  dovecotInstanceName,
+  ssha512,
+  type DovecotAccounts,
+  type DovecotConfigOptions,
+  type DovecotPaths,
+} from './dovecot-config.js';
