@@ -126,6 +126,14 @@ export const ERROR_CODES = {
   },
   REQUEST_INVALID: { side: 'client', temporary: false, http: 400, summary: 'request not valid' },
   UNAUTHENTICATED: { side: 'client', temporary: false, http: 401, summary: 'authentication required' },
+  ROUTE_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such route' },
+  REQUEST_UNSUPPORTED_MEDIA_TYPE: {
+    side: 'client',
+    temporary: false,
+    http: 415,
+    summary: 'request body must be application/json',
+  },
+  REQUEST_TOO_LARGE: { side: 'client', temporary: false, http: 413, summary: 'request body too large' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

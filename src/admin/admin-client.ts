@@ -1,0 +1,151 @@
+import type { Bal, BalPage, BalStatus, BalType } from '../registry/index.js';
+import { ACTOR_HEADER } from './admin-auth.js';
+import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
+
+/** The API answered with a problem (or an unexpected response): it refused or failed the request. */
+export class AdminApiError extends Error {
+  /** Catalogue code from the problem details (`HTTP_<status>` when the answer was not a problem). */
+  readonly code: string;
+  readonly status: number;
+  readonly detail: string;
+
+  constructor(code: string, status: number, detail: string) {
+    super(`${detail} (${code})`);
+    this.name = 'AdminApiError';
+    this.code = code;
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** No answer at all: nothing listens at the URL, DNS failed, or the request timed out. */
+export class AdminUnreachableError extends Error {
+  readonly url: string;
+
+  constructor(url: string, reason: string, options?: ErrorOptions) {
+    super(`cannot reach the admin API at ${url} (${reason})`, options);
+    this.name = 'AdminUnreachableError';
+    this.url = url;
+  }
+}
+
+export interface AdminClientOptions {
+  /** Base URL of the admin API, e.g. http://127.0.0.1:9465. */
+  readonly baseUrl: string;
+  /** Bearer token (admin.tokenFile), when the API requires one. */
+  readonly token?: string;
+  /** Journaled as the author of changes, e.g. `cli:alice`. */
+  readonly actor?: string;
+  /** Per request; default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+/** A typed client of the admin API over Node's fetch; used by the CLI. */
+export class AdminClient {
+  readonly #base: string;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+
+  constructor(options: AdminClientOptions) {
+    this.#base = options.baseUrl.replace(/\/+$/, '');
+    this.#headers = { accept: `application/json, ${PROBLEM_CONTENT_TYPE}` };
+    if (options.token !== undefined) this.#headers.authorization = `Bearer ${options.token}`;
+    if (options.actor !== undefined) this.#headers[ACTOR_HEADER] = options.actor;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  get baseUrl(): string {
+    return this.#base;
+  }
+
+  createBal(input: { address: string; type: string; owner: string }): Promise<Bal> {
+    return this.#request<Bal>('POST', '/v1/bals', input);
+  }
+
+  listBals(
+    query: { status?: BalStatus; type?: BalType; cursor?: string; limit?: number } = {},
+  ): Promise<BalPage> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) params.set(key, String(value));
+    }
+    const qs = params.size > 0 ? `?${params.toString()}` : '';
+    return this.#request<BalPage>('GET', `/v1/bals${qs}`);
+  }
+
+  getBal(address: string): Promise<Bal> {
+    return this.#request<Bal>('GET', balPath(address));
+  }
+
+  suspendBal(address: string, reason?: string): Promise<Bal> {
+    return this.#request<Bal>('POST', `${balPath(address)}/suspend`, reason === undefined ? {} : { reason });
+  }
+
+  resumeBal(address: string): Promise<Bal> {
+    return this.#request<Bal>('POST', `${balPath(address)}/resume`);
+  }
+
+  deleteBal(address: string): Promise<Bal> {
+    return this.#request<Bal>('DELETE', balPath(address));
+  }
+
+  async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = `${this.#base}${path}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        // No Content-Type without a body: fastify refuses an empty body declared as JSON.
+        headers:
+          body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      throw new AdminUnreachableError(this.#base, networkReason(err), { cause: err });
+    }
+    const text = await response.text();
+    if (response.ok) return JSON.parse(text) as T;
+    throw problemToError(response, text);
+  }
+}
+
+function balPath(address: string): string {
+  return `/v1/bals/${encodeURIComponent(address.trim())}`;
+}
+
+function problemToError(response: Response, text: string): AdminApiError {
+  try {
+    const p = JSON.parse(text) as { type?: unknown; code?: unknown; detail?: unknown };
+    const code =
+      typeof p.code === 'string'
+        ? p.code
+        : typeof p.type === 'string' && p.type.startsWith(PROBLEM_TYPE_PREFIX)
+          ? p.type.slice(PROBLEM_TYPE_PREFIX.length)
+          : undefined;
+    if (code !== undefined) {
+      return new AdminApiError(
+        code,
+        response.status,
+        typeof p.detail === 'string' ? p.detail : response.statusText,
+      );
+    }
+  } catch {
+    // Not JSON (a proxy's error page, say): reported below with the HTTP status.
+  }
+  return new AdminApiError(
+    `HTTP_${response.status}`,
+    response.status,
+    `unexpected answer ${response.status} ${response.statusText} from ${response.url}; is this the mssgw admin API?`,
+  );
+}
+
+/** A short reason for a failed fetch: undici puts the system error code on `cause`. */
+function networkReason(err: unknown): string {
+  if (err instanceof Error && err.name === 'TimeoutError') return 'no answer in time';
+  const cause =
+    err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string') return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}

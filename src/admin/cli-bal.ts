@@ -1,0 +1,153 @@
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { BAL_STATUSES, BAL_TYPES, MAX_LIST_LIMIT, type Bal, type BalPage } from '../registry/index.js';
+import type { CliContext } from './cli-context.js';
+
+/**
+ * `mssgw bal ...`: mailbox commands, each one admin API call. Output is for people by default
+ * (key: value lines, a table for lists) and JSON with --json, for scripts.
+ */
+export function registerBalCommands(program: Command, ctx: CliContext): Command {
+  const bal = program
+    .command('bal')
+    .description('create, list, show, suspend, resume and delete mailboxes (BAL)');
+  const out = (text: string) => ctx.io.stdout(text);
+
+  bal
+    .command('create')
+    .description('create a mailbox and provision it in the mail store')
+    .argument('<address>', 'mailbox address, local@domain in one of our domains')
+    .requiredOption('--type <type>', `mailbox type: ${BAL_TYPES.join(', ')}`)
+    .requiredOption(
+      '--owner <id>',
+      'owner: 8+RPPS or 0+ADELI for PER; national structure id for ORG, APP, CAB',
+    )
+    .option('--json', 'print the mailbox as JSON')
+    .action(async (address: string, opts: { type: string; owner: string; json?: boolean }, cmd: Command) => {
+      const created = await ctx.client(cmd).createBal({ address, type: opts.type, owner: opts.owner });
+      out(opts.json ? toJson(created) : `created ${created.address}\n${formatBal(created)}`);
+    });
+
+  bal
+    .command('list')
+    .description('list mailboxes in address order, a page at a time')
+    .addOption(new Option('--status <status>', 'only this status').choices(BAL_STATUSES))
+    .addOption(new Option('--type <type>', `only this type: ${BAL_TYPES.join(', ')}`).argParser(upperChoice))
+    .option('--limit <n>', `page size, 1 to ${MAX_LIST_LIMIT} (default 100)`, parseLimit)
+    .option('--cursor <cursor>', 'continue after a previous page (printed at its end)')
+    .option('--json', 'print the page as JSON: { items, nextCursor? }')
+    .action(async (opts: ListOptions, cmd: Command) => {
+      const { json, ...query } = opts;
+      const page = await ctx.client(cmd).listBals(query);
+      out(json ? toJson(page) : formatPage(page));
+    });
+
+  bal
+    .command('show')
+    .description('show one mailbox')
+    .argument('<address>', 'mailbox address')
+    .option('--json', 'print the mailbox as JSON')
+    .action(async (address: string, opts: { json?: boolean }, cmd: Command) => {
+      const found = await ctx.client(cmd).getBal(address);
+      out(opts.json ? toJson(found) : formatBal(found));
+    });
+
+  bal
+    .command('suspend')
+    .description('suspend a mailbox: mail to it is refused and nobody can open it, until resumed')
+    .argument('<address>', 'mailbox address')
+    .option('--reason <text>', 'why (kept with the mailbox and in the audit journal)')
+    .action(async (address: string, opts: { reason?: string }, cmd: Command) => {
+      const changed = await ctx.client(cmd).suspendBal(address, opts.reason);
+      out(`${changed.address} is now ${changed.status}\n`);
+    });
+
+  bal
+    .command('resume')
+    .description('make a suspended mailbox active again')
+    .argument('<address>', 'mailbox address')
+    .action(async (address: string, _opts: unknown, cmd: Command) => {
+      const changed = await ctx.client(cmd).resumeBal(address);
+      out(`${changed.address} is now ${changed.status}\n`);
+    });
+
+  bal
+    .command('delete')
+    .description('delete a mailbox for good: its address can never be created again')
+    .argument('<address>', 'mailbox address')
+    .option('--yes', 'confirm the deletion (required)')
+    .action(async (address: string, opts: { yes?: boolean }, cmd: Command) => {
+      if (!opts.yes) {
+        // A usage error (exit 2): nothing was sent to the API.
+        cmd.error(
+          `error: refusing to delete ${address} without --yes: deletion is final and the address can never be reused`,
+          { exitCode: 2, code: 'mssgw.confirmationRequired' },
+        );
+      }
+      const changed = await ctx.client(cmd).deleteBal(address);
+      out(`${changed.address} is now ${changed.status}\n`);
+    });
+
+  return bal;
+}
+
+interface ListOptions {
+  status?: (typeof BAL_STATUSES)[number];
+  type?: (typeof BAL_TYPES)[number];
+  limit?: number;
+  cursor?: string;
+  json?: boolean;
+}
+
+function upperChoice(value: string): (typeof BAL_TYPES)[number] {
+  const upper = value.toUpperCase();
+  const match = BAL_TYPES.find((t) => t === upper);
+  if (match === undefined) throw new InvalidArgumentError(`Allowed choices are ${BAL_TYPES.join(', ')}.`);
+  return match;
+}
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIST_LIMIT) {
+    throw new InvalidArgumentError(`give a whole number from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return n;
+}
+
+function toJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+const SHOW_FIELDS = [
+  'address',
+  'type',
+  'owner',
+  'status',
+  'statusReason',
+  'createdAt',
+  'updatedAt',
+  'suspendedAt',
+  'deletedAt',
+] as const satisfies ReadonlyArray<keyof Bal>;
+
+/** `key: value` lines, aligned, absent fields left out. */
+export function formatBal(bal: Bal): string {
+  const width = Math.max(...SHOW_FIELDS.map((f) => f.length)) + 1;
+  return SHOW_FIELDS.filter((f) => bal[f] !== undefined)
+    .map((f) => `${`${f}:`.padEnd(width)} ${bal[f]}\n`)
+    .join('');
+}
+
+/** A table of the page, then how to get the next page when there is one. */
+export function formatPage(page: BalPage): string {
+  if (page.items.length === 0) return 'no mailboxes\n';
+  const header = ['ADDRESS', 'TYPE', 'STATUS', 'OWNER', 'CREATED'];
+  const rows = page.items.map((b) => [b.address, b.type, b.status, b.owner, b.createdAt]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .concat('\n');
+  const more = page.nextCursor === undefined ? '' : `(more: mssgw bal list --cursor ${page.nextCursor})\n`;
+  return line(header) + rows.map(line).join('') + more;
+}

@@ -1,0 +1,41 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { environmentVariables } from '../config/index.js';
+import { generateDevPki } from '../pki/index.js';
+import type { CliIo } from './cli-context.js';
+
+/**
+ * Commands that work on this machine's files without the gateway running: the development PKI and
+ * the configuration check.
+ */
+export function registerLocalCommands(program: Command, io: CliIo): void {
+  program
+    .command('dev-pki')
+    .description('(re)generate the development PKI and whitelist (never for production)')
+    .option('--dir <dir>', 'output folder (default: pkiDir of the configuration, certs-dev)')
+    .action(async (opts: { dir?: string }) => {
+      const dir = path.resolve(opts.dir ?? io.loadConfig(io.env).pkiDir);
+      const manifest = await generateDevPki(dir);
+      io.stdout(
+        `development PKI written to ${dir} (${Object.keys(manifest.leaves).length} certificates, whitelist.xml)\n`,
+      );
+      io.stdout('never use these certificates in production: a production configuration refuses them\n');
+    });
+
+  const config = program.command('config').description('inspect the configuration');
+  config
+    .command('check')
+    .description('load and validate the configuration (config/ files, MSSGW_CONFIG, MSSGW_* variables)')
+    .option('--json', 'print the effective configuration as JSON')
+    .action((opts: { json?: boolean }) => {
+      const c = io.loadConfig(io.env);
+      if (opts.json) io.stdout(`${JSON.stringify(c, null, 2)}\n`);
+      else io.stdout(`configuration valid (mode ${c.mode}, data directory ${c.dataDir})\n`);
+    });
+  config
+    .command('env')
+    .description('list the environment variable that overrides each setting')
+    .action(() => {
+      for (const v of environmentVariables()) io.stdout(`${v.name}\t${v.key}\n`);
+    });
+}

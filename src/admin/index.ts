@@ -1,0 +1,10 @@
+export { buildAdminApi } from './admin-api.js';
+export type { AdminApiDeps } from './admin-api.js';
+export { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
+export type { AdminClientOptions } from './admin-client.js';
+export { ACTOR_HEADER } from './admin-auth.js';
+export { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
+export type { Problem } from './problem.js';
+export { DEFAULT_ADMIN_URL, EXIT, buildCli, processIo, runCli } from './cli.js';
+export { registerBalCommands } from './cli-bal.js';
+export type { CliContext, CliIo } from './cli-context.js';
