@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GatewayError } from '../errors/index.js';
-import { ConfigSchema, type Config } from './schema.js';
+import { ConfigSchema, ConfigSchemaChecked, type Config } from './schema.js';
 
 export interface ConfigIssue {
   /** Dotted key path, e.g. `smtp.mx.port`. */
@@ -39,6 +39,14 @@ export interface LoadConfigOptions {
 }
 
 type Tree = Record<string, unknown>;
+
+/** MSSGW_ variables that are not settings: where to find files, and the CLI's own. */
+const NOT_SETTINGS = new Set([
+  'MSSGW_CONFIG',
+  'MSSGW_CONFIG_DIR',
+  'MSSGW_ADMIN_URL',
+  'MSSGW_SKIP_SYSTEM_DEPS',
+]);
 
 function isTree(v: unknown): v is Tree {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -146,7 +154,7 @@ export function environmentVariables(): Array<{ name: string; key: string }> {
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
-    Object.values(value).forEach((v) => deepFreeze(v));
+    Object.values(value as object).forEach((v: unknown) => deepFreeze(v));
     Object.freeze(value);
   }
   return value;
@@ -196,7 +204,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     }
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith('MSSGW_') && !['MSSGW_CONFIG', 'MSSGW_CONFIG_DIR'].includes(name)) {
+    if (name.startsWith('MSSGW_') && !NOT_SETTINGS.has(name)) {
       if (!leafPaths(ConfigSchema).some(([p]) => envName(p) === name)) {
         issues.push({
           key: name,
@@ -208,7 +216,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   if (options.overrides) tree = deepMerge(tree, options.overrides);
 
-  const result = ConfigSchema.safeParse(tree);
+  const result = ConfigSchemaChecked.safeParse(tree);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const keys =

@@ -171,5 +171,32 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
 });
 
+/** Rules that span several keys; each issue names the key to fix. */
+export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
+  const { imap, lmtp, masterPasswordFile } = c.store;
+  if ((imap === undefined) !== (lmtp === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['store', imap === undefined ? 'imap' : 'lmtp'],
+      message: 'set both store.imap and store.lmtp for an external store, or neither for the embedded one',
+    });
+  }
+  if (imap && lmtp && !masterPasswordFile) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['store', 'masterPasswordFile'],
+      message: 'required with an external store',
+    });
+  }
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.admin.host);
+  if (c.admin.enabled && !loopback && !c.admin.tokenFile) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['admin', 'tokenFile'],
+      message: `the admin API listens on ${c.admin.host} (not loopback): a bearer token file is required`,
+    });
+  }
+});
+
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -44,3 +44,21 @@ describe('configuration schema', () => {
     expect((caught as ConfigError).code).toBe('CONFIG_INVALID');
   });
 });
+
+describe('configuration rules across keys', () => {
+  it('names the key to fix for an incomplete external store and an exposed admin API', () => {
+    let caught: unknown;
+    try {
+      loadConfig({
+        ...noFiles,
+        overrides: { store: { imap: { host: 'h', port: 1 } }, admin: { host: '0.0.0.0' } },
+      });
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as ConfigError).issues.map((i) => i.key).sort()).toEqual([
+      'admin.tokenFile',
+      'store.lmtp',
+    ]);
+  });
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Installs the Debian packages the embedded default and the test suite need (redis-server, Dovecot
+// with IMAP and LMTP, openssl), when they are missing. As root it runs apt-get itself; otherwise it
+// prints the one command to run. MSSGW_SKIP_SYSTEM_DEPS=1 skips the check (external Redis/Dovecot).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+if (process.env.MSSGW_SKIP_SYSTEM_DEPS === '1') process.exit(0);
+
+const needs = [
+  { pkg: 'redis-server', ok: () => onPath('redis-server') },
+  { pkg: 'dovecot-imapd', ok: () => onPath('dovecot') && existsSync('/usr/lib/dovecot/imap') },
+  { pkg: 'dovecot-lmtpd', ok: () => existsSync('/usr/lib/dovecot/lmtp') },
+  { pkg: 'openssl', ok: () => onPath('openssl') },
+];
+
+function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const missing = needs.filter((n) => !n.ok()).map((n) => n.pkg);
+if (missing.length === 0) process.exit(0);
+
+const command = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+if (process.platform !== 'linux' || typeof process.getuid !== 'function' || process.getuid() !== 0) {
+  console.error(
+    `mssgw needs these Debian packages: ${missing.join(', ')}.\nInstall them as root with:\n  ${command}`,
+  );
+  process.exit(1);
+}
+console.log(`mssgw: installing ${missing.join(', ')} with apt-get`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+for (const args of [
+  ['update', '-qq'],
+  ['install', '-y', '-qq', '--no-install-recommends', ...missing],
+]) {
+  const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.error(
+      `mssgw: 'apt-get ${args.join(' ')}' failed (exit ${r.status}); run it by hand:\n  ${command}`,
+    );
+    process.exit(1);
+  }
+}
+const still = needs.filter((n) => !n.ok()).map((n) => n.pkg);
+if (still.length > 0) {
+  console.error(`mssgw: still missing after apt-get: ${still.join(', ')}`);
+  process.exit(1);
+}

@@ -1,0 +1,257 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { buildAdminApi } from './admin/index.js';
+import { type Backends, startBackends } from './app-backends.js';
+import { type Clock, systemClock } from './clock.js';
+import { type Config, readSecretFile } from './config/index.js';
+import { LocalDelivery, Spool } from './delivery/index.js';
+import { WhitelistHolder, loadWhitelistFile } from './directory/index.js';
+import {
+  type AuditJournal,
+  FileAuditJournal,
+  type Logger,
+  type Metrics,
+  createMetrics,
+  createObservabilityServer,
+  listenHttp,
+} from './observability/index.js';
+import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from './pki/index.js';
+import { BalRegistry } from './registry/index.js';
+import { MxServer } from './smtp/index.js';
+import { StoreHealthMonitor, lmtpTransport, storeProvisioner } from './store-wiring.js';
+
+export interface GatewayAddresses {
+  mx?: AddressInfo;
+  metrics?: AddressInfo;
+  admin?: AddressInfo;
+}
+
+/** `{ mx: '127.0.0.1:2525', ... }` for logs and the journal. */
+export function describeAddresses(addresses: GatewayAddresses): Record<string, string> {
+  const entries = Object.entries(addresses) as Array<[string, AddressInfo | undefined]>;
+  return Object.fromEntries(entries.flatMap(([k, a]) => (a ? [[k, `${a.address}:${a.port}`]] : [])));
+}
+
+export interface GatewayOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+/**
+ * The composition root (STYLE.md convention 4): builds every service from explicit dependencies,
+ * starts them in dependency order and stops them in reverse.
+ */
+export class Gateway {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly addresses: GatewayAddresses = {};
+  journal!: AuditJournal;
+  backends!: Backends;
+  registry!: BalRegistry;
+  spool!: Spool;
+  delivery!: LocalDelivery;
+  whitelist!: WhitelistHolder;
+  mx: MxServer | undefined;
+  #trust!: TrustMaterial;
+  #admin: FastifyInstance | undefined;
+  #http: ReturnType<typeof createObservabilityServer> | undefined;
+  #health: StoreHealthMonitor | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(config: Config, options: GatewayOptions) {
+    this.config = config;
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.metrics = createMetrics();
+  }
+
+  static async start(config: Config, options: GatewayOptions): Promise<Gateway> {
+    const gw = new Gateway(config, options);
+    try {
+      await gw.#start();
+    } catch (err) {
+      await gw.stop();
+      throw err;
+    }
+    return gw;
+  }
+
+  get trust(): TrustMaterial {
+    return this.#trust;
+  }
+
+  async #start(): Promise<void> {
+    const { config, logger } = this;
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+    if (config.mode === 'development') {
+      const { generated } = await ensureDevPki(config.pkiDir);
+      if (generated)
+        logger.warn(
+          { event: 'pki.dev.generated', dir: config.pkiDir },
+          'development PKI generated (never use it in production)',
+        );
+    }
+    this.#trust = loadTrustMaterial(config.tls).material;
+    if (config.mode === 'production') assertProductionTrust(this.#trust);
+    this.whitelist = new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, this.clock));
+    this.journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock: this.clock });
+    this.backends = await startBackends(config, logger);
+    const { store, redis } = this.backends;
+    this.registry = new BalRegistry({
+      redis,
+      prefix: config.redis.prefix,
+      domains: config.domains,
+      clock: this.clock,
+      journal: this.journal,
+      provisioner: storeProvisioner(store),
+    });
+    this.spool = new Spool(config.dataDir);
+    await this.spool.init();
+    this.delivery = new LocalDelivery({
+      spool: this.spool,
+      transport: lmtpTransport(store, config.smtp.hostname, config.delivery.lmtpTimeoutSeconds * 1000),
+      clock: this.clock,
+      logger: logger.child({ component: 'delivery' }),
+      journal: this.journal,
+      observer: {
+        attempt: (outcome) => this.metrics.deliveryAttempts.inc({ outcome }),
+        delivered: (s) => this.metrics.deliveryLatency.observe(s),
+      },
+      options: config.delivery,
+    });
+    this.#health = new StoreHealthMonitor(store, () => this.delivery.retryNow(), logger);
+    this.#wireMetricSources();
+    await this.delivery.start();
+    this.#health.start();
+    await this.#listen();
+    this.journal.record({
+      event: 'gateway.started',
+      mode: config.mode,
+      embedded: this.backends.embedded,
+      addresses: this.#describeAddresses(),
+    });
+  }
+
+  async #listen(): Promise<void> {
+    const { config } = this;
+    if (config.smtp.mx.enabled) {
+      this.mx = new MxServer({
+        config,
+        trust: () => this.#trust,
+        whitelist: this.whitelist,
+        mailboxes: this.registry,
+        spool: this.spool,
+        onAccepted: (env) => this.delivery.enqueue(env),
+        clock: this.clock,
+        logger: this.logger.child({ component: 'smtp' }),
+        journal: this.journal,
+        metrics: this.metrics,
+      });
+      this.addresses.mx = await this.mx.listen(config.smtp.mx.port, config.smtp.mx.host);
+    }
+    if (config.metrics.enabled) {
+      this.#http = createObservabilityServer(this.metrics.registry, [
+        { name: 'redis', check: async () => (await this.backends.redis.ping()) === 'PONG' },
+        { name: 'store', check: () => Promise.resolve(this.#health?.up ?? false) },
+        {
+          name: 'smtp',
+          check: () => Promise.resolve(!config.smtp.mx.enabled || this.mx?.server.server.listening === true),
+        },
+      ]);
+      this.addresses.metrics = await listenHttp(this.#http, config.metrics.port, config.metrics.host);
+    }
+    if (config.admin.enabled) {
+      const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
+      const admin = buildAdminApi({
+        registry: this.registry,
+        logger: this.logger.child({ component: 'admin' }),
+        ...(token ? { token } : {}),
+      });
+      this.#admin = admin;
+      await admin.listen({ port: config.admin.port, host: config.admin.host });
+      this.addresses.admin = admin.server.address() as AddressInfo;
+    }
+  }
+
+  #wireMetricSources(): void {
+    const s = this.metrics.sources;
+    s.spoolDepth = () => this.delivery.depth;
+    s.spoolOldestAgeSeconds = () => this.delivery.oldestAgeSeconds();
+    s.redisUp = async () => (await this.backends.redis.ping().catch(() => '')) === 'PONG';
+    s.storeUp = async () => this.#health?.check() ?? { imap: false, lmtp: false };
+    s.whitelist = () => {
+      const w = this.whitelist.current();
+      return {
+        entries: w.size,
+        domains: w.domainCount,
+        operators: w.operatorCount,
+        ageSeconds: (this.clock.now().getTime() - Date.parse(w.generatedAt)) / 1000,
+      };
+    };
+    s.bals = async () => {
+      const counts = await this.registry.countByStatusAndType();
+      return Object.entries(counts).flatMap(([status, byType]) =>
+        Object.entries(byType).map(([type, count]) => ({ type, status, count })),
+      );
+    };
+    s.certificateExpirySeconds = () =>
+      (Date.parse(this.#trust.certificate.validTo) - this.clock.now().getTime()) / 1000;
+  }
+
+  #describeAddresses(): Record<string, string> {
+    return describeAddresses(this.addresses);
+  }
+
+  /** Reloads the whitelist and the trust material, keeping the last good copy of what fails. */
+  async reload(): Promise<void> {
+    const log = this.logger.child({ event: 'gateway.reload' });
+    try {
+      this.whitelist.swap(await loadWhitelistFile(this.config.whitelistFile, this.clock));
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'whitelist reload failed; last good copy kept');
+    }
+    try {
+      const { material, staleCrls } = loadTrustMaterial(this.config.tls, this.#trust);
+      if (this.config.mode === 'production') assertProductionTrust(material);
+      this.#trust = material;
+      this.mx?.reloadTrust();
+      for (const s of staleCrls) log.error(s, 'revocation list unreadable; last good copy kept');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
+    }
+    this.journal.record({ event: 'gateway.reloaded' });
+  }
+
+  /** Graceful stop: listeners first, then workers, then backends. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.error(
+          { event: 'gateway.stop_failed', step: name, err: (err as Error).message },
+          'stop step failed',
+        );
+      }
+    };
+    await step('mx', () => this.mx?.close());
+    await step('admin', () => this.#admin?.close());
+    await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
+    this.#health?.stop();
+    await step('delivery', () => this.delivery?.stop());
+    // `journal` and `backends` are unset when start failed early.
+    await step('journal', () => {
+      this.journal?.record({ event: 'gateway.stopped' });
+      this.journal?.close();
+    });
+    await step('backends', () => this.backends?.stop());
+  }
+}

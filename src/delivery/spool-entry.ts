@@ -1,0 +1,33 @@
+/** What the spool keeps beside each message: the envelope and per-recipient delivery state. */
+export type RecipientState = 'pending' | 'delivered' | 'failed';
+
+export interface SpoolRecipient {
+  readonly address: string;
+  state: RecipientState;
+  attempts: number;
+  /** DSN parameters (RFC 3461) given at RCPT, kept for delivery notifications. */
+  readonly dsn?: { readonly notify?: readonly string[]; readonly orcpt?: string };
+  lastResult?: string;
+  finishedAt?: string;
+}
+
+export interface SpoolEnvelope {
+  readonly id: string;
+  readonly version: 1;
+  readonly receivedAt: string;
+  /** Empty string for the null reverse-path (DSN/MDN). */
+  readonly mailFrom: string;
+  readonly dsn?: { readonly ret?: string; readonly envid?: string };
+  readonly channel: 'mx' | 'submission';
+  readonly size: number;
+  readonly messageId?: string;
+  readonly peer: {
+    readonly address: string;
+    readonly helo?: string;
+    readonly dn?: string;
+    readonly tlsProtocol?: string;
+    readonly tlsCipher?: string;
+  };
+  recipients: SpoolRecipient[];
+  nextAttemptAt: string;
+}

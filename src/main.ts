@@ -1,0 +1,79 @@
+import { Gateway, describeAddresses } from './app.js';
+import { ConfigError, loadConfig } from './config/index.js';
+import { isGatewayError } from './errors/index.js';
+import { createLogger } from './observability/index.js';
+
+/** EX_CONFIG from sysexits.h: the configuration is wrong, restarting will not help. */
+const EXIT_CONFIG = 78;
+
+/**
+ * Process entry: load the configuration (listing every bad key and refusing to start), start the
+ * gateway, drain on SIGTERM/SIGINT, reload trust material and whitelist on SIGHUP.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`mssgw: ${err.message}`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.log.level });
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.start(config, { logger });
+  } catch (err) {
+    const code = isGatewayError(err) ? err.code : 'INTERNAL';
+    logger.fatal(
+      { event: 'gateway.start_failed', code, err: (err as Error).message },
+      'gateway did not start',
+    );
+    console.error(`mssgw: start failed (${code}): ${(err as Error).message}`);
+    logger.flush();
+    process.exit(
+      isGatewayError(err) && (code === 'CONFIG_INVALID' || code.startsWith('PKI')) ? EXIT_CONFIG : 1,
+    );
+  }
+  const listening = describeAddresses(gateway.addresses);
+  logger.info(
+    {
+      event: 'gateway.ready',
+      mode: config.mode,
+      dataDir: config.dataDir,
+      listening,
+      embedded: gateway.backends.embedded,
+    },
+    'gateway ready',
+  );
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'gateway.stopping', signal }, 'stopping');
+    void gateway.stop().then(
+      () => {
+        logger.info({ event: 'gateway.stopped' }, 'stopped');
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.fatal({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => void gateway.reload());
+}
+
+process.on('unhandledRejection', (reason) => {
+  console.error('mssgw: unhandled rejection', reason);
+  process.exit(1);
+});
+
+void main();

@@ -1,0 +1,424 @@
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import type { Spool, SpoolEnvelope } from '../delivery/index.js';
+import { GatewayError, type ErrorCode, toGatewayError } from '../errors/index.js';
+import type { AuditJournal } from '../observability/journal.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import {
+  type PeerVerdict,
+  type TrustMaterial,
+  attributesFromSubject,
+  issuedByOneOf,
+  judgePeer,
+  tlsProfile,
+} from '../pki/index.js';
+import { type MailboxStatusView, parseAddress, routeByDomain, routeLocal } from '../routing/index.js';
+import type { WhitelistHolder } from '../directory/index.js';
+import { adoptEnhancedCodes } from './enhanced-replies.js';
+import { HeaderCapture } from './header-scan.js';
+import { receivedHeader } from './received-header.js';
+import { replyLine, smtpError } from './replies.js';
+
+const LISTENER = 'mx';
+
+export interface MailboxLookup {
+  get(address: string): Promise<MailboxStatusView | null>;
+}
+
+export interface MxServerDeps {
+  readonly config: Pick<Config, 'smtp' | 'tls' | 'domains'>;
+  readonly trust: () => TrustMaterial;
+  readonly whitelist: WhitelistHolder;
+  readonly mailboxes: MailboxLookup;
+  readonly spool: Spool;
+  readonly onAccepted: (envelope: SpoolEnvelope) => void;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly journal: AuditJournal;
+  readonly metrics: Metrics;
+}
+
+interface ConnectionState {
+  readonly log: Logger;
+  verdict?: PeerVerdict;
+  tls?: { protocol: string; cipher: string; resumed: boolean };
+}
+
+/**
+ * The inter-operator SMTP listener (ARCHITECTURE.md §5 "Inbound from another operator"): STARTTLS and
+ * an IGC-Santé client certificate of a whitelisted operator before MAIL; the sender domain must be one
+ * of that operator's; recipients must be active local mailboxes; 250 only once the message is durable.
+ */
+export class MxServer {
+  readonly server: SMTPServer;
+  readonly #d: MxServerDeps;
+  readonly #domains: ReadonlySet<string>;
+  readonly #state = new Map<string, ConnectionState>();
+
+  constructor(deps: MxServerDeps) {
+    this.#d = deps;
+    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.server = new SMTPServer(this.#options());
+    this.server.on('error', (err: Error & { code?: string; meta?: { stage?: string } }) =>
+      this.#onServerError(err),
+    );
+  }
+
+  #options(): ConstructorParameters<typeof SMTPServer>[0] {
+    const { smtp, tls } = this.#d.config;
+    const trust = this.#d.trust();
+    return {
+      name: smtp.hostname,
+      banner: 'MSSante operator gateway',
+      secure: false,
+      key: trust.key,
+      cert: trust.cert,
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+      ...tlsProfile(tls),
+      // Ask for the peer certificate but judge it ourselves, to answer with a precise reply.
+      requestCert: true,
+      rejectUnauthorized: false,
+      sessionIdContext: 'mssgw-mx',
+      disabledCommands: ['AUTH'],
+      authOptional: true,
+      size: smtp.maxMessageBytes,
+      rejectOversized: true,
+      maxRecipients: smtp.maxRecipients,
+      maxClients: smtp.mx.maxConnections,
+      socketTimeout: smtp.mx.socketTimeoutSeconds * 1000,
+      disableReverseLookup: true,
+      logger: false,
+      onConnect: (session, cb) => this.#onConnect(session, cb),
+      onSecure: (socket, session, cb) => this.#onSecure(socket as TLSSocket, session, cb),
+      onMailFrom: (address, session, cb) => this.#onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.#onData(stream, session, cb),
+      onClose: (session) => this.#onClose(session),
+    };
+  }
+
+  /** Rebuilds the TLS context after a certificate, CA or CRL change; new connections use it. */
+  reloadTrust(): void {
+    const trust = this.#d.trust();
+    this.server.updateSecureContext({
+      key: trust.key,
+      cert: trust.cert,
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+    });
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.server.off('error', onError);
+        resolve(this.server.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  #onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    adoptEnhancedCodes(this.server, session.id);
+    const log = this.#d.logger.child({ cid: session.id, remote: session.remoteAddress, listener: LISTENER });
+    this.#state.set(session.id, { log });
+    this.#d.metrics.smtpConnections.inc({ listener: LISTENER });
+    this.#d.metrics.smtpActiveConnections.inc({ listener: LISTENER });
+    log.debug({ event: 'smtp.connection.opened' }, 'connection');
+    cb();
+  }
+
+  #onSecure(socket: TLSSocket, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const st = this.#state.get(session.id);
+    if (!st) return cb();
+    const cert = socket.getPeerCertificate();
+    const hasCert =
+      cert && typeof cert === 'object' && Object.keys(cert).length > 0 && cert.subject !== undefined;
+    const cipher = socket.getCipher();
+    st.tls = {
+      protocol: socket.getProtocol() ?? 'unknown',
+      cipher: cipher.name,
+      resumed: socket.isSessionReused(),
+    };
+    this.#d.metrics.tlsHandshakes.inc({
+      listener: LISTENER,
+      outcome: 'ok',
+      reason: st.tls.resumed ? 'resumed' : 'full',
+    });
+    st.verdict = judgePeer(
+      {
+        secure: true,
+        ...(hasCert ? { subject: attributesFromSubject(cert.subject) } : {}),
+        authorized: socket.authorized,
+        ...(hasCert && !socket.authorized ? { issuedByTrustedAuthority: this.#issuedByUs(socket) } : {}),
+        ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
+      },
+      this.#d.whitelist.current(),
+    );
+    const v = st.verdict;
+    this.#d.metrics.peerVerdicts.inc({ listener: LISTENER, outcome: v.ok ? 'accepted' : v.reason });
+    const fields = {
+      event: 'smtp.mx.peer',
+      remote: session.remoteAddress,
+      ...st.tls,
+      ok: v.ok,
+      dn: v.dn,
+      reason: v.ok ? undefined : v.reason,
+      authorizationError: socket.authorizationError,
+    };
+    this.#d.journal.record(fields);
+    st.log.info(fields, 'peer identified');
+    cb();
+  }
+
+  #issuedByUs(socket: TLSSocket): boolean {
+    const leaf = socket.getPeerX509Certificate();
+    return leaf !== undefined && issuedByOneOf(leaf, this.#d.trust().authorities);
+  }
+
+  #refuse(
+    session: SMTPServerSession,
+    command: string,
+    code: ErrorCode,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    const st = this.#state.get(session.id);
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command, outcome: reason });
+    const entry = {
+      event: 'smtp.mx.rejected',
+      command,
+      code,
+      reply: replyLine(code),
+      remote: session.remoteAddress,
+      dn: st?.verdict?.dn,
+      ...extra,
+    };
+    this.#d.journal.record(entry);
+    st?.log.info(entry, 'refused');
+    return smtpError(code);
+  }
+
+  #onMailFrom(
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): void {
+    const st = this.#state.get(session.id);
+    const verdict = session.secure
+      ? st?.verdict
+      : { ok: false as const, code: 'TLS_REQUIRED' as const, reason: 'tls_required' };
+    if (!verdict) return cb(this.#refuse(session, 'MAIL', 'CERT_MISSING', 'cert_missing'));
+    if (!verdict.ok)
+      return cb(this.#refuse(session, 'MAIL', verdict.code, verdict.reason, { from: address.address }));
+    // Null reverse-path (DSN, MDN): authorised on the peer certificate alone (MSSANTE.md).
+    if (address.address !== '') {
+      const parsed = parseAddress(address.address);
+      if (!parsed)
+        return cb(
+          this.#refuse(session, 'MAIL', 'BAD_ADDRESS_SYNTAX', 'bad_sender', { from: address.address }),
+        );
+      if (!verdict.domains.has(parsed.domain)) {
+        return cb(
+          this.#refuse(session, 'MAIL', 'SENDER_DOMAIN_NOT_AUTHORISED', 'sender_domain_mismatch', {
+            from: address.address,
+          }),
+        );
+      }
+    }
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'MAIL', outcome: 'accepted' });
+    cb();
+  }
+
+  async #onRcptTo(
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): Promise<void> {
+    const first = routeByDomain(address.address, this.#domains);
+    if (first.kind === 'refuse')
+      return cb(this.#refuse(session, 'RCPT', first.code, first.reason, { to: address.address }));
+    let bal: MailboxStatusView | null;
+    try {
+      bal = await this.#d.mailboxes.get(first.address);
+    } catch (err) {
+      this.#state
+        .get(session.id)
+        ?.log.error(
+          { event: 'smtp.mx.registry_error', err: toGatewayError(err).message },
+          'registry lookup failed',
+        );
+      return cb(
+        this.#refuse(session, 'RCPT', 'REGISTRY_UNAVAILABLE', 'registry_unavailable', {
+          to: address.address,
+        }),
+      );
+    }
+    const decision = routeLocal(first.address, bal);
+    if (decision.kind === 'refuse')
+      return cb(this.#refuse(session, 'RCPT', decision.code, decision.reason, { to: address.address }));
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'RCPT', outcome: 'accepted' });
+    cb();
+  }
+
+  async #onData(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    cb: (err?: Error | null, message?: string) => void,
+  ): Promise<void> {
+    const st = this.#state.get(session.id);
+    const now = this.#d.clock.now();
+    const id = this.#d.spool.newId(now);
+    const rcpts = session.envelope.rcptTo;
+    const peerDn = st?.verdict?.ok ? st.verdict.dn : undefined;
+    const header = receivedHeader({
+      helo: session.hostNameAppearsAs,
+      remoteAddress: session.remoteAddress,
+      hostname: this.#d.config.smtp.hostname,
+      protocol: 'ESMTPS',
+      ...(st?.tls ? { tlsProtocol: st.tls.protocol, tlsCipher: st.tls.cipher } : {}),
+      ...(peerDn ? { peerDn } : {}),
+      id,
+      ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
+      date: now,
+    });
+    const capture = new HeaderCapture();
+    stream.pipe(capture);
+    let size: number;
+    try {
+      size = await this.#d.spool.writeMessage(id, Buffer.from(header, 'latin1'), capture);
+    } catch (err) {
+      stream.resume();
+      st?.log.error({ event: 'smtp.mx.spool_error', err: toGatewayError(err).message }, 'spool write failed');
+      return cb(this.#refuse(session, 'DATA', 'SPOOL_FAILED', 'spool_failed'));
+    }
+    if (stream.sizeExceeded) {
+      await this.#d.spool.discard(id);
+      return cb(this.#refuse(session, 'DATA', 'MESSAGE_TOO_LARGE', 'too_large', { size: stream.byteLength }));
+    }
+    const messageId = capture.header('Message-ID');
+    const envelope = this.#envelope(session, id, now, size, messageId, st);
+    try {
+      await this.#d.spool.commit(envelope);
+    } catch (err) {
+      st?.log.error(
+        { event: 'smtp.mx.spool_error', err: toGatewayError(err).message },
+        'spool commit failed',
+      );
+      return cb(this.#refuse(session, 'DATA', 'SPOOL_FAILED', 'spool_failed'));
+    }
+    this.#accepted(envelope, st);
+    cb(null, `2.0.0 Ok: queued as ${id}`);
+    this.#d.onAccepted(envelope);
+  }
+
+  #envelope(
+    session: SMTPServerSession,
+    id: string,
+    now: Date,
+    size: number,
+    messageId: string | undefined,
+    st: ConnectionState | undefined,
+  ): SpoolEnvelope {
+    const env = session.envelope as typeof session.envelope & {
+      dsn?: { ret?: string | null; envid?: string | null };
+    };
+    const dsnOf = (a: SMTPServerAddress) =>
+      (a as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+    const mailFrom = env.mailFrom === false ? '' : env.mailFrom.address;
+    return {
+      id,
+      version: 1,
+      receivedAt: now.toISOString(),
+      mailFrom,
+      ...(env.dsn && (env.dsn.ret || env.dsn.envid)
+        ? {
+            dsn: {
+              ...(env.dsn.ret ? { ret: env.dsn.ret } : {}),
+              ...(env.dsn.envid ? { envid: env.dsn.envid } : {}),
+            },
+          }
+        : {}),
+      channel: 'mx',
+      size,
+      ...(messageId ? { messageId } : {}),
+      peer: {
+        address: session.remoteAddress,
+        helo: session.hostNameAppearsAs,
+        ...(st?.verdict?.ok ? { dn: st.verdict.dn } : {}),
+        ...(st?.tls ? { tlsProtocol: st.tls.protocol, tlsCipher: st.tls.cipher } : {}),
+      },
+      recipients: env.rcptTo.map((r) => {
+        const dsn = dsnOf(r);
+        return {
+          address: r.address.toLowerCase(),
+          state: 'pending' as const,
+          attempts: 0,
+          ...(dsn ? { dsn } : {}),
+        };
+      }),
+      nextAttemptAt: now.toISOString(),
+    };
+  }
+
+  #accepted(envelope: SpoolEnvelope, st: ConnectionState | undefined): void {
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'DATA', outcome: 'accepted' });
+    this.#d.metrics.messageBytes.observe({ listener: LISTENER }, envelope.size);
+    const entry = {
+      event: 'smtp.mx.accepted',
+      spoolId: envelope.id,
+      messageId: envelope.messageId,
+      from: envelope.mailFrom,
+      to: envelope.recipients.map((r) => r.address),
+      size: envelope.size,
+      dn: envelope.peer.dn,
+      remote: envelope.peer.address,
+      tlsProtocol: envelope.peer.tlsProtocol,
+      tlsCipher: envelope.peer.tlsCipher,
+    };
+    this.#d.journal.record(entry);
+    st?.log.info(entry, 'message accepted');
+  }
+
+  #onClose(session: SMTPServerSession): void {
+    if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
+  }
+
+  #onServerError(err: Error & { code?: string; meta?: { stage?: string; tlsProtocol?: string } }): void {
+    const tlsFailure = /tls|ssl/i.test(`${err.code ?? ''} ${err.message}`);
+    if (tlsFailure) {
+      const reason = /version|protocol/i.test(err.message)
+        ? 'protocol'
+        : /cipher/i.test(err.message)
+          ? 'cipher'
+          : /certificate/i.test(err.message)
+            ? 'certificate'
+            : 'other';
+      this.#d.metrics.tlsHandshakes.inc({ listener: LISTENER, outcome: 'failed', reason });
+      this.#d.logger.info(
+        { event: 'smtp.tls.failed', listener: LISTENER, reason, err: err.message },
+        'TLS handshake failed',
+      );
+      return;
+    }
+    if (err instanceof GatewayError)
+      this.#d.logger.error({ event: 'smtp.error', code: err.code, err: err.message }, 'smtp error');
+    else
+      this.#d.logger.debug({ event: 'smtp.socket_error', code: err.code, err: err.message }, 'socket error');
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The trace header we add (RFC 5321 §4.4): who sent it, over which TLS, with which certificate DN.
+ * Values from the client are sanitised: no control characters, no comment breakout.
+ */
+export interface ReceivedInfo {
+  readonly helo: string;
+  readonly remoteAddress: string;
+  readonly hostname: string;
+  readonly protocol: 'ESMTPS' | 'ESMTPSA' | 'ESMTP';
+  readonly tlsProtocol?: string;
+  readonly tlsCipher?: string;
+  readonly peerDn?: string;
+  readonly id: string;
+  readonly recipient?: string;
+  readonly date: Date;
+}
+
+function clean(value: string, max = 200): string {
+  return value.replace(/[\p{Cc}()\\]/gu, ' ').slice(0, max);
+}
+
+/** RFC 5322 §3.3 date-time in UTC. */
+export function rfc5322Date(d: Date): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
+
+export function receivedHeader(info: ReceivedInfo): string {
+  const from = `from ${clean(info.helo, 100) || 'unknown'} ([${clean(info.remoteAddress, 60)}])`;
+  const tls = info.tlsProtocol
+    ? `\r\n\t(using ${clean(info.tlsProtocol, 20)} with cipher ${clean(info.tlsCipher ?? '?', 60)})`
+    : '';
+  const dn = info.peerDn ? `\r\n\t(peer certificate ${clean(info.peerDn)})` : '';
+  const by = `\r\n\tby ${clean(info.hostname, 100)} (mssgw) with ${info.protocol} id ${info.id}`;
+  const rcpt = info.recipient ? `\r\n\tfor <${clean(info.recipient, 254)}>` : '';
+  return `Received: ${from}${tls}${dn}${by}${rcpt};\r\n\t${rfc5322Date(info.date)}\r\n`;
+}

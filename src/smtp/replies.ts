@@ -1,0 +1,87 @@
+import type { ErrorCode } from '../errors/index.js';
+import { GatewayError } from '../errors/index.js';
+
+/**
+ * The one table that turns error codes into SMTP replies (STYLE.md convention 5). Enhanced status
+ * codes: RFC 3463, RFC 4954, RFC 5248 registry. Each trust refusal has its own code so that a peer's
+ * postmaster can tell them apart in its logs.
+ */
+interface SmtpReply {
+  readonly code: number;
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+const REPLIES: Partial<Record<ErrorCode, SmtpReply>> = {
+  TLS_REQUIRED: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  CERT_MISSING: {
+    code: 530,
+    enhanced: '5.7.14',
+    text: 'A client certificate issued by IGC-Santé is required on this port',
+  },
+  CERT_UNTRUSTED: {
+    code: 550,
+    enhanced: '5.7.5',
+    text: 'Client certificate does not chain to a trusted IGC-Santé authority',
+  },
+  CERT_EXPIRED: { code: 550, enhanced: '5.7.8', text: 'Client certificate is outside its validity period' },
+  CERT_REVOKED: { code: 550, enhanced: '5.7.13', text: 'Client certificate has been revoked' },
+  CRL_UNAVAILABLE: {
+    code: 454,
+    enhanced: '4.7.0',
+    text: 'Revocation status cannot be checked right now, try again later',
+  },
+  OPERATOR_NOT_WHITELISTED: {
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Certificate DN is not a whitelisted MSSanté operator',
+  },
+  SENDER_DOMAIN_NOT_AUTHORISED: {
+    code: 553,
+    enhanced: '5.7.1',
+    text: 'Sender domain is not served by your operator certificate in the MSSanté whitelist',
+  },
+  RECIPIENT_UNKNOWN: { code: 550, enhanced: '5.1.1', text: 'No such mailbox here' },
+  RECIPIENT_SUSPENDED: { code: 550, enhanced: '5.2.1', text: 'Mailbox is suspended' },
+  RELAY_DENIED: { code: 550, enhanced: '5.7.1', text: 'Relaying denied: this is not a domain of ours' },
+  BAD_ADDRESS_SYNTAX: { code: 553, enhanced: '5.1.3', text: 'Malformed address' },
+  TOO_MANY_RECIPIENTS: { code: 452, enhanced: '4.5.3', text: 'Too many recipients' },
+  MESSAGE_TOO_LARGE: { code: 552, enhanced: '5.3.4', text: 'Message exceeds fixed maximum message size' },
+  SPOOL_FAILED: { code: 451, enhanced: '4.3.0', text: 'Message could not be stored, try again later' },
+  REGISTRY_UNAVAILABLE: {
+    code: 451,
+    enhanced: '4.3.0',
+    text: 'Mailbox directory unavailable, try again later',
+  },
+};
+
+const FALLBACK: SmtpReply = {
+  code: 451,
+  enhanced: '4.3.0',
+  text: 'Local error in processing, try again later',
+};
+
+export function smtpReplyFor(code: ErrorCode): SmtpReply {
+  return REPLIES[code] ?? FALLBACK;
+}
+
+/** Error object smtp-server understands: `responseCode` plus a text that starts with the enhanced code. */
+export interface SmtpHookError extends Error {
+  responseCode: number;
+}
+
+export function smtpError(code: ErrorCode, detail?: string): SmtpHookError {
+  const reply = smtpReplyFor(code);
+  const err = new GatewayError(
+    code,
+    `${reply.enhanced} ${reply.text}${detail ? ` (${detail})` : ''}`,
+  ) as GatewayError & SmtpHookError;
+  err.responseCode = reply.code;
+  return err;
+}
+
+/** Text of a reply line for logs and the journal, e.g. `550 5.7.1 Relaying denied`. */
+export function replyLine(code: ErrorCode): string {
+  const r = smtpReplyFor(code);
+  return `${r.code} ${r.enhanced} ${r.text}`;
+}
