@@ -89,6 +89,10 @@ export class MxServer {
       requestCert: true,
       rejectUnauthorized: false,
       sessionIdContext: 'mssgw-mx',
+      // Both are off by default in smtp-server. RFC 2034 codes let peers tell refusals apart;
+      // DSN parameters (RFC 3461) must be accepted and kept (MSSANTE.md "Message conventions").
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
       disabledCommands: ['AUTH'],
       authOptional: true,
       size: smtp.maxMessageBytes,

@@ -3,7 +3,7 @@ import { GatewayError } from '../errors/index.js';
 
 /**
  * The one table that turns error codes into SMTP replies (STYLE.md convention 5). Enhanced status
- * codes: RFC 3463, RFC 4954, RFC 5248 registry. Each trust refusal has its own code so that a peer's
+ * codes: RFC 3463, RFC 4954, RFC 5248 registry. Texts are US-ASCII (RFC 5321 §4.2). Each trust refusal has its own code so that a peer's
  * postmaster can tell them apart in its logs.
  */
 interface SmtpReply {
@@ -17,12 +17,12 @@ const REPLIES: Partial<Record<ErrorCode, SmtpReply>> = {
   CERT_MISSING: {
     code: 530,
     enhanced: '5.7.14',
-    text: 'A client certificate issued by IGC-Santé is required on this port',
+    text: 'A client certificate issued by IGC-Sante is required on this port',
   },
   CERT_UNTRUSTED: {
     code: 550,
     enhanced: '5.7.5',
-    text: 'Client certificate does not chain to a trusted IGC-Santé authority',
+    text: 'Client certificate does not chain to a trusted IGC-Sante authority',
   },
   CERT_EXPIRED: { code: 550, enhanced: '5.7.8', text: 'Client certificate is outside its validity period' },
   CERT_REVOKED: { code: 550, enhanced: '5.7.13', text: 'Client certificate has been revoked' },
@@ -34,12 +34,12 @@ const REPLIES: Partial<Record<ErrorCode, SmtpReply>> = {
   OPERATOR_NOT_WHITELISTED: {
     code: 550,
     enhanced: '5.7.1',
-    text: 'Certificate DN is not a whitelisted MSSanté operator',
+    text: 'Certificate DN is not a whitelisted MSSante operator',
   },
   SENDER_DOMAIN_NOT_AUTHORISED: {
     code: 553,
     enhanced: '5.7.1',
-    text: 'Sender domain is not served by your operator certificate in the MSSanté whitelist',
+    text: 'Sender domain is not served by your operator certificate in the MSSante whitelist',
   },
   RECIPIENT_UNKNOWN: { code: 550, enhanced: '5.1.1', text: 'No such mailbox here' },
   RECIPIENT_SUSPENDED: { code: 550, enhanced: '5.2.1', text: 'Mailbox is suspended' },

@@ -12,6 +12,8 @@ export interface TestGatewayOptions {
   /** Reuse a data directory (restart after a crash). */
   readonly dataDir?: string;
   readonly prefix?: string;
+  /** Master password of the store, when the test brings its own Dovecot. */
+  readonly masterPassword?: string;
 }
 
 /** A unique scratch folder inside the run's scratch directory. */
@@ -30,7 +32,7 @@ export function testConfig(options: TestGatewayOptions = {}): Config {
   const pki = inject('pkiDir');
   const dovecot = inject('dovecot');
   const masterPasswordFile = path.join(dataDir, 'master.secret');
-  writeFileSync(masterPasswordFile, dovecot.masterPassword, { mode: 0o600 });
+  writeFileSync(masterPasswordFile, options.masterPassword ?? dovecot.masterPassword, { mode: 0o600 });
   const base = {
     dataDir,
     pkiDir: pki,

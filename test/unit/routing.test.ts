@@ -47,6 +47,7 @@ describe('SMTP replies', () => {
     const pairs = codes.map((c) => `${smtpReplyFor(c).code} ${smtpReplyFor(c).enhanced}`);
     expect(new Set(pairs).size).toBe(codes.length);
     expect(pairs[0]).toBe('530 5.7.0');
+    for (const c of codes) expect(smtpReplyFor(c).text).toMatch(/^[\x20-\x7e]+$/); // RFC 5321 §4.2: US-ASCII
     const err = smtpError('MESSAGE_TOO_LARGE');
     expect(err.responseCode).toBe(552);
     expect(err.message).toMatch(/^5\.3\.4 /);

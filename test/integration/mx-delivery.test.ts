@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../src/app.js';
+import type { SpoolEnvelope } from '../../src/delivery/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { openMailboxSession, startEmbeddedDovecot } from '../../src/store/index.js';
+import {
+  identity,
+  PEER_DOMAIN,
+  pkiFile,
+  scratchDir,
+  startTestGateway,
+  uniqueBal,
+} from '../helpers/gateway.js';
+import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { SmtpTranscript } from '../helpers/smtp-transcript.js';
+
+const system = { kind: 'system' as const, id: 'test' };
+
+function peerTransport(port: number) {
+  return nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    requireTLS: true,
+    name: 'mx.peer.mssante.test',
+    tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+  });
+}
+
+/** A message as an LPS would write it: X-MSS-* headers, 8-bit text, a dot line, a long line. */
+function rawMessage(to: string, messageId: string, extra = ''): Buffer {
+  return Buffer.from(
+    [
+      `From: Dr Martin <martin@${PEER_DOMAIN}>`,
+      `To: <${to}>`,
+      `Subject: XDM/1.0/DDM+Compte rendu`,
+      `Message-ID: <${messageId}>`,
+      'Date: Tue, 24 Nov 2026 09:00:00 +0100',
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: 8bit',
+      'X-MSS-CODECDA: 11488-4,34133-9',
+      'X-MSS-INS: O',
+      'X-MSS-NIL: LPS-EXEMPLE 4.2',
+      '',
+      'Résultats joints. Cordialement — Dr Martin',
+      '.a line that starts with a dot',
+      'x'.repeat(1500),
+      extra,
+      '',
+    ].join('\r\n'),
+    'utf8',
+  );
+}
+
+/** The stored message minus what the store (Return-Path) and we (Received) put on top. */
+function withoutTrace(stored: Buffer): { received: string; body: Buffer } {
+  const text = stored.toString('latin1');
+  const afterReturnPath = text.replace(/^Return-Path: [^\r\n]*\r\n/, '');
+  const m = /^Received: (?:[^\r\n]*\r\n[ \t])*[^\r\n]*\r\n/.exec(afterReturnPath);
+  if (!m) throw new Error('no Received header on top');
+  return { received: m[0], body: Buffer.from(afterReturnPath.slice(m[0].length), 'latin1') };
+}
+
+describe('MX delivery into the store', () => {
+  let gw: Gateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ overrides: { smtp: { maxMessageBytes: 64 * 1024 } } });
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it("lands a trusted peer's message byte for byte, with its X-MSS headers and our Received header", async () => {
+    const bal = uniqueBal('dupont');
+    await gw.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
+    const id = `${randomUUID()}@${PEER_DOMAIN}`;
+    const raw = rawMessage(bal, id);
+    const info = await peerTransport(gw.addresses.mx!.port).sendMail({
+      envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
+      raw,
+    });
+    expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9a-z]+$/);
+    const messages = await eventually(
+      () => inboxMessages(bal),
+      (m) => m.length === 1,
+    );
+    expect(messages).toHaveLength(1);
+    const { received, body } = withoutTrace(messages[0]!);
+    expect(body.equals(raw)).toBe(true);
+    expect(received).toMatch(/^Received: from mx\.peer\.mssante\.test \(\[127\.0\.0\.1\]\)/);
+    expect(received).toMatch(/using TLSv1\.[23] with cipher/);
+    expect(received).toMatch(/peer certificate [^\r\n]*CN=mx\.peer\.mssante\.test/);
+    expect(received).toMatch(new RegExp(`for <${bal.replace(/\./g, '\\.')}>`));
+    // The journal tells the whole story, and never the body.
+    const journal = readdirSync(path.join(gw.config.dataDir, 'journal'))
+      .map((f) => readFileSync(path.join(gw.config.dataDir, 'journal', f), 'utf8'))
+      .join('');
+    expect(journal).toContain(`"messageId":"<${id}>"`);
+    expect(journal).toMatch(/"event":"delivery\.local\.delivered"/);
+    expect(journal).not.toContain('Résultats');
+    expect(readdirSync(path.join(gw.config.dataDir, 'spool', 'queue'))).toEqual([]);
+  });
+
+  it('delivers one copy to each of several recipients', async () => {
+    const a = uniqueBal('a');
+    const b = uniqueBal('b');
+    for (const address of [a, b])
+      await gw.registry.create({ address, type: 'ORG', owner: '41690000001' }, system);
+    const raw = rawMessage(a, `${randomUUID()}@${PEER_DOMAIN}`);
+    await peerTransport(gw.addresses.mx!.port).sendMail({
+      envelope: { from: `martin@${PEER_DOMAIN}`, to: [a, b] },
+      raw,
+    });
+    for (const address of [a, b]) {
+      const m = await eventually(
+        () => inboxMessages(address),
+        (x) => x.length === 1,
+      );
+      expect(m).toHaveLength(1);
+      expect(withoutTrace(m[0]!).body.equals(raw)).toBe(true);
+    }
+  });
+
+  it('refuses an oversized message with 552 5.3.4 and keeps nothing', async () => {
+    const bal = uniqueBal('big');
+    await gw.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
+    const { client } = await SmtpTranscript.connect(gw.addresses.mx!.port);
+    const ehlo = await client.command('EHLO mx.peer.mssante.test');
+    expect(ehlo.lines).toContain('SIZE 65536');
+    await client.startTls({ ca: pkiFile('ca/root.crt'), ...identity('peer-trusted') });
+    await client.command('EHLO mx.peer.mssante.test');
+    // Declared too large: refused at MAIL (RFC 1870).
+    expect((await client.command(`MAIL FROM:<martin@${PEER_DOMAIN}> SIZE=70000`)).raw).toMatch(
+      /^552 5\.3\.4 /,
+    );
+    // Undeclared and too large: refused after DATA.
+    expect((await client.command(`MAIL FROM:<martin@${PEER_DOMAIN}>`)).code).toBe(250);
+    expect((await client.command(`RCPT TO:<${bal}>`)).code).toBe(250);
+    const reply = await client.data(rawMessage(bal, `${randomUUID()}@x`, 'y'.repeat(70_000)));
+    expect(reply.raw).toMatch(/^552 5\.3\.4 /);
+    await client.quit();
+    expect(readdirSync(path.join(gw.config.dataDir, 'spool', 'queue'))).toEqual([]);
+    expect(readdirSync(path.join(gw.config.dataDir, 'spool', 'tmp'))).toEqual([]);
+    expect(await inboxMessages(bal)).toEqual([]);
+  });
+
+  it('keeps DSN parameters (RFC 3461) with the spooled message', async () => {
+    const bal = uniqueBal('dsn');
+    await gw.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
+    const { client } = await SmtpTranscript.connect(gw.addresses.mx!.port);
+    await client.command('EHLO mx.peer.mssante.test');
+    await client.startTls({ ca: pkiFile('ca/root.crt'), ...identity('peer-trusted') });
+    const ehlo = await client.command('EHLO mx.peer.mssante.test');
+    expect(ehlo.lines).toEqual(expect.arrayContaining(['DSN', 'ENHANCEDSTATUSCODES', 'PIPELINING']));
+    expect((await client.command(`MAIL FROM:<martin@${PEER_DOMAIN}> RET=HDRS ENVID=abc123`)).code).toBe(250);
+    expect((await client.command(`RCPT TO:<${bal}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;${bal}`)).code).toBe(
+      250,
+    );
+    const settled = new Promise<SpoolEnvelope>((resolve) => gw.delivery.once('settled', resolve));
+    expect((await client.data(rawMessage(bal, `${randomUUID()}@x`))).code).toBe(250);
+    await client.quit();
+    const env = await settled;
+    expect(env.dsn).toEqual({ ret: 'HDRS', envid: 'abc123' });
+    expect(env.recipients[0]).toMatchObject({
+      address: bal,
+      state: 'delivered',
+      dsn: { notify: ['SUCCESS', 'FAILURE'], orcpt: `rfc822;${bal}` },
+    });
+  });
+
+  it('exposes metrics and health', async () => {
+    const base = `http://127.0.0.1:${gw.addresses.metrics!.port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { redis: true, store: true, smtp: true } });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    for (const name of [
+      'mssgw_smtp_connections_total{listener="mx"}',
+      'mssgw_smtp_commands_total{listener="mx",command="DATA",outcome="accepted"}',
+      'mssgw_smtp_commands_total{listener="mx",command="DATA",outcome="too_large"}',
+      'mssgw_delivery_local_attempts_total{outcome="delivered"}',
+      'mssgw_delivery_local_latency_seconds_bucket',
+      'mssgw_spool_messages 0',
+      'mssgw_redis_up 1',
+      'mssgw_store_up{service="lmtp"} 1',
+      'mssgw_whitelist_entries{kind="domains"} 2',
+      'mssgw_registry_bals{type="PER",status="active"}',
+      'mssgw_tls_certificate_expiry_seconds',
+    ]) {
+      expect(text).toContain(name);
+    }
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+});
+
+describe('store unavailable', () => {
+  it('keeps an accepted message spooled while Dovecot is down and delivers it when it returns', async () => {
+    const storeDir = scratchDir('own-store');
+    const logger = createLogger({ level: 'silent' });
+    let dovecot = await startEmbeddedDovecot({ dataDir: storeDir, logger });
+    const gw2 = await startTestGateway({
+      overrides: { store: { imap: dovecot.imap, lmtp: dovecot.lmtp, masterUser: dovecot.masterUser } },
+      masterPassword: dovecot.masterPassword,
+    });
+    const dataDir = gw2.config.dataDir;
+    try {
+      const bal = uniqueBal('later');
+      await gw2.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
+      await dovecot.stop();
+      const deferred = new Promise<SpoolEnvelope>((resolve) => gw2.delivery.once('deferred', resolve));
+      const raw = rawMessage(bal, `${randomUUID()}@${PEER_DOMAIN}`);
+      const info = await peerTransport(gw2.addresses.mx!.port).sendMail({
+        envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
+        raw,
+      });
+      expect(info.response).toMatch(/^250 /);
+      const env = await deferred;
+      expect(env.recipients[0]).toMatchObject({ state: 'pending', attempts: 1 });
+      expect(readdirSync(path.join(dataDir, 'spool', 'queue')).sort()).toEqual([
+        `${env.id}.eml`,
+        `${env.id}.json`,
+      ]);
+      const settled = new Promise<SpoolEnvelope>((resolve) => gw2.delivery.once('settled', resolve));
+      dovecot = await startEmbeddedDovecot({ dataDir: storeDir, logger });
+      const done = await settled;
+      expect(done.recipients[0]?.state).toBe('delivered');
+      const client = await openMailboxSession(
+        dovecot.imap,
+        { user: dovecot.masterUser, password: dovecot.masterPassword },
+        bal,
+      );
+      const status = await client.status('INBOX', { messages: true });
+      await client.logout();
+      expect(status !== false && status.messages).toBe(1);
+      expect(readdirSync(path.join(dataDir, 'spool', 'queue'))).toEqual([]);
+    } finally {
+      await gw2.stop();
+      await dovecot.stop();
+    }
+  });
+});

@@ -1,0 +1,105 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Gateway } from '../../src/app.js';
+import { GatewayError } from '../../src/errors/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { assertProductionTrust, loadTrustMaterial } from '../../src/pki/index.js';
+import { scratchDir, testConfig } from '../helpers/gateway.js';
+
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+}
+
+describe('production mode', () => {
+  it('refuses to start with the development (TEST) authorities, naming the setting', async () => {
+    const config = testConfig({ overrides: { mode: 'production' } });
+    const err: unknown = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('PKI_TEST_ANCHOR_IN_PRODUCTION');
+    expect((err as GatewayError).message).toMatch(/tls\.caFiles/);
+    expect((err as GatewayError).message).toMatch(/CN=TEST AC RACINE IGC-SANTE ELEMENTAIRE/);
+  });
+
+  it('accepts authorities that are not test ones', () => {
+    const dir = scratchDir('prod-pki');
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'root.key',
+        '-out',
+        'root.crt',
+        '-days',
+        '30',
+        '-subj',
+        '/C=FR/O=ASIP-SANTE/CN=AC RACINE IGC-SANTE ELEMENTAIRE',
+        '-addext',
+        'basicConstraints=critical,CA:true',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ],
+      dir,
+    );
+    openssl(
+      [
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        'gw.key',
+        '-out',
+        'gw.csr',
+        '-subj',
+        '/C=FR/O=Operateur/CN=mx.op.example',
+      ],
+      dir,
+    );
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        'gw.csr',
+        '-CA',
+        'root.crt',
+        '-CAkey',
+        'root.key',
+        '-CAcreateserial',
+        '-out',
+        'gw.crt',
+        '-days',
+        '30',
+      ],
+      dir,
+    );
+    const p = (f: string) => path.join(dir, f);
+    const { material } = loadTrustMaterial({
+      certFile: p('gw.crt'),
+      keyFile: p('gw.key'),
+      chainFiles: [],
+      caFiles: [p('root.crt')],
+      crlFiles: [],
+    });
+    expect(() => assertProductionTrust(material)).not.toThrow();
+  });
+
+  it('refuses a key that does not match the certificate, and an unreadable CRL', () => {
+    const config = testConfig();
+    const files = { ...config.tls };
+    expect(() =>
+      loadTrustMaterial({ ...files, keyFile: files.keyFile.replace('gateway', 'peer-trusted') }),
+    ).toThrow(/is not the key of/);
+    expect(() => loadTrustMaterial({ ...files, crlFiles: [files.certFile] })).toThrow(
+      /revocation list .* cannot be loaded/,
+    );
+  });
+});
