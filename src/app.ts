@@ -167,7 +167,7 @@ export class Gateway {
       const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
       const admin = buildAdminApi({
         registry: this.registry,
-        logger: this.logger.child({ component: 'admin' }),
+        logger: this.logger,
         ...(token ? { token } : {}),
       });
       this.#admin = admin;

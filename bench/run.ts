@@ -1,0 +1,18 @@
+import { runMxBench } from './mx-throughput.js';
+
+/** `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS. */
+const messages = Number(process.env.BENCH_MESSAGES ?? 500);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 4);
+
+for (const size of [8 * 1024, 256 * 1024]) {
+  const count = size > 64 * 1024 ? Math.max(50, Math.floor(messages / 5)) : messages;
+  const r = await runMxBench(count, connections, size);
+  console.log(
+    [
+      `mx: ${r.messages} messages of ${Math.round(r.sizeBytes / 1024)} KiB over ${r.connections} TLS connections`,
+      `  accepted  ${r.acceptedPerSecond.toFixed(1)} msg/s; 250 latency p50 ${r.ackLatencyMs.p50} ms, p95 ${r.ackLatencyMs.p95} ms, p99 ${r.ackLatencyMs.p99} ms`,
+      `  delivered ${r.deliveredPerSecond.toFixed(1)} msg/s; 250→store p50 ${r.deliveryLatencyMs.p50} ms, p95 ${r.deliveryLatencyMs.p95} ms, p99 ${r.deliveryLatencyMs.p99} ms`,
+      `  peak RSS of the process (gateway and client) ${r.peakRssMiB.toFixed(0)} MiB`,
+    ].join('\n'),
+  );
+}
