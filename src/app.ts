@@ -6,6 +6,7 @@ import { type Backends, startBackends } from './app-backends.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Config, readSecretFile } from './config/index.js';
 import { LocalDelivery, Spool } from './delivery/index.js';
+import { GatewayError } from './errors/index.js';
 import { WhitelistHolder, loadWhitelistFile } from './directory/index.js';
 import {
   type AuditJournal,
@@ -25,6 +26,26 @@ export interface GatewayAddresses {
   mx?: AddressInfo;
   metrics?: AddressInfo;
   admin?: AddressInfo;
+}
+
+/** Turns a listen failure into a message naming the setting to change. */
+function explainListen(key: string, host: string, port: number) {
+  return (err: NodeJS.ErrnoException): never => {
+    const why =
+      err.code === 'EADDRINUSE'
+        ? 'is already in use'
+        : err.code === 'EACCES'
+          ? 'needs privileges this process lacks'
+          : err.code === 'EADDRNOTAVAIL'
+            ? 'names an address this machine does not have'
+            : `cannot be listened on (${err.code ?? err.message})`;
+    throw new GatewayError(
+      'CONFIG_INVALID',
+      `${host}:${port} (${key}.host/${key}.port) ${why}`,
+      { key },
+      { cause: err },
+    );
+  };
 }
 
 /** `{ mx: '127.0.0.1:2525', ... }` for logs and the journal. */
@@ -150,7 +171,8 @@ export class Gateway {
         journal: this.journal,
         metrics: this.metrics,
       });
-      this.addresses.mx = await this.mx.listen(config.smtp.mx.port, config.smtp.mx.host);
+      const { host, port } = config.smtp.mx;
+      this.addresses.mx = await this.mx.listen(port, host).catch(explainListen('smtp.mx', host, port));
     }
     if (config.metrics.enabled) {
       this.#http = createObservabilityServer(this.metrics.registry, [
@@ -161,7 +183,10 @@ export class Gateway {
           check: () => Promise.resolve(!config.smtp.mx.enabled || this.mx?.server.server.listening === true),
         },
       ]);
-      this.addresses.metrics = await listenHttp(this.#http, config.metrics.port, config.metrics.host);
+      const { host, port } = config.metrics;
+      this.addresses.metrics = await listenHttp(this.#http, port, host).catch(
+        explainListen('metrics', host, port),
+      );
     }
     if (config.admin.enabled) {
       const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
@@ -171,7 +196,8 @@ export class Gateway {
         ...(token ? { token } : {}),
       });
       this.#admin = admin;
-      await admin.listen({ port: config.admin.port, host: config.admin.host });
+      const { host, port } = config.admin;
+      await admin.listen({ port, host }).catch(explainListen('admin', host, port));
       this.addresses.admin = admin.server.address() as AddressInfo;
     }
   }

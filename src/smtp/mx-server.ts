@@ -25,6 +25,7 @@ import { type MailboxStatusView, parseAddress, routeByDomain, routeLocal } from 
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { HeaderCapture } from './header-scan.js';
+import { spoolEnvelopeOf, tlsFailureReason } from './mx-transaction.js';
 import { receivedHeader } from './received-header.js';
 import { replyLine, smtpError } from './replies.js';
 
@@ -316,7 +317,15 @@ export class MxServer {
       return cb(this.#refuse(session, 'DATA', 'MESSAGE_TOO_LARGE', 'too_large', { size: stream.byteLength }));
     }
     const messageId = capture.header('Message-ID');
-    const envelope = this.#envelope(session, id, now, size, messageId, st);
+    const envelope = spoolEnvelopeOf(session, {
+      id,
+      now,
+      size,
+      channel: 'mx',
+      ...(messageId ? { messageId } : {}),
+      ...(st?.verdict?.ok ? { peerDn: st.verdict.dn } : {}),
+      ...(st?.tls ? { tls: st.tls } : {}),
+    });
     try {
       await this.#d.spool.commit(envelope);
     } catch (err) {
@@ -329,55 +338,6 @@ export class MxServer {
     this.#accepted(envelope, st);
     cb(null, `2.0.0 Ok: queued as ${id}`);
     this.#d.onAccepted(envelope);
-  }
-
-  #envelope(
-    session: SMTPServerSession,
-    id: string,
-    now: Date,
-    size: number,
-    messageId: string | undefined,
-    st: ConnectionState | undefined,
-  ): SpoolEnvelope {
-    const env = session.envelope as typeof session.envelope & {
-      dsn?: { ret?: string | null; envid?: string | null };
-    };
-    const dsnOf = (a: SMTPServerAddress) =>
-      (a as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
-    const mailFrom = env.mailFrom === false ? '' : env.mailFrom.address;
-    return {
-      id,
-      version: 1,
-      receivedAt: now.toISOString(),
-      mailFrom,
-      ...(env.dsn && (env.dsn.ret || env.dsn.envid)
-        ? {
-            dsn: {
-              ...(env.dsn.ret ? { ret: env.dsn.ret } : {}),
-              ...(env.dsn.envid ? { envid: env.dsn.envid } : {}),
-            },
-          }
-        : {}),
-      channel: 'mx',
-      size,
-      ...(messageId ? { messageId } : {}),
-      peer: {
-        address: session.remoteAddress,
-        helo: session.hostNameAppearsAs,
-        ...(st?.verdict?.ok ? { dn: st.verdict.dn } : {}),
-        ...(st?.tls ? { tlsProtocol: st.tls.protocol, tlsCipher: st.tls.cipher } : {}),
-      },
-      recipients: env.rcptTo.map((r) => {
-        const dsn = dsnOf(r);
-        return {
-          address: r.address.toLowerCase(),
-          state: 'pending' as const,
-          attempts: 0,
-          ...(dsn ? { dsn } : {}),
-        };
-      }),
-      nextAttemptAt: now.toISOString(),
-    };
   }
 
   #accepted(envelope: SpoolEnvelope, st: ConnectionState | undefined): void {
@@ -403,26 +363,20 @@ export class MxServer {
     if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
   }
 
-  #onServerError(err: Error & { code?: string; meta?: { stage?: string; tlsProtocol?: string } }): void {
-    const tlsFailure = /tls|ssl/i.test(`${err.code ?? ''} ${err.message}`);
-    if (tlsFailure) {
-      const reason = /version|protocol/i.test(err.message)
-        ? 'protocol'
-        : /cipher/i.test(err.message)
-          ? 'cipher'
-          : /certificate/i.test(err.message)
-            ? 'certificate'
-            : 'other';
-      this.#d.metrics.tlsHandshakes.inc({ listener: LISTENER, outcome: 'failed', reason });
+  #onServerError(err: Error & { code?: string }): void {
+    const tlsReason = tlsFailureReason(err);
+    if (tlsReason) {
+      this.#d.metrics.tlsHandshakes.inc({ listener: LISTENER, outcome: 'failed', reason: tlsReason });
       this.#d.logger.info(
-        { event: 'smtp.tls.failed', listener: LISTENER, reason, err: err.message },
+        { event: 'smtp.tls.failed', listener: LISTENER, reason: tlsReason, err: err.message },
         'TLS handshake failed',
       );
       return;
     }
-    if (err instanceof GatewayError)
+    if (err instanceof GatewayError) {
       this.#d.logger.error({ event: 'smtp.error', code: err.code, err: err.message }, 'smtp error');
-    else
+    } else {
       this.#d.logger.debug({ event: 'smtp.socket_error', code: err.code, err: err.message }, 'socket error');
+    }
   }
 }

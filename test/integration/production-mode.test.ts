@@ -103,3 +103,21 @@ describe('production mode', () => {
     );
   });
 });
+
+describe('start-up failures', () => {
+  it('names the setting when a port is already in use, and leaves nothing running', async () => {
+    const first = await Gateway.start(testConfig(), { logger: createLogger({ level: 'silent' }) });
+    try {
+      const config = testConfig({ overrides: { smtp: { mx: { port: first.addresses.mx!.port } } } });
+      const err: unknown = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).message).toBe(
+        `127.0.0.1:${first.addresses.mx!.port} (smtp.mx.host/smtp.mx.port) is already in use`,
+      );
+    } finally {
+      await first.stop();
+    }
+  });
+});

@@ -1,0 +1,60 @@
+import type { SMTPServerSession } from 'smtp-server';
+import type { SpoolEnvelope } from '../delivery/index.js';
+
+export interface AcceptedTransaction {
+  readonly id: string;
+  readonly now: Date;
+  readonly size: number;
+  readonly channel: SpoolEnvelope['channel'];
+  readonly messageId?: string;
+  readonly peerDn?: string;
+  readonly tls?: { readonly protocol: string; readonly cipher: string };
+}
+
+/** The spool envelope of an accepted transaction: envelope, DSN parameters, peer and TLS facts. */
+export function spoolEnvelopeOf(session: SMTPServerSession, t: AcceptedTransaction): SpoolEnvelope {
+  const env = session.envelope;
+  const ret = env.dsn?.ret ?? undefined;
+  const envid = env.dsn?.envid ?? undefined;
+  return {
+    id: t.id,
+    version: 1,
+    receivedAt: t.now.toISOString(),
+    mailFrom: env.mailFrom === false ? '' : env.mailFrom.address,
+    ...(ret || envid ? { dsn: { ...(ret ? { ret } : {}), ...(envid ? { envid } : {}) } } : {}),
+    channel: t.channel,
+    size: t.size,
+    ...(t.messageId ? { messageId: t.messageId } : {}),
+    peer: {
+      address: session.remoteAddress,
+      helo: session.hostNameAppearsAs,
+      ...(t.peerDn ? { dn: t.peerDn } : {}),
+      ...(t.tls ? { tlsProtocol: t.tls.protocol, tlsCipher: t.tls.cipher } : {}),
+    },
+    // DSN parameters (RFC 3461) are kept for delivery notifications.
+    recipients: env.rcptTo.map((r) => {
+      const notify = r.dsn?.notify;
+      const orcpt = r.dsn?.orcpt;
+      return {
+        address: r.address.toLowerCase(),
+        state: 'pending' as const,
+        attempts: 0,
+        ...(notify || orcpt ? { dsn: { ...(notify ? { notify } : {}), ...(orcpt ? { orcpt } : {}) } } : {}),
+      };
+    }),
+    nextAttemptAt: t.now.toISOString(),
+  };
+}
+
+/**
+ * A bounded metric label for a failed TLS handshake (smtp-server reports it as a server `error`), or
+ * undefined when the error is not a TLS one.
+ */
+export function tlsFailureReason(err: Error & { code?: string }): string | undefined {
+  const text = `${err.code ?? ''} ${err.message}`;
+  if (!/tls|ssl/i.test(text)) return undefined;
+  if (/version|protocol/i.test(err.message)) return 'protocol';
+  if (/cipher|no shared/i.test(err.message)) return 'cipher';
+  if (/certificate/i.test(err.message)) return 'certificate';
+  return 'other';
+}
