@@ -1,0 +1,333 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, watch } from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import { afterEach, describe, expect, it } from 'vitest';
+import { call } from '../helpers/admin-http.js';
+import {
+  externalBackendsConfig,
+  startChildGateway,
+  stopChildGateways,
+  type ReadyChildGateway,
+} from '../helpers/child-gateway.js';
+import { identity, PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
+import { eventually, inboxMessages } from '../helpers/mailbox.js';
+
+/**
+ * ARCHITECTURE.md §6: "250 OK" means the message is safe. The gateway is killed with SIGKILL while
+ * peers are sending; after a restart on the same data directory every message a peer saw
+ * acknowledged must be in the mailbox. Delivery is at-least-once: a kill between the store's LMTP
+ * answer and the spool removal may deliver a message twice, at most once per parallel delivery.
+ */
+
+const BURST = 60;
+const CONNECTIONS = 4;
+const KILL_AFTER_ACKS = 20;
+const DELIVERY_CONCURRENCY = 4;
+/** With the store down: acknowledgements before the first kill, all of them left in the spool. */
+const STORE_DOWN_KILL_AFTER_ACKS = 45;
+/** Deliveries of the start-up sweep before the second kill. */
+const SWEEP_KILL_AFTER = 5;
+
+interface Outcome {
+  readonly messageId: string;
+  readonly state: 'acked' | 'failed' | 'unsent';
+  readonly response?: string;
+  readonly error?: string;
+  /** SMTP reply code of a refusal; absent when the connection died without a reply. */
+  readonly responseCode?: number;
+}
+
+afterEach((context) => stopChildGateways(context));
+
+async function createBal(gw: ReadyChildGateway, address: string): Promise<void> {
+  const answer = await call({ url: `http://127.0.0.1:${gw.ports.admin}` }, 'POST', '/v1/bals', {
+    json: { address, type: 'PER', owner: '810000000001' },
+  });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+}
+
+function queueEntries(dataDir: string): number {
+  return readdirSync(path.join(dataDir, 'spool', 'queue')).filter((f) => f.endsWith('.json')).length;
+}
+
+function messageIdOf(source: Buffer): string | undefined {
+  return /^Message-ID:\s*(<[^>\r\n]+>)/im.exec(source.toString('latin1'))?.[1];
+}
+
+/**
+ * Sends `BURST` messages over `CONNECTIONS` parallel sequential senders (one SMTP session per
+ * message, as an MTA with several queue runners does) and SIGKILLs the gateway once
+ * `killAfterAcks` messages have been acknowledged, while the other senders are mid-transaction.
+ */
+async function burstUntilKilled(
+  gw: ReadyChildGateway,
+  to: string,
+  run: string,
+  killAfterAcks = KILL_AFTER_ACKS,
+): Promise<Outcome[]> {
+  const peer = identity('peer-trusted');
+  const ids = Array.from({ length: BURST }, (_, n) => `<crash-${run}-${n}@${PEER_DOMAIN}>`);
+  const outcomes = new Map<string, Outcome>(ids.map((id) => [id, { messageId: id, state: 'unsent' }]));
+  let acks = 0;
+  let killed = false;
+  const sender = async (lane: number) => {
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.ports.mx,
+      secure: false,
+      requireTLS: true,
+      tls: { key: peer.key, cert: peer.cert, ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+      name: `mx.${PEER_DOMAIN}`,
+      connectionTimeout: 5_000,
+      greetingTimeout: 5_000,
+      socketTimeout: 5_000,
+    });
+    try {
+      for (let n = lane; n < BURST; n += CONNECTIONS) {
+        const messageId = ids[n]!;
+        if (killed) return;
+        try {
+          const info = await transport.sendMail({
+            envelope: { from: `sender@${PEER_DOMAIN}`, to: [to] },
+            from: `Dr Sender <sender@${PEER_DOMAIN}>`,
+            to,
+            subject: `burst ${n}`,
+            messageId,
+            headers: { 'X-MSS-NIL': 'LPS-CRASH-TEST 1.0', 'X-MSS-INS': 'N' },
+            text: `message ${n} of the burst ${run}\n`.repeat(20),
+          });
+          outcomes.set(messageId, { messageId, state: 'acked', response: info.response });
+          acks += 1;
+          if (acks === killAfterAcks) {
+            killed = true;
+            gw.kill('SIGKILL');
+          }
+        } catch (err) {
+          const { message, responseCode } = err as Error & { responseCode?: number };
+          outcomes.set(messageId, {
+            messageId,
+            state: 'failed',
+            error: message,
+            ...(responseCode === undefined ? {} : { responseCode }),
+          });
+          if (killed) return;
+          throw err;
+        }
+      }
+    } finally {
+      transport.close();
+    }
+  };
+  await Promise.all(Array.from({ length: CONNECTIONS }, (_, lane) => sender(lane)));
+  return [...outcomes.values()];
+}
+
+function journalEvents(dataDir: string): Array<Record<string, unknown>> {
+  const dir = path.join(dataDir, 'journal');
+  return (
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.jsonl'))
+      // Only lines ended by a newline are complete; the gateway may be writing the last one.
+      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').slice(0, -1))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+  );
+}
+
+/**
+ * Resolves as soon as the audit journal satisfies `predicate`: woken by the journal folder's change
+ * notifications (inotify), not by polling, so a test can act within a few milliseconds of an event.
+ */
+function whenJournal(
+  dataDir: string,
+  predicate: (events: Array<Record<string, unknown>>) => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const watcher = watch(path.join(dataDir, 'journal'));
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      watcher.close();
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = () => {
+      if (predicate(journalEvents(dataDir))) done();
+    };
+    const timer = setTimeout(
+      () => done(new Error(`journal condition not met in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    watcher.on('change', check);
+    watcher.on('error', (err) => done(err));
+    check();
+  });
+}
+
+/** The `spool.recovered` log event of a start (absent when the spool was empty). */
+function recoveredBy(gw: ReadyChildGateway): { entries: number; removedUncommitted: number } {
+  const event = gw.events().find((e) => e.event === 'spool.recovered');
+  return {
+    entries: typeof event?.entries === 'number' ? event.entries : 0,
+    removedUncommitted: typeof event?.removedUncommitted === 'number' ? event.removedUncommitted : 0,
+  };
+}
+
+/** Message-ID → number of copies in the mailbox. */
+async function copiesIn(address: string): Promise<Map<string, number>> {
+  const copies = new Map<string, number>();
+  for (const source of await inboxMessages(address)) {
+    const id = messageIdOf(source) ?? '(none)';
+    copies.set(id, (copies.get(id) ?? 0) + 1);
+  }
+  return copies;
+}
+
+interface Tally {
+  readonly acked: readonly Outcome[];
+  readonly failed: readonly Outcome[];
+  readonly unsent: number;
+}
+
+function tally(outcomes: readonly Outcome[]): Tally {
+  const acked = outcomes.filter((o) => o.state === 'acked');
+  const failed = outcomes.filter((o) => o.state === 'failed');
+  return { acked, failed, unsent: outcomes.length - acked.length - failed.length };
+}
+
+/**
+ * Waits until every acknowledged message is in the mailbox and the spool queue is empty, then checks
+ * the at-least-once contract; returns the figures for the report.
+ */
+async function expectEveryAckedDelivered(
+  bal: string,
+  dataDir: string,
+  outcomes: readonly Outcome[],
+): Promise<{ duplicates: number; unackedArrived: number }> {
+  const { acked, failed } = tally(outcomes);
+  const ackedIds = acked.map((o) => o.messageId);
+  const copies = await eventually(
+    () => copiesIn(bal),
+    (c) => ackedIds.every((id) => c.has(id)),
+    20_000,
+  );
+  expect(
+    ackedIds.filter((id) => !copies.has(id)),
+    'acknowledged messages missing after restart',
+  ).toEqual([]);
+  const drained = await eventually(
+    () => Promise.resolve(queueEntries(dataDir)),
+    (n) => n === 0,
+    10_000,
+  );
+  expect(drained, 'spool queue entries left after recovery').toBe(0);
+  // Nothing arrives that no peer sent.
+  expect([...copies.keys()].filter((id) => !outcomes.some((o) => o.messageId === id))).toEqual([]);
+  const duplicated = [...copies].filter(([, n]) => n > 1);
+  expect(duplicated.length, 'messages delivered twice').toBeLessThanOrEqual(DELIVERY_CONCURRENCY);
+  expect(
+    duplicated.every(([, n]) => n === 2),
+    'no message delivered three times',
+  ).toBe(true);
+  return {
+    duplicates: duplicated.length,
+    unackedArrived: failed.filter((o) => copies.has(o.messageId)).length,
+  };
+}
+
+function gatewayConfig(dataDir: string, store?: Record<string, unknown>): Record<string, unknown> {
+  const config = externalBackendsConfig({
+    dataDir,
+    prefix: `test:${randomUUID()}:`,
+    delivery: { concurrency: DELIVERY_CONCURRENCY },
+  });
+  return store ? { ...config, store: { ...(config.store as object), ...store } } : config;
+}
+
+describe('crash safety: SIGKILL during a burst of deliveries', () => {
+  it('every acknowledged message is in the mailbox after a restart on the same spool', async (context) => {
+    const dataDir = scratchDir('crash');
+    const config = gatewayConfig(dataDir);
+    const first = await startChildGateway({ config, name: 'first' });
+    const bal = uniqueBal('crash');
+    await createBal(first, bal);
+
+    const started = Date.now();
+    const outcomes = await burstUntilKilled(first, bal, randomUUID().slice(0, 8));
+    expect((await first.waitExit()).signal).toBe('SIGKILL');
+    const burstMs = Date.now() - started;
+    const { acked, failed, unsent } = tally(outcomes);
+    const spooledAtKill = queueEntries(dataDir);
+    for (const o of acked) expect(o.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9a-z]+$/);
+    // The kill point is deterministic enough: acknowledged messages and transactions cut short.
+    expect(acked.length).toBeGreaterThanOrEqual(KILL_AFTER_ACKS);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(
+      failed.filter((o) => o.responseCode !== undefined),
+      'refused rather than cut short',
+    ).toEqual([]);
+
+    const restartedAt = Date.now();
+    const second = await startChildGateway({ config, name: 'second' });
+    // The start-up sweep re-queued exactly what the spool held; a cut-short DATA leaves only tmp files.
+    const recovered = recoveredBy(second);
+    expect(recovered.entries).toBe(spooledAtKill);
+    const { duplicates, unackedArrived } = await expectEveryAckedDelivered(bal, dataDir, outcomes);
+    await context.annotate(
+      `burst ${burstMs} ms: ${acked.length} acked, ${failed.length} cut short by the kill ` +
+        `(${unackedArrived} of them delivered anyway), ${unsent} unsent; ${spooledAtKill} spool ` +
+        `entries at the kill, ${recovered.removedUncommitted} uncommitted removed by the sweep; ${duplicates} delivered twice; restart to all delivered ${Date.now() - restartedAt} ms`,
+    );
+    second.kill('SIGTERM');
+    expect((await second.waitExit()).code).toBe(0);
+  });
+
+  it('a second SIGKILL during the recovery sweep loses nothing either', async (context) => {
+    const dataDir = scratchDir('crash-sweep');
+    const bal = uniqueBal('sweep');
+    const config = gatewayConfig(dataDir);
+    // The store's LMTP is down during the burst, so every acknowledged message is still in the spool
+    // when the gateway dies: the restart has a real backlog to sweep.
+    const lmtpDown = { path: path.join(dataDir, 'lmtp-down.sock') };
+    const storeDown = { ...config, store: { ...(config.store as object), lmtp: lmtpDown } };
+    const first = await startChildGateway({ config: storeDown, name: 'store-down' });
+    await createBal(first, bal);
+    const outcomes = await burstUntilKilled(first, bal, randomUUID().slice(0, 8), STORE_DOWN_KILL_AFTER_ACKS);
+    expect((await first.waitExit()).signal).toBe('SIGKILL');
+    const { acked, failed } = tally(outcomes);
+    expect(acked.length).toBeGreaterThanOrEqual(STORE_DOWN_KILL_AFTER_ACKS);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(
+      failed.filter((o) => o.responseCode !== undefined),
+      'refused rather than cut short',
+    ).toEqual([]);
+    const spooledAtFirstKill = queueEntries(dataDir);
+    expect(spooledAtFirstKill).toBeGreaterThanOrEqual(acked.length);
+    expect(await inboxMessages(bal)).toEqual([]);
+
+    // Store back; killed again in the middle of the start-up sweep, after its first deliveries.
+    const second = await startChildGateway({ config, name: 'sweep-killed' });
+    expect(recoveredBy(second)).toMatchObject({ entries: spooledAtFirstKill });
+    const deliveredBy = (pid: number) => (events: Array<Record<string, unknown>>) =>
+      events.filter((e) => e.event === 'delivery.local.delivered' && e.node === String(pid)).length;
+    await whenJournal(dataDir, (events) => deliveredBy(second.pid)(events) >= SWEEP_KILL_AFTER, 15_000);
+    second.kill('SIGKILL');
+    expect((await second.waitExit()).signal).toBe('SIGKILL');
+    const spooledAtSecondKill = queueEntries(dataDir);
+    const deliveredBeforeSecondKill = deliveredBy(second.pid)(journalEvents(dataDir));
+    // The second kill landed mid-sweep: some entries delivered, some still spooled.
+    expect(spooledAtSecondKill).toBeGreaterThan(0);
+    expect(spooledAtSecondKill).toBeLessThan(spooledAtFirstKill);
+
+    const third = await startChildGateway({ config, name: 'third' });
+    expect(recoveredBy(third)).toMatchObject({ entries: spooledAtSecondKill });
+    const { duplicates, unackedArrived } = await expectEveryAckedDelivered(bal, dataDir, outcomes);
+    await context.annotate(
+      `${acked.length} acked and ${failed.length} cut short (${unackedArrived} delivered anyway); ` +
+        `spool ${spooledAtFirstKill} at the first kill, ${spooledAtSecondKill} at the kill during the sweep ` +
+        `(${deliveredBeforeSecondKill} delivered by then); ${duplicates} delivered twice`,
+    );
+    third.kill('SIGTERM');
+    expect((await third.waitExit()).code).toBe(0);
+  });
+});
