@@ -22,6 +22,15 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.log.level });
+  // Signals are caught from here on: a stop asked for while Redis and Dovecot are starting is
+  // honoured once start-up has finished, so nothing started is left orphaned.
+  let onSignal = (signal: string) => {
+    stopRequested ??= signal;
+    logger.info({ event: 'gateway.stop_requested', signal }, 'stop requested during start-up');
+  };
+  let stopRequested: string | undefined;
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(config, { logger });
@@ -66,9 +75,9 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  onSignal = shutdown;
   process.on('SIGHUP', () => void gateway.reload());
+  if (stopRequested) shutdown(stopRequested);
 }
 
 process.on('unhandledRejection', (reason) => {
