@@ -7,6 +7,7 @@ import { Gateway } from '../src/app.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/observability/index.js';
+import { devPkiSettings } from '../src/pki/index.js';
 
 /**
  * MX throughput on loopback against the real embedded default (own Redis and Dovecot): a whitelisted
@@ -50,15 +51,7 @@ export async function runMxBench(
     env: {},
     overrides: {
       dataDir: path.join(root, 'var'),
-      pkiDir,
-      whitelistFile: p('whitelist.xml'),
-      tls: {
-        certFile: p('gateway.crt'),
-        keyFile: p('gateway.key'),
-        chainFiles: [p('ca/org.crt')],
-        caFiles: ['root', 'org', 'pp'].map((n) => p(`ca/${n}.crt`)),
-        crlFiles: ['root', 'org', 'pp'].map((n) => p(`ca/${n}.crl`)),
-      },
+      ...devPkiSettings(pkiDir),
       smtp: { mx: { host: '127.0.0.1', port: 0 }, maxRecipients: 10 },
       metrics: { enabled: false },
       admin: { enabled: false },

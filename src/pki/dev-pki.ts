@@ -370,3 +370,22 @@ export async function ensureDevPki(dir: string): Promise<{ generated: boolean; m
     },
   );
 }
+
+/**
+ * The configuration settings that use a development PKI folder (what `config/default.yaml` says for
+ * `certs-dev/`): for tests, benchmarks and tools that generate their own folder.
+ */
+export function devPkiSettings(dir: string) {
+  const p = (f: string) => path.join(dir, f);
+  return {
+    pkiDir: dir,
+    whitelistFile: p(DEV_PKI_WHITELIST_FILE),
+    tls: {
+      certFile: p('gateway.crt'),
+      keyFile: p('gateway.key'),
+      chainFiles: [p('ca/org.crt')],
+      caFiles: ['root', 'org', 'pp'].map((n) => p(`ca/${n}.crt`)),
+      crlFiles: ['root', 'org', 'pp'].map((n) => p(`ca/${n}.crl`)),
+    },
+  };
+}

@@ -12,6 +12,7 @@ export {
   DEV_PKI_DN,
   DEV_PKI_LEAVES,
   PEER_DOMAIN,
+  devPkiSettings,
   ensureDevPki,
   generateDevPki,
   readDevPkiManifest,

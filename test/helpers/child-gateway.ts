@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { inject, type TestContext } from 'vitest';
 import { findEmbeddedRedisProcesses, terminateProcesses } from '../../src/redis/index.js';
 import { findEmbeddedDovecotProcesses } from '../../src/store/index.js';
+import { testSettings } from './gateway.js';
 
 /**
  * The gateway as operators run it: `src/main.ts` in its own process, configured by a JSON file
@@ -188,36 +189,11 @@ export function externalBackendsConfig(options: {
   readonly prefix: string;
   readonly delivery?: Record<string, unknown>;
 }): Record<string, unknown> {
-  const { dataDir } = options;
-  const pki = inject('pkiDir');
-  const dovecot = inject('dovecot');
-  mkdirSync(dataDir, { recursive: true });
-  const masterPasswordFile = path.join(dataDir, 'master.secret');
-  writeFileSync(masterPasswordFile, dovecot.masterPassword, { mode: 0o600 });
-  return {
-    dataDir,
-    pkiDir: pki,
-    whitelistFile: path.join(pki, 'whitelist.xml'),
-    tls: {
-      certFile: path.join(pki, 'gateway.crt'),
-      keyFile: path.join(pki, 'gateway.key'),
-      chainFiles: [path.join(pki, 'ca/org.crt')],
-      caFiles: ['root', 'org', 'pp'].map((n) => path.join(pki, `ca/${n}.crt`)),
-      crlFiles: ['root', 'org', 'pp'].map((n) => path.join(pki, `ca/${n}.crl`)),
-    },
-    smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 0 } },
-    redis: { url: inject('redisUrl'), prefix: options.prefix },
-    store: {
-      imap: dovecot.imap,
-      lmtp: dovecot.lmtp,
-      masterUser: dovecot.masterUser,
-      masterPasswordFile,
-    },
-    delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1, ...options.delivery },
-    metrics: { port: 0 },
-    admin: { port: 0 },
-    log: { level: 'info' },
-  };
+  return testSettings({
+    dataDir: options.dataDir,
+    prefix: options.prefix,
+    overrides: { delivery: options.delivery ?? {}, log: { level: 'info' } },
+  });
 }
 
 function portOf(listening: Record<string, unknown>, key: string): number {

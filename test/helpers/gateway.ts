@@ -5,6 +5,7 @@ import { inject } from 'vitest';
 import { Gateway } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/index.js';
+import { devPkiSettings } from '../../src/pki/index.js';
 
 export interface TestGatewayOptions {
   /** Extra configuration merged over the test defaults. */
@@ -24,26 +25,19 @@ export function scratchDir(name: string): string {
 }
 
 /**
- * Configuration for a gateway under test: the run's shared Redis (own key prefix) and Dovecot, the
- * run's development PKI, every listener on an ephemeral loopback port, fast retries.
+ * Settings for a gateway under test, as an operator would write them: the run's shared Redis (own key
+ * prefix) and Dovecot, the run's development PKI, every listener on an ephemeral loopback port, fast
+ * retries. `testConfig` validates them; child-process tests write them to a file.
  */
-export function testConfig(options: TestGatewayOptions = {}): Config {
+export function testSettings(options: TestGatewayOptions = {}): Record<string, unknown> {
   const dataDir = options.dataDir ?? scratchDir('gw');
-  const pki = inject('pkiDir');
+  mkdirSync(dataDir, { recursive: true });
   const dovecot = inject('dovecot');
   const masterPasswordFile = path.join(dataDir, 'master.secret');
   writeFileSync(masterPasswordFile, options.masterPassword ?? dovecot.masterPassword, { mode: 0o600 });
   const base = {
     dataDir,
-    pkiDir: pki,
-    whitelistFile: path.join(pki, 'whitelist.xml'),
-    tls: {
-      certFile: path.join(pki, 'gateway.crt'),
-      keyFile: path.join(pki, 'gateway.key'),
-      chainFiles: [path.join(pki, 'ca/org.crt')],
-      caFiles: ['root', 'org', 'pp'].map((n) => path.join(pki, `ca/${n}.crt`)),
-      crlFiles: ['root', 'org', 'pp'].map((n) => path.join(pki, `ca/${n}.crl`)),
-    },
+    ...devPkiSettings(inject('pkiDir')),
     smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 0 } },
     redis: { url: inject('redisUrl'), prefix: options.prefix ?? `test:${randomUUID()}:` },
     store: { imap: dovecot.imap, lmtp: dovecot.lmtp, masterUser: dovecot.masterUser, masterPasswordFile },
@@ -52,14 +46,14 @@ export function testConfig(options: TestGatewayOptions = {}): Config {
     admin: { port: 0 },
     log: { level: 'silent' },
   };
-  return loadConfig({
-    configDir: '/nonexistent',
-    env: {},
-    overrides: deepMerge(base, options.overrides ?? {}),
-  });
+  return deepMerge(base, options.overrides ?? {});
 }
 
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+export function testConfig(options: TestGatewayOptions = {}): Config {
+  return loadConfig({ configDir: '/nonexistent', env: {}, overrides: testSettings(options) });
+}
+
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];

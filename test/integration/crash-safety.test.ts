@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, watch } from 'node:fs';
+import { readdirSync, watch } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import {
 } from '../helpers/child-gateway.js';
 import { identity, PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { journalEvents } from '../helpers/journal.js';
 
 /**
  * ARCHITECTURE.md §6: "250 OK" means the message is safe. The gateway is killed with SIGKILL while
@@ -121,17 +122,6 @@ async function burstUntilKilled(
   };
   await Promise.all(Array.from({ length: CONNECTIONS }, (_, lane) => sender(lane)));
   return [...outcomes.values()];
-}
-
-function journalEvents(dataDir: string): Array<Record<string, unknown>> {
-  const dir = path.join(dataDir, 'journal');
-  return (
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.jsonl'))
-      // Only lines ended by a newline are complete; the gateway may be writing the last one.
-      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').slice(0, -1))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-  );
 }
 
 /**

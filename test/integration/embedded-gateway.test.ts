@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, inject, it } from 'vitest';
@@ -12,6 +12,8 @@ import {
 } from '../helpers/child-gateway.js';
 import { PEER_DOMAIN, scratchDir, uniqueBal } from '../helpers/gateway.js';
 import { eventually } from '../helpers/mailbox.js';
+import { journalEvents } from '../helpers/journal.js';
+import { devPkiSettings } from '../../src/pki/index.js';
 
 /**
  * ARCHITECTURE.md §7, embedded default: with no Redis URL and no store endpoints the gateway starts
@@ -25,15 +27,7 @@ afterEach((context) => stopChildGateways(context));
 function embeddedConfig(dataDir: string, pkiDir: string): Record<string, unknown> {
   return {
     dataDir,
-    pkiDir,
-    whitelistFile: path.join(pkiDir, 'whitelist.xml'),
-    tls: {
-      certFile: path.join(pkiDir, 'gateway.crt'),
-      keyFile: path.join(pkiDir, 'gateway.key'),
-      chainFiles: [path.join(pkiDir, 'ca/org.crt')],
-      caFiles: ['root', 'org', 'pp'].map((n) => path.join(pkiDir, `ca/${n}.crt`)),
-      crlFiles: ['root', 'org', 'pp'].map((n) => path.join(pkiDir, `ca/${n}.crl`)),
-    },
+    ...devPkiSettings(pkiDir),
     smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 0 } },
     delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1 },
     metrics: { port: 0 },
@@ -45,17 +39,6 @@ function embeddedConfig(dataDir: string, pkiDir: string): Record<string, unknown
 async function get(port: number, urlPath: string): Promise<{ status: number; text: string }> {
   const response = await fetch(`http://127.0.0.1:${port}${urlPath}`);
   return { status: response.status, text: await response.text() };
-}
-
-function journalEvents(dataDir: string): Array<Record<string, unknown>> {
-  const dir = path.join(dataDir, 'journal');
-  return (
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.jsonl'))
-      // Only lines ended by a newline are complete; the gateway may be writing the last one.
-      .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').slice(0, -1))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-  );
 }
 
 async function stopWithSigterm(gw: ReadyChildGateway, dataDir: string): Promise<number> {

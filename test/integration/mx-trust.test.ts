@@ -1,9 +1,10 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app.js';
 import { identity, PEER_DOMAIN, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { inboxMessages } from '../helpers/mailbox.js';
+import { journalEvents } from '../helpers/journal.js';
 import { SmtpTranscript, type Reply } from '../helpers/smtp-transcript.js';
 
 let gw: Gateway;
@@ -36,16 +37,6 @@ async function mailAs(who: string | undefined, from = `sender@${PEER_DOMAIN}`) {
   expect((await client.command('EHLO mx.peer.mssante.test')).code).toBe(250);
   const mail = await client.command(`MAIL FROM:<${from}>`);
   return { client, mail };
-}
-
-function journal(): Array<Record<string, unknown>> {
-  const dir = path.join(gw.config.dataDir, 'journal');
-  return readdirSync(dir).flatMap((f) =>
-    readFileSync(path.join(dir, f), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>),
-  );
 }
 
 describe('MX trust: who may hand us mail', () => {
@@ -93,7 +84,7 @@ describe('MX trust: who may hand us mail', () => {
     expect((await client.command('DATA')).code).toBe(503);
     await client.quit();
     expect(spoolEntries()).toEqual(before);
-    const entries = journal();
+    const entries = journalEvents(gw.config.dataDir);
     expect(entries.some((e) => e.event === 'smtp.mx.peer' && e.reason === reason)).toBe(true);
     const metrics = await gw.metrics.registry.getSingleMetricAsString('mssgw_smtp_peer_verdicts_total');
     expect(metrics).toMatch(new RegExp(`outcome="${reason}"\\} [1-9]`));
@@ -171,7 +162,7 @@ describe('MX trust: who may hand us mail', () => {
     await client.command('EHLO mx.peer.mssante.test');
     expect((await client.command(`MAIL FROM:<sender@${PEER_DOMAIN}>`)).code).toBe(250);
     await client.quit();
-    const entries = journal();
+    const entries = journalEvents(gw.config.dataDir);
     expect(entries.some((e) => e.event === 'smtp.mx.peer' && e.resumed === true && e.ok === true)).toBe(true);
   });
 
