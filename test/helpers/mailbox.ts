@@ -1,30 +1,9 @@
-import { inject } from 'vitest';
-import { openMailboxSession } from '../../src/store/index.js';
+import { readInbox, sharedStore } from './store-mailbox.js';
 
 /** Raw messages in a mailbox's INBOX, read through the store's master login (as the gateway does). */
-export async function inboxMessages(address: string): Promise<Buffer[]> {
-  const dovecot = inject('dovecot');
-  const client = await openMailboxSession(
-    dovecot.imap,
-    { user: dovecot.masterUser, password: dovecot.masterPassword },
-    address,
-  );
-  try {
-    const lock = await client.getMailboxLock('INBOX');
-    try {
-      const out: Buffer[] = [];
-      const status = await client.status('INBOX', { messages: true });
-      if (status === false || !status.messages) return out;
-      for await (const msg of client.fetch('1:*', { source: true })) {
-        if (msg.source) out.push(msg.source);
-      }
-      return out;
-    } finally {
-      lock.release();
-    }
-  } finally {
-    await client.logout();
-  }
+export function inboxMessages(address: string): Promise<Buffer[]> {
+  const store = sharedStore();
+  return readInbox(store.imap, store.master, address);
 }
 
 /** Polls until `predicate` holds or the deadline passes (no fixed sleeps). */

@@ -29,6 +29,9 @@ export async function readInbox(
     const lock = await client.getMailboxLock('INBOX');
     try {
       const sources: Buffer[] = [];
+      // FETCH 1:* on an empty mailbox is a BAD in IMAP; ask how many there are first.
+      const status = await client.status('INBOX', { messages: true });
+      if (status === false || !status.messages) return sources;
       for await (const message of client.fetch('1:*', { source: true }, { uid: false })) {
         if (message.source) sources.push(message.source);
       }
