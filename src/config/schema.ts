@@ -59,6 +59,36 @@ const MxConfig = z
   })
   .prefault({});
 
+const listenerFields = (starttlsPort: number, implicitPort: number, what: string) => ({
+  enabled: z.boolean().default(true),
+  host: host.default('0.0.0.0').describe(`Listen address of ${what}`),
+  port: port.default(starttlsPort).describe(`${what} with STARTTLS`),
+  tlsPort: port.default(implicitPort).describe(`${what} with implicit TLS`),
+  maxConnections: z.number().int().min(1).default(500),
+});
+
+const ImapConfig = z
+  .strictObject({
+    ...listenerFields(1430, 9930, 'IMAP (143/993 in production)'),
+    maxLineBytes: z.number().int().min(1024).default(8192).describe('Longest pre-login command line'),
+    maxLiteralBytes: z.number().int().min(1024).default(16384).describe('Largest pre-login literal'),
+    preauthTimeoutSeconds: z.number().int().min(5).default(60).describe('Time allowed to log in'),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .default(1860)
+      .describe('Idle limit after login (RFC 9051 §5.4: at least 30 minutes)'),
+  })
+  .prefault({});
+
+const SubmissionConfig = z
+  .strictObject({
+    ...listenerFields(5870, 4650, 'SMTP submission (587/465 in production)'),
+    socketTimeoutSeconds: z.number().int().min(5).default(300),
+  })
+  .prefault({});
+
 const SmtpConfig = z
   .strictObject({
     hostname: host.default('localhost').describe('Name in the greeting and in Received: headers'),
@@ -70,6 +100,7 @@ const SmtpConfig = z
       .describe('Largest message accepted, advertised with SIZE (RFC 1870)'),
     maxRecipients: z.number().int().min(1).default(100).describe('Recipients per transaction'),
     mx: MxConfig,
+    submission: SubmissionConfig,
   })
   .prefault({});
 
@@ -129,6 +160,56 @@ const HttpListener = (defaultPort: number) =>
     })
     .prefault({});
 
+const TokenIssuer = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .describe('Label in logs and metrics, e.g. psc-production, psc-sandbox, development'),
+  issuer: z.string().min(1).describe('Expected `iss` claim (Pro Santé Connect realm URL)'),
+  jwksUrl: z.string().url().optional().describe("Issuer's JWKS (realm's protocol/openid-connect/certs)"),
+  jwksFile: filePath.optional().describe('Local JWKS file instead of jwksUrl (development issuer)'),
+  audience: z.array(z.string().min(1)).optional().describe('Accepted `aud` values; absent: not checked'),
+  authorizedParty: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('Accepted `azp` values; absent: not checked'),
+  nationalIdClaim: z
+    .string()
+    .min(1)
+    .default('SubjectNameID')
+    .describe("Claim holding the person's national id (8+RPPS or 0+ADELI)"),
+  development: z.boolean().default(false).describe('A development issuer: refused in production mode'),
+});
+
+const AuthConfig = z
+  .strictObject({
+    issuers: z
+      .array(TokenIssuer)
+      .default([])
+      .describe('Trusted token issuers; development mode adds the dev issuer of pkiDir'),
+    clockSkewSeconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp/nbf/iat'),
+    jwksCacheSeconds: z.number().int().min(10).default(600).describe('How long a fetched JWKS is trusted'),
+    passwordTypes: z
+      .array(z.enum(['PER', 'ORG', 'APP', 'CAB']))
+      .default([])
+      .describe('Mailbox types that may use PLAIN/LOGIN with an operator-managed secret (never before TLS)'),
+    maxFailuresPerAddress: z
+      .number()
+      .int()
+      .min(1)
+      .default(10)
+      .describe('Failures per mailbox before backoff'),
+    maxFailuresPerSource: z
+      .number()
+      .int()
+      .min(1)
+      .default(30)
+      .describe('Failures per client IP before backoff'),
+    failureWindowSeconds: z.number().int().min(10).default(900),
+    lockoutSeconds: z.number().int().min(1).default(300).describe('Longest backoff once a limit is reached'),
+  })
+  .prefault({});
+
 const AdminConfig = z
   .strictObject({
     enabled: z.boolean().default(true),
@@ -164,6 +245,8 @@ export const ConfigSchema = z.strictObject({
   delivery: DeliveryConfig,
   metrics: HttpListener(9464),
   admin: AdminConfig,
+  auth: AuthConfig,
+  imap: ImapConfig,
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

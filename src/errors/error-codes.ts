@@ -80,6 +80,64 @@ export const ERROR_CODES = {
     summary: 'mailbox store refused the message',
   },
   INTERNAL: { side: 'server', temporary: true, http: 500, summary: 'internal error' },
+  // Client authentication and authorisation (IMAP and submission, ARCHITECTURE.md §4).
+  AUTH_TLS_REQUIRED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'authentication needs TLS first',
+  },
+  AUTH_MECHANISM_NOT_ALLOWED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'this authentication mechanism is not allowed for this mailbox',
+  },
+  AUTH_MALFORMED: { side: 'client', temporary: false, http: 400, summary: 'malformed SASL exchange' },
+  AUTH_TOKEN_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 401,
+    summary: 'access token not valid (signature, issuer, audience or format)',
+  },
+  AUTH_TOKEN_EXPIRED: { side: 'client', temporary: false, http: 401, summary: 'access token expired' },
+  AUTH_ISSUER_UNAVAILABLE: {
+    side: 'remote',
+    temporary: true,
+    http: 503,
+    summary: "the token issuer's keys cannot be fetched right now",
+  },
+  AUTH_CREDENTIALS_INVALID: { side: 'client', temporary: false, http: 401, summary: 'invalid credentials' },
+  AUTH_NOT_AUTHORISED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'this identity has no right on this mailbox',
+  },
+  AUTH_MAILBOX_DISABLED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'mailbox suspended or deleted',
+  },
+  AUTH_RATE_LIMITED: {
+    side: 'client',
+    temporary: true,
+    http: 429,
+    summary: 'too many failed authentications, try again later',
+  },
+  SEND_NOT_AUTHORISED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'this identity may not send from this mailbox',
+  },
+  FROM_NOT_ALLOWED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'From:/Sender: do not match the authenticated mailbox',
+  },
   // Configuration and start-up.
   CONFIG_INVALID: { side: 'client', temporary: false, http: 400, summary: 'invalid configuration' },
   PKI_INVALID: {
