@@ -48,10 +48,15 @@ interface Slot {
   running: boolean;
 }
 
+function isLocalPending(r: SpoolEnvelope['recipients'][number]): boolean {
+  return r.state === 'pending' && (r.route ?? 'local') === 'local';
+}
+
 /**
  * Delivers spooled messages to the store and retries temporary failures with exponential backoff
  * and jitter. A message leaves the spool only when every recipient has a final outcome. Events:
- * `settled` (envelope) once an entry is finished, `deferred` (envelope) after a temporary failure.
+ * `settled` (envelope) once an entry is finished, `deferred` (envelope) after a temporary failure,
+ * `awaiting-relay` (envelope) when only recipients at other operators remain.
  */
 export class LocalDelivery extends EventEmitter {
   readonly #d: LocalDeliveryDeps;
@@ -60,6 +65,7 @@ export class LocalDelivery extends EventEmitter {
   #active = 0;
   #stopped = false;
   readonly #idle = new Set<() => void>();
+  readonly #awaitingRelay = new Set<string>();
 
   constructor(deps: LocalDeliveryDeps) {
     super();
@@ -102,6 +108,11 @@ export class LocalDelivery extends EventEmitter {
     return this.#slots.size;
   }
 
+  /** Spooled entries whose remaining recipients wait for the outbound relay. */
+  get awaitingRelay(): number {
+    return this.#awaitingRelay.size;
+  }
+
   oldestAgeSeconds(): number {
     let oldest = Infinity;
     for (const s of this.#slots.values()) oldest = Math.min(oldest, Date.parse(s.envelope.receivedAt));
@@ -133,7 +144,8 @@ export class LocalDelivery extends EventEmitter {
 
   async #attempt(slot: Slot): Promise<void> {
     const env = slot.envelope;
-    const pending = env.recipients.filter((r) => r.state === 'pending');
+    const pending = env.recipients.filter(isLocalPending);
+    if (pending.length === 0) return this.#settleOrReschedule(slot, this.#d.clock.now());
     const log = this.#d.logger.child({ spoolId: env.id });
     let results: TransportResult[];
     try {
@@ -194,7 +206,7 @@ export class LocalDelivery extends EventEmitter {
   async #settleOrReschedule(slot: Slot, now: Date): Promise<void> {
     const env = slot.envelope;
     const maxAgeMs = this.#d.options.maxAgeHours * 3600_000;
-    const stillPending = env.recipients.filter((r) => r.state === 'pending');
+    const stillPending = env.recipients.filter(isLocalPending);
     if (stillPending.length > 0 && now.getTime() - Date.parse(env.receivedAt) > maxAgeMs) {
       for (const r of stillPending) {
         r.state = 'failed';
@@ -207,6 +219,14 @@ export class LocalDelivery extends EventEmitter {
           recipient: r.address,
         });
       }
+    }
+    if (stillPending.length === 0 && env.recipients.some((r) => r.state === 'pending')) {
+      // Only recipients at other operators remain: the entry stays spooled for the relay.
+      await this.#d.spool.update(env);
+      this.#slots.delete(env.id);
+      this.#awaitingRelay.add(env.id);
+      this.emit('awaiting-relay', env);
+      return;
     }
     if (env.recipients.every((r) => r.state !== 'pending')) {
       if (env.recipients.some((r) => r.state === 'failed')) await this.#d.spool.moveToFailed(env);

@@ -3,6 +3,11 @@ export type RecipientState = 'pending' | 'delivered' | 'failed';
 
 export interface SpoolRecipient {
   readonly address: string;
+  /**
+   * `local`: a mailbox of ours, delivered over LMTP. `relay`: another operator's, waiting for the
+   * outbound relay (kept in the spool until it takes it). Absent means local (older entries).
+   */
+  readonly route?: 'local' | 'relay';
   state: RecipientState;
   attempts: number;
   /** DSN parameters (RFC 3461) given at RCPT, kept for delivery notifications. */

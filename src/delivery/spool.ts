@@ -73,6 +73,31 @@ export class Spool {
     }
   }
 
+  /**
+   * Puts a header line on top of a message still in `tmp/` (a submission's added `Sender:`): copies it
+   * behind the new line, fsyncs, and renames over the original. Returns the new size.
+   */
+  async prependToUncommitted(id: string, header: Buffer): Promise<number> {
+    const file = path.join(this.#tmp, `${id}.eml`);
+    const next = path.join(this.#tmp, `${id}.eml.next`);
+    try {
+      const out = createWriteStream(next, { flags: 'wx', mode: 0o600 });
+      out.write(header);
+      await pipeline(createReadStream(file), out);
+      await fsyncFile(next);
+      await rename(next, file);
+      return (await stat(file)).size;
+    } catch (err) {
+      await rm(next, { force: true });
+      throw new GatewayError(
+        'SPOOL_FAILED',
+        `cannot rewrite spool file: ${(err as Error).message}`,
+        {},
+        { cause: err },
+      );
+    }
+  }
+
   async commit(envelope: SpoolEnvelope): Promise<void> {
     const { id } = envelope;
     try {

@@ -132,6 +132,18 @@ export const ERROR_CODES = {
     http: 403,
     summary: 'this identity may not send from this mailbox',
   },
+  SENDER_NOT_ALLOWED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'envelope sender is not the authenticated mailbox',
+  },
+  PATIENT_ADDRESS_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'not a valid Mon espace santé address (15-digit INS with its key)',
+  },
   FROM_NOT_ALLOWED: {
     side: 'client',
     temporary: false,
@@ -182,6 +194,15 @@ export const ERROR_CODES = {
     http: 409,
     summary: 'the mailbox is not in a state that allows this',
   },
+  // Rights on mailboxes (ARCHITECTURE.md §4: delegate, member, application).
+  RIGHT_INVALID: { side: 'client', temporary: false, http: 400, summary: 'right request not valid' },
+  RIGHT_NOT_APPLICABLE: {
+    side: 'client',
+    temporary: false,
+    http: 409,
+    summary: 'this right does not apply to this mailbox',
+  },
+  RIGHT_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such right on this mailbox' },
   REQUEST_INVALID: { side: 'client', temporary: false, http: 400, summary: 'request not valid' },
   UNAUTHENTICATED: { side: 'client', temporary: false, http: 401, summary: 'authentication required' },
   ROUTE_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such route' },

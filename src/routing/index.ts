@@ -1,2 +1,7 @@
 export { parseAddress, routeByDomain, routeLocal } from './route-recipient.js';
 export type { MailboxStatusView, RecipientDecision } from './route-recipient.js';
+export { PATIENT_DOMAIN, isValidIns } from './patient-address.js';
+export { routeSubmission } from './route-submission.js';
+export type { SubmissionRoute, TrustedDomains } from './route-submission.js';
+export { checkEnvelopeSender, checkHeaderSenders } from './sender-policy.js';
+export type { HeaderSenders, SenderDecision } from './sender-policy.js';

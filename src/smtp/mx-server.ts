@@ -24,8 +24,8 @@ import {
 import { type MailboxStatusView, parseAddress, routeByDomain, routeLocal } from '../routing/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
-import { HeaderCapture } from './header-scan.js';
-import { spoolEnvelopeOf, tlsFailureReason } from './mx-transaction.js';
+import { tlsFailureReason } from './mx-transaction.js';
+import { spoolIncoming } from './spool-incoming.js';
 import { receivedHeader } from './received-header.js';
 import { replyLine, smtpError } from './replies.js';
 
@@ -302,39 +302,29 @@ export class MxServer {
       ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
       date: now,
     });
-    const capture = new HeaderCapture();
-    stream.pipe(capture);
-    let size: number;
-    try {
-      size = await this.#d.spool.writeMessage(id, Buffer.from(header, 'latin1'), capture);
-    } catch (err) {
-      stream.resume();
-      st?.log.error({ event: 'smtp.mx.spool_error', err: toGatewayError(err).message }, 'spool write failed');
-      return cb(this.#refuse(session, 'DATA', 'SPOOL_FAILED', 'spool_failed'));
-    }
-    if (stream.sizeExceeded) {
-      await this.#d.spool.discard(id);
-      return cb(this.#refuse(session, 'DATA', 'MESSAGE_TOO_LARGE', 'too_large', { size: stream.byteLength }));
-    }
-    const messageId = capture.header('Message-ID');
-    const envelope = spoolEnvelopeOf(session, {
-      id,
-      now,
-      size,
-      channel: 'mx',
-      ...(messageId ? { messageId } : {}),
-      ...(st?.verdict?.ok ? { peerDn: st.verdict.dn } : {}),
-      ...(st?.tls ? { tls: st.tls } : {}),
+    const outcome = await spoolIncoming({
+      spool: this.#d.spool,
+      session,
+      stream,
+      received: header,
+      transaction: {
+        id,
+        now,
+        channel: 'mx',
+        ...(peerDn ? { peerDn } : {}),
+        ...(st?.tls ? { tls: st.tls } : {}),
+      },
     });
-    try {
-      await this.#d.spool.commit(envelope);
-    } catch (err) {
-      st?.log.error(
-        { event: 'smtp.mx.spool_error', err: toGatewayError(err).message },
-        'spool commit failed',
-      );
-      return cb(this.#refuse(session, 'DATA', 'SPOOL_FAILED', 'spool_failed'));
+    if (!outcome.ok) {
+      if (outcome.cause) {
+        st?.log.error(
+          { event: 'smtp.mx.spool_error', err: toGatewayError(outcome.cause).message },
+          'spool failed',
+        );
+      }
+      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason, { size: stream.byteLength }));
     }
+    const { envelope } = outcome;
     this.#accepted(envelope, st);
     cb(null, `2.0.0 Ok: queued as ${id}`);
     this.#d.onAccepted(envelope);

@@ -9,6 +9,8 @@ export interface AcceptedTransaction {
   readonly messageId?: string;
   readonly peerDn?: string;
   readonly tls?: { readonly protocol: string; readonly cipher: string };
+  /** Where each recipient goes; local when absent (the MX path only delivers locally). */
+  readonly routeOf?: (address: string) => 'local' | 'relay';
 }
 
 /** The spool envelope of an accepted transaction: envelope, DSN parameters, peer and TLS facts. */
@@ -37,6 +39,7 @@ export function spoolEnvelopeOf(session: SMTPServerSession, t: AcceptedTransacti
       const orcpt = r.dsn?.orcpt;
       return {
         address: r.address.toLowerCase(),
+        route: t.routeOf?.(r.address.toLowerCase()) ?? 'local',
         state: 'pending' as const,
         attempts: 0,
         ...(notify || orcpt ? { dsn: { ...(notify ? { notify } : {}), ...(orcpt ? { orcpt } : {}) } } : {}),

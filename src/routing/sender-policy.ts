@@ -1,0 +1,56 @@
+import type { Access } from '../auth/types.js';
+import type { ErrorCode } from '../errors/index.js';
+
+/**
+ * Who may appear as sender (ARCHITECTURE.md §4 "Sending"): the envelope sender and `From:` must be
+ * the mailbox the caller opened; a delegate sends with `From:` the owner's mailbox and `Sender:`
+ * a mailbox of the delegate's own (added when absent). Pure; addresses are compared lower-cased.
+ */
+export type SenderDecision =
+  | { readonly ok: true; readonly addSender?: string }
+  | { readonly ok: false; readonly code: ErrorCode; readonly reason: string };
+
+export function checkEnvelopeSender(access: Access, mailFrom: string): SenderDecision {
+  if (!access.scopes.has('send')) return { ok: false, code: 'SEND_NOT_AUTHORISED', reason: 'read_only' };
+  // The null reverse-path carries MDNs (RFC 8098 §3) from the mailbox's own client.
+  if (mailFrom !== '' && mailFrom.toLowerCase() !== access.bal.toLowerCase()) {
+    return { ok: false, code: 'SENDER_NOT_ALLOWED', reason: 'envelope_sender' };
+  }
+  return { ok: true };
+}
+
+export interface HeaderSenders {
+  /** Addresses of the `From:` header. */
+  readonly from: readonly string[];
+  /** Addresses of the `Sender:` header, undefined when absent. */
+  readonly sender: readonly string[] | undefined;
+}
+
+/** `ownMailboxes`: mailboxes the authenticated principal owns (for a delegate's `Sender:`). */
+export function checkHeaderSenders(
+  access: Access,
+  headers: HeaderSenders,
+  ownMailboxes: readonly string[],
+): SenderDecision {
+  const bal = access.bal.toLowerCase();
+  const from = headers.from.map((a) => a.toLowerCase());
+  if (from.length !== 1 || from[0] !== bal)
+    return { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'from_header' };
+  const own = ownMailboxes.map((a) => a.toLowerCase());
+  const sender = headers.sender?.map((a) => a.toLowerCase());
+  if (access.right !== 'delegate') {
+    if (sender && (sender.length !== 1 || (sender[0] !== bal && !own.includes(sender[0]!)))) {
+      return { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'sender_header' };
+    }
+    return { ok: true };
+  }
+  if (sender) {
+    return sender.length === 1 && own.includes(sender[0]!)
+      ? { ok: true }
+      : { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'sender_header' };
+  }
+  const first = own[0];
+  return first
+    ? { ok: true, addSender: first }
+    : { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'delegate_without_mailbox' };
+}
