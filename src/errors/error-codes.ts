@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   },
   INTERNAL: { side: 'server', temporary: true, http: 500, summary: 'internal error' },
   // Client authentication and authorisation (IMAP and submission, ARCHITECTURE.md §4).
+  AUTH_REQUIRED: { side: 'client', temporary: false, http: 401, summary: 'authentication required first' },
   AUTH_TLS_REQUIRED: {
     side: 'client',
     temporary: false,
@@ -125,6 +126,12 @@ export const ERROR_CODES = {
     temporary: true,
     http: 429,
     summary: 'too many failed authentications, try again later',
+  },
+  AUTH_MAILBOX_REQUIRED: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'name the mailbox to open (SASL authorization identity, XOAUTH2 user=)',
   },
   SEND_NOT_AUTHORISED: {
     side: 'client',

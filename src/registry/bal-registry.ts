@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
-import { GatewayError, isGatewayError } from '../errors/index.js';
+import { GatewayError } from '../errors/index.js';
 import type { AuditJournal } from '../observability/journal.js';
+import type { Actor } from './actor.js';
+import { ActivityStore, type ActivityChannel, type BalActivity } from './activity-store.js';
 import {
   BAL_STATUSES,
   BAL_TYPES,
@@ -16,19 +18,16 @@ import {
   type BalType,
 } from './bal.js';
 import { decodeBal, pairsToRecord } from './bal-record.js';
-import { CREATE_BAL, TRANSITION_BAL } from './lua-script.js';
+import { CREATE_BAL, TRANSITION_BAL, type LuaScript } from './lua-script.js';
+import { balNotFound, callRedis, registryUnavailable } from './redis-call.js';
+import { RegistryKeys } from './registry-keys.js';
+import type { GrantRequest, SubjectRequest } from './rights.js';
+import { DELETE_BAL } from './rights-scripts.js';
+import { RightsStore, type AccessibleBal, type GrantView } from './rights-store.js';
 
 /** Creates the mailbox in the mail store (Dovecot); the store adapter implements it. Idempotent. */
 export interface MailboxProvisioner {
   provision(address: string): Promise<void>;
-}
-
-/** Who made a change, for the audit journal. */
-export interface Actor {
-  readonly kind: 'admin-api' | 'cli' | 'system';
-  readonly id: string;
-  /** Remote address of the caller, when it came over the network. */
-  readonly remote?: string;
 }
 
 export interface BalRegistryOptions {
@@ -61,6 +60,17 @@ export interface BalPage {
 
 export type BalCounts = Record<BalStatus, Record<BalType, number>>;
 
+type StatusChange = { set: Record<string, string>; del: string[] };
+
+/** The script a status change runs: TRANSITION_BAL, or DELETE_BAL which also drops the rights. */
+interface TransitionScript {
+  readonly script: LuaScript;
+  readonly keys: (address: string) => string[];
+  readonly args: (address: string) => string[];
+  /** The transition's own reply within the script's reply. */
+  readonly unwrap: (reply: unknown) => unknown;
+}
+
 export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
 // Addresses read per round trip while listing, and the most one page may examine when filters match
@@ -75,31 +85,23 @@ const LIST_MAX_SCAN = 10_000;
  */
 export class BalRegistry {
   readonly #redis: Redis;
-  readonly #prefix: string;
+  readonly #keys: RegistryKeys;
   readonly #domains: readonly string[];
   readonly #clock: Clock;
   readonly #journal: AuditJournal;
   readonly #provisioner: MailboxProvisioner;
+  readonly #rights: RightsStore;
+  readonly #activity: ActivityStore;
 
   constructor(options: BalRegistryOptions) {
     this.#redis = options.redis;
-    this.#prefix = options.prefix;
+    this.#keys = new RegistryKeys(options.prefix);
     this.#domains = options.domains;
     this.#clock = options.clock;
     this.#journal = options.journal;
     this.#provisioner = options.provisioner;
-  }
-
-  #balKey(address: string): string {
-    return `${this.#prefix}bal:${address}`;
-  }
-
-  get #indexKey(): string {
-    return `${this.#prefix}bals`;
-  }
-
-  get #countsKey(): string {
-    return `${this.#prefix}bals:counts`;
+    this.#rights = new RightsStore({ redis: this.#redis, keys: this.#keys, journal: this.#journal });
+    this.#activity = new ActivityStore({ redis: this.#redis, keys: this.#keys });
   }
 
   /**
@@ -109,14 +111,14 @@ export class BalRegistry {
    */
   async create(input: { address: string; type: string; owner: string }, actor: Actor): Promise<Bal> {
     const bal = parseNewBal(input, this.#domains);
-    const existing = await this.#call(() => this.#redis.hget(this.#balKey(bal.address), 'status'));
+    const existing = await callRedis(() => this.#redis.hget(this.#keys.bal(bal.address), 'status'));
     if (existing !== null) throw balExistsError(bal.address, isBalStatus(existing) ? existing : 'active');
     await this.#provision(bal.address);
     const now = this.#clock.now().toISOString();
-    const raced = await this.#call(() =>
+    const raced = await callRedis(() =>
       CREATE_BAL.run(
         this.#redis,
-        [this.#balKey(bal.address), this.#indexKey, this.#countsKey],
+        [this.#keys.bal(bal.address), this.#keys.index, this.#keys.counts, this.#keys.personOwns(bal.owner)],
         [bal.address, bal.type, bal.owner, now],
       ),
     );
@@ -133,7 +135,7 @@ export class BalRegistry {
 
   /** One round trip (SMTP RCPT hot path). Null when there is no such BAL. */
   async get(address: string): Promise<Bal | null> {
-    const hash = await this.#call(() => this.#redis.hgetall(this.#balKey(normaliseAddress(address))));
+    const hash = await callRedis(() => this.#redis.hgetall(this.#keys.bal(normaliseAddress(address))));
     return decodeBal(hash);
   }
 
@@ -160,15 +162,15 @@ export class BalRegistry {
   /** Up to LIST_BATCH BALs after `after` in address order, in two round trips. */
   async #readBatch(after: string | undefined): Promise<{ bals: Bal[]; last?: string; exhausted: boolean }> {
     const min = after === undefined ? '-' : `(${after}`;
-    const addresses = await this.#call(() =>
-      this.#redis.zrangebylex(this.#indexKey, min, '+', 'LIMIT', 0, LIST_BATCH),
+    const addresses = await callRedis(() =>
+      this.#redis.zrangebylex(this.#keys.index, min, '+', 'LIMIT', 0, LIST_BATCH),
     );
     const exhausted = addresses.length < LIST_BATCH;
     const last = addresses[addresses.length - 1];
     if (last === undefined) return { bals: [], exhausted };
     const pipeline = this.#redis.pipeline();
-    for (const address of addresses) pipeline.hgetall(this.#balKey(address));
-    const replies = (await this.#call(() => pipeline.exec())) ?? [];
+    for (const address of addresses) pipeline.hgetall(this.#keys.bal(address));
+    const replies = (await callRedis(() => pipeline.exec())) ?? [];
     const bals: Bal[] = [];
     for (const [err, hash] of replies) {
       if (err) throw registryUnavailable(err);
@@ -199,20 +201,73 @@ export class BalRegistry {
     return bal;
   }
 
-  /** Final: the record stays as a tombstone so the address can never be created again. */
+  /**
+   * Final: the record stays as a tombstone so the address can never be created again. Its grants and
+   * their index entries go in the same atomic step (each journaled as revoked); its activity stays.
+   */
   async delete(address: string, actor: Actor): Promise<Bal> {
     const now = this.#clock.now().toISOString();
-    const bal = await this.#transition(address, 'deleted', {
-      set: { updatedAt: now, deletedAt: now },
-      del: ['statusReason'],
-    });
+    const change = { set: { updatedAt: now, deletedAt: now }, del: ['statusReason'] };
+    const { bal, reply } = await this.#transitionWith(this.#deletion, address, 'deleted', change);
+    const [, dropped] = reply as [unknown, string[]];
     this.#journalChange('registry.bal.deleted', bal, actor, undefined);
+    this.#rights.journalDropped(bal.address, dropped, actor);
+    return bal;
+  }
+
+  /**
+   * Grants a right on a mailbox (ARCHITECTURE.md §4), replacing the subject's previous grant there.
+   * Refused on a deleted mailbox; a suspended one keeps and takes grants (status is checked at use).
+   */
+  async grant(address: string, request: GrantRequest, actor: Actor): Promise<GrantView> {
+    const bal = await this.#existing(address);
+    return this.#rights.grant(bal, request, actor, this.#clock.now());
+  }
+
+  /** Revokes the right of a person or certificate on a mailbox. RIGHT_NOT_FOUND when there is none. */
+  async revoke(address: string, subject: SubjectRequest, actor: Actor): Promise<GrantView> {
+    const bal = await this.#existing(address);
+    return this.#rights.revoke(bal.address, subject, actor, this.#clock.now());
+  }
+
+  /** Every grant on a mailbox, expired ones included (flagged `expired`) until the purge runs. */
+  grants(address: string): Promise<GrantView[]> {
+    return this.#rights.list(normaliseAddress(address), this.#clock.now());
+  }
+
+  /** "Which mailboxes may this person open": owned PER mailboxes and live grants, not deleted ones. */
+  balsForPerson(nationalId: string, now: Date = this.#clock.now()): Promise<AccessibleBal[]> {
+    return this.#rights.balsForPerson(nationalId, now);
+  }
+
+  /** Mailboxes an application certificate (any DN spelling) is bound to, not deleted ones. */
+  balsForCertificate(dn: string, now: Date = this.#clock.now()): Promise<AccessibleBal[]> {
+    return this.#rights.balsForCertificate(dn, now);
+  }
+
+  /** Removes the grants expired at `now` and returns them (journaled `registry.right.expired`). */
+  purgeExpiredGrants(now: Date = this.#clock.now()): Promise<GrantView[]> {
+    return this.#rights.purgeExpired(now);
+  }
+
+  /** A successful use of the mailbox; see ActivityStore.record. */
+  recordActivity(address: string, channel: ActivityChannel, at: Date): Promise<boolean> {
+    return this.#activity.record(normaliseAddress(address), channel, at);
+  }
+
+  activity(address: string): Promise<BalActivity> {
+    return this.#activity.read(normaliseAddress(address));
+  }
+
+  async #existing(address: string): Promise<Bal> {
+    const bal = await this.get(address);
+    if (!bal) throw balNotFound(normaliseAddress(address));
     return bal;
   }
 
   /** Number of BALs per status and type, every combination present (zeros included). */
   async countByStatusAndType(): Promise<BalCounts> {
-    const raw = await this.#call(() => this.#redis.hgetall(this.#countsKey));
+    const raw = await callRedis(() => this.#redis.hgetall(this.#keys.counts));
     const counts = {} as BalCounts;
     for (const status of BAL_STATUSES) {
       counts[status] = {} as Record<BalType, number>;
@@ -221,17 +276,23 @@ export class BalRegistry {
     return counts;
   }
 
-  async #transition(
+  async #transition(input: string, to: BalStatus, change: StatusChange): Promise<Bal> {
+    return (await this.#transitionWith(this.#plainTransition, input, to, change)).bal;
+  }
+
+  /** Runs a status change through `via`; returns the new BAL and the script's whole reply. */
+  async #transitionWith(
+    via: TransitionScript,
     input: string,
     to: BalStatus,
-    change: { set: Record<string, string>; del: string[] },
-  ): Promise<Bal> {
+    change: StatusChange,
+  ): Promise<{ bal: Bal; reply: unknown }> {
     const address = normaliseAddress(input);
     const request = JSON.stringify({ to, allowedFrom: statusesAllowingTransitionTo(to), ...change });
-    const reply = await this.#call(() =>
-      TRANSITION_BAL.run(this.#redis, [this.#balKey(address), this.#countsKey], [request]),
+    const reply = await callRedis(() =>
+      via.script.run(this.#redis, via.keys(address), [request, ...via.args(address)]),
     );
-    const [outcome, ...rest] = reply as unknown[];
+    const [outcome, ...rest] = via.unwrap(reply) as unknown[];
     if (outcome === 'missing') throw balNotFound(address);
     if (outcome === 'refused') {
       const from = String(rest[0]);
@@ -240,8 +301,29 @@ export class BalRegistry {
     }
     const bal = decodeBal(pairsToRecord(rest));
     if (!bal) throw balNotFound(address);
-    return bal;
+    return { bal, reply };
   }
+
+  readonly #plainTransition: TransitionScript = {
+    script: TRANSITION_BAL,
+    keys: (address) => [this.#keys.bal(address), this.#keys.counts],
+    args: () => [],
+    unwrap: (reply) => reply,
+  };
+
+  // Deletion also drops the mailbox's rights in the same script (rights-scripts.ts).
+  readonly #deletion: TransitionScript = {
+    script: DELETE_BAL,
+    keys: (address) => [
+      this.#keys.bal(address),
+      this.#keys.counts,
+      this.#keys.rights(address),
+      this.#keys.rightsExpiry,
+      this.#keys.lastActivity,
+    ],
+    args: (address) => [this.#keys.prefix, address],
+    unwrap: (reply) => (reply as unknown[])[0],
+  };
 
   #journalChange(event: string, bal: Bal, actor: Actor, reason: string | undefined): void {
     this.#journal.record({
@@ -266,29 +348,6 @@ export class BalRegistry {
       );
     }
   }
-
-  /** Runs a Redis call; anything Redis throws means the registry is unavailable to us. */
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw isGatewayError(err) ? err : registryUnavailable(err);
-    }
-  }
-}
-
-function registryUnavailable(err: unknown): GatewayError {
-  const why = err instanceof Error ? err.message : String(err);
-  return new GatewayError(
-    'REGISTRY_UNAVAILABLE',
-    `mailbox registry (Redis) unavailable: ${why}`,
-    {},
-    { cause: err },
-  );
-}
-
-function balNotFound(address: string): GatewayError {
-  return new GatewayError('BAL_NOT_FOUND', `no mailbox ${address} in the registry`, { address });
 }
 
 function checkLimit(limit: number | undefined): number {

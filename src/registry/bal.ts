@@ -161,6 +161,12 @@ const PERSON_ID = /^(?:8[0-9]{11}|0(?:[0-9]{2}|2[AB])[0-9]{7})$/;
 // the identifier in that register, 9 characters (FINESS, SIREN) to 14 (SIRET).
 const STRUCTURE_ID = /^[0-9][0-9A-Za-z]{8,14}$/;
 
+/** Trims and upper-cases a national person id (ADELI 2A/2B); null unless it is `8`+RPPS or `0`+ADELI. */
+export function normalisePersonId(input: string): string | null {
+  const id = input.trim().toUpperCase();
+  return PERSON_ID.test(id) ? id : null;
+}
+
 /** Validates the owner identifier for the mailbox type and returns it trimmed. Throws BAL_INVALID_OWNER. */
 export function parseBalOwner(type: BalType, input: string): string {
   const owner = type === 'PER' ? input.trim().toUpperCase() : input.trim();

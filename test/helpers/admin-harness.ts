@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { buildAdminApi } from '../../src/admin/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock, type Clock } from '../../src/clock.js';
 import { FileAuditJournal, type AuditEvent } from '../../src/observability/journal.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { BalRegistry, type MailboxProvisioner } from '../../src/registry/index.js';
@@ -31,6 +31,8 @@ export interface AdminHarnessOptions {
   readonly provisioner?: MailboxProvisioner;
   /** Redis client for the registry; default a client of the run's Redis, closed by `close`. */
   readonly redis?: Redis;
+  /** The registry's clock (grant expiry, `expired` flags); default the system clock. */
+  readonly clock?: Clock;
 }
 
 export interface AdminHarness {
@@ -61,7 +63,7 @@ export async function startAdminHarness(options: AdminHarnessOptions = {}): Prom
     redis: registryRedis,
     prefix,
     domains: TEST_DOMAINS,
-    clock: systemClock,
+    clock: options.clock ?? systemClock,
     journal,
     provisioner: options.provisioner ?? storeProvisioner(),
   });

@@ -1,0 +1,52 @@
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { CliIo } from '../admin/cli-context.js';
+import { GatewayError } from '../errors/index.js';
+import { DEV_TOKEN_MAX_TTL_SECONDS, mintDevToken } from './dev-issuer.js';
+
+/**
+ * `mssgw dev-token --subject ID [--ttl S] [--audience AUD] [--dir DIR]`: prints an access token of the
+ * development issuer on stdout and nothing else, so that `TOKEN=$(npx mssgw dev-token ...)` works.
+ * Refused when the configuration's mode is production (a production gateway never trusts it).
+ */
+export function registerDevTokenCommand(program: Command, io: CliIo): void {
+  program
+    .command('dev-token')
+    .description(
+      'print an access token of the development issuer, for XOAUTH2/OAUTHBEARER (never for production)',
+    )
+    .requiredOption('--subject <id>', "the person's national id: 8 + RPPS number, or 0 + ADELI number")
+    .option('--ttl <seconds>', `lifetime in seconds, 1 to ${DEV_TOKEN_MAX_TTL_SECONDS}`, parseTtl, 3600)
+    .option('--audience <aud>', 'aud claim, when auth.issuers checks one')
+    .option(
+      '--dir <dir>',
+      'development PKI folder holding dev-issuer/ (default: pkiDir of the configuration)',
+    )
+    .action(async (opts: { subject: string; ttl: number; audience?: string; dir?: string }) => {
+      const dir = path.resolve(opts.dir ?? developmentPkiDir(io));
+      const token = await mintDevToken({
+        pkiDir: dir,
+        subject: opts.subject,
+        ttlSeconds: opts.ttl,
+        ...(opts.audience === undefined ? {} : { audience: opts.audience }),
+      });
+      io.stdout(`${token}\n`);
+    });
+}
+
+function developmentPkiDir(io: CliIo): string {
+  const config = io.loadConfig(io.env);
+  if (config.mode !== 'development') {
+    throw new GatewayError(
+      'CONFIG_INVALID',
+      'dev-token needs mode development: a production gateway does not trust the development issuer',
+    );
+  }
+  return config.pkiDir;
+}
+
+function parseTtl(value: string): number {
+  const n = Number(value);
+  if (/^[0-9]+$/.test(value) && n >= 1 && n <= DEV_TOKEN_MAX_TTL_SECONDS) return n;
+  throw new InvalidArgumentError(`give a whole number of seconds from 1 to ${DEV_TOKEN_MAX_TTL_SECONDS}`);
+}

@@ -1,0 +1,298 @@
+import type { X509Certificate } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import { ERROR_CODES, isGatewayError, type ErrorCode } from '../errors/index.js';
+import type { AuditJournal, Logger } from '../observability/index.js';
+import {
+  normaliseAddress,
+  resolveAccess,
+  type AccessibleBal,
+  type ActivityChannel,
+  type Bal,
+  type Grant,
+} from '../registry/index.js';
+import { AuthFailure, isAuthFailure } from './auth-failure.js';
+import { failedEvent, succeededEvent, type AuthObserver } from './auth-events.js';
+import { certificatePrincipal } from './certificate-principal.js';
+import { FailureLimiter } from './failure-limiter.js';
+import { saslErrorChallenge } from './sasl.js';
+import { SecretStore } from './secrets.js';
+import type { TokenVerifier } from './token-verifier.js';
+import type {
+  Access,
+  AuthOutcome,
+  AuthRequest,
+  Channel,
+  ClientAuthenticator,
+  Principal,
+  SaslMechanism,
+  TlsFacts,
+} from './types.js';
+
+/**
+ * The authentication core shared by IMAP and SMTP submission (ARCHITECTURE.md §4): "the login name is
+ * the mailbox; the credential is the person or software". Each attempt goes through the same steps:
+ * TLS, failure limits, proof of the credential (token, certificate or secret), the mailbox, the
+ * mechanism's policy, the caller's right on the mailbox, the mailbox's status. Every attempt is
+ * journaled; the credential itself never is.
+ */
+
+/** What the authenticator needs of the registry; BalRegistry provides it. */
+export interface AuthRegistry {
+  get(address: string): Promise<Bal | null>;
+  grants(address: string): Promise<readonly Grant[]>;
+  balsForPerson(nationalId: string, now?: Date): Promise<readonly AccessibleBal[]>;
+  balsForCertificate(dn: string, now?: Date): Promise<readonly AccessibleBal[]>;
+  recordActivity(address: string, channel: ActivityChannel, at: Date): Promise<boolean>;
+}
+
+export interface GatewayAuthenticatorOptions {
+  readonly config: Config['auth'] & { readonly mode: Config['mode'] };
+  readonly registry: AuthRegistry;
+  /** Shared client, for failure limits and mailbox secrets. */
+  readonly redis: Redis;
+  /** Configuration `redis.prefix`. */
+  readonly prefix: string;
+  /** Our trusted authorities, read at each attempt so that a trust reload is seen. */
+  readonly authorities: () => readonly X509Certificate[];
+  readonly journal: AuditJournal;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly verifier: TokenVerifier;
+  readonly observer?: AuthObserver;
+}
+
+/** Failures that do not count towards the limits: no credential was wrong, or it was authentic. */
+const UNCOUNTED: ReadonlySet<ErrorCode> = new Set([
+  'AUTH_TLS_REQUIRED',
+  'AUTH_RATE_LIMITED',
+  'AUTH_MECHANISM_NOT_ALLOWED',
+  // Authentic but stale: clients refresh their token; counting would lock the owner out.
+  'AUTH_TOKEN_EXPIRED',
+  'AUTH_MAILBOX_DISABLED',
+]);
+
+/** Mutable trace of one attempt, for the journal when a step refuses. */
+interface Attempt {
+  bal: string | undefined;
+  principal: Principal | undefined;
+}
+
+export class GatewayAuthenticator implements ClientAuthenticator {
+  readonly #o: GatewayAuthenticatorOptions;
+  readonly #limiter: FailureLimiter;
+  readonly #secrets: SecretStore;
+
+  constructor(options: GatewayAuthenticatorOptions) {
+    this.#o = options;
+    this.#limiter = new FailureLimiter({
+      redis: options.redis,
+      prefix: options.prefix,
+      limits: options.config,
+      clock: options.clock,
+    });
+    this.#secrets = new SecretStore({ redis: options.redis, prefix: options.prefix });
+  }
+
+  /** The failure limits, for the lockout gauge. */
+  get limiter(): FailureLimiter {
+    return this.#limiter;
+  }
+
+  /** Mailbox secrets, for the admin route that sets them. */
+  get secrets(): SecretStore {
+    return this.#secrets;
+  }
+
+  /**
+   * Nothing before TLS (RFC 3207 §4, RFC 9051 §11.1: credentials never travel in clear); then the
+   * token mechanisms, EXTERNAL with a verified client certificate, PLAIN/LOGIN where allowed.
+   */
+  mechanisms(tls: TlsFacts): readonly SaslMechanism[] {
+    if (!tls.secure) return [];
+    const out: SaslMechanism[] = ['XOAUTH2', 'OAUTHBEARER'];
+    if (tls.peerCertificate !== undefined && tls.authorized) out.push('EXTERNAL');
+    if (this.#o.config.passwordTypes.length > 0) out.push('PLAIN', 'LOGIN');
+    return out;
+  }
+
+  async authenticate(request: AuthRequest): Promise<AuthOutcome> {
+    const attempt: Attempt = {
+      bal: request.bal === undefined ? undefined : normaliseAddress(request.bal),
+      principal: undefined,
+    };
+    try {
+      const { access, bal } = await this.#decide(request, attempt);
+      await this.#resetFailures(access.bal, request.remote);
+      const event = succeededEvent(request, access, bal);
+      this.#o.journal.record(event);
+      this.#o.logger.info(event, 'authenticated');
+      this.#o.observer?.attempt({ channel: request.channel, mechanism: request.mechanism, outcome: 'ok' });
+      return { ok: true, access };
+    } catch (err) {
+      return this.#refuse(request, attempt, err);
+    }
+  }
+
+  async recordActivity(access: Access, channel: Channel): Promise<void> {
+    // An application's use counts on its own channel (registry activity: application mTLS).
+    const used: ActivityChannel = access.principal.kind === 'application' ? 'application' : channel;
+    await this.#o.registry.recordActivity(access.bal, used, this.#o.clock.now());
+  }
+
+  async #decide(request: AuthRequest, attempt: Attempt): Promise<{ access: Access; bal: Bal }> {
+    if (!request.tls.secure) throw new AuthFailure('AUTH_TLS_REQUIRED', 'tls_required');
+    if (!this.mechanisms(request.tls).includes(request.mechanism)) {
+      throw new AuthFailure('AUTH_MECHANISM_NOT_ALLOWED', 'mechanism_not_offered');
+    }
+    const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote });
+    if (!limit.allowed) {
+      throw new AuthFailure('AUTH_RATE_LIMITED', 'rate_limited', undefined, {
+        scope: limit.scope,
+        retryAfterMs: limit.retryAfterMs,
+      });
+    }
+    const principal = await this.#prove(request);
+    attempt.principal = principal;
+    attempt.bal ??= await this.#impliedMailbox(principal);
+    const bal = await this.#o.registry.get(attempt.bal);
+    if (!bal) throw new AuthFailure('AUTH_NOT_AUTHORISED', 'mailbox_unknown');
+    const passwordMechanism = request.mechanism === 'PLAIN' || request.mechanism === 'LOGIN';
+    if (passwordMechanism && !this.#o.config.passwordTypes.includes(bal.type)) {
+      throw new AuthFailure('AUTH_MECHANISM_NOT_ALLOWED', 'password_not_allowed', undefined, {
+        type: bal.type,
+      });
+    }
+    const access = resolveAccess(bal, await this.#grants(bal.address), principal, this.#o.clock.now());
+    if (!access) throw new AuthFailure('AUTH_NOT_AUTHORISED', 'no_right');
+    // After the right: only someone entitled to the mailbox learns that it is suspended.
+    if (bal.status !== 'active') throw new AuthFailure('AUTH_MAILBOX_DISABLED', `mailbox_${bal.status}`);
+    return { access, bal };
+  }
+
+  async #grants(address: string): Promise<readonly Grant[]> {
+    try {
+      return await this.#o.registry.grants(address);
+    } catch (err) {
+      // Deleted between the two reads: the same answer as an unknown mailbox.
+      if (isGatewayError(err) && err.code === 'BAL_NOT_FOUND') return [];
+      throw err;
+    }
+  }
+
+  /** Proves the credential; throws AuthFailure when it does not hold. */
+  async #prove(request: AuthRequest): Promise<Principal> {
+    switch (request.mechanism) {
+      case 'XOAUTH2':
+      case 'OAUTHBEARER': {
+        if (!request.token) throw new AuthFailure('AUTH_MALFORMED', 'no_token');
+        const token = await this.#o.verifier.verify(request.token);
+        return { kind: 'person', nationalId: token.nationalId, via: token.issuer };
+      }
+      case 'EXTERNAL': {
+        const { peerCertificate } = request.tls;
+        if (!peerCertificate) throw new AuthFailure('CERT_MISSING', 'cert_missing');
+        const verdict = certificatePrincipal(
+          {
+            certificate: peerCertificate,
+            authorized: request.tls.authorized,
+            ...(request.tls.authorizationError === undefined
+              ? {}
+              : { authorizationError: request.tls.authorizationError }),
+          },
+          this.#o.authorities(),
+          this.#o.clock.now(),
+        );
+        if (!verdict.ok) {
+          throw new AuthFailure(
+            verdict.code,
+            verdict.reason,
+            undefined,
+            verdict.dn ? { dn: verdict.dn } : {},
+          );
+        }
+        return verdict.principal;
+      }
+      case 'PLAIN':
+      case 'LOGIN': {
+        const { authcid, password } = request;
+        if (!authcid || !password) throw new AuthFailure('AUTH_MALFORMED', 'no_password');
+        if (!(await this.#secrets.verify(authcid, password))) {
+          throw new AuthFailure('AUTH_CREDENTIALS_INVALID', 'bad_secret');
+        }
+        return { kind: 'secret', bal: normaliseAddress(authcid) };
+      }
+    }
+  }
+
+  /**
+   * The mailbox a client that named none means (EXTERNAL with an empty authzid, RFC 4422 Appendix
+   * A): the one mailbox the credential opens; with none or several, the client must name it.
+   */
+  async #impliedMailbox(principal: Principal): Promise<string> {
+    const now = this.#o.clock.now();
+    let candidates: readonly AccessibleBal[] = [];
+    if (principal.kind === 'application')
+      candidates = await this.#o.registry.balsForCertificate(principal.dn, now);
+    if (principal.kind === 'person')
+      candidates = await this.#o.registry.balsForPerson(principal.nationalId, now);
+    if (principal.kind === 'secret') return principal.bal;
+    const [only] = candidates;
+    if (candidates.length !== 1 || only === undefined) {
+      throw new AuthFailure(
+        'AUTH_MAILBOX_REQUIRED',
+        candidates.length === 0 ? 'no_mailbox' : 'several_mailboxes',
+        undefined,
+        { candidates: candidates.length },
+      );
+    }
+    return only.bal;
+  }
+
+  async #refuse(request: AuthRequest, attempt: Attempt, err: unknown): Promise<AuthOutcome> {
+    const failure = isAuthFailure(err)
+      ? err
+      : isGatewayError(err)
+        ? new AuthFailure(err.code, err.code.toLowerCase(), err.message)
+        : new AuthFailure('INTERNAL', 'internal');
+    const info = ERROR_CODES[failure.code];
+    if (info.side === 'client' && !info.temporary && !UNCOUNTED.has(failure.code)) {
+      await this.#countFailure(request, attempt);
+    }
+    const event = failedEvent(request, attempt.bal, attempt.principal, failure);
+    this.#o.journal.record(event);
+    if (info.side === 'client') this.#o.logger.info(event, 'authentication refused');
+    else
+      this.#o.logger.warn({ ...event, err: isAuthFailure(err) ? undefined : err }, 'authentication failed');
+    this.#o.observer?.attempt({
+      channel: request.channel,
+      mechanism: request.mechanism,
+      outcome: failure.reason,
+    });
+    const issuer = typeof failure.details.issuer === 'string' ? failure.details.issuer : undefined;
+    const via = attempt.principal?.kind === 'person' ? attempt.principal.via : undefined;
+    const discovery = this.#o.verifier.openidConfigurationUrl(issuer ?? via ?? '');
+    const saslError = saslErrorChallenge(request.mechanism, failure.code, discovery);
+    return { ok: false, code: failure.code, reason: failure.reason, ...(saslError ? { saslError } : {}) };
+  }
+
+  async #resetFailures(bal: string, remote: string): Promise<void> {
+    try {
+      await this.#limiter.recordSuccess({ bal, remote });
+    } catch (err) {
+      // The credential held: a lost reset only leaves the counter to its window.
+      this.#o.logger.warn({ err, event: 'auth.limit.unavailable' }, 'failures not reset');
+    }
+  }
+
+  async #countFailure(request: AuthRequest, attempt: Attempt): Promise<void> {
+    try {
+      const { lockouts } = await this.#limiter.recordFailure({ bal: attempt.bal, remote: request.remote });
+      for (const { scope } of lockouts) this.#o.observer?.lockout(scope);
+    } catch (err) {
+      // The refusal stands; only the count is lost while Redis is down.
+      this.#o.logger.warn({ err, event: 'auth.limit.unavailable' }, 'failure not counted');
+    }
+  }
+}
