@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { BalRegistry } from '../registry/index.js';
 import { ACTOR_HEADER, BearerTokenCheck, actorFromRequest } from './admin-auth.js';
 import { registerBalRoutes } from './bal-routes.js';
+import { registerRightsRoutes } from './rights-routes.js';
 import { PROBLEM_CONTENT_TYPE, isServerProblem, problem, toProblem, type Problem } from './problem.js';
 
 export interface AdminApiDeps {
@@ -25,7 +26,7 @@ export interface AdminApiDeps {
 }
 
 /**
- * Builds the admin HTTP API (routes in bal-routes.ts). It does not listen: the caller chooses the
+ * Builds the admin HTTP API (routes in bal-routes.ts and rights-routes.ts). It does not listen: the caller chooses the
  * address (configuration `admin.host`/`admin.port`, or port 0 in tests) and closes it on shutdown.
  */
 export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
@@ -79,6 +80,7 @@ export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
   const actorOf = (request: FastifyRequest) =>
     actorFromRequest(request.headers[ACTOR_HEADER], request.ip, tokenCheck !== undefined);
   registerBalRoutes(app, deps.registry, actorOf);
+  registerRightsRoutes(app, deps.registry, actorOf);
 
   app.setNotFoundHandler(async (request, reply) => {
     const p = problem('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, {

@@ -1,4 +1,14 @@
-import type { Bal, BalPage, BalStatus, BalType } from '../registry/index.js';
+import type {
+  AccessibleBal,
+  Bal,
+  BalActivity,
+  BalPage,
+  BalStatus,
+  BalType,
+  GrantRequest,
+  GrantView,
+  SubjectRequest,
+} from '../registry/index.js';
 import { ACTOR_HEADER } from './admin-auth.js';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
 
@@ -87,6 +97,29 @@ export class AdminClient {
 
   deleteBal(address: string): Promise<Bal> {
     return this.#request<Bal>('DELETE', balPath(address));
+  }
+
+  listRights(address: string): Promise<{ items: GrantView[] }> {
+    return this.#request('GET', `${balPath(address)}/rights`);
+  }
+
+  grantRight(address: string, request: GrantRequest): Promise<GrantView> {
+    return this.#request('POST', `${balPath(address)}/rights`, request);
+  }
+
+  revokeRight(address: string, subject: SubjectRequest): Promise<GrantView> {
+    const params = new URLSearchParams();
+    if (subject.person !== undefined) params.set('person', subject.person);
+    if (subject.certificateDn !== undefined) params.set('certificateDn', subject.certificateDn);
+    return this.#request('DELETE', `${balPath(address)}/rights?${params.toString()}`);
+  }
+
+  balsForPerson(nationalId: string): Promise<{ nationalId: string; items: AccessibleBal[] }> {
+    return this.#request('GET', `/v1/persons/${encodeURIComponent(nationalId.trim())}/bals`);
+  }
+
+  balActivity(address: string): Promise<BalActivity> {
+    return this.#request('GET', `${balPath(address)}/activity`);
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {

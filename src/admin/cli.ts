@@ -5,6 +5,8 @@ import { isGatewayError } from '../errors/index.js';
 import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 import { registerBalCommands } from './cli-bal.js';
 import { registerLocalCommands } from './cli-local.js';
+import { registerDevTokenCommand } from '../auth/index.js';
+import { registerRightsCommands } from './cli-rights.js';
 import type { CliIo } from './cli-context.js';
 
 /** Exit codes of `mssgw` (documented in its help). */
@@ -30,12 +32,14 @@ export function processIo(): CliIo {
 }
 
 /**
- * The `mssgw` program: global options and the `bal` commands. More command groups can be registered
+ * The `mssgw` program: global options, the `bal` and `rights` commands. More command groups can be registered
  * on the returned program (as registerBalCommands does) before it is run with runCli.
  */
 export function buildCli(io: CliIo = processIo()): Command {
   const program = new Command('mssgw')
-    .description('Administer the MSSanté gateway (bal: through its admin API; dev-pki, config: local files)')
+    .description(
+      'Administer the MSSanté gateway (bal, rights: through its admin API; dev-pki, config: local files)',
+    )
     .option(
       '--api <url>',
       `admin API URL (default: $MSSGW_ADMIN_URL, else admin.host/port of the configuration, else ${DEFAULT_ADMIN_URL})`,
@@ -54,8 +58,11 @@ export function buildCli(io: CliIo = processIo()): Command {
     // Usage errors are thrown rather than exiting, so runCli maps them to exit code 2.
     .exitOverride()
     .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) });
-  registerBalCommands(program, { io, client: (command) => clientFor(command, io) });
+  const ctx = { io, client: (command: Command) => clientFor(command, io) };
+  registerBalCommands(program, ctx);
+  registerRightsCommands(program, ctx);
   registerLocalCommands(program, io);
+  registerDevTokenCommand(program, io);
   return program;
 }
 
