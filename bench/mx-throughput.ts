@@ -52,7 +52,7 @@ export async function runMxBench(
     overrides: {
       dataDir: path.join(root, 'var'),
       ...devPkiSettings(pkiDir),
-      smtp: { mx: { host: '127.0.0.1', port: 0 }, maxRecipients: 10 },
+      smtp: { mx: { host: '127.0.0.1', port: 0 }, submission: { enabled: false }, maxRecipients: 10 },
       metrics: { enabled: false },
       admin: { enabled: false },
       log: { level: 'silent' },

@@ -19,11 +19,22 @@ import {
 } from './observability/index.js';
 import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from './pki/index.js';
 import { BalRegistry } from './registry/index.js';
-import { MxServer } from './smtp/index.js';
+import { MxServer, SubmissionServer } from './smtp/index.js';
+import {
+  GatewayAuthenticator,
+  JwtTokenVerifier,
+  decodeExternal,
+  decodeOauthbearer,
+  effectiveIssuers,
+  ensureDevIssuer,
+  type Principal,
+} from './auth/index.js';
 import { StoreHealthMonitor, lmtpTransport, storeProvisioner } from './store-wiring.js';
 
 export interface GatewayAddresses {
   mx?: AddressInfo;
+  submission?: AddressInfo;
+  submissionTls?: AddressInfo;
   metrics?: AddressInfo;
   admin?: AddressInfo;
 }
@@ -76,6 +87,8 @@ export class Gateway {
   delivery!: LocalDelivery;
   whitelist!: WhitelistHolder;
   mx: MxServer | undefined;
+  submission: SubmissionServer | undefined;
+  authenticator!: GatewayAuthenticator;
   #trust!: TrustMaterial;
   #admin: FastifyInstance | undefined;
   #http: ReturnType<typeof createObservabilityServer> | undefined;
@@ -143,6 +156,7 @@ export class Gateway {
       },
       options: config.delivery,
     });
+    this.authenticator = await this.#buildAuthenticator();
     this.#health = new StoreHealthMonitor(store, () => this.delivery.retryNow(), logger);
     this.#wireMetricSources();
     await this.delivery.start();
@@ -154,6 +168,65 @@ export class Gateway {
       embedded: this.backends.embedded,
       addresses: this.#describeAddresses(),
     });
+  }
+
+  async #buildAuthenticator(): Promise<GatewayAuthenticator> {
+    const { config } = this;
+    if (config.mode === 'development') await ensureDevIssuer(config.pkiDir);
+    const verifier = new JwtTokenVerifier({
+      issuers: effectiveIssuers(config),
+      clockSkewSeconds: config.auth.clockSkewSeconds,
+      jwksCacheSeconds: config.auth.jwksCacheSeconds,
+      mode: config.mode,
+      clock: this.clock,
+      onJwksFetch: (issuer, outcome) => this.metrics.jwksFetches.inc({ issuer, outcome }),
+    });
+    return new GatewayAuthenticator({
+      config: { ...config.auth, mode: config.mode },
+      registry: this.registry,
+      redis: this.backends.redis,
+      prefix: config.redis.prefix,
+      authorities: () => this.#trust.authorities,
+      journal: this.journal,
+      logger: this.logger.child({ component: 'auth' }),
+      clock: this.clock,
+      verifier,
+      observer: {
+        attempt: (labels) => this.metrics.authAttempts.inc(labels),
+        lockout: (scope) => this.metrics.authLockouts.inc({ scope }),
+      },
+    });
+  }
+
+  /** Mailboxes a person owns: where a delegate's `Sender:` may point. */
+  async #ownMailboxes(principal: Principal): Promise<string[]> {
+    if (principal.kind !== 'person') return [];
+    const bals = await this.registry.balsForPerson(principal.nationalId);
+    return bals.filter((b) => b.right === 'owner' && b.status === 'active').map((b) => b.bal);
+  }
+
+  async #listenSubmission(): Promise<void> {
+    const { host, port, tlsPort } = this.config.smtp.submission;
+    this.submission = new SubmissionServer({
+      config: this.config,
+      trust: () => this.#trust,
+      whitelist: this.whitelist,
+      mailboxes: this.registry,
+      ownMailboxes: (p) => this.#ownMailboxes(p),
+      authenticator: this.authenticator,
+      sasl: { oauthBearer: decodeOauthbearer, external: decodeExternal },
+      spool: this.spool,
+      onAccepted: (env) => this.delivery.enqueue(env),
+      clock: this.clock,
+      logger: this.logger.child({ component: 'submission' }),
+      journal: this.journal,
+      metrics: this.metrics,
+    });
+    const a = await this.submission
+      .listen(host, port, tlsPort)
+      .catch(explainListen('smtp.submission', host, port));
+    this.addresses.submission = a.starttls;
+    this.addresses.submissionTls = a.implicit;
   }
 
   async #listen(): Promise<void> {
@@ -174,6 +247,7 @@ export class Gateway {
       const { host, port } = config.smtp.mx;
       this.addresses.mx = await this.mx.listen(port, host).catch(explainListen('smtp.mx', host, port));
     }
+    if (config.smtp.submission.enabled) await this.#listenSubmission();
     if (config.metrics.enabled) {
       this.#http = createObservabilityServer(this.metrics.registry, [
         { name: 'redis', check: async () => (await this.backends.redis.ping()) === 'PONG' },
@@ -206,6 +280,8 @@ export class Gateway {
     const s = this.metrics.sources;
     s.spoolDepth = () => this.delivery.depth;
     s.spoolOldestAgeSeconds = () => this.delivery.oldestAgeSeconds();
+    s.spoolAwaitingRelay = () => this.delivery.awaitingRelay;
+    s.authLockoutsActive = () => this.authenticator.limiter.activeLockouts();
     s.redisUp = async () => (await this.backends.redis.ping().catch(() => '')) === 'PONG';
     s.storeUp = async () => this.#health?.check() ?? { imap: false, lmtp: false };
     s.whitelist = () => {
@@ -244,6 +320,7 @@ export class Gateway {
       if (this.config.mode === 'production') assertProductionTrust(material);
       this.#trust = material;
       this.mx?.reloadTrust();
+      this.submission?.reloadTrust();
       for (const s of staleCrls) log.error(s, 'revocation list unreadable; last good copy kept');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
@@ -269,6 +346,7 @@ export class Gateway {
       }
     };
     await step('mx', () => this.mx?.close());
+    await step('submission', () => this.submission?.close());
     await step('admin', () => this.#admin?.close());
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();

@@ -8,6 +8,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface MetricSources {
   spoolDepth?: () => number;
   spoolOldestAgeSeconds?: () => number;
+  spoolAwaitingRelay?: () => number;
+  authLockoutsActive?: () => Promise<Record<string, number>>;
   redisUp?: () => Promise<boolean>;
   storeUp?: () => Promise<{ imap: boolean; lmtp: boolean }>;
   whitelist?: () => { entries: number; domains: number; operators: number; ageSeconds: number };
@@ -60,6 +62,43 @@ export function createMetrics() {
       labelNames: ['listener'] as const,
       buckets: [4e3, 32e3, 256e3, 1e6, 4e6, 16e6, 64e6],
       registers: r,
+    }),
+    authAttempts: new Counter({
+      name: 'mssgw_auth_attempts_total',
+      help: 'Client authentications by channel (imap, submission), mechanism and outcome (ok or reason)',
+      labelNames: ['channel', 'mechanism', 'outcome'] as const,
+      registers: r,
+    }),
+    authLockouts: new Counter({
+      name: 'mssgw_auth_lockouts_total',
+      help: 'Failure limits reached, by scope (address, source)',
+      labelNames: ['scope'] as const,
+      registers: r,
+    }),
+    authLockoutsActive: new Gauge({
+      name: 'mssgw_auth_lockouts_active',
+      help: 'Mailboxes (scope=address) and client sources (scope=source) locked out now',
+      labelNames: ['scope'] as const,
+      registers: r,
+      async collect() {
+        const active = await sources.authLockoutsActive?.().catch(() => undefined);
+        if (!active) return;
+        for (const [scope, n] of Object.entries(active)) this.set({ scope }, n);
+      },
+    }),
+    jwksFetches: new Counter({
+      name: 'mssgw_auth_jwks_fetches_total',
+      help: 'Fetches of token issuers key sets, by issuer and outcome',
+      labelNames: ['issuer', 'outcome'] as const,
+      registers: r,
+    }),
+    spoolAwaitingRelay: new Gauge({
+      name: 'mssgw_spool_awaiting_relay_messages',
+      help: 'Spooled messages whose remaining recipients wait for the outbound relay',
+      registers: r,
+      collect() {
+        this.set(sources.spoolAwaitingRelay?.() ?? 0);
+      },
     }),
     deliveryAttempts: new Counter({
       name: 'mssgw_delivery_local_attempts_total',

@@ -38,7 +38,11 @@ export function testSettings(options: TestGatewayOptions = {}): Record<string, u
   const base = {
     dataDir,
     ...devPkiSettings(inject('pkiDir')),
-    smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 0 } },
+    smtp: {
+      hostname: 'mx.op.mssante.test',
+      mx: { host: '127.0.0.1', port: 0 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    },
     redis: { url: inject('redisUrl'), prefix: options.prefix ?? `test:${randomUUID()}:` },
     store: { imap: dovecot.imap, lmtp: dovecot.lmtp, masterUser: dovecot.masterUser, masterPasswordFile },
     delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1 },

@@ -28,7 +28,11 @@ function embeddedConfig(dataDir: string, pkiDir: string): Record<string, unknown
   return {
     dataDir,
     ...devPkiSettings(pkiDir),
-    smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 0 } },
+    smtp: {
+      hostname: 'mx.op.mssante.test',
+      mx: { host: '127.0.0.1', port: 0 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    },
     delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1 },
     metrics: { port: 0 },
     admin: { port: 0 },

@@ -1,0 +1,390 @@
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import type { Access, AuthOutcome, ClientAuthenticator, Principal, TlsFacts } from '../auth/types.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import type { Spool, SpoolEnvelope } from '../delivery/index.js';
+import type { WhitelistHolder } from '../directory/index.js';
+import { type ErrorCode, toGatewayError } from '../errors/index.js';
+import type { AuditJournal } from '../observability/journal.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { type TrustMaterial, tlsProfile } from '../pki/index.js';
+import {
+  type MailboxStatusView,
+  checkEnvelopeSender,
+  checkHeaderSenders,
+  routeLocal,
+  routeSubmission,
+} from '../routing/index.js';
+import { adoptEnhancedCodes } from './enhanced-replies.js';
+import type { HeaderCapture } from './header-scan.js';
+import { receivedHeader } from './received-header.js';
+import { replyLine, smtpError, smtpReplyFor } from './replies.js';
+import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
+import { spoolIncoming } from './spool-incoming.js';
+import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
+
+const LISTENER = 'submission';
+
+export interface SubmissionServerDeps {
+  readonly config: Pick<Config, 'smtp' | 'tls' | 'domains'>;
+  readonly trust: () => TrustMaterial;
+  readonly whitelist: WhitelistHolder;
+  readonly mailboxes: { get(address: string): Promise<MailboxStatusView | null> };
+  /** Mailboxes a principal owns, for a delegate's `Sender:`. */
+  readonly ownMailboxes: (principal: Principal) => Promise<string[]>;
+  readonly authenticator: ClientAuthenticator;
+  readonly sasl: SaslDecoders;
+  readonly spool: Spool;
+  readonly onAccepted: (envelope: SpoolEnvelope) => void;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly journal: AuditJournal;
+  readonly metrics: Metrics;
+}
+
+interface SessionState {
+  readonly log: Logger;
+  tls: TlsFacts;
+  cipher?: { protocol: string; cipher: string };
+  routes: Map<string, 'local' | 'relay'>;
+}
+
+/**
+ * SMTP submission for mail clients and LPS software (ARCHITECTURE.md §5 "Submission from a client"):
+ * TLS first (STARTTLS on one port, implicit TLS on the other), then SASL; the envelope sender and
+ * `From:` must be a mailbox the caller may send from; recipients are our mailboxes, whitelisted
+ * domains or patient mailboxes, never anything else.
+ */
+export class SubmissionServer {
+  readonly starttls: SMTPServer;
+  readonly implicit: SMTPServer;
+  readonly #d: SubmissionServerDeps;
+  readonly #domains: ReadonlySet<string>;
+  readonly #state = new Map<string, SessionState>();
+
+  constructor(deps: SubmissionServerDeps) {
+    installSaslExtensions();
+    this.#d = deps;
+    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.starttls = new SMTPServer(this.#options(false));
+    this.implicit = new SMTPServer(this.#options(true));
+    for (const s of [this.starttls, this.implicit]) {
+      s.on('error', (err: Error) =>
+        this.#d.logger.debug({ event: 'smtp.socket_error', listener: LISTENER, err: err.message }, 'error'),
+      );
+    }
+  }
+
+  #options(secure: boolean): ConstructorParameters<typeof SMTPServer>[0] {
+    const { smtp, tls } = this.#d.config;
+    const trust = this.#d.trust();
+    const server = (): SMTPServer => (secure ? this.implicit : this.starttls);
+    return {
+      name: smtp.hostname,
+      banner: 'MSSante operator gateway (submission)',
+      secure,
+      key: trust.key,
+      cert: trust.cert,
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+      ...tlsProfile(tls),
+      // A client certificate is optional here; when present it serves SASL EXTERNAL.
+      requestCert: true,
+      rejectUnauthorized: false,
+      sessionIdContext: 'mssgw-submission',
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      // Never authentication before TLS (RFC 8314 §3; smtp-server answers 538 before STARTTLS).
+      allowInsecureAuth: false,
+      authOptional: false,
+      authMethods: ['XOAUTH2', 'OAUTHBEARER', 'EXTERNAL', 'PLAIN', 'LOGIN'],
+      size: smtp.maxMessageBytes,
+      rejectOversized: true,
+      maxRecipients: smtp.maxRecipients,
+      maxClients: smtp.submission.maxConnections,
+      socketTimeout: smtp.submission.socketTimeoutSeconds * 1000,
+      disableReverseLookup: true,
+      logger: false,
+      onConnect: (session, cb) => {
+        adoptEnhancedCodes(server(), session.id);
+        this.#onConnect(session);
+        cb();
+      },
+      onSecure: (socket, session, cb) => {
+        this.#onSecure(socket as TLSSocket, session);
+        cb();
+      },
+      onAuth: (auth, session, cb) => void this.#onAuth(auth, session, cb),
+      onMailFrom: (address, session, cb) => this.#onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.#onData(stream, session, cb),
+      onClose: (session) => {
+        if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
+      },
+    };
+  }
+
+  async listen(
+    host: string,
+    port: number,
+    tlsPort: number,
+  ): Promise<{ starttls: AddressInfo; implicit: AddressInfo }> {
+    const one = (s: SMTPServer, p: number) =>
+      new Promise<AddressInfo>((resolve, reject) => {
+        s.server.once('error', reject);
+        s.listen(p, host, () => {
+          s.server.off('error', reject);
+          resolve(s.server.address() as AddressInfo);
+        });
+      });
+    return { starttls: await one(this.starttls, port), implicit: await one(this.implicit, tlsPort) };
+  }
+
+  close(): Promise<void> {
+    const one = (s: SMTPServer) =>
+      new Promise<void>((resolve) => (s.server.listening ? s.close(() => resolve()) : resolve()));
+    return Promise.all([one(this.starttls), one(this.implicit)]).then(() => undefined);
+  }
+
+  reloadTrust(): void {
+    const t = this.#d.trust();
+    for (const s of [this.starttls, this.implicit])
+      s.updateSecureContext({ key: t.key, cert: t.cert, ca: [...t.ca], crl: [...t.crl] });
+  }
+
+  #onConnect(session: SMTPServerSession): void {
+    // AUTH is neither offered nor accepted before TLS: a client that saw it advertised in clear
+    // could send its token in the SASL initial response before any refusal (RFC 8314 §3).
+    if (!session.secure)
+      (session as SMTPServerSession & { disabledCommands?: string[] }).disabledCommands = ['AUTH'];
+    const log = this.#d.logger.child({ cid: session.id, remote: session.remoteAddress, listener: LISTENER });
+    this.#state.set(session.id, { log, tls: { secure: false, authorized: false }, routes: new Map() });
+    this.#d.metrics.smtpConnections.inc({ listener: LISTENER });
+    this.#d.metrics.smtpActiveConnections.inc({ listener: LISTENER });
+  }
+
+  #onSecure(socket: TLSSocket, session: SMTPServerSession): void {
+    (session as SMTPServerSession & { disabledCommands?: string[] | undefined }).disabledCommands = undefined;
+    const st = this.#state.get(session.id);
+    if (!st) return;
+    const peer = socket.getPeerX509Certificate();
+    st.tls = {
+      secure: true,
+      ...(peer ? { peerCertificate: peer } : {}),
+      authorized: socket.authorized,
+      ...(socket.authorizationError ? { authorizationError: String(socket.authorizationError) } : {}),
+    };
+    st.cipher = { protocol: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name };
+    this.#d.metrics.tlsHandshakes.inc({
+      listener: LISTENER,
+      outcome: 'ok',
+      reason: socket.isSessionReused() ? 'resumed' : 'full',
+    });
+  }
+
+  async #onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
+  ): Promise<void> {
+    const st = this.#state.get(session.id);
+    if (!st) return cb(smtpError('AUTH_CREDENTIALS_INVALID'));
+    const req = toAuthRequest(auth, st.tls, session.remoteAddress, this.#d.sasl);
+    if ('error' in req) return cb(smtpError(req.error));
+    const outcome: AuthOutcome = await this.#d.authenticator.authenticate(req).catch((err: unknown) => {
+      st.log.error(
+        { event: 'auth.error', err: toGatewayError(err).message },
+        'authentication failed unexpectedly',
+      );
+      return { ok: false, code: 'AUTH_ISSUER_UNAVAILABLE', reason: 'internal' } satisfies AuthOutcome;
+    });
+    if (outcome.ok) {
+      await this.#d.authenticator
+        .recordActivity(outcome.access, 'submission')
+        .catch((err: unknown) =>
+          st.log.warn(
+            { event: 'activity.record_failed', err: toGatewayError(err).message },
+            'activity not recorded',
+          ),
+        );
+      return cb(null, { user: outcome.access });
+    }
+    const reply = smtpReplyFor(outcome.code);
+    const final = { responseCode: reply.code, message: `${reply.enhanced} ${reply.text}` };
+    if (outcome.saslError && (req.mechanism === 'XOAUTH2' || req.mechanism === 'OAUTHBEARER')) {
+      // RFC 7628 §3.2.2: the error status goes out as a challenge; the final reply follows.
+      (session as SMTPServerSession & { mssgwAuthFailure?: typeof final }).mssgwAuthFailure = final;
+      const response: AuthResponse = { data: JSON.parse(outcome.saslError) as unknown, final };
+      return cb(null, response as SMTPServerAuthenticationResponse);
+    }
+    cb(smtpError(outcome.code));
+  }
+
+  #access(session: SMTPServerSession): Access | undefined {
+    return session.user as Access | undefined;
+  }
+
+  #refuse(
+    session: SMTPServerSession,
+    command: string,
+    code: ErrorCode,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    const st = this.#state.get(session.id);
+    const access = this.#access(session);
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command, outcome: reason });
+    const entry = {
+      event: 'smtp.submission.rejected',
+      command,
+      code,
+      reply: replyLine(code),
+      remote: session.remoteAddress,
+      bal: access?.bal,
+      right: access?.right,
+      ...extra,
+    };
+    this.#d.journal.record(entry);
+    st?.log.info(entry, 'refused');
+    return smtpError(code);
+  }
+
+  #onMailFrom(
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): void {
+    const access = this.#access(session);
+    if (!access) return cb(this.#refuse(session, 'MAIL', 'AUTH_REQUIRED', 'not_authenticated'));
+    const d = checkEnvelopeSender(access, address.address);
+    if (!d.ok) return cb(this.#refuse(session, 'MAIL', d.code, d.reason, { from: address.address }));
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'MAIL', outcome: 'accepted' });
+    cb();
+  }
+
+  async #onRcptTo(
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): Promise<void> {
+    const st = this.#state.get(session.id);
+    const route = routeSubmission(address.address, this.#domains, this.#d.whitelist.current());
+    if (route.kind === 'refuse')
+      return cb(this.#refuse(session, 'RCPT', route.code, route.reason, { to: address.address }));
+    if (route.kind === 'lookup') {
+      let bal: MailboxStatusView | null;
+      try {
+        bal = await this.#d.mailboxes.get(route.address);
+      } catch {
+        return cb(
+          this.#refuse(session, 'RCPT', 'REGISTRY_UNAVAILABLE', 'registry_unavailable', {
+            to: address.address,
+          }),
+        );
+      }
+      const local = routeLocal(route.address, bal);
+      if (local.kind === 'refuse')
+        return cb(this.#refuse(session, 'RCPT', local.code, local.reason, { to: address.address }));
+    }
+    st?.routes.set(route.address, route.kind === 'lookup' ? 'local' : 'relay');
+    this.#d.metrics.smtpCommands.inc({
+      listener: LISTENER,
+      command: 'RCPT',
+      outcome: route.kind === 'lookup' ? 'accepted' : route.patient ? 'accepted_patient' : 'accepted_relay',
+    });
+    cb();
+  }
+
+  async #inspect(access: Access, headers: HeaderCapture) {
+    const parse = (name: string) => {
+      const value = headers.header(name);
+      return value === undefined ? undefined : addressList(value);
+    };
+    const own = access.right === 'owner' ? [] : await this.#d.ownMailboxes(access.principal);
+    const d = checkHeaderSenders(access, { from: parse('From') ?? [], sender: parse('Sender') }, own);
+    if (!d.ok) return d;
+    return d.addSender
+      ? { ok: true as const, prepend: `Sender: <${d.addSender}>\r\n` }
+      : { ok: true as const };
+  }
+
+  async #onData(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    cb: (err?: Error | null, message?: string) => void,
+  ): Promise<void> {
+    const st = this.#state.get(session.id);
+    const access = this.#access(session);
+    if (!st || !access) {
+      stream.resume();
+      return cb(smtpError('AUTH_REQUIRED'));
+    }
+    const now = this.#d.clock.now();
+    const id = this.#d.spool.newId(now);
+    const rcpts = session.envelope.rcptTo;
+    const received = receivedHeader({
+      helo: session.hostNameAppearsAs,
+      remoteAddress: session.remoteAddress,
+      hostname: this.#d.config.smtp.hostname,
+      protocol: 'ESMTPSA',
+      ...(st.cipher ? { tlsProtocol: st.cipher.protocol, tlsCipher: st.cipher.cipher } : {}),
+      id,
+      ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
+      date: now,
+    });
+    const outcome = await spoolIncoming({
+      spool: this.#d.spool,
+      session,
+      stream,
+      received,
+      transaction: {
+        id,
+        now,
+        channel: 'submission',
+        routeOf: (a) => st.routes.get(a) ?? 'local',
+        ...(st.cipher ? { tls: st.cipher } : {}),
+      },
+      inspect: (headers) => this.#inspect(access, headers),
+    });
+    if (!outcome.ok) {
+      if (outcome.cause)
+        st.log.error(
+          { event: 'smtp.submission.spool_error', err: toGatewayError(outcome.cause).message },
+          'spool failed',
+        );
+      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason));
+    }
+    this.#accepted(outcome.envelope, access, st);
+    cb(null, `2.0.0 Ok: queued as ${id}`);
+    this.#d.onAccepted(outcome.envelope);
+  }
+
+  #accepted(envelope: SpoolEnvelope, access: Access, st: SessionState): void {
+    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'DATA', outcome: 'accepted' });
+    this.#d.metrics.messageBytes.observe({ listener: LISTENER }, envelope.size);
+    const entry = {
+      event: 'smtp.submission.accepted',
+      spoolId: envelope.id,
+      messageId: envelope.messageId,
+      from: envelope.mailFrom,
+      to: envelope.recipients.map((r) => ({ address: r.address, route: r.route })),
+      size: envelope.size,
+      bal: access.bal,
+      right: access.right,
+      // Both identities when the sender is not the owner (ARCHITECTURE.md §4).
+      principal: describePrincipal(access.principal),
+    };
+    this.#d.journal.record(entry);
+    st.log.info(entry, 'message submitted');
+  }
+}
