@@ -53,6 +53,7 @@ export async function runMxBench(
       dataDir: path.join(root, 'var'),
       ...devPkiSettings(pkiDir),
       smtp: { mx: { host: '127.0.0.1', port: 0 }, submission: { enabled: false }, maxRecipients: 10 },
+      imap: { enabled: false },
       metrics: { enabled: false },
       admin: { enabled: false },
       log: { level: 'silent' },

@@ -1,3 +1,4 @@
+import { formatImapLoginBench, runImapLoginBench } from './imap-login.js';
 import { runMxBench } from './mx-throughput.js';
 
 /** `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS. */
@@ -16,3 +17,5 @@ for (const size of [8 * 1024, 256 * 1024]) {
     ].join('\n'),
   );
 }
+
+console.log(formatImapLoginBench(await runImapLoginBench(Number(process.env.BENCH_IMAP_ROUNDS ?? 50))));

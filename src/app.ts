@@ -20,6 +20,8 @@ import {
 import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from './pki/index.js';
 import { BalRegistry } from './registry/index.js';
 import { MxServer, SubmissionServer } from './smtp/index.js';
+import { ImapFrontEnd } from './imap/index.js';
+import { imapObserver } from './observability/imap-metrics.js';
 import {
   GatewayAuthenticator,
   JwtTokenVerifier,
@@ -35,6 +37,8 @@ export interface GatewayAddresses {
   mx?: AddressInfo;
   submission?: AddressInfo;
   submissionTls?: AddressInfo;
+  imap?: AddressInfo;
+  imapTls?: AddressInfo;
   metrics?: AddressInfo;
   admin?: AddressInfo;
 }
@@ -88,6 +92,7 @@ export class Gateway {
   whitelist!: WhitelistHolder;
   mx: MxServer | undefined;
   submission: SubmissionServer | undefined;
+  imap: ImapFrontEnd | undefined;
   authenticator!: GatewayAuthenticator;
   #trust!: TrustMaterial;
   #admin: FastifyInstance | undefined;
@@ -229,6 +234,24 @@ export class Gateway {
     this.addresses.submissionTls = a.implicit;
   }
 
+  async #listenImap(): Promise<void> {
+    const { config, backends } = this;
+    this.imap = new ImapFrontEnd({
+      config: config.imap,
+      tls: () => ({ ...this.#trust, minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc }),
+      authenticator: this.authenticator,
+      store: { imap: backends.store.imap, master: backends.store.master },
+      logger: this.logger.child({ component: 'imap' }),
+      journal: this.journal,
+      clock: this.clock,
+      observer: imapObserver(this.metrics.registry, this.metrics),
+    });
+    // listen() names imap.port / imap.tlsPort itself when a port cannot be bound.
+    const a = await this.imap.listen();
+    this.addresses.imap = a.starttls;
+    this.addresses.imapTls = a.implicit;
+  }
+
   async #listen(): Promise<void> {
     const { config } = this;
     if (config.smtp.mx.enabled) {
@@ -248,6 +271,7 @@ export class Gateway {
       this.addresses.mx = await this.mx.listen(port, host).catch(explainListen('smtp.mx', host, port));
     }
     if (config.smtp.submission.enabled) await this.#listenSubmission();
+    if (config.imap.enabled) await this.#listenImap();
     if (config.metrics.enabled) {
       this.#http = createObservabilityServer(this.metrics.registry, [
         { name: 'redis', check: async () => (await this.backends.redis.ping()) === 'PONG' },
@@ -255,6 +279,17 @@ export class Gateway {
         {
           name: 'smtp',
           check: () => Promise.resolve(!config.smtp.mx.enabled || this.mx?.server.server.listening === true),
+        },
+        {
+          name: 'submission',
+          check: () =>
+            Promise.resolve(
+              !config.smtp.submission.enabled || this.submission?.starttls.server.listening === true,
+            ),
+        },
+        {
+          name: 'imap',
+          check: () => Promise.resolve(!config.imap.enabled || this.addresses.imap !== undefined),
         },
       ]);
       const { host, port } = config.metrics;
@@ -321,6 +356,7 @@ export class Gateway {
       this.#trust = material;
       this.mx?.reloadTrust();
       this.submission?.reloadTrust();
+      this.imap?.reloadTrust();
       for (const s of staleCrls) log.error(s, 'revocation list unreadable; last good copy kept');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
@@ -347,6 +383,7 @@ export class Gateway {
     };
     await step('mx', () => this.mx?.close());
     await step('submission', () => this.submission?.close());
+    await step('imap', () => this.imap?.close());
     await step('admin', () => this.#admin?.close());
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();

@@ -43,6 +43,7 @@ export function testSettings(options: TestGatewayOptions = {}): Record<string, u
       mx: { host: '127.0.0.1', port: 0 },
       submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
     },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
     redis: { url: inject('redisUrl'), prefix: options.prefix ?? `test:${randomUUID()}:` },
     store: { imap: dovecot.imap, lmtp: dovecot.lmtp, masterUser: dovecot.masterUser, masterPasswordFile },
     delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1 },

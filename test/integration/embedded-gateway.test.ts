@@ -33,6 +33,7 @@ function embeddedConfig(dataDir: string, pkiDir: string): Record<string, unknown
       mx: { host: '127.0.0.1', port: 0 },
       submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
     },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
     delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1 },
     metrics: { port: 0 },
     admin: { port: 0 },
@@ -78,7 +79,7 @@ describe('embedded default: the gateway runs its own Redis, Dovecot and developm
     expect(ready.status, ready.text).toBe(200);
     expect(JSON.parse(ready.text)).toEqual({
       status: 'ready',
-      checks: { redis: true, store: true, smtp: true },
+      checks: { redis: true, store: true, smtp: true, submission: true, imap: true },
     });
 
     const admin = { url: `http://127.0.0.1:${gw.ports.admin}` };

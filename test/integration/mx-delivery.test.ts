@@ -178,7 +178,10 @@ describe('MX delivery into the store', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { redis: true, store: true, smtp: true } });
+    expect(await ready.json()).toEqual({
+      status: 'ready',
+      checks: { redis: true, store: true, smtp: true, submission: true, imap: true },
+    });
     const text = await (await fetch(`${base}/metrics`)).text();
     for (const name of [
       'mssgw_smtp_connections_total{listener="mx"}',

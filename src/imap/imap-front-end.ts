@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type { ClientAuthenticator } from '../auth/index.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import { GatewayError } from '../errors/index.js';
+import type { AuditJournal, Logger } from '../observability/index.js';
+import {
+  type ImapListenerName,
+  type ImapObserver,
+  type ImapRefusal,
+  NOOP_IMAP_OBSERVER,
+} from './imap-observer.js';
+import { ImapSession } from './imap-session.js';
+import type { StoreAccess } from './login-flow.js';
+import { untaggedLine } from './responses.js';
+import {
+  type ImapTlsMaterial,
+  StartTlsUpgrader,
+  handshakeDetail,
+  imapContextOptions,
+  imapServerOptions,
+  peerKey,
+} from './tls-upgrade.js';
+
+export interface ImapFrontEndDeps {
+  readonly config: Config['imap'];
+  /** Current trust material and TLS profile; read again by `reloadTrust`. */
+  readonly tls: () => ImapTlsMaterial;
+  readonly authenticator: ClientAuthenticator;
+  /** The store's plain IMAP endpoint and the master credentials. */
+  readonly store: StoreAccess;
+  readonly logger: Logger;
+  readonly journal: AuditJournal;
+  readonly observer?: ImapObserver;
+  readonly clock: Clock;
+  /** How long `close()` lets piped sessions end by themselves before cutting them. Default 10 s. */
+  readonly shutdownGraceMs?: number;
+  /** Budget for the store's greeting and master login. Default 10 s. */
+  readonly storeTimeoutMs?: number;
+}
+
+export interface ImapAddresses {
+  readonly starttls: AddressInfo;
+  readonly implicit: AddressInfo;
+}
+
+/**
+ * The IMAP front end (ARCHITECTURE.md §3 imap/, §5 "IMAP"): two listeners — STARTTLS (143 in
+ * production) and implicit TLS (993, RFC 8314 §3.3) — sharing one connection limit. Each connection
+ * is an ImapSession; this class owns accepting, the TLS context and shutdown.
+ */
+export class ImapFrontEnd {
+  readonly #d: ImapFrontEndDeps;
+  readonly #observer: ImapObserver;
+  readonly #plain: net.Server;
+  readonly #implicit: tls.Server;
+  readonly #upgrader: StartTlsUpgrader;
+  readonly #sessions = new Set<ImapSession>();
+  /** Implicit-TLS connections still in their handshake, by peer: they count against the limit. */
+  readonly #handshaking = new Map<string, net.Socket>();
+  #closing: Promise<void> | undefined;
+
+  constructor(deps: ImapFrontEndDeps) {
+    this.#d = deps;
+    this.#observer = deps.observer ?? NOOP_IMAP_OBSERVER;
+    const options = imapServerOptions(deps.tls(), deps.config.preauthTimeoutSeconds * 1000);
+    this.#upgrader = new StartTlsUpgrader(options);
+    // Half-open: when a client ends its side, what the store still sends reaches it.
+    this.#plain = net.createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket, 'starttls'));
+    this.#implicit = tls.createServer(options, (socket) => this.#acceptImplicit(socket));
+    this.#implicit.on('connection', (raw: net.Socket) => this.#handshakeStarted(raw));
+    // Accept errors (EMFILE, ...) after listen: logged, never fatal to the process.
+    for (const [name, server] of [
+      ['starttls', this.#plain],
+      ['implicit', this.#implicit],
+    ] as const) {
+      server.on('error', (err: Error) => {
+        if (server.listening)
+          this.#d.logger.error(
+            { event: 'imap.listener.error', listener: name, err: err.message },
+            'listener error',
+          );
+      });
+    }
+    this.#implicit.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      this.#handshaking.delete(peerKey(socket));
+      this.#observer.tlsHandshake(
+        'implicit',
+        'failed',
+        handshakeDetail({ ok: false, reason: err.code ?? 'error' }),
+      );
+    });
+  }
+
+  /** Connections open now (sessions and implicit-TLS handshakes). */
+  get connections(): number {
+    return this.#sessions.size + this.#handshaking.size;
+  }
+
+  /** Listens on both ports; a port that cannot be bound is reported with its setting's key. */
+  async listen(): Promise<ImapAddresses> {
+    const { host, port, tlsPort } = this.#d.config;
+    const starttls = await listenOn(this.#plain, host, port, 'imap.port');
+    try {
+      const implicit = await listenOn(this.#implicit, host, tlsPort, 'imap.tlsPort');
+      this.#d.logger.info({ event: 'imap.listening', starttls, implicit }, 'IMAP listening');
+      return { starttls, implicit };
+    } catch (err) {
+      this.#plain.close();
+      throw err;
+    }
+  }
+
+  /** New connections use the current trust material (certificate, authorities, CRLs). */
+  reloadTrust(): void {
+    const options = imapContextOptions(this.#d.tls());
+    this.#implicit.setSecureContext(options);
+    this.#upgrader.setSecureContext(options);
+  }
+
+  /**
+   * Stops accepting, says BYE to sessions before login, lets piped sessions end by themselves for the
+   * grace period and then cuts them. Resolves once every connection is closed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const grace = this.#d.shutdownGraceMs ?? 10_000;
+    const stopped = [this.#plain, this.#implicit].map(
+      (server) =>
+        new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+    );
+    for (const socket of this.#handshaking.values()) socket.destroy();
+    for (const session of this.#sessions) session.shutdown(grace);
+    await Promise.all([...stopped, ...[...this.#sessions].map((s) => s.closed)]);
+    this.#d.logger.info({ event: 'imap.stopped' }, 'IMAP stopped');
+  }
+
+  /** Refuses with a BYE when over the limit or closing (RFC 9051 §7.1.5). */
+  #refused(socket: net.Socket | tls.TLSSocket, listener: ImapListenerName): boolean {
+    const reason: ImapRefusal | undefined =
+      this.#closing !== undefined
+        ? 'shutting-down'
+        : this.connections >= this.#d.config.maxConnections
+          ? 'max-connections'
+          : undefined;
+    if (reason === undefined) return false;
+    this.#observer.connectionRefused(listener, reason);
+    socket.on('error', () => {});
+    const text =
+      reason === 'shutting-down' ? 'Server shutting down' : 'Too many connections, try again later';
+    socket.end(untaggedLine('BYE', text, 'UNAVAILABLE'));
+    socket.destroySoon();
+    return true;
+  }
+
+  /** A raw connection on the implicit-TLS port, before its handshake (tls.Server wraps it). */
+  #handshakeStarted(raw: net.Socket): void {
+    raw.on('error', () => {});
+    // Counted before the handshake: TLS work is what a flood would cost us.
+    if (this.#closing !== undefined || this.connections >= this.#d.config.maxConnections) {
+      this.#observer.connectionRefused('implicit', this.#closing ? 'shutting-down' : 'max-connections');
+      raw.destroy();
+      return;
+    }
+    const key = peerKey(raw);
+    this.#handshaking.set(key, raw);
+    raw.once('close', () => {
+      if (this.#handshaking.get(key) === raw) this.#handshaking.delete(key);
+    });
+  }
+
+  #acceptImplicit(socket: tls.TLSSocket): void {
+    this.#handshaking.delete(peerKey(socket));
+    this.#observer.tlsHandshake('implicit', 'ok', socket.isSessionReused() ? 'resumed' : 'full');
+    if (this.#refused(socket, 'implicit')) return;
+    this.#accept(socket, 'implicit');
+  }
+
+  #accept(socket: net.Socket, listener: ImapListenerName): void {
+    if (listener === 'starttls' && this.#refused(socket, listener)) return;
+    socket.setNoDelay(true);
+    const cid = randomUUID().slice(0, 8);
+    const log = this.#d.logger.child({ cid, remote: socket.remoteAddress, listener });
+    const c = this.#d.config;
+    const session = new ImapSession(
+      socket,
+      listener,
+      {
+        limits: { maxLineBytes: c.maxLineBytes, maxLiteralBytes: c.maxLiteralBytes },
+        preauthTimeoutMs: c.preauthTimeoutSeconds * 1000,
+        idleTimeoutMs: c.idleTimeoutSeconds * 1000,
+        storeTimeoutMs: this.#d.storeTimeoutMs ?? 10_000,
+        authenticator: this.#d.authenticator,
+        store: this.#d.store,
+        startTls: (raw) => this.#upgrader.upgrade(raw),
+        clock: this.#d.clock,
+        journal: this.#d.journal,
+        observer: this.#observer,
+      },
+      log,
+    );
+    this.#sessions.add(session);
+    this.#observer.connectionOpened(listener);
+    log.debug({ event: 'imap.connection.opened' }, 'connection');
+    void session.closed.then(() => {
+      this.#sessions.delete(session);
+      this.#observer.connectionClosed(listener, session.wasProxied ? 'proxied' : 'preauth');
+    });
+    session.run().catch((err: unknown) => {
+      log.error({ event: 'imap.session.crashed', err: String(err) }, 'session failed');
+      socket.destroy();
+    });
+  }
+}
+
+function listenOn(server: net.Server, host: string, port: number, key: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(
+        new GatewayError(
+          'CONFIG_INVALID',
+          `cannot listen on ${host}:${port} (${key}): ${err.code ?? err.message}`,
+          { key },
+          { cause: err },
+        ),
+      );
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

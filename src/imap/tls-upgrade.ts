@@ -1,0 +1,117 @@
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { TlsFacts } from '../auth/index.js';
+import type { TlsProfileOptions, TrustMaterial } from '../pki/index.js';
+import { tlsProfile } from '../pki/index.js';
+
+/** Our certificate and the authorities we trust, with the MSSanté TLS profile options. */
+export type ImapTlsMaterial = TrustMaterial & TlsProfileOptions;
+
+/**
+ * The server TLS settings of both IMAP ports (MSSANTE.md "TLS profile"): our IGC-Santé certificate,
+ * the trusted authorities and their CRLs, so that a client certificate (SASL EXTERNAL, RFC 4422
+ * Appendix A) is verified with revocation. The certificate is asked for, never required: OpenSSL's
+ * verdict (`socket.authorized`) goes to the authenticator, which judges it.
+ */
+export function imapContextOptions(material: ImapTlsMaterial): tls.SecureContextOptions {
+  return {
+    key: material.key,
+    cert: material.cert,
+    ca: [...material.ca],
+    crl: [...material.crl],
+    ...tlsProfile(material),
+    sessionIdContext: 'mssgw-imap',
+  };
+}
+
+export function imapServerOptions(material: ImapTlsMaterial, handshakeTimeoutMs: number): tls.TlsOptions {
+  return {
+    ...imapContextOptions(material),
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: handshakeTimeoutMs,
+    // Half-open: when a client ends its side, what the store still sends reaches it.
+    allowHalfOpen: true,
+  };
+}
+
+/** A live TCP connection is one remote address and port: how a TLS socket is matched to its raw one. */
+export function peerKey(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+}
+
+export type HandshakeResult =
+  | { readonly ok: true; readonly socket: tls.TLSSocket; readonly resumed: boolean }
+  | { readonly ok: false; readonly reason: string };
+
+/** Bounded label: `full`, `resumed`, or the error code of a failed handshake. */
+export function handshakeDetail(result: HandshakeResult): string {
+  if (!result.ok) return result.reason;
+  return result.resumed ? 'resumed' : 'full';
+}
+
+/** What TLS proved about the client, for the authenticator (TlsFacts) and the journal. */
+export function tlsFactsOf(socket: tls.TLSSocket): {
+  tls: TlsFacts;
+  tlsInfo: { protocol: string; cipher: string };
+} {
+  const cert = socket.getPeerX509Certificate();
+  // Typed as an Error, but Node sets the OpenSSL verification code (a string) here.
+  const raw = socket.authorizationError as unknown;
+  const error = typeof raw === 'string' ? raw : raw instanceof Error ? raw.message : undefined;
+  return {
+    tls: {
+      secure: true,
+      authorized: socket.authorized,
+      ...(cert ? { peerCertificate: cert } : {}),
+      ...(error ? { authorizationError: error } : {}),
+    },
+    tlsInfo: { protocol: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher().name },
+  };
+}
+
+/**
+ * STARTTLS (RFC 9051 §6.2.1) on an accepted plain socket. The socket is handed to a tls.Server that
+ * never listens (net.Server's documented connection injection), so that the client certificate gets
+ * the same verdict (`authorized`, `authorizationError`) as on the implicit-TLS port.
+ */
+export class StartTlsUpgrader {
+  readonly #server: tls.Server;
+  readonly #waiting = new Map<string, { resolve: (r: HandshakeResult) => void; cleanup: () => void }>();
+
+  constructor(options: tls.TlsOptions) {
+    this.#server = tls.createServer(options);
+    this.#server.on('secureConnection', (socket: tls.TLSSocket) =>
+      this.#settle(peerKey(socket), { ok: true, socket, resumed: socket.isSessionReused() }),
+    );
+    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) =>
+      this.#settle(peerKey(socket), { ok: false, reason: err.code ?? 'error' }),
+    );
+  }
+
+  setSecureContext(options: tls.SecureContextOptions): void {
+    this.#server.setSecureContext(options);
+  }
+
+  /** Resolves once the handshake is done or failed (the server's handshake timeout applies). */
+  upgrade(socket: net.Socket): Promise<HandshakeResult> {
+    const key = peerKey(socket);
+    return new Promise((resolve) => {
+      const onClose = () => this.#settle(key, { ok: false, reason: 'closed' });
+      socket.once('close', onClose);
+      this.#waiting.set(key, { resolve, cleanup: () => socket.off('close', onClose) });
+      this.#server.emit('connection', socket);
+    });
+  }
+
+  #settle(key: string, result: HandshakeResult): void {
+    const waiting = this.#waiting.get(key);
+    this.#waiting.delete(key);
+    if (waiting) {
+      waiting.cleanup();
+      waiting.resolve(result);
+    } else if (result.ok) {
+      result.socket.destroy();
+    }
+  }
+}
