@@ -36,7 +36,7 @@ import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from
 const LISTENER = 'submission';
 
 export interface SubmissionServerDeps {
-  readonly config: Pick<Config, 'smtp' | 'tls' | 'domains'>;
+  readonly config: Pick<Config, 'smtp' | 'tls' | 'domains' | 'auth'>;
   readonly trust: () => TrustMaterial;
   readonly whitelist: WhitelistHolder;
   readonly mailboxes: { get(address: string): Promise<MailboxStatusView | null> };
@@ -107,7 +107,13 @@ export class SubmissionServer {
       // Never authentication before TLS (RFC 8314 §3; smtp-server answers 538 before STARTTLS).
       allowInsecureAuth: false,
       authOptional: false,
-      authMethods: ['XOAUTH2', 'OAUTHBEARER', 'EXTERNAL', 'PLAIN', 'LOGIN'],
+      // PLAIN and LOGIN only where some mailbox type may use a secret (auth.passwordTypes).
+      authMethods: [
+        'XOAUTH2',
+        'OAUTHBEARER',
+        'EXTERNAL',
+        ...(this.#d.config.auth.passwordTypes.length > 0 ? ['PLAIN', 'LOGIN'] : []),
+      ],
       size: smtp.maxMessageBytes,
       rejectOversized: true,
       maxRecipients: smtp.maxRecipients,
