@@ -79,6 +79,14 @@ const ImapConfig = z
       .min(60)
       .default(1860)
       .describe('Idle limit after login (RFC 9051 §5.4: at least 30 minutes)'),
+    maxSessionSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .default(43200)
+      .describe(
+        'Longest piped session: the client logs in again, so a revoked right or a token that has run out stops being honoured',
+      ),
   })
   .prefault({});
 

@@ -195,6 +195,7 @@ export class ImapFrontEnd {
         limits: { maxLineBytes: c.maxLineBytes, maxLiteralBytes: c.maxLiteralBytes },
         preauthTimeoutMs: c.preauthTimeoutSeconds * 1000,
         idleTimeoutMs: c.idleTimeoutSeconds * 1000,
+        maxSessionMs: c.maxSessionSeconds * 1000,
         storeTimeoutMs: this.#d.storeTimeoutMs ?? 10_000,
         authenticator: this.#d.authenticator,
         store: this.#d.store,

@@ -22,6 +22,7 @@ export interface SessionDeps {
   readonly limits: CommandLimits;
   readonly preauthTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  readonly maxSessionMs: number;
   readonly storeTimeoutMs: number;
   readonly authenticator: ClientAuthenticator;
   readonly store: StoreAccess;

@@ -13,6 +13,7 @@ import { StorePipe } from './store-pipe.js';
  */
 export interface ProxyContext {
   readonly idleTimeoutMs: number;
+  readonly maxSessionMs: number;
   readonly clock: Clock;
   readonly journal: AuditJournal;
   readonly observer: ImapObserver;
@@ -41,6 +42,9 @@ export function startProxy(
     idleTimeoutMs: ctx.idleTimeoutMs,
     // RFC 9051 §5.4: an autologout is announced with BYE.
     idleFarewell: untaggedLine('BYE', 'Autologout; idle for too long'),
+    maxSessionMs: ctx.maxSessionMs,
+    // The client logs in again: rights and credentials are checked anew.
+    sessionFarewell: untaggedLine('BYE', 'Session time limit reached; please log in again'),
   });
   const finished = pipe.done.then((r) => {
     const seconds = (ctx.clock.now().getTime() - since) / 1000;

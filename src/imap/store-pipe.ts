@@ -8,7 +8,13 @@ import type net from 'node:net';
  * reset by what it reads (from the client) and by what it writes (from the store).
  */
 export type PipeEnd =
-  'client-closed' | 'store-closed' | 'client-error' | 'store-error' | 'idle-timeout' | 'shutdown';
+  | 'client-closed'
+  | 'store-closed'
+  | 'client-error'
+  | 'store-error'
+  | 'idle-timeout'
+  | 'session-limit'
+  | 'shutdown';
 
 export interface PipeResult {
   readonly end: PipeEnd;
@@ -24,6 +30,9 @@ export interface StorePipeOptions {
   readonly idleTimeoutMs: number;
   /** Written to the client when the idle limit ends the session (an untagged BYE). */
   readonly idleFarewell: string;
+  /** Longest session, whatever the traffic; then `sessionFarewell` and the end. */
+  readonly maxSessionMs: number;
+  readonly sessionFarewell: string;
 }
 
 export class StorePipe {
@@ -72,15 +81,24 @@ export class StorePipe {
       this.#fromClient += options.clientLeftover.length;
       store.write(options.clientLeftover);
     }
-    client.setTimeout(options.idleTimeoutMs, () => {
-      this.#end ??= 'idle-timeout';
-      store.unpipe(client);
-      store.destroy();
-      client.end(options.idleFarewell);
-      client.destroySoon();
-    });
+    client.setTimeout(options.idleTimeoutMs, () => this.#farewell('idle-timeout', options.idleFarewell));
+    const limit = setTimeout(
+      () => this.#farewell('session-limit', options.sessionFarewell),
+      options.maxSessionMs,
+    );
+    limit.unref();
+    void this.done.then(() => clearTimeout(limit));
     client.pipe(store);
     store.pipe(client);
+  }
+
+  /** Ends the session with an untagged BYE (RFC 9051 §7.1.5), the store side first. */
+  #farewell(end: PipeEnd, bye: string): void {
+    this.#end ??= end;
+    this.#store.unpipe(this.#client);
+    this.#store.destroy();
+    this.#client.end(bye);
+    this.#client.destroySoon();
   }
 
   #fail(end: PipeEnd): void {

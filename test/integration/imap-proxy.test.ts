@@ -120,6 +120,39 @@ describe('IMAP pipe ends', () => {
 });
 
 describe('IMAP proxied session limits', () => {
+  it('ends a busy piped session after maxSessionSeconds, so credentials and rights are checked again', async () => {
+    const quick = await startImapHarness({ imap: { maxSessionSeconds: 1 } });
+    try {
+      const bal = await quick.mailbox('PER', DOCTOR);
+      const { client } = await ImapTranscript.connect(quick.addresses.implicit.port, {
+        tls: { ca: pkiFile('ca/root.crt') },
+      });
+      const response = Buffer.from(`user=${bal}\x01auth=Bearer ${await quick.token(DOCTOR)}\x01\x01`);
+      expect(
+        (await client.command('a1', `AUTHENTICATE XOAUTH2 ${response.toString('base64')}`)).tagged,
+      ).toMatch(/^a1 OK /);
+      // Commands back to back: never idle, yet the session ends at the limit.
+      let n = 0;
+      const started = Date.now();
+      while (
+        await client.command(`n${++n}`, 'NOOP').then(
+          () => true,
+          () => false,
+        )
+      ) {
+        if (Date.now() - started > 10_000) throw new Error('session never ended');
+      }
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      const events = await eventually(
+        () => Promise.resolve(quick.journal().filter((e) => e.event === 'imap.session.closed')),
+        (e) => e.length > 0,
+      );
+      expect(events).toMatchObject([{ bal, end: 'session-limit' }]);
+    } finally {
+      await quick.close();
+    }
+  });
+
   it('closes a piped session idle for idleTimeoutSeconds, with a BYE', async () => {
     const quick = await startImapHarness({ imap: { idleTimeoutSeconds: 1 } });
     try {
