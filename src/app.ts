@@ -303,6 +303,11 @@ export class Gateway {
         registry: this.registry,
         logger: this.logger,
         ...(token ? { token } : {}),
+        secrets: {
+          store: this.authenticator.secrets,
+          passwordTypes: config.auth.passwordTypes,
+          journal: this.journal,
+        },
       });
       this.#admin = admin;
       const { host, port } = config.admin;

@@ -7,11 +7,14 @@ import Fastify, {
 } from 'fastify';
 import { readSecretFile } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
+import type { AuditJournal } from '../observability/index.js';
 import type { Logger } from '../observability/logger.js';
-import type { BalRegistry } from '../registry/index.js';
+import type { BalRegistry, BalType } from '../registry/index.js';
 import { ACTOR_HEADER, BearerTokenCheck, actorFromRequest } from './admin-auth.js';
+import { BalSecrets, type SecretKeeper } from './bal-secrets.js';
 import { registerBalRoutes } from './bal-routes.js';
 import { registerRightsRoutes } from './rights-routes.js';
+import { registerSecretRoutes } from './secret-routes.js';
 import { PROBLEM_CONTENT_TYPE, isServerProblem, problem, toProblem, type Problem } from './problem.js';
 
 export interface AdminApiDeps {
@@ -23,10 +26,24 @@ export interface AdminApiDeps {
   readonly tokenFile?: string;
   /** Largest request body in bytes; default 64 KiB (a BAL request is a few hundred bytes). */
   readonly bodyLimit?: number;
+  /**
+   * Operator-managed mailbox secrets (PLAIN/LOGIN). With them, the `/v1/bals/:address/secret` routes
+   * exist and deleting a mailbox removes its secret; without them, neither.
+   */
+  readonly secrets?: AdminSecretDeps;
+}
+
+export interface AdminSecretDeps {
+  /** The authenticator's SecretStore, so the API writes what logins check. */
+  readonly store: SecretKeeper;
+  /** Configuration `auth.passwordTypes`. */
+  readonly passwordTypes: readonly BalType[];
+  /** Where `registry.secret.set` and `registry.secret.removed` are recorded. */
+  readonly journal: AuditJournal;
 }
 
 /**
- * Builds the admin HTTP API (routes in bal-routes.ts and rights-routes.ts). It does not listen: the caller chooses the
+ * Builds the admin HTTP API (routes in bal-routes.ts, rights-routes.ts and secret-routes.ts). It does not listen: the caller chooses the
  * address (configuration `admin.host`/`admin.port`, or port 0 in tests) and closes it on shutdown.
  */
 export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
@@ -79,8 +96,15 @@ export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
 
   const actorOf = (request: FastifyRequest) =>
     actorFromRequest(request.headers[ACTOR_HEADER], request.ip, tokenCheck !== undefined);
-  registerBalRoutes(app, deps.registry, actorOf);
+  const secrets = deps.secrets && new BalSecrets({ registry: deps.registry, ...deps.secrets });
+  registerBalRoutes(
+    app,
+    deps.registry,
+    actorOf,
+    secrets ? { afterDelete: (bal, actor) => secrets.forgetDeleted(bal, actor) } : {},
+  );
   registerRightsRoutes(app, deps.registry, actorOf);
+  if (secrets) registerSecretRoutes(app, secrets, actorOf);
 
   app.setNotFoundHandler(async (request, reply) => {
     const p = problem('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, {

@@ -10,6 +10,7 @@ import type {
   SubjectRequest,
 } from '../registry/index.js';
 import { ACTOR_HEADER } from './admin-auth.js';
+import type { SecretStatus } from './secret-status.js';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
 
 /** The API answered with a problem (or an unexpected response): it refused or failed the request. */
@@ -122,6 +123,19 @@ export class AdminClient {
     return this.#request('GET', `${balPath(address)}/activity`);
   }
 
+  secretStatus(address: string): Promise<SecretStatus> {
+    return this.#request('GET', `${balPath(address)}/secret`);
+  }
+
+  /** Sets or replaces the mailbox's secret; it travels in the body only, never in the URL. */
+  setSecret(address: string, secret: string): Promise<void> {
+    return this.#request('PUT', `${balPath(address)}/secret`, { secret });
+  }
+
+  removeSecret(address: string): Promise<void> {
+    return this.#request('DELETE', `${balPath(address)}/secret`);
+  }
+
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = `${this.#base}${path}`;
     let response: Response;
@@ -138,7 +152,8 @@ export class AdminClient {
       throw new AdminUnreachableError(this.#base, networkReason(err), { cause: err });
     }
     const text = await response.text();
-    if (response.ok) return JSON.parse(text) as T;
+    // 204 No Content (secret set or removed) has no body to parse.
+    if (response.ok) return (text === '' ? undefined : JSON.parse(text)) as T;
     throw problemToError(response, text);
   }
 }

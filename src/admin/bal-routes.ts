@@ -6,6 +6,7 @@ import {
   MAX_LIST_LIMIT,
   normaliseAddress,
   type Actor,
+  type Bal,
   type BalRegistry,
   type BalStatus,
   type BalType,
@@ -74,10 +75,16 @@ interface SuspendRoute extends AddressRoute {
   Body: { reason?: string } | null | undefined;
 }
 
+export interface BalRouteHooks {
+  /** Runs once a mailbox is deleted, before the answer (admin-api.ts removes its secret here). */
+  readonly afterDelete?: (bal: Bal, actor: Actor) => Promise<void>;
+}
+
 export function registerBalRoutes(
   app: FastifyInstance,
   registry: BalRegistry,
   actorOf: (request: FastifyRequest) => Actor,
+  hooks: BalRouteHooks = {},
 ): void {
   app.post<CreateRoute>('/v1/bals', { schema: createSchema }, async (request, reply) => {
     const bal = await registry.create(request.body, actorOf(request));
@@ -116,7 +123,10 @@ export function registerBalRoutes(
   );
 
   app.delete<AddressRoute>('/v1/bals/:address', { schema: { params: addressParams } }, async (request) => {
-    return registry.delete(request.params.address, actorOf(request));
+    const actor = actorOf(request);
+    const deleted = await registry.delete(request.params.address, actor);
+    await hooks.afterDelete?.(deleted, actor);
+    return deleted;
   });
 }
 

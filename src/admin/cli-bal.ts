@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BAL_STATUSES, BAL_TYPES, MAX_LIST_LIMIT, type Bal, type BalPage } from '../registry/index.js';
+import { registerBalSecretCommands } from './cli-bal-secret.js';
 import type { CliContext } from './cli-context.js';
 
 /**
@@ -9,7 +10,7 @@ import type { CliContext } from './cli-context.js';
 export function registerBalCommands(program: Command, ctx: CliContext): Command {
   const bal = program
     .command('bal')
-    .description('create, list, show, suspend, resume and delete mailboxes (BAL)');
+    .description('create, list, show, suspend, resume and delete mailboxes (BAL); set their secret');
   const out = (text: string) => ctx.io.stdout(text);
 
   bal
@@ -87,6 +88,7 @@ export function registerBalCommands(program: Command, ctx: CliContext): Command 
       out(`${changed.address} is now ${changed.status}\n`);
     });
 
+  registerBalSecretCommands(bal, ctx);
   return bal;
 }
 

@@ -28,6 +28,8 @@ export function processIo(): CliIo {
     stderr: (text) => process.stderr.write(text),
     env: process.env,
     loadConfig: (env) => loadConfig({ env }),
+    // A getter, not a value: touching process.stdin opens it, which only `bal secret set` needs.
+    stdin: () => process.stdin,
   };
 }
 
@@ -51,7 +53,8 @@ export function buildCli(io: CliIo = processIo()): Command {
     )
     .addHelpText(
       'after',
-      '\nExit codes: 0 done; 1 the API refused the request (the message says why); 2 usage error; ' +
+      '\nExit codes: 0 done; 1 the API refused the request (the message says why) or a local file ' +
+        'could not be used; 2 usage error; ' +
         '3 the admin API cannot be reached (is the gateway running? npm start).',
     )
     .showHelpAfterError('(add --help for usage)')

@@ -1,5 +1,7 @@
 export { buildAdminApi } from './admin-api.js';
-export type { AdminApiDeps } from './admin-api.js';
+export type { AdminApiDeps, AdminSecretDeps } from './admin-api.js';
+export type { SecretKeeper } from './bal-secrets.js';
+export type { SecretStatus } from './secret-status.js';
 export { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 export type { AdminClientOptions } from './admin-client.js';
 export { ACTOR_HEADER } from './admin-auth.js';

@@ -210,6 +210,20 @@ export const ERROR_CODES = {
     summary: 'this right does not apply to this mailbox',
   },
   RIGHT_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such right on this mailbox' },
+  // Operator-managed secrets of mailboxes (PLAIN/LOGIN, ARCHITECTURE.md §4).
+  SECRET_NOT_ALLOWED: {
+    side: 'client',
+    temporary: false,
+    http: 409,
+    summary: 'the configuration allows no secret for this mailbox type',
+  },
+  SECRET_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'secret too short, too long or with characters a login cannot carry',
+  },
+  SECRET_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'this mailbox has no secret' },
   REQUEST_INVALID: { side: 'client', temporary: false, http: 400, summary: 'request not valid' },
   UNAUTHENTICATED: { side: 'client', temporary: false, http: 401, summary: 'authentication required' },
   ROUTE_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such route' },

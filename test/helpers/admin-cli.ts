@@ -13,8 +13,13 @@ export interface CliRun {
  * Runs `mssgw` from source as a real process (node + tsx), the way an operator runs it. The
  * environment is the given one only (plus PATH/HOME), so the developer's MSSGW_* variables and the
  * repository's config/ folder cannot leak into a test: pass MSSGW_CONFIG_DIR to choose one.
+ * `stdin` is written to the process's standard input, then closed (`mssgw bal secret set`).
  */
-export function runMssgw(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+export function runMssgw(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  options: { readonly stdin?: string } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin/cli-main.ts', ...args], {
       cwd: ROOT,
@@ -24,8 +29,12 @@ export function runMssgw(args: readonly string[], env: Record<string, string> = 
         MSSGW_CONFIG_DIR: '/nonexistent',
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    // Without input, standard input is closed at once: empty, and not a terminal. A command that
+    // exits without reading it (EPIPE) is judged by its exit code and output, not by this pipe.
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.stdin ?? '', 'utf8');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));

@@ -106,7 +106,8 @@ function readJournal(dir: string): AuditEvent[] {
     .map((line) => JSON.parse(line) as AuditEvent);
 }
 
-async function keySpace(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+/** Every key under `prefix` with its content (also for a gateway's own Redis client and prefix). */
+export async function keySpace(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
   const keys: string[] = [];
   let cursor = '0';
   do {
