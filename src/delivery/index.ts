@@ -8,3 +8,5 @@ export type {
   LocalTransport,
   TransportResult,
 } from './local-delivery.js';
+export { buildDsn, dsnWanted } from './dsn.js';
+export type { BuiltDsn, DsnAction, DsnInput, DsnPolicy, DsnRecipientReport } from './dsn.js';
