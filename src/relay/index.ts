@@ -1,0 +1,27 @@
+export { connectRemote, connectTrustedRemote } from './connect-remote.js';
+export type {
+  ConnectRemoteOptions,
+  ConnectTrustedRemoteOptions,
+  RemoteTlsSession,
+  TrustedRemoteSession,
+} from './connect-remote.js';
+export { orderMx, resolveDestination, systemMxLookup } from './mx-resolver.js';
+export type {
+  MxLookup,
+  MxRecord,
+  RemoteHost,
+  ResolveDestinationOptions,
+  RouteTarget,
+  SystemMxLookupOptions,
+} from './mx-resolver.js';
+export { RELAY_FAILURES, RelayError } from './relay-error.js';
+export type { RelayErrorDetails, RelayFailureReason } from './relay-error.js';
+export { REMOTE_REFUSALS, judgeRemote } from './remote-verdict.js';
+export type {
+  RemoteRefusalReason,
+  RemoteTlsFacts,
+  RemoteVerdict,
+  RemoteWhitelistView,
+} from './remote-verdict.js';
+export { SmtpReplyReader } from './smtp-reply-reader.js';
+export type { SmtpReply } from './smtp-reply-reader.js';

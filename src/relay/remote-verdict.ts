@@ -1,0 +1,114 @@
+import { type DnAttribute, canonicalDn } from '../pki/index.js';
+
+/**
+ * Whether a remote MX may receive mail for a recipient domain (ARCHITECTURE.md §5, outbound relay).
+ * A pure function of what our TLS client saw and of the whitelist, unit-tested with tables: the
+ * remote certificate must chain to one of our IGC-Santé authorities, be valid and not revoked, and
+ * its subject DN must be registered in the whitelist *for the recipient's domain* (MSSANTE.md "The
+ * trust space"), not merely be some whitelisted operator.
+ */
+export interface RemoteTlsFacts {
+  /** STARTTLS was advertised and the TLS handshake completed. */
+  readonly secure: boolean;
+  /** Subject attributes of the server certificate, absent when none was presented. */
+  readonly subject?: readonly DnAttribute[];
+  /** OpenSSL's verdict on chain, validity and revocation (`socket.authorized`). */
+  readonly authorized: boolean;
+  /** OpenSSL's error code when not authorized (`socket.authorizationError`). */
+  readonly authorizationError?: string;
+  /**
+   * Whether the leaf was signed by one of our configured authorities. With rejectUnauthorized off,
+   * OpenSSL reports its *last* error: a foreign chain can end on UNABLE_TO_GET_CRL, which must not
+   * read as "our CRL is missing" (a temporary refusal) — same trap as on the MX side.
+   */
+  readonly issuedByTrustedAuthority?: boolean;
+}
+
+export interface RemoteWhitelistView {
+  /** Canonical DNs registered for this domain (empty when the domain is not whitelisted). */
+  dnsOf(domain: string): ReadonlySet<string>;
+}
+
+/**
+ * Why a remote MX is refused, and whether retrying later can help. One table, so the queue picks
+ * the retry policy and the metric label from the reason, never from message text.
+ */
+export const REMOTE_REFUSALS = {
+  domain_not_whitelisted: { temporary: false, summary: 'recipient domain is not in the whitelist' },
+  // RFC 8461 §5 and RFC 7672 §2.2: a missing STARTTLS may be an on-path downgrade; never send in
+  // plain text, defer and retry (the DSN comes when the message expires).
+  starttls_unavailable: { temporary: true, summary: 'remote MX does not offer STARTTLS' },
+  cert_untrusted: {
+    temporary: false,
+    summary: 'remote certificate does not chain to a trusted IGC-Santé authority',
+  },
+  cert_expired: { temporary: false, summary: 'remote certificate outside its validity period' },
+  cert_revoked: { temporary: false, summary: 'remote certificate revoked' },
+  // Our side cannot decide: the revocation list is missing, expired or unusable.
+  crl_unavailable: { temporary: true, summary: 'no current revocation list for the issuing authority' },
+  dn_not_whitelisted_for_domain: {
+    temporary: false,
+    summary: 'remote certificate DN is not registered for the recipient domain',
+  },
+} as const satisfies Record<string, { temporary: boolean; summary: string }>;
+
+export type RemoteRefusalReason = keyof typeof REMOTE_REFUSALS;
+
+export type RemoteVerdict =
+  | { readonly ok: true; readonly dn: string; readonly domain: string }
+  | {
+      readonly ok: false;
+      readonly reason: RemoteRefusalReason;
+      readonly temporary: boolean;
+      readonly dn?: string;
+    };
+
+/** OpenSSL verification codes (X509_V_ERR_*) by what they mean for the remote certificate. */
+const EXPIRED = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+]);
+const REVOKED = new Set(['CERT_REVOKED']);
+const CRL_PROBLEM = new Set([
+  'UNABLE_TO_GET_CRL',
+  'CRL_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'UNABLE_TO_GET_CRL_ISSUER',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'CRL_SIGNATURE_FAILURE',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'DIFFERENT_CRL_SCOPE',
+]);
+
+function refuse(reason: RemoteRefusalReason, dn?: string): RemoteVerdict {
+  const { temporary } = REMOTE_REFUSALS[reason];
+  return dn === undefined ? { ok: false, reason, temporary } : { ok: false, reason, temporary, dn };
+}
+
+/** Reason for a certificate OpenSSL did not authorize. */
+function certificateRefusal(facts: RemoteTlsFacts): RemoteRefusalReason {
+  if (facts.issuedByTrustedAuthority === false) return 'cert_untrusted';
+  const err = facts.authorizationError ?? 'UNKNOWN';
+  if (EXPIRED.has(err)) return 'cert_expired';
+  if (REVOKED.has(err)) return 'cert_revoked';
+  if (CRL_PROBLEM.has(err)) return 'crl_unavailable';
+  return 'cert_untrusted';
+}
+
+export function judgeRemote(
+  facts: RemoteTlsFacts,
+  whitelist: RemoteWhitelistView,
+  recipientDomain: string,
+): RemoteVerdict {
+  const allowed = whitelist.dnsOf(recipientDomain);
+  if (allowed.size === 0) return refuse('domain_not_whitelisted');
+  if (!facts.secure) return refuse('starttls_unavailable');
+  if (!facts.subject || facts.subject.length === 0) return refuse('cert_untrusted');
+  const dn = canonicalDn(facts.subject);
+  if (!facts.authorized) return refuse(certificateRefusal(facts), dn);
+  if (!allowed.has(dn)) return refuse('dn_not_whitelisted_for_domain', dn);
+  return { ok: true, dn, domain: recipientDomain };
+}
