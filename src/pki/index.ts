@@ -1,7 +1,7 @@
 export { attributesFromSubject, canonicalDn, dnAttribute, normalizeDn, parseDn } from './dn.js';
 export type { DnAttribute } from './dn.js';
-export { issuedByOneOf, judgePeer } from './peer-verdict.js';
-export type { PeerTlsFacts, PeerVerdict, WhitelistView } from './peer-verdict.js';
+export { classifyVerifyError, issuedByOneOf, judgePeer } from './peer-verdict.js';
+export type { PeerTlsFacts, PeerVerdict, VerifyFailure, WhitelistView } from './peer-verdict.js';
 export { TLS12_CBC_SUITES, TLS12_GCM_SUITES, TLS13_SUITES, cipherList, tlsProfile } from './tls-profile.js';
 export type { TlsProfileOptions } from './tls-profile.js';
 export { assertProductionTrust, crlToPem, loadTrustMaterial } from './trust-material.js';

@@ -52,19 +52,42 @@ const CRL_PROBLEM = new Set([
   'DIFFERENT_CRL_SCOPE',
 ]);
 
+export type VerifyFailure = 'cert_untrusted' | 'cert_expired' | 'cert_revoked' | 'crl_unavailable';
+
+const VERIFY_REFUSALS: Record<VerifyFailure, { code: ErrorCode; reason: VerifyFailure }> = {
+  cert_untrusted: { code: 'CERT_UNTRUSTED', reason: 'cert_untrusted' },
+  cert_expired: { code: 'CERT_EXPIRED', reason: 'cert_expired' },
+  cert_revoked: { code: 'CERT_REVOKED', reason: 'cert_revoked' },
+  crl_unavailable: { code: 'CRL_UNAVAILABLE', reason: 'crl_unavailable' },
+};
+
+/**
+ * What a certificate OpenSSL did not authorize means, on either side of a connection (our MX and
+ * submission judging a client, the relay judging a remote server). A leaf not issued by one of our
+ * authorities is untrusted whatever the last OpenSSL error says (a foreign chain bringing its own
+ * root ends on UNABLE_TO_GET_CRL, which must not read as "our CRL is missing").
+ */
+export function classifyVerifyError(
+  authorizationError: string | undefined,
+  issuedByTrustedAuthority?: boolean,
+): VerifyFailure {
+  if (issuedByTrustedAuthority === false) return 'cert_untrusted';
+  const err = authorizationError ?? 'UNKNOWN';
+  if (EXPIRED.has(err)) return 'cert_expired';
+  if (REVOKED.has(err)) return 'cert_revoked';
+  if (CRL_PROBLEM.has(err)) return 'crl_unavailable';
+  return 'cert_untrusted';
+}
+
 export function judgePeer(facts: PeerTlsFacts, whitelist: WhitelistView): PeerVerdict {
   if (!facts.secure) return { ok: false, code: 'TLS_REQUIRED', reason: 'tls_required' };
   if (!facts.subject || facts.subject.length === 0)
     return { ok: false, code: 'CERT_MISSING', reason: 'cert_missing' };
   const dn = canonicalDn(facts.subject);
   if (!facts.authorized) {
-    const err = facts.authorizationError ?? 'UNKNOWN';
-    if (facts.issuedByTrustedAuthority === false)
-      return { ok: false, code: 'CERT_UNTRUSTED', reason: 'cert_untrusted', dn };
-    if (EXPIRED.has(err)) return { ok: false, code: 'CERT_EXPIRED', reason: 'cert_expired', dn };
-    if (REVOKED.has(err)) return { ok: false, code: 'CERT_REVOKED', reason: 'cert_revoked', dn };
-    if (CRL_PROBLEM.has(err)) return { ok: false, code: 'CRL_UNAVAILABLE', reason: 'crl_unavailable', dn };
-    return { ok: false, code: 'CERT_UNTRUSTED', reason: 'cert_untrusted', dn };
+    const refusal =
+      VERIFY_REFUSALS[classifyVerifyError(facts.authorizationError, facts.issuedByTrustedAuthority)];
+    return { ok: false, ...refusal, dn };
   }
   const domains = whitelist.domainsOf(dn);
   if (domains.size === 0)

@@ -1,4 +1,4 @@
-import { type DnAttribute, canonicalDn } from '../pki/index.js';
+import { type DnAttribute, canonicalDn, classifyVerifyError } from '../pki/index.js';
 
 /**
  * Whether a remote MX may receive mail for a recipient domain (ARCHITECTURE.md §5, outbound relay).
@@ -63,26 +63,6 @@ export type RemoteVerdict =
       readonly dn?: string;
     };
 
-/** OpenSSL verification codes (X509_V_ERR_*) by what they mean for the remote certificate. */
-const EXPIRED = new Set([
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
-  'ERROR_IN_CERT_NOT_AFTER_FIELD',
-]);
-const REVOKED = new Set(['CERT_REVOKED']);
-const CRL_PROBLEM = new Set([
-  'UNABLE_TO_GET_CRL',
-  'CRL_HAS_EXPIRED',
-  'CRL_NOT_YET_VALID',
-  'UNABLE_TO_GET_CRL_ISSUER',
-  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
-  'CRL_SIGNATURE_FAILURE',
-  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
-  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
-  'DIFFERENT_CRL_SCOPE',
-]);
-
 function refuse(reason: RemoteRefusalReason, dn?: string): RemoteVerdict {
   const { temporary } = REMOTE_REFUSALS[reason];
   return dn === undefined ? { ok: false, reason, temporary } : { ok: false, reason, temporary, dn };
@@ -90,12 +70,7 @@ function refuse(reason: RemoteRefusalReason, dn?: string): RemoteVerdict {
 
 /** Reason for a certificate OpenSSL did not authorize. */
 function certificateRefusal(facts: RemoteTlsFacts): RemoteRefusalReason {
-  if (facts.issuedByTrustedAuthority === false) return 'cert_untrusted';
-  const err = facts.authorizationError ?? 'UNKNOWN';
-  if (EXPIRED.has(err)) return 'cert_expired';
-  if (REVOKED.has(err)) return 'cert_revoked';
-  if (CRL_PROBLEM.has(err)) return 'crl_unavailable';
-  return 'cert_untrusted';
+  return classifyVerifyError(facts.authorizationError, facts.issuedByTrustedAuthority);
 }
 
 export function judgeRemote(
