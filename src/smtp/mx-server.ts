@@ -19,12 +19,12 @@ import {
   attributesFromSubject,
   issuedByOneOf,
   judgePeer,
-  tlsProfile,
 } from '../pki/index.js';
 import { type MailboxStatusView, parseAddress, routeByDomain, routeLocal } from '../routing/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
+import { baseServerOptions, secureContextOf } from './server-options.js';
 import { spoolIncoming } from './spool-incoming.js';
 import { receivedHeader } from './received-header.js';
 import { replyLine, smtpError } from './replies.js';
@@ -75,34 +75,21 @@ export class MxServer {
   }
 
   #options(): ConstructorParameters<typeof SMTPServer>[0] {
-    const { smtp, tls } = this.#d.config;
+    const { smtp } = this.#d.config;
     const trust = this.#d.trust();
     return {
-      name: smtp.hostname,
-      banner: 'MSSante operator gateway',
+      ...baseServerOptions({
+        config: this.#d.config,
+        trust,
+        banner: 'MSSante operator gateway',
+        sessionIdContext: 'mssgw-mx',
+      }),
       secure: false,
-      key: trust.key,
-      cert: trust.cert,
-      ca: [...trust.ca],
-      crl: [...trust.crl],
-      ...tlsProfile(tls),
-      // Ask for the peer certificate but judge it ourselves, to answer with a precise reply.
-      requestCert: true,
-      rejectUnauthorized: false,
-      sessionIdContext: 'mssgw-mx',
-      // Both are off by default in smtp-server. RFC 2034 codes let peers tell refusals apart;
-      // DSN parameters (RFC 3461) must be accepted and kept (MSSANTE.md "Message conventions").
-      hideENHANCEDSTATUSCODES: false,
-      hideDSN: false,
+      // The MX port takes no authentication: peers are identified by their certificate.
       disabledCommands: ['AUTH'],
       authOptional: true,
-      size: smtp.maxMessageBytes,
-      rejectOversized: true,
-      maxRecipients: smtp.maxRecipients,
       maxClients: smtp.mx.maxConnections,
       socketTimeout: smtp.mx.socketTimeoutSeconds * 1000,
-      disableReverseLookup: true,
-      logger: false,
       onConnect: (session, cb) => this.#onConnect(session, cb),
       onSecure: (socket, session, cb) => this.#onSecure(socket as TLSSocket, session, cb),
       onMailFrom: (address, session, cb) => this.#onMailFrom(address, session, cb),
@@ -115,12 +102,7 @@ export class MxServer {
   /** Rebuilds the TLS context after a certificate, CA or CRL change; new connections use it. */
   reloadTrust(): void {
     const trust = this.#d.trust();
-    this.server.updateSecureContext({
-      key: trust.key,
-      cert: trust.cert,
-      ca: [...trust.ca],
-      crl: [...trust.crl],
-    });
+    this.server.updateSecureContext(secureContextOf(trust));
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {

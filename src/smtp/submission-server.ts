@@ -17,7 +17,7 @@ import { type ErrorCode, toGatewayError } from '../errors/index.js';
 import type { AuditJournal } from '../observability/journal.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { type TrustMaterial, tlsProfile } from '../pki/index.js';
+import type { TrustMaterial } from '../pki/index.js';
 import {
   type MailboxStatusView,
   checkEnvelopeSender,
@@ -30,6 +30,7 @@ import type { HeaderCapture } from './header-scan.js';
 import { receivedHeader } from './received-header.js';
 import { replyLine, smtpError, smtpReplyFor } from './replies.js';
 import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
+import { baseServerOptions, secureContextOf } from './server-options.js';
 import { spoolIncoming } from './spool-incoming.js';
 import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
 
@@ -86,24 +87,18 @@ export class SubmissionServer {
   }
 
   #options(secure: boolean): ConstructorParameters<typeof SMTPServer>[0] {
-    const { smtp, tls } = this.#d.config;
+    const { smtp } = this.#d.config;
     const trust = this.#d.trust();
     const server = (): SMTPServer => (secure ? this.implicit : this.starttls);
     return {
-      name: smtp.hostname,
-      banner: 'MSSante operator gateway (submission)',
+      ...baseServerOptions({
+        config: this.#d.config,
+        trust,
+        banner: 'MSSante operator gateway (submission)',
+        // A client certificate is optional here; when present it serves SASL EXTERNAL.
+        sessionIdContext: 'mssgw-submission',
+      }),
       secure,
-      key: trust.key,
-      cert: trust.cert,
-      ca: [...trust.ca],
-      crl: [...trust.crl],
-      ...tlsProfile(tls),
-      // A client certificate is optional here; when present it serves SASL EXTERNAL.
-      requestCert: true,
-      rejectUnauthorized: false,
-      sessionIdContext: 'mssgw-submission',
-      hideENHANCEDSTATUSCODES: false,
-      hideDSN: false,
       // Never authentication before TLS (RFC 8314 §3; smtp-server answers 538 before STARTTLS).
       allowInsecureAuth: false,
       authOptional: false,
@@ -114,13 +109,8 @@ export class SubmissionServer {
         'EXTERNAL',
         ...(this.#d.config.auth.passwordTypes.length > 0 ? ['PLAIN', 'LOGIN'] : []),
       ],
-      size: smtp.maxMessageBytes,
-      rejectOversized: true,
-      maxRecipients: smtp.maxRecipients,
       maxClients: smtp.submission.maxConnections,
       socketTimeout: smtp.submission.socketTimeoutSeconds * 1000,
-      disableReverseLookup: true,
-      logger: false,
       onConnect: (session, cb) => {
         adoptEnhancedCodes(server(), session.id);
         this.#onConnect(session);
@@ -164,8 +154,7 @@ export class SubmissionServer {
 
   reloadTrust(): void {
     const t = this.#d.trust();
-    for (const s of [this.starttls, this.implicit])
-      s.updateSecureContext({ key: t.key, cert: t.cert, ca: [...t.ca], crl: [...t.crl] });
+    for (const s of [this.starttls, this.implicit]) s.updateSecureContext(secureContextOf(t));
   }
 
   #onConnect(session: SMTPServerSession): void {
