@@ -20,14 +20,15 @@ import {
   issuedByOneOf,
   judgePeer,
 } from '../pki/index.js';
-import { type MailboxStatusView, parseAddress, routeByDomain, routeLocal } from '../routing/index.js';
+import { type MailboxStatusView, parseAddress, routeByDomain } from '../routing/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
+import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
 import { spoolIncoming } from './spool-incoming.js';
 import { receivedHeader } from './received-header.js';
-import { replyLine, smtpError } from './replies.js';
+import type { SmtpHookError } from './replies.js';
 
 const LISTENER = 'mx';
 
@@ -64,10 +65,17 @@ export class MxServer {
   readonly #d: MxServerDeps;
   readonly #domains: ReadonlySet<string>;
   readonly #state = new Map<string, ConnectionState>();
+  readonly #sink: RefusalSink;
 
   constructor(deps: MxServerDeps) {
     this.#d = deps;
     this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#sink = {
+      listener: LISTENER,
+      event: 'smtp.mx.rejected',
+      metrics: deps.metrics,
+      journal: deps.journal,
+    };
     this.server = new SMTPServer(this.#options());
     this.server.on('error', (err: Error & { code?: string; meta?: { stage?: string } }) =>
       this.#onServerError(err),
@@ -106,18 +114,11 @@ export class MxServer {
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.server.once('error', onError);
-      this.server.listen(port, host, () => {
-        this.server.server.off('error', onError);
-        resolve(this.server.server.address() as AddressInfo);
-      });
-    });
+    return listenSmtp(this.server, port, host);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeSmtp(this.server);
   }
 
   #onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -184,21 +185,14 @@ export class MxServer {
     code: ErrorCode,
     reason: string,
     extra: Record<string, unknown> = {},
-  ) {
+  ): SmtpHookError {
     const st = this.#state.get(session.id);
-    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command, outcome: reason });
-    const entry = {
-      event: 'smtp.mx.rejected',
+    return refuse(this.#sink, session, st?.log, {
       command,
       code,
-      reply: replyLine(code),
-      remote: session.remoteAddress,
-      dn: st?.verdict?.dn,
-      ...extra,
-    };
-    this.#d.journal.record(entry);
-    st?.log.info(entry, 'refused');
-    return smtpError(code);
+      reason,
+      fields: { dn: st?.verdict?.dn, ...extra },
+    });
   }
 
   #onMailFrom(
@@ -240,23 +234,11 @@ export class MxServer {
     const first = routeByDomain(address.address, this.#domains);
     if (first.kind === 'refuse')
       return cb(this.#refuse(session, 'RCPT', first.code, first.reason, { to: address.address }));
-    let bal: MailboxStatusView | null;
-    try {
-      bal = await this.#d.mailboxes.get(first.address);
-    } catch (err) {
-      this.#state
-        .get(session.id)
-        ?.log.error(
-          { event: 'smtp.mx.registry_error', err: toGatewayError(err).message },
-          'registry lookup failed',
-        );
-      return cb(
-        this.#refuse(session, 'RCPT', 'REGISTRY_UNAVAILABLE', 'registry_unavailable', {
-          to: address.address,
-        }),
-      );
-    }
-    const decision = routeLocal(first.address, bal);
+    const decision = await lookupLocalRecipient(
+      this.#d.mailboxes,
+      first.address,
+      this.#state.get(session.id)?.log,
+    );
     if (decision.kind === 'refuse')
       return cb(this.#refuse(session, 'RCPT', decision.code, decision.reason, { to: address.address }));
     this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'RCPT', outcome: 'accepted' });

@@ -22,14 +22,14 @@ import {
   type MailboxStatusView,
   checkEnvelopeSender,
   checkHeaderSenders,
-  routeLocal,
   routeSubmission,
 } from '../routing/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import type { HeaderCapture } from './header-scan.js';
 import { receivedHeader } from './received-header.js';
-import { replyLine, smtpError, smtpReplyFor } from './replies.js';
+import { type SmtpHookError, smtpError, smtpReplyFor } from './replies.js';
 import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
+import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
 import { spoolIncoming } from './spool-incoming.js';
 import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
@@ -72,11 +72,18 @@ export class SubmissionServer {
   readonly #d: SubmissionServerDeps;
   readonly #domains: ReadonlySet<string>;
   readonly #state = new Map<string, SessionState>();
+  readonly #sink: RefusalSink;
 
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
     this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#sink = {
+      listener: LISTENER,
+      event: 'smtp.submission.rejected',
+      metrics: deps.metrics,
+      journal: deps.journal,
+    };
     this.starttls = new SMTPServer(this.#options(false));
     this.implicit = new SMTPServer(this.#options(true));
     for (const s of [this.starttls, this.implicit]) {
@@ -135,21 +142,14 @@ export class SubmissionServer {
     port: number,
     tlsPort: number,
   ): Promise<{ starttls: AddressInfo; implicit: AddressInfo }> {
-    const one = (s: SMTPServer, p: number) =>
-      new Promise<AddressInfo>((resolve, reject) => {
-        s.server.once('error', reject);
-        s.listen(p, host, () => {
-          s.server.off('error', reject);
-          resolve(s.server.address() as AddressInfo);
-        });
-      });
-    return { starttls: await one(this.starttls, port), implicit: await one(this.implicit, tlsPort) };
+    return {
+      starttls: await listenSmtp(this.starttls, port, host),
+      implicit: await listenSmtp(this.implicit, tlsPort, host),
+    };
   }
 
   close(): Promise<void> {
-    const one = (s: SMTPServer) =>
-      new Promise<void>((resolve) => (s.server.listening ? s.close(() => resolve()) : resolve()));
-    return Promise.all([one(this.starttls), one(this.implicit)]).then(() => undefined);
+    return Promise.all([closeSmtp(this.starttls), closeSmtp(this.implicit)]).then(() => undefined);
   }
 
   reloadTrust(): void {
@@ -235,23 +235,10 @@ export class SubmissionServer {
     code: ErrorCode,
     reason: string,
     extra: Record<string, unknown> = {},
-  ) {
-    const st = this.#state.get(session.id);
+  ): SmtpHookError {
     const access = this.#access(session);
-    this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command, outcome: reason });
-    const entry = {
-      event: 'smtp.submission.rejected',
-      command,
-      code,
-      reply: replyLine(code),
-      remote: session.remoteAddress,
-      bal: access?.bal,
-      right: access?.right,
-      ...extra,
-    };
-    this.#d.journal.record(entry);
-    st?.log.info(entry, 'refused');
-    return smtpError(code);
+    const fields = { bal: access?.bal, right: access?.right, ...extra };
+    return refuse(this.#sink, session, this.#state.get(session.id)?.log, { command, code, reason, fields });
   }
 
   #onMailFrom(
@@ -277,17 +264,7 @@ export class SubmissionServer {
     if (route.kind === 'refuse')
       return cb(this.#refuse(session, 'RCPT', route.code, route.reason, { to: address.address }));
     if (route.kind === 'lookup') {
-      let bal: MailboxStatusView | null;
-      try {
-        bal = await this.#d.mailboxes.get(route.address);
-      } catch {
-        return cb(
-          this.#refuse(session, 'RCPT', 'REGISTRY_UNAVAILABLE', 'registry_unavailable', {
-            to: address.address,
-          }),
-        );
-      }
-      const local = routeLocal(route.address, bal);
+      const local = await lookupLocalRecipient(this.#d.mailboxes, route.address, st?.log);
       if (local.kind === 'refuse')
         return cb(this.#refuse(session, 'RCPT', local.code, local.reason, { to: address.address }));
     }
