@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { DeadlineQueue } from './deadline-queue.js';
 
 export interface ImapTlsOptions {
   readonly ca?: string | string[];
@@ -20,9 +21,7 @@ export interface ImapReply {
 export class ImapTranscript {
   #socket: net.Socket;
   #buffer = '';
-  #lines: string[] = [];
-  #waiters: Array<() => void> = [];
-  #closed = false;
+  readonly #lines = new DeadlineQueue<string>();
 
   private constructor(socket: net.Socket) {
     this.#socket = socket;
@@ -50,7 +49,7 @@ export class ImapTranscript {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#lines.closed;
   }
 
   #attach(socket: net.Socket): void {
@@ -62,57 +61,20 @@ export class ImapTranscript {
         this.#lines.push(this.#buffer.slice(0, idx));
         this.#buffer = this.#buffer.slice(idx + 2);
       }
-      this.#wake();
     });
-    const onEnd = () => {
-      this.#closed = true;
-      this.#wake();
-    };
+    const onEnd = () => this.#lines.close();
     socket.on('end', onEnd);
     socket.on('close', onEnd);
     socket.on('error', onEnd);
   }
 
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    waiters.forEach((w) => w());
-  }
-
-  async readLine(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#lines.length === 0) {
-      if (this.#closed) throw new Error('connection closed before a line');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('no line within the deadline');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    return this.#lines.shift()!;
+  readLine(timeoutMs = 10_000): Promise<string> {
+    return this.#lines.shift(timeoutMs, 'line');
   }
 
   /** Every line until the server closes the connection. */
-  async readToEnd(timeoutMs = 10_000): Promise<string[]> {
-    const deadline = Date.now() + timeoutMs;
-    const out: string[] = [];
-    for (;;) {
-      while (this.#lines.length > 0) out.push(this.#lines.shift()!);
-      if (this.#closed) return out;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`connection still open; read ${JSON.stringify(out)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  readToEnd(timeoutMs = 10_000): Promise<string[]> {
+    return this.#lines.untilClosed(timeoutMs);
   }
 
   /** Lines up to and including the one starting with `tag `. */
@@ -159,7 +121,7 @@ export class ImapTranscript {
 
   /** Lines already received and not read. */
   pending(): string[] {
-    return [...this.#lines];
+    return this.#lines.snapshot();
   }
 
   destroy(): void {

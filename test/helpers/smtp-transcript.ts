@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { DeadlineQueue } from './deadline-queue.js';
 
 /** One SMTP reply: code, enhanced status code (when present) and the text lines. */
 export interface Reply {
@@ -27,9 +28,7 @@ export interface TlsIdentity {
 export class SmtpTranscript {
   #socket: net.Socket | tls.TLSSocket;
   #buffer = '';
-  #replies: Reply[] = [];
-  #waiters: Array<() => void> = [];
-  #closed = false;
+  readonly #replies = new DeadlineQueue<Reply>();
   tlsSession: Buffer | undefined;
 
   private constructor(socket: net.Socket) {
@@ -56,14 +55,8 @@ export class SmtpTranscript {
       this.#buffer += chunk;
       this.#parse();
     });
-    socket.on('close', () => {
-      this.#closed = true;
-      this.#wake();
-    });
-    socket.on('error', () => {
-      this.#closed = true;
-      this.#wake();
-    });
+    socket.on('close', () => this.#replies.close());
+    socket.on('error', () => this.#replies.close());
   }
 
   #parse(): void {
@@ -86,35 +79,15 @@ export class SmtpTranscript {
       }
     }
     this.#pendingLines.push(...lines);
-    this.#wake();
   }
   #pendingLines: string[] = [];
 
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    w.forEach((f) => f());
-  }
-
   get closed(): boolean {
-    return this.#closed;
+    return this.#replies.closed;
   }
 
-  async read(timeoutMs = 10_000): Promise<Reply> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#replies.length === 0) {
-      if (this.#closed) throw new Error('connection closed before a reply');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error('no reply within the deadline');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    return this.#replies.shift()!;
+  read(timeoutMs = 10_000): Promise<Reply> {
+    return this.#replies.shift(timeoutMs, 'reply');
   }
 
   write(data: string | Buffer): void {
@@ -160,7 +133,7 @@ export class SmtpTranscript {
   }
 
   async quit(): Promise<void> {
-    if (!this.#closed) {
+    if (!this.closed) {
       await this.command('QUIT').catch(() => undefined);
     }
     this.#socket.destroy();
