@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { afterEach, inject } from 'vitest';
 import { buildAdminApi } from '../../src/admin/index.js';
 import { systemClock, type Clock } from '../../src/clock.js';
 import { FileAuditJournal, type AuditEvent } from '../../src/observability/journal.js';
@@ -124,4 +124,20 @@ export async function keySpace(redis: Redis, prefix: string): Promise<Record<str
     else out[key] = { type, dump: (await redis.dumpBuffer(key))?.toString('base64') };
   }
   return out;
+}
+
+/**
+ * One harness per test: `start()` inside a test, closed after it whatever happens. Call at the top
+ * of a test file.
+ */
+export function useAdminHarness(): (options?: AdminHarnessOptions) => Promise<AdminHarness> {
+  let harness: AdminHarness | undefined;
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+  });
+  return async (options = {}) => {
+    harness = await startAdminHarness(options);
+    return harness;
+  };
 }

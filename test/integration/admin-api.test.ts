@@ -1,31 +1,14 @@
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Bal, BalPage } from '../../src/registry/index.js';
 import { freePort } from '../helpers/free-port.js';
-import {
-  TEST_DOMAINS,
-  startAdminHarness,
-  storeProvisioner,
-  uniqueAddress,
-  type AdminHarness,
-  type AdminHarnessOptions,
-} from '../helpers/admin-harness.js';
+import { TEST_DOMAINS, useAdminHarness, storeProvisioner, uniqueAddress } from '../helpers/admin-harness.js';
 import { balPath, call, expectProblem } from '../helpers/admin-http.js';
 
 const PERSON = '810001234567';
 const FINESS = '1750712184';
 
-let harness: AdminHarness | undefined;
-
-async function start(options: AdminHarnessOptions = {}): Promise<AdminHarness> {
-  harness = await startAdminHarness(options);
-  return harness;
-}
-
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
+const start = useAdminHarness();
 
 describe('admin API: mailbox lifecycle over HTTP', () => {
   it('creates, shows, lists, suspends, resumes and deletes a BAL, journaling each change', async () => {

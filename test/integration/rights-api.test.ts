@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GrantView } from '../../src/registry/index.js';
-import { startAdminHarness, type AdminHarness, type AdminHarnessOptions } from '../helpers/admin-harness.js';
+import { useAdminHarness } from '../helpers/admin-harness.js';
 import { balPath, call, expectProblem } from '../helpers/admin-http.js';
 import {
   ADELI_C,
@@ -17,17 +17,7 @@ const APP_DN = 'CN=lps.hopital.test,OU=Informatique,O=Hopital Exemple,C=FR';
 const APP_DN_OTHER_SPELLING = 'c=FR; o=Hopital  Exemple; ou=Informatique; cn=lps.hopital.test';
 const APP_DN_CANONICAL = 'C=FR,CN=lps.hopital.test,O=Hopital Exemple,OU=Informatique';
 
-let harness: AdminHarness | undefined;
-
-async function start(options: AdminHarnessOptions = {}): Promise<AdminHarness> {
-  harness = await startAdminHarness(options);
-  return harness;
-}
-
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
+const start = useAdminHarness();
 
 describe('rights over HTTP: grant, list, revoke', () => {
   it('grants delegate, member and application rights, lists them, revokes them, journaling each', async () => {

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AccessibleBal, GrantView } from '../../src/registry/index.js';
-import { startAdminHarness, type AdminHarness, type AdminHarnessOptions } from '../helpers/admin-harness.js';
+import { useAdminHarness } from '../helpers/admin-harness.js';
 import { balPath, call } from '../helpers/admin-http.js';
 import {
   ADELI_C,
@@ -15,17 +15,7 @@ import {
 
 const APP_DN = 'CN=lps.hopital.test,O=Hopital Exemple,C=FR';
 
-let harness: AdminHarness | undefined;
-
-async function start(options: AdminHarnessOptions = {}): Promise<AdminHarness> {
-  harness = await startAdminHarness(options);
-  return harness;
-}
-
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
+const start = useAdminHarness();
 
 /** Deterministic pseudo-random sequence (a failing interleaving can be replayed). */
 function lcg(seed: number): () => number {

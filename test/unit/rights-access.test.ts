@@ -1,25 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/types.js';
-import { resolveAccess, type Bal, type BalType, type Grant } from '../../src/registry/index.js';
-
-const NOW = new Date('2026-03-01T12:00:00.000Z');
-const OWNER = '810001234567';
-const DELEGATE = '810009876543';
-const ADELI = '02A1234567';
-const FINESS = '1750712184';
-const APP_DN_OTHER_SPELLING = 'c=FR;  o=Hopital  Exemple ; ou = Informatique;cn=lps.hopital.test';
-
-function bal(type: BalType, extra: Partial<Bal> = {}): Bal {
-  return {
-    address: `${type.toLowerCase()}@op.mssante.test`,
-    type,
-    owner: type === 'PER' ? OWNER : FINESS,
-    status: 'active',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    ...extra,
-  };
-}
+import { resolveAccess, type Bal, type Grant } from '../../src/registry/index.js';
+import { ADELI, APP_DN_OTHER_SPELLING, DELEGATE, NOW, OWNER, bal } from '../helpers/rights-fixtures.js';
 
 const person = (nationalId: string, via = 'psc'): Principal => ({ kind: 'person', nationalId, via });
 const certifiedPerson = (nationalId: string): Principal => ({

@@ -3,30 +3,18 @@ import { GatewayError, type ErrorCode } from '../../src/errors/index.js';
 import {
   parseGrantRequest,
   parseGrantSubject,
-  type Bal,
   type BalType,
   type GrantRequest,
 } from '../../src/registry/index.js';
-
-const NOW = new Date('2026-03-01T12:00:00.000Z');
-const OWNER = '810001234567';
-const DELEGATE = '810009876543';
-const ADELI = '02A1234567';
-const FINESS = '1750712184';
-const APP_DN = 'CN=lps.hopital.test,OU=Informatique,O=Hopital Exemple,C=FR';
-const APP_DN_OTHER_SPELLING = 'c=FR;  o=Hopital  Exemple ; ou = Informatique;cn=lps.hopital.test';
-
-function bal(type: BalType, extra: Partial<Bal> = {}): Bal {
-  return {
-    address: `${type.toLowerCase()}@op.mssante.test`,
-    type,
-    owner: type === 'PER' ? OWNER : FINESS,
-    status: 'active',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    ...extra,
-  };
-}
+import {
+  ADELI,
+  APP_DN,
+  APP_DN_OTHER_SPELLING,
+  DELEGATE,
+  NOW,
+  OWNER,
+  bal,
+} from '../helpers/rights-fixtures.js';
 
 function expectGatewayError(fn: () => unknown, code: ErrorCode): GatewayError {
   let caught: unknown;
