@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from './config/index.js';
 import type { Logger } from './observability/index.js';
@@ -57,8 +60,15 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
         master: { user: config.store.masterUser, password: readSecretFile(config.store.masterPasswordFile) },
       };
     } else {
+      const storeDir = await embeddedStoreDir(config.dataDir);
+      if (storeDir !== config.dataDir) {
+        logger.warn(
+          { event: 'dovecot.store_dir', dataDir: config.dataDir, storeDir },
+          'a parent of the data directory is private: the embedded Dovecot keeps its files elsewhere',
+        );
+      }
       const dovecot = await startEmbeddedDovecot({
-        dataDir: config.dataDir,
+        dataDir: storeDir,
         binary: config.store.dovecotBinary,
         mailUser: config.store.mailUser,
         masterUser: config.store.masterUser,
@@ -75,5 +85,33 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/** Where the embedded Dovecot keeps its files when the data directory cannot host them. */
+export const PRIVATE_PARENT_STORE_ROOT = '/var/lib/mssgw';
+
+/**
+ * Dovecot's mail and login processes run as unprivileged users, so every directory above its files
+ * must be searchable by others. The data directory is ours to open up (search only), its parents
+ * are not: a clone under /root (0700 on Debian) would otherwise refuse to start. Then, when running
+ * as root, Dovecot's files go to a fixed place derived from the data directory, the same at every
+ * start (so a restart finds its mail); the rest stays in the data directory.
+ */
+export async function embeddedStoreDir(dataDir: string, root = PRIVATE_PARENT_STORE_ROOT): Promise<string> {
+  if (process.getuid?.() !== 0) return dataDir; // not root: Dovecot runs as this user and reaches it
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    // A parent that does not exist yet will be ours (created with the data directory).
+    const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (st && (st.mode & 0o001) === 0) {
+      const id = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+      const storeDir = path.join(root, id);
+      await mkdir(storeDir, { recursive: true, mode: 0o711 });
+      return storeDir;
+    }
+    if (dir === path.dirname(dir)) return dataDir;
   }
 }
