@@ -1,5 +1,13 @@
+import { formatExtractionBench, runExtractionBench } from './directory-extraction.js';
 import { formatImapLoginBench, runImapLoginBench } from './imap-login.js';
+import {
+  formatLifecyclePlannerBench,
+  formatLifecyclePolicyBench,
+  runLifecyclePlannerBench,
+  runLifecyclePolicyBench,
+} from './lifecycle-policy.js';
 import { runMxBench } from './mx-throughput.js';
+import { formatRelayBench, runRelayBench } from './relay-throughput.js';
 
 /** `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS. */
 const messages = Number(process.env.BENCH_MESSAGES ?? 500);
@@ -18,4 +26,19 @@ for (const size of [8 * 1024, 256 * 1024]) {
   );
 }
 
+console.log(formatRelayBench(await runRelayBench(messages, connections, 8 * 1024)));
+
 console.log(formatImapLoginBench(await runImapLoginBench(Number(process.env.BENCH_IMAP_ROUNDS ?? 50))));
+
+console.log(
+  formatExtractionBench(await runExtractionBench(Number(process.env.BENCH_EXTRACTION_LINES ?? 536_000))),
+);
+
+console.log(
+  formatLifecyclePolicyBench(runLifecyclePolicyBench(Number(process.env.BENCH_LIFECYCLE_BALS ?? 1_000_000))),
+);
+console.log(
+  formatLifecyclePlannerBench(
+    await runLifecyclePlannerBench(Number(process.env.BENCH_LIFECYCLE_REGISTRY_BALS ?? 100_000)),
+  ),
+);

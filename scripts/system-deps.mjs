@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the Debian packages the embedded default and the test suite need (redis-server, Dovecot
-// with IMAP and LMTP, openssl), when they are missing. As root it runs apt-get itself; otherwise it
-// prints the one command to run. MSSGW_SKIP_SYSTEM_DEPS=1 skips the check (external Redis/Dovecot).
+// with IMAP and LMTP, openssl; prometheus for `npm test` only), when they are missing. As root it
+// runs apt-get itself; otherwise it prints the one command to run. MSSGW_SKIP_SYSTEM_DEPS=1 skips the check (external Redis/Dovecot).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -12,6 +12,11 @@ const needs = [
   { pkg: 'dovecot-imapd', ok: () => onPath('dovecot') && existsSync('/usr/lib/dovecot/imap') },
   { pkg: 'dovecot-lmtpd', ok: () => existsSync('/usr/lib/dovecot/lmtp') },
   { pkg: 'openssl', ok: () => onPath('openssl') },
+  // Only the test suite needs Prometheus (test/integration/prometheus.test.ts runs /usr/bin/prometheus
+  // and promtool itself); `npm start` does not install it. Its Debian service is not used.
+  ...(process.env.npm_lifecycle_event === 'pretest'
+    ? [{ pkg: 'prometheus', ok: () => existsSync('/usr/bin/prometheus') && existsSync('/usr/bin/promtool') }]
+    : []),
 ];
 
 function onPath(cmd) {

@@ -16,6 +16,11 @@ export interface StoreEndpoints {
 
 export interface Backends {
   readonly redis: Redis;
+  /**
+   * A new Redis connection that waits out reconnections (`maxRetriesPerRequest: null`), as BullMQ
+   * needs for its workers; the caller closes it.
+   */
+  connect(name: string): Redis;
   readonly store: StoreEndpoints;
   readonly embedded: { redis: boolean; store: boolean };
   stop(): Promise<void>;
@@ -81,7 +86,20 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
         master: { user: dovecot.masterUser, password: dovecot.masterPassword },
       };
     }
-    return { redis, store, embedded: { redis: !config.redis.url, store: !(imap && lmtp) }, stop: stopAll };
+    const redisUrl = url;
+    const connect = (name: string) =>
+      createRedisClient(redisUrl, {
+        ...(password ? { password } : {}),
+        name: `mssgw-${name}`,
+        maxRetriesPerRequest: null,
+      });
+    return {
+      redis,
+      connect,
+      store,
+      embedded: { redis: !config.redis.url, store: !(imap && lmtp) },
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

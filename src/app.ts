@@ -5,9 +5,20 @@ import { buildAdminApi } from './admin/index.js';
 import { type Backends, startBackends } from './app-backends.js';
 import { type Clock, systemClock } from './clock.js';
 import { type Config, readSecretFile } from './config/index.js';
-import { LocalDelivery, Spool } from './delivery/index.js';
+import {
+  DeliveryQueue,
+  DestinationWorker,
+  DsnNotifier,
+  type GeneratedRoute,
+  Spool,
+  localDestination,
+  relayDestination,
+} from './delivery/index.js';
+import { FhirPublisher, PublicationService } from './publication/index.js';
+import { RelayTransport } from './relay/index.js';
+import { routeSubmission } from './routing/index.js';
 import { GatewayError } from './errors/index.js';
-import { WhitelistHolder, loadWhitelistFile } from './directory/index.js';
+import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from './directory/index.js';
 import {
   type AuditJournal,
   FileAuditJournal,
@@ -88,8 +99,13 @@ export class Gateway {
   backends!: Backends;
   registry!: BalRegistry;
   spool!: Spool;
-  delivery!: LocalDelivery;
+  delivery!: DeliveryQueue;
+  worker!: DestinationWorker;
+  relay!: RelayTransport;
   whitelist!: WhitelistHolder;
+  mirrors!: DirectoryMirrors;
+  /** Publication in the national directory (publication.enabled). */
+  publication: PublicationService | undefined;
   mx: MxServer | undefined;
   submission: SubmissionServer | undefined;
   imap: ImapFrontEnd | undefined;
@@ -139,6 +155,7 @@ export class Gateway {
     this.journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock: this.clock });
     this.backends = await startBackends(config, logger);
     const { store, redis } = this.backends;
+    this.publication = this.#buildPublication();
     this.registry = new BalRegistry({
       redis,
       prefix: config.redis.prefix,
@@ -146,23 +163,41 @@ export class Gateway {
       clock: this.clock,
       journal: this.journal,
       provisioner: storeProvisioner(store),
+      ...(this.publication ? { observer: this.publication } : {}),
+      nationalEntry: (address) => this.mirrors.directory.entryOf(address),
     });
+    await this.publication?.start();
+    void this.publication
+      ?.catchUp()
+      .catch((err: unknown) =>
+        logger.warn(
+          { event: 'publication.catch_up_failed', err: (err as Error).message },
+          'publication catch-up failed',
+        ),
+      );
+    this.mirrors = new DirectoryMirrors({
+      config,
+      redis,
+      connect: (name) => this.backends.connect(name),
+      trust: () => this.#trust,
+      whitelist: this.whitelist,
+      clock: this.clock,
+      logger: logger.child({ component: 'directory' }),
+      journal: this.journal,
+      metrics: this.metrics,
+      onCrlChange: () => this.#reloadTrust(),
+      onSwitch: (mirror, version) => {
+        if (mirror === 'extraction') void this.#checkDrift(version);
+      },
+    });
+    await this.mirrors.start();
+    // start() rewrote the mirrored CRL files: put them in service before any listener opens.
+    this.#reloadTrust();
     this.spool = new Spool(config.dataDir);
     await this.spool.init();
-    this.delivery = new LocalDelivery({
-      spool: this.spool,
-      transport: lmtpTransport(store, config.smtp.hostname, config.delivery.lmtpTimeoutSeconds * 1000),
-      clock: this.clock,
-      logger: logger.child({ component: 'delivery' }),
-      journal: this.journal,
-      observer: {
-        attempt: (outcome) => this.metrics.deliveryAttempts.inc({ outcome }),
-        delivered: (s) => this.metrics.deliveryLatency.observe(s),
-      },
-      options: config.delivery,
-    });
+    this.#buildDelivery();
     this.authenticator = await this.#buildAuthenticator();
-    this.#health = new StoreHealthMonitor(store, () => this.delivery.retryNow(), logger);
+    this.#health = new StoreHealthMonitor(store, () => void this.delivery.retryLocalNow(), logger);
     this.#wireMetricSources();
     await this.delivery.start();
     this.#health.start();
@@ -172,6 +207,134 @@ export class Gateway {
       mode: config.mode,
       embedded: this.backends.embedded,
       addresses: this.#describeAddresses(),
+    });
+  }
+
+  /**
+   * Compares what we think is published with a new extraction (issue #5 drift), in one process per
+   * extraction version (a Redis claim), since every process sees the switch.
+   */
+  async #checkDrift(version: number): Promise<void> {
+    const publication = this.publication;
+    if (!publication) return;
+    try {
+      const claim = `${this.config.redis.prefix}drift:checked:${version}`;
+      if ((await this.backends.redis.set(claim, String(process.pid), 'EX', 86_400, 'NX')) !== 'OK') return;
+      const directory = this.mirrors.directory;
+      await publication.reconcile({
+        has: async (addresses) => {
+          const { entries } = await directory.lookup(addresses);
+          return addresses.map((a) => entries.has(a));
+        },
+      });
+    } catch (err) {
+      this.logger.warn(
+        { event: 'publication.drift_failed', err: (err as Error).message },
+        'drift check failed',
+      );
+    }
+  }
+
+  /** The publisher of our mailboxes in the national directory, when enabled (FHIR PATCH, mTLS). */
+  #buildPublication(): PublicationService | undefined {
+    const { config } = this;
+    const pub = config.publication;
+    if (!pub.enabled) return undefined;
+    const { fhir, enabled: _enabled, ...settings } = pub;
+    return new PublicationService({
+      redis: this.backends.redis,
+      connect: (n) => this.backends.connect(n),
+      prefix: config.redis.prefix,
+      bals: { get: (a) => this.registry.get(a), list: (q) => this.registry.list(q) },
+      publisher: new FhirPublisher({
+        settings: { ...fhir, baseUrl: fhir.baseUrl ?? '' },
+        tls: () => this.#trust,
+        tlsProfile: { minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc },
+        timeoutMs: pub.timeoutSeconds * 1000,
+      }),
+      clock: this.clock,
+      journal: this.journal,
+      logger: this.logger.child({ component: 'publication' }),
+      settings,
+      observer: { call: (operation, outcome) => this.metrics.publicationCalls.inc({ operation, outcome }) },
+    });
+  }
+
+  /** The spool, the delivery queue and its worker: LMTP for our mailboxes, the relay for others. */
+  #buildDelivery(): void {
+    const { config, logger, metrics } = this;
+    const { store } = this.backends;
+    const hostname = config.smtp.hostname;
+    this.relay = new RelayTransport({
+      trust: () => this.#trust,
+      profile: { minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc },
+      whitelist: () => this.whitelist.current(),
+      heloName: config.relay.heloName ?? hostname,
+      routes: config.relay.routes,
+      port: config.relay.port,
+      connectTimeoutMs: config.relay.connectTimeoutSeconds * 1000,
+      commandTimeoutMs: config.relay.commandTimeoutSeconds * 1000,
+      maxConnectionsPerDestination: config.relay.maxConnectionsPerDestination,
+      maxMessagesPerConnection: config.relay.maxMessagesPerConnection,
+      idleMs: config.relay.idleSeconds * 1000,
+    });
+    const policy = {
+      retryInitialSeconds: config.delivery.retryInitialSeconds,
+      retryMaxSeconds: config.delivery.retryMaxSeconds,
+      maxAgeHours: config.delivery.maxAgeHours,
+      delayNoticeHours: config.delivery.delayNoticeHours,
+    };
+    const ourDomains = new Set(config.domains);
+    const routeOf = (address: string): GeneratedRoute => {
+      const r = routeSubmission(address, ourDomains, this.whitelist.current());
+      return r.kind === 'lookup' ? 'local' : r.kind === 'relay' ? 'relay' : undefined;
+    };
+    const notifier = new DsnNotifier({
+      spool: this.spool,
+      clock: this.clock,
+      logger: logger.child({ component: 'dsn' }),
+      journal: this.journal,
+      hostname,
+      policy: { delayByDefault: config.delivery.delayNoticeByDefault, maxAgeHours: policy.maxAgeHours },
+      routeOf,
+      inject: (m) => this.delivery.inject(m),
+      onSent: (action) => metrics.dsnSent.inc({ action }),
+    });
+    this.worker = new DestinationWorker({
+      spool: this.spool,
+      clock: this.clock,
+      logger: logger.child({ component: 'delivery' }),
+      journal: this.journal,
+      policy,
+      local: localDestination(lmtpTransport(store, hostname, config.delivery.lmtpTimeoutSeconds * 1000)),
+      relay: relayDestination(this.relay, { trustRetryAttempts: config.relay.trustRetryAttempts }),
+      notifier,
+      observer: {
+        attempt: (kind, outcome, reason) => {
+          if (kind === 'local') metrics.deliveryAttempts.inc({ outcome });
+          else metrics.relayAttempts.inc({ outcome, reason });
+        },
+        delivered: (kind, s) =>
+          (kind === 'local' ? metrics.deliveryLatency : metrics.relayLatency).observe(s),
+        finalRelay: (outcome, patient) => metrics.relayRecipients.inc({ outcome, patient: String(patient) }),
+      },
+      onSettled: (envelope, states) => this.delivery.emit('settled', envelope, states),
+      onDeferred: (envelope, state) => this.delivery.emit('deferred', envelope, state),
+    });
+    this.delivery = new DeliveryQueue({
+      connect: (name) => this.backends.connect(name),
+      spool: this.spool,
+      worker: this.worker,
+      clock: this.clock,
+      logger: logger.child({ component: 'queue' }),
+      options: {
+        prefix: `${config.redis.prefix}bull`,
+        localConcurrency: config.delivery.concurrency,
+        relayConcurrency: config.relay.concurrency,
+        relayEnabled: config.relay.enabled,
+        lockSeconds: config.delivery.lockSeconds,
+        reconcileSeconds: config.delivery.reconcileSeconds,
+      },
     });
   }
 
@@ -221,7 +384,7 @@ export class Gateway {
       authenticator: this.authenticator,
       sasl: { oauthBearer: decodeOauthbearer, external: decodeExternal },
       spool: this.spool,
-      onAccepted: (env) => this.delivery.enqueue(env),
+      onAccepted: (env) => void this.delivery.enqueue(env),
       clock: this.clock,
       logger: this.logger.child({ component: 'submission' }),
       journal: this.journal,
@@ -261,7 +424,7 @@ export class Gateway {
         whitelist: this.whitelist,
         mailboxes: this.registry,
         spool: this.spool,
-        onAccepted: (env) => this.delivery.enqueue(env),
+        onAccepted: (env) => void this.delivery.enqueue(env),
         clock: this.clock,
         logger: this.logger.child({ component: 'smtp' }),
         journal: this.journal,
@@ -299,8 +462,26 @@ export class Gateway {
     }
     if (config.admin.enabled) {
       const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
+      const queue = this.delivery;
       const admin = buildAdminApi({
+        queue: {
+          list: (o) => queue.list(o),
+          show: (id) => queue.show(id),
+          retry: async (id, actor) => {
+            const job = await queue.retry(id);
+            this.journal.record({ event: 'queue.retried', jobId: id, actor });
+            return job;
+          },
+          remove: async (id, actor) => {
+            const job = await queue.show(id);
+            await queue.remove(id);
+            await this.worker.abandon(job.data.spoolId, job.data.destination, 'deleted by the operator');
+            this.journal.record({ event: 'queue.deleted', jobId: id, actor });
+            return job;
+          },
+        },
         registry: this.registry,
+        ...(this.publication ? { publication: this.publication } : {}),
         logger: this.logger,
         ...(token ? { token } : {}),
         secrets: {
@@ -318,9 +499,10 @@ export class Gateway {
 
   #wireMetricSources(): void {
     const s = this.metrics.sources;
-    s.spoolDepth = () => this.delivery.depth;
-    s.spoolOldestAgeSeconds = () => this.delivery.oldestAgeSeconds();
-    s.spoolAwaitingRelay = () => this.delivery.awaitingRelay;
+    s.spoolStats = () => this.spool.stats(this.clock.now());
+    s.queueJobs = () => this.delivery.counts();
+    s.relayConnections = () =>
+      [...this.relay.connections()].map(([destination, count]) => ({ destination, count }));
     s.authLockoutsActive = () => this.authenticator.limiter.activeLockouts();
     s.redisUp = async () => (await this.backends.redis.ping().catch(() => '')) === 'PONG';
     s.storeUp = async () => this.#health?.check() ?? { imap: false, lmtp: false };
@@ -339,6 +521,14 @@ export class Gateway {
         Object.entries(byType).map(([type, count]) => ({ type, status, count })),
       );
     };
+    Object.assign(s, this.mirrors.metricSources());
+    s.publicationStates = async () => this.publication?.countByState() ?? {};
+    s.publicationDrift = async () => {
+      const r = await this.publication?.lastDrift();
+      return r
+        ? { publishedMissing: r.publishedMissing.count, unpublishedPresent: r.unpublishedPresent.count }
+        : undefined;
+    };
     s.certificateExpirySeconds = () =>
       (Date.parse(this.#trust.certificate.validTo) - this.clock.now().getTime()) / 1000;
   }
@@ -347,26 +537,40 @@ export class Gateway {
     return describeAddresses(this.addresses);
   }
 
-  /** Reloads the whitelist and the trust material, keeping the last good copy of what fails. */
+  /**
+   * Reloads the whitelist (a refresh of its mirror, whatever its source) and the trust material,
+   * keeping the last good copy of what fails (SIGHUP).
+   */
   async reload(): Promise<void> {
     const log = this.logger.child({ event: 'gateway.reload' });
     try {
-      this.whitelist.swap(await loadWhitelistFile(this.config.whitelistFile, this.clock));
+      const r = await this.mirrors.refresh('whitelist');
+      log.info({ outcome: r.outcome, reason: r.reason }, 'whitelist refreshed');
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'whitelist reload failed; last good copy kept');
+      log.error({ err: (err as Error).message }, 'whitelist refresh failed; last good copy kept');
     }
+    this.#reloadTrust();
+    this.journal.record({ event: 'gateway.reloaded' });
+  }
+
+  /**
+   * Our certificate and key, the authorities and the CRLs (configured files, then the mirrored ones:
+   * OpenSSL uses the newest CRL of an authority) into every TLS context, without a restart.
+   */
+  #reloadTrust(): void {
+    const log = this.logger.child({ event: 'gateway.trust_reload' });
     try {
-      const { material, staleCrls } = loadTrustMaterial(this.config.tls, this.#trust);
+      const tls = { ...this.config.tls, crlFiles: [...this.config.tls.crlFiles, ...this.mirrors.crlFiles()] };
+      const { material, staleCrls } = loadTrustMaterial(tls, this.#trust);
       if (this.config.mode === 'production') assertProductionTrust(material);
       this.#trust = material;
       this.mx?.reloadTrust();
       this.submission?.reloadTrust();
       this.imap?.reloadTrust();
-      for (const s of staleCrls) log.error(s, 'revocation list unreadable; last good copy kept');
+      for (const st of staleCrls) log.error(st, 'revocation list unreadable; last good copy kept');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
     }
-    this.journal.record({ event: 'gateway.reloaded' });
   }
 
   /** Graceful stop: listeners first, then workers, then backends. Idempotent. */
@@ -393,6 +597,9 @@ export class Gateway {
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();
     await step('delivery', () => this.delivery?.stop());
+    await step('directory', () => this.mirrors?.stop());
+    await step('publication', () => this.publication?.stop());
+    await step('relay', () => this.relay?.close());
     // `journal` and `backends` are unset when start failed early.
     await step('journal', () => {
       this.journal?.record({ event: 'gateway.stopped' });

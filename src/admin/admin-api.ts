@@ -13,6 +13,8 @@ import type { BalRegistry, BalType } from '../registry/index.js';
 import { ACTOR_HEADER, BearerTokenCheck, actorFromRequest } from './admin-auth.js';
 import { BalSecrets, type SecretKeeper } from './bal-secrets.js';
 import { registerBalRoutes } from './bal-routes.js';
+import { registerPublicationRoutes, type AdminPublicationDeps } from './publication-routes.js';
+import { type QueueAdmin, registerQueueRoutes } from './queue-routes.js';
 import { registerRightsRoutes } from './rights-routes.js';
 import { registerSecretRoutes } from './secret-routes.js';
 import { PROBLEM_CONTENT_TYPE, isServerProblem, problem, toProblem, type Problem } from './problem.js';
@@ -31,6 +33,13 @@ export interface AdminApiDeps {
    * exist and deleting a mailbox removes its secret; without them, neither.
    */
   readonly secrets?: AdminSecretDeps;
+  /**
+   * Publication in the national directory (PublicationService). With it, `GET /v1/bals/:address`
+   * shows the publication state and `GET /v1/directory/drift` the last drift report.
+   */
+  readonly publication?: AdminPublicationDeps;
+  /** The delivery queue: with it, the `/v1/queue` routes exist. */
+  readonly queue?: QueueAdmin;
 }
 
 export interface AdminSecretDeps {
@@ -97,14 +106,15 @@ export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
   const actorOf = (request: FastifyRequest) =>
     actorFromRequest(request.headers[ACTOR_HEADER], request.ip, tokenCheck !== undefined);
   const secrets = deps.secrets && new BalSecrets({ registry: deps.registry, ...deps.secrets });
-  registerBalRoutes(
-    app,
-    deps.registry,
-    actorOf,
-    secrets ? { afterDelete: (bal, actor) => secrets.forgetDeleted(bal, actor) } : {},
-  );
+  const publication = deps.publication;
+  registerBalRoutes(app, deps.registry, actorOf, {
+    ...(secrets ? { afterDelete: (bal, actor) => secrets.forgetDeleted(bal, actor) } : {}),
+    ...(publication ? { publication: (address: string) => publication.state(address) } : {}),
+  });
+  registerPublicationRoutes(app, publication);
   registerRightsRoutes(app, deps.registry, actorOf);
   if (secrets) registerSecretRoutes(app, secrets, actorOf);
+  if (deps.queue) registerQueueRoutes(app, deps.queue, actorOf);
 
   app.setNotFoundHandler(async (request, reply) => {
     const p = problem('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, {

@@ -1,7 +1,10 @@
+import type { QueueJobView } from './queue-routes.js';
+import type { DriftReport, PublicationState } from '../publication/index.js';
 import type {
   AccessibleBal,
   Bal,
   BalActivity,
+  BalMetadataPatch,
   BalPage,
   BalStatus,
   BalType,
@@ -12,6 +15,9 @@ import type {
 import { ACTOR_HEADER } from './admin-auth.js';
 import type { SecretStatus } from './secret-status.js';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
+
+/** A mailbox as `GET /v1/bals/:address` shows it: with its publication state when publication is on. */
+export type BalView = Bal & { readonly publication?: PublicationState | null };
 
 /** The API answered with a problem (or an unexpected response): it refused or failed the request. */
 export class AdminApiError extends Error {
@@ -69,7 +75,7 @@ export class AdminClient {
     return this.#base;
   }
 
-  createBal(input: { address: string; type: string; owner: string }): Promise<Bal> {
+  createBal(input: { address: string; type: string; owner: string } & BalMetadataPatch): Promise<Bal> {
     return this.#request<Bal>('POST', '/v1/bals', input);
   }
 
@@ -84,8 +90,17 @@ export class AdminClient {
     return this.#request<BalPage>('GET', `/v1/bals${qs}`);
   }
 
-  getBal(address: string): Promise<Bal> {
-    return this.#request<Bal>('GET', balPath(address));
+  getBal(address: string): Promise<BalView> {
+    return this.#request<BalView>('GET', balPath(address));
+  }
+
+  /** Changes the published metadata; null (or '') removes a text field. */
+  updateBal(address: string, patch: BalMetadataPatch): Promise<Bal> {
+    return this.#request<Bal>('PATCH', balPath(address), patch);
+  }
+
+  directoryDrift(): Promise<DriftReport> {
+    return this.#request<DriftReport>('GET', '/v1/directory/drift');
   }
 
   suspendBal(address: string, reason?: string): Promise<Bal> {
@@ -134,6 +149,26 @@ export class AdminClient {
 
   removeSecret(address: string): Promise<void> {
     return this.#request('DELETE', `${balPath(address)}/secret`);
+  }
+
+  listQueue(options: { state?: string; limit?: number } = {}): Promise<{ items: QueueJobView[] }> {
+    const params = new URLSearchParams();
+    if (options.state) params.set('state', options.state);
+    if (options.limit) params.set('limit', String(options.limit));
+    const qs = params.size > 0 ? `?${params.toString()}` : '';
+    return this.#request('GET', `/v1/queue${qs}`);
+  }
+
+  showQueueJob(id: string): Promise<QueueJobView> {
+    return this.#request('GET', `/v1/queue/${encodeURIComponent(id)}`);
+  }
+
+  retryQueueJob(id: string): Promise<QueueJobView> {
+    return this.#request('POST', `/v1/queue/${encodeURIComponent(id)}/retry`);
+  }
+
+  deleteQueueJob(id: string): Promise<QueueJobView> {
+    return this.#request('DELETE', `/v1/queue/${encodeURIComponent(id)}`);
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors/index.js';
+import type { PublicationState } from '../publication/index.js';
 import {
   BAL_STATUSES,
   BAL_TYPES,
@@ -7,6 +8,7 @@ import {
   normaliseAddress,
   type Actor,
   type Bal,
+  type BalMetadataPatch,
   type BalRegistry,
   type BalStatus,
   type BalType,
@@ -21,6 +23,15 @@ import {
 // RFC 5321 caps an address at 254 octets; the slack lets the registry report the exact problem.
 const addressString = { type: 'string', minLength: 1, maxLength: 320 } as const;
 
+// Published metadata (registry/bal-metadata.ts checks lengths and content); null removes a text.
+const metadataText = { type: ['string', 'null'], maxLength: 2000 } as const;
+const metadataProperties = {
+  listeRouge: { type: 'boolean' },
+  description: metadataText,
+  service: metadataText,
+  responsible: metadataText,
+} as const;
+
 const createSchema = {
   body: {
     type: 'object',
@@ -30,6 +41,7 @@ const createSchema = {
       address: addressString,
       type: { type: 'string', maxLength: 16 },
       owner: { type: 'string', maxLength: 64 },
+      ...metadataProperties,
     },
   },
 } as const;
@@ -63,7 +75,7 @@ const suspendSchema = {
 } as const;
 
 interface CreateRoute {
-  Body: { address: string; type: string; owner: string };
+  Body: { address: string; type: string; owner: string } & BalMetadataPatch;
 }
 interface ListRoute {
   Querystring: { status?: BalStatus; type?: BalType; cursor?: string; limit?: number };
@@ -78,6 +90,8 @@ interface SuspendRoute extends AddressRoute {
 export interface BalRouteHooks {
   /** Runs once a mailbox is deleted, before the answer (admin-api.ts removes its secret here). */
   readonly afterDelete?: (bal: Bal, actor: Actor) => Promise<void>;
+  /** With it, `GET /v1/bals/:address` adds `publication` (null when the mailbox has no state yet). */
+  readonly publication?: (address: string) => Promise<PublicationState | null>;
 }
 
 export function registerBalRoutes(
@@ -107,8 +121,11 @@ export function registerBalRoutes(
   app.get<AddressRoute>('/v1/bals/:address', { schema: { params: addressParams } }, async (request) => {
     const bal = await registry.get(request.params.address);
     if (!bal) throw notFound(request.params.address);
-    return bal;
+    if (!hooks.publication) return bal;
+    return { ...bal, publication: await hooks.publication(bal.address) };
   });
+
+  registerMetadataRoute(app, registry, actorOf);
 
   app.post<SuspendRoute>('/v1/bals/:address/suspend', { schema: suspendSchema }, async (request) => {
     return registry.suspend(request.params.address, actorOf(request), request.body?.reason);
@@ -139,4 +156,45 @@ function notFound(address: string): GatewayError {
       address: normalised,
     },
   );
+}
+
+// Address, type and owner are accepted by the schema only to be refused with their own message.
+const updateSchema = {
+  params: addressParams,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    properties: { ...metadataProperties, address: {}, type: {}, owner: {} },
+  },
+} as const;
+
+interface UpdateRoute extends AddressRoute {
+  Body: BalMetadataPatch & { address?: unknown; type?: unknown; owner?: unknown };
+}
+
+/** `PATCH /v1/bals/:address`: the published metadata (red list, description, service, responsible). */
+function registerMetadataRoute(
+  app: FastifyInstance,
+  registry: BalRegistry,
+  actorOf: (request: FastifyRequest) => Actor,
+): void {
+  app.patch<UpdateRoute>('/v1/bals/:address', { schema: updateSchema }, async (request) => {
+    const { address, type, owner, ...patch } = request.body;
+    const fixed = Object.entries({ address, type, owner }).find(([, v]) => v !== undefined)?.[0];
+    if (fixed !== undefined) {
+      throw new GatewayError(
+        'BAL_FIELD_IMMUTABLE',
+        `${fixed} of a mailbox never changes (MSSanté addresses and types are fixed at creation); ` +
+          'create another mailbox instead',
+        { field: fixed },
+      );
+    }
+    if (Object.keys(patch).length === 0) {
+      throw new GatewayError(
+        'REQUEST_INVALID',
+        `give at least one of ${Object.keys(metadataProperties).join(', ')} to change`,
+      );
+    }
+    return registry.updateMetadata(request.params.address, patch, actorOf(request));
+  });
 }

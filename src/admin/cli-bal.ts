@@ -1,7 +1,16 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { BAL_STATUSES, BAL_TYPES, MAX_LIST_LIMIT, type Bal, type BalPage } from '../registry/index.js';
+import {
+  BAL_STATUSES,
+  BAL_TYPES,
+  MAX_LIST_LIMIT,
+  type Bal,
+  type BalMetadataPatch,
+  type BalPage,
+} from '../registry/index.js';
+import type { BalView } from './admin-client.js';
 import { registerBalSecretCommands } from './cli-bal-secret.js';
 import type { CliContext } from './cli-context.js';
+import { formatPublication } from './cli-publication.js';
 
 /**
  * `mssgw bal ...`: mailbox commands, each one admin API call. Output is for people by default
@@ -10,7 +19,7 @@ import type { CliContext } from './cli-context.js';
 export function registerBalCommands(program: Command, ctx: CliContext): Command {
   const bal = program
     .command('bal')
-    .description('create, list, show, suspend, resume and delete mailboxes (BAL); set their secret');
+    .description('create, list, show, update, suspend, resume and delete mailboxes (BAL); set their secret');
   const out = (text: string) => ctx.io.stdout(text);
 
   bal
@@ -22,10 +31,44 @@ export function registerBalCommands(program: Command, ctx: CliContext): Command 
       '--owner <id>',
       'owner: 8+RPPS or 0+ADELI for PER; national structure id for ORG, APP, CAB',
     )
+    .option('--liste-rouge', 'red list: never publish it in the national directory')
+    .option('--description <text>', 'what the mailbox is for (published)')
+    .option('--service <text>', 'service of the organisation it belongs to (published)')
+    .option('--responsible <text>', 'who runs it day to day (published; not for PER)')
     .option('--json', 'print the mailbox as JSON')
-    .action(async (address: string, opts: { type: string; owner: string; json?: boolean }, cmd: Command) => {
-      const created = await ctx.client(cmd).createBal({ address, type: opts.type, owner: opts.owner });
-      out(opts.json ? toJson(created) : `created ${created.address}\n${formatBal(created)}`);
+    .action(
+      async (
+        address: string,
+        opts: { type: string; owner: string; json?: boolean } & MetadataOptions,
+        cmd: Command,
+      ) => {
+        const created = await ctx
+          .client(cmd)
+          .createBal({ address, type: opts.type, owner: opts.owner, ...metadataPatch(opts) });
+        out(opts.json ? toJson(created) : `created ${created.address}\n${formatBal(created)}`);
+      },
+    );
+
+  bal
+    .command('update')
+    .description('change the published metadata of a mailbox (address, type and owner never change)')
+    .argument('<address>', 'mailbox address')
+    .option('--liste-rouge', 'put it on the red list: it is taken out of the national directory')
+    .option('--no-liste-rouge', 'take it off the red list: it is published again')
+    .option('--description <text>', "what the mailbox is for ('' removes it)")
+    .option('--service <text>', "service of the organisation ('' removes it)")
+    .option('--responsible <text>', "who runs it day to day ('' removes it; not for PER)")
+    .option('--json', 'print the mailbox as JSON')
+    .action(async (address: string, opts: MetadataOptions & { json?: boolean }, cmd: Command) => {
+      const patch = metadataPatch(opts);
+      if (Object.keys(patch).length === 0) {
+        cmd.error(
+          'error: nothing to change: give --liste-rouge, --no-liste-rouge, --description, --service or --responsible',
+          { exitCode: 2, code: 'mssgw.nothingToChange' },
+        );
+      }
+      const updated = await ctx.client(cmd).updateBal(address, patch);
+      out(opts.json ? toJson(updated) : `updated ${updated.address}\n${formatBal(updated)}`);
     });
 
   bal
@@ -49,7 +92,7 @@ export function registerBalCommands(program: Command, ctx: CliContext): Command 
     .option('--json', 'print the mailbox as JSON')
     .action(async (address: string, opts: { json?: boolean }, cmd: Command) => {
       const found = await ctx.client(cmd).getBal(address);
-      out(opts.json ? toJson(found) : formatBal(found));
+      out(opts.json ? toJson(found) : formatBalView(found));
     });
 
   bal
@@ -92,6 +135,24 @@ export function registerBalCommands(program: Command, ctx: CliContext): Command 
   return bal;
 }
 
+interface MetadataOptions {
+  listeRouge?: boolean;
+  description?: string;
+  service?: string;
+  responsible?: string;
+}
+
+/** The metadata options given on the command line, as an API patch (absent ones left out). */
+function metadataPatch(opts: MetadataOptions): BalMetadataPatch {
+  const patch: { -readonly [K in keyof BalMetadataPatch]: BalMetadataPatch[K] } = {};
+  if (opts.listeRouge !== undefined) patch.listeRouge = opts.listeRouge;
+  for (const field of ['description', 'service', 'responsible'] as const) {
+    const value = opts[field];
+    if (value !== undefined) patch[field] = value;
+  }
+  return patch;
+}
+
 interface ListOptions {
   status?: (typeof BAL_STATUSES)[number];
   type?: (typeof BAL_TYPES)[number];
@@ -129,14 +190,24 @@ const SHOW_FIELDS = [
   'updatedAt',
   'suspendedAt',
   'deletedAt',
+  'listeRouge',
+  'description',
+  'service',
+  'responsible',
 ] as const satisfies ReadonlyArray<keyof Bal>;
 
 /** `key: value` lines, aligned, absent fields left out. */
 export function formatBal(bal: Bal): string {
   const width = Math.max(...SHOW_FIELDS.map((f) => f.length)) + 1;
   return SHOW_FIELDS.filter((f) => bal[f] !== undefined)
-    .map((f) => `${`${f}:`.padEnd(width)} ${bal[f]}\n`)
+    .map((f) => `${`${f}:`.padEnd(width)} ${String(bal[f])}\n`)
     .join('');
+}
+
+/** A mailbox, then its publication state when the gateway publishes (`bal show`). */
+export function formatBalView(view: BalView): string {
+  const { publication, ...bal } = view;
+  return publication === undefined ? formatBal(bal) : formatBal(bal) + formatPublication(publication);
 }
 
 /** A table of the page, then how to get the next page when there is one. */

@@ -4,8 +4,13 @@ import { loadConfig, readSecretFile, type Config } from '../config/index.js';
 import { isGatewayError } from '../errors/index.js';
 import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 import { registerBalCommands } from './cli-bal.js';
+import { registerDirectoryCommands } from './cli-directory.js';
+import { registerIndicatorCommands } from './cli-indicators.js';
+import { registerLifecycleCommands } from './cli-lifecycle.js';
 import { registerLocalCommands } from './cli-local.js';
+import { registerDirectoryDriftCommand } from './cli-publication.js';
 import { registerDevTokenCommand } from '../auth/index.js';
+import { registerQueueCommands } from './cli-queue.js';
 import { registerRightsCommands } from './cli-rights.js';
 import type { CliIo } from './cli-context.js';
 
@@ -64,7 +69,13 @@ export function buildCli(io: CliIo = processIo()): Command {
   const ctx = { io, client: (command: Command) => clientFor(command, io) };
   registerBalCommands(program, ctx);
   registerRightsCommands(program, ctx);
+  registerQueueCommands(program, ctx);
   registerLocalCommands(program, io);
+  registerLifecycleCommands(program, io);
+  registerIndicatorCommands(program, io);
+  registerDirectoryCommands(program, io);
+  // After the mirrors' commands: `drift` joins their `directory` group.
+  registerDirectoryDriftCommand(program, ctx);
   registerDevTokenCommand(program, io);
   return program;
 }

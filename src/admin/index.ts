@@ -1,8 +1,10 @@
 export { buildAdminApi } from './admin-api.js';
 export type { AdminApiDeps, AdminSecretDeps } from './admin-api.js';
+export type { AdminPublicationDeps } from './publication-routes.js';
 export type { SecretKeeper } from './bal-secrets.js';
 export type { SecretStatus } from './secret-status.js';
 export { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
+export type { BalView } from './admin-client.js';
 export type { AdminClientOptions } from './admin-client.js';
 export { ACTOR_HEADER } from './admin-auth.js';
 export { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
@@ -11,3 +13,4 @@ export { DEFAULT_ADMIN_URL, EXIT, buildCli, processIo, runCli } from './cli.js';
 export { registerBalCommands } from './cli-bal.js';
 export { registerRightsCommands } from './cli-rights.js';
 export type { CliContext, CliIo } from './cli-context.js';
+export type { QueueAdmin, QueueJobView } from './queue-routes.js';

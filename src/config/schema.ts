@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -154,10 +155,258 @@ const DeliveryConfig = z
       .default(15)
       .describe('First retry delay after a temporary failure'),
     retryMaxSeconds: z.number().min(1).default(1800).describe('Longest delay between two retries'),
-    maxAgeHours: z.number().min(0.01).default(120).describe('Give up on a spooled message after this age'),
+    maxAgeHours: z
+      .number()
+      .min(0.0001)
+      .default(120)
+      .describe('Give up on a message after this age (local and relay), then send a failure DSN'),
+    delayNoticeHours: z
+      .number()
+      .min(0.0001)
+      .default(4)
+      .describe('Send one delay DSN when a recipient is still pending after this time'),
+    delayNoticeByDefault: z
+      .boolean()
+      .default(true)
+      .describe('Recipients without NOTIFY get delay notices (RFC 3461 §4.1 lets the MTA choose)'),
     lmtpTimeoutSeconds: z.number().min(1).default(60),
+    lockSeconds: z
+      .number()
+      .min(1)
+      .default(30)
+      .describe('Queue job lock; a job of a killed process is taken up again after about twice this'),
+    reconcileSeconds: z
+      .number()
+      .min(1)
+      .default(300)
+      .describe('How often the spool is compared with the queue (jobs lost by Redis are added again)'),
   })
   .prefault({});
+
+const RelayRoute = z.strictObject({
+  host: host.describe('Host name or IP address of the remote MX'),
+  port: port.default(25).describe('Its SMTP port'),
+});
+
+const RelayConfig = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Relay mail for other operators; off: such recipients wait in the queue'),
+    concurrency: z.number().int().min(1).max(256).default(16).describe('Relay jobs worked at once'),
+    maxConnectionsPerDestination: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe('Open connections to one recipient domain at most (per gateway process)'),
+    maxMessagesPerConnection: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe('Messages sent over one connection before it is closed'),
+    idleSeconds: z.number().min(0).default(10).describe('Keep an idle connection this long for reuse'),
+    port: port.default(25).describe('SMTP port of MX hosts found in DNS'),
+    trustRetryAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe(
+        'Attempts refused for trust (certificate, whitelist) before the recipient fails: a whitelist ' +
+          'refresh or an operator migration may fix it meanwhile',
+      ),
+    heloName: z
+      .string()
+      .regex(/^[^\s]+$/)
+      .optional()
+      .describe('EHLO name; default smtp.hostname'),
+    connectTimeoutSeconds: z
+      .number()
+      .min(1)
+      .default(30)
+      .describe('Connect, greeting, EHLO, STARTTLS and TLS handshake together'),
+    commandTimeoutSeconds: z
+      .number()
+      .min(1)
+      .default(300)
+      .describe('Wait for one reply (RFC 5321 §4.5.3.2 suggests 5 to 10 minutes)'),
+    routes: z
+      .record(z.string().min(1), z.array(RelayRoute).min(1))
+      .default({})
+      .describe('Static routes by recipient domain, tried in order; they override DNS (private links)'),
+    dns: z
+      .strictObject({
+        timeoutSeconds: z.number().min(0.1).default(5).describe('Per MX query'),
+        tries: z.number().int().min(1).default(2).describe('Attempts per name server'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+/** A mirror's source: an `https://` URL (server verified against tls.caFiles) or a file path. */
+const MirrorSource = z
+  .string()
+  .min(1)
+  .refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || /^https:\/\//i.test(s), {
+    message: 'give an https:// URL or a file path',
+  });
+
+const refreshSeconds = (seconds: number) =>
+  z
+    .number()
+    .int()
+    .min(10)
+    .default(seconds)
+    .describe('Seconds between two refreshes (one runner for all processes)');
+
+const maxShrinkShare = z
+  .number()
+  .min(0)
+  .max(1)
+  .default(0.1)
+  .describe('Refuse a new copy with more than this share fewer entries than the copy in service (1: never)');
+
+const DirectoryConfig = z
+  .strictObject({
+    whitelist: z
+      .strictObject({
+        source: MirrorSource.optional().describe(
+          'https:// URL or file of listeblanchemssante.xml; absent: whitelistFile',
+        ),
+        refreshSeconds: refreshSeconds(3600),
+        maxShrinkShare,
+      })
+      .prefault({}),
+    extraction: z
+      .strictObject({
+        source: MirrorSource.optional().describe(
+          'https:// URL or file of Extraction_Correspondance_MSSante (ZIP or text); absent: not mirrored',
+        ),
+        refreshSeconds: refreshSeconds(86400),
+        maxShrinkShare,
+        maxInvalidShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.001)
+          .describe(
+            'Refuse a copy whose share of unusable lines (bad address, type or column count) is above this',
+          ),
+      })
+      .prefault({}),
+    crls: z
+      .array(
+        z.strictObject({
+          name: z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9-]{0,39}$/)
+            .describe('Short name: metric label, file <dataDir>/mirrors/crl/<name>.crl, mirror crl:<name>'),
+          source: MirrorSource.describe('https:// URL or file of the CRL (DER or PEM)'),
+          refreshSeconds: refreshSeconds(3600),
+        }),
+      )
+      .default([])
+      .refine((list) => new Set(list.map((c) => c.name)).size === list.length, {
+        message: 'CRL mirror names must be unique',
+      })
+      .describe('Revocation lists to mirror; each must be signed by an authority of tls.caFiles'),
+    fetch: z
+      .strictObject({
+        timeoutSeconds: z.number().min(1).default(300).describe('Longest time one download may take'),
+        maxBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(512 * 1024 * 1024)
+          .describe('Largest download accepted (the extraction ZIP is about 20 MB)'),
+        clientCertificate: z
+          .boolean()
+          .default(true)
+          .describe('Present our certificate (tls.certFile) to https:// sources'),
+      })
+      .prefault({}),
+    pollSeconds: z
+      .number()
+      .min(1)
+      .default(30)
+      .describe('How often each process checks for a new copy, besides the change notification'),
+  })
+  .prefault({});
+
+/** Lifecycle of mailboxes (MSSANTE.md "Lifecycle and indicators"; src/lifecycle). */
+const LifecycleConfig = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Run the daily lifecycle job (warnings, unpublication of inactive BALs, expired rights)'),
+    inactivityDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(3650)
+      .default(45)
+      .describe('Days without use (login or sending) after which a published BAL is unpublished'),
+    warningLeadDays: z
+      .number()
+      .int()
+      .min(1)
+      .default(15)
+      .describe('Days of notice: the warning goes out this many days before the unpublication'),
+    runAt: z
+      .string()
+      .regex(/^(?:[01][0-9]|2[0-3]):[0-5][0-9]$/, { message: 'give a time of day as HH:MM (24 h)' })
+      .default('03:15')
+      .describe('Time of day (HH:MM in timeZone) of the daily run; one runner for all processes'),
+    timeZone: z
+      .string()
+      .min(1)
+      .refine((tz) => isTimeZone(tz), { message: 'give an IANA time zone such as Europe/Paris' })
+      .default('Europe/Paris')
+      .describe('Time zone of runAt, of the dates in warnings and of the days of the indicators'),
+    deletedMailRetentionDays: z
+      .number()
+      .int()
+      .min(0)
+      .default(90)
+      .describe('Days the mail of a deleted BAL is kept before it is purged from the store'),
+    indicatorsRetentionDays: z
+      .number()
+      .int()
+      .min(400)
+      .default(430)
+      .describe('Days the daily per-BAL indicators are kept in Redis (at least 13 months)'),
+    maxSoftwarePerDay: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(20)
+      .describe('Distinct X-MSS-NIL values counted per BAL and day; further ones count as "(other)"'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.warningLeadDays >= c.inactivityDays) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['warningLeadDays'],
+        message: `must be less than inactivityDays (${c.inactivityDays})`,
+      });
+    }
+  })
+  .prefault({});
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const HttpListener = (defaultPort: number) =>
   z
@@ -229,11 +478,127 @@ const AdminConfig = z
   })
   .prefault({});
 
+const httpsUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https:\/\//i.test(u), { message: 'give an https:// URL' });
+
+/**
+ * Publication of our mailboxes in the national directory (MSSANTE.md "Publication (write)";
+ * src/publication). The agency's FHIR write interface is a draft: every URL and system is a setting.
+ * The client certificate is ours (tls.certFile/keyFile); the server is verified against tls.caFiles.
+ */
+const PublicationConfig = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe('Publish our mailboxes in the national directory; off (the default) sends nothing anywhere'),
+    fhir: z
+      .strictObject({
+        baseUrl: httpsUrl
+          .optional()
+          .describe("https:// base URL of the agency's FHIR write API; required when publication is enabled"),
+        personResource: z
+          .string()
+          .regex(/^[A-Z][A-Za-z]+$/)
+          .default('Practitioner')
+          .describe('FHIR resource carrying the mailbox of a PER BAL'),
+        personIdentifierSystem: z
+          .string()
+          .min(1)
+          .default('urn:oid:1.2.250.1.71.4.2.1')
+          .describe('Identifier system of a PER owner (national person id: 8+RPPS or 0+ADELI)'),
+        structureResource: z
+          .string()
+          .regex(/^[A-Z][A-Za-z]+$/)
+          .default('Organization')
+          .describe('FHIR resource carrying the mailbox of an ORG, APP or CAB BAL'),
+        structureIdentifierSystem: z
+          .string()
+          .min(1)
+          .default('urn:oid:1.2.250.1.71.4.2.2')
+          .describe(
+            'Identifier system of an ORG/APP/CAB owner (national structure id: type digit + FINESS, SIRET...)',
+          ),
+        metadataExtensionUrl: z
+          .string()
+          .min(1)
+          .default(
+            'https://interop.esante.gouv.fr/ig/fhir/annuaire/StructureDefinition/as-ext-mailbox-mss-metadata',
+          )
+          .describe(
+            'URL of the mailbox metadata extension (type, description, service, responsible, listeRouge)',
+          ),
+        emailTypeExtensionUrl: z
+          .string()
+          .min(1)
+          .default('https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contact-point-email-type')
+          .describe('URL of the extension marking the telecom as an MSSanté address'),
+        emailTypeSystem: z
+          .string()
+          .min(1)
+          .default('https://mos.esante.gouv.fr/NOS/TRE_R256-TypeMessagerie/FHIR/TRE-R256-TypeMessagerie')
+          .describe('Code system of the email type (code MSSANTE)'),
+        balTypeSystem: z
+          .string()
+          .min(1)
+          .default('https://mos.esante.gouv.fr/NOS/TRE_R257-TypeBAL/FHIR/TRE-R257-TypeBAL')
+          .describe('Code system of the mailbox type (PER, ORG, APP, CAB)'),
+      })
+      .prefault({})
+      .describe('The FHIR PATCH interface (draft): where, and which resources and systems'),
+    timeoutSeconds: z
+      .number()
+      .min(1)
+      .max(300)
+      .default(30)
+      .describe('Longest time one directory call may take'),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .default(2)
+      .describe('Mailboxes published at once per process'),
+    maxCallsPerSecond: z
+      .number()
+      .int()
+      .min(1)
+      .default(10)
+      .describe('Directory calls per second at most, all processes together'),
+    retryInitialSeconds: z
+      .number()
+      .min(0.01)
+      .default(30)
+      .describe('First retry delay after a temporary failure (network, 5xx); doubled each attempt'),
+    retryMaxSeconds: z.number().min(0.01).default(3600).describe('Longest delay between two retries'),
+    maxAttempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(12)
+      .describe('Attempts of one change before the mailbox is marked failed'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.enabled && c.fhir.baseUrl === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fhir', 'baseUrl'],
+        message: 'required when publication.enabled is true',
+      });
+    }
+  })
+  .prefault({});
+
 export const ConfigSchema = z.strictObject({
   mode: z
     .enum(['development', 'production'])
     .default('development')
-    .describe('production refuses development certificates and test authorities'),
+    .describe(
+      'production refuses test authorities, development PKI files, development token issuers and an unauthenticated non-loopback admin API',
+    ),
   dataDir: filePath.default('./var').describe('Spool, journal, embedded Redis and Dovecot state'),
   domains: z
     .array(z.string().min(1))
@@ -246,15 +611,25 @@ export const ConfigSchema = z.strictObject({
   whitelistFile: filePath
     .default('certs-dev/whitelist.xml')
     .describe('National whitelist (listeblanchemssante.xml)'),
+  directory: DirectoryConfig.describe(
+    'Mirrors of the national directory: whitelist, BAL extraction, CRLs (refreshed, validated, swapped atomically)',
+  ),
   tls: TlsConfig,
   smtp: SmtpConfig,
   redis: RedisConfig,
   store: StoreConfig,
   delivery: DeliveryConfig,
+  relay: RelayConfig,
   metrics: HttpListener(9464),
   admin: AdminConfig,
   auth: AuthConfig,
   imap: ImapConfig,
+  publication: PublicationConfig.describe(
+    'Publication of our mailboxes in the national directory (FHIR PATCH, mutual TLS with tls.certFile)',
+  ),
+  lifecycle: LifecycleConfig.describe(
+    'Mailbox lifecycle: inactivity warnings and unpublication, expired rights, deleted mail, indicators',
+  ),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -279,7 +654,7 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: 'required with an external store',
     });
   }
-  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(c.admin.host);
+  const loopback = ['::1', 'localhost'].includes(c.admin.host) || /^127\.\d+\.\d+\.\d+$/.test(c.admin.host);
   if (c.admin.enabled && !loopback && !c.admin.tokenFile) {
     ctx.addIssue({
       code: 'custom',
@@ -287,7 +662,78 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: `the admin API listens on ${c.admin.host} (not loopback): a bearer token file is required`,
     });
   }
+  if (c.mode === 'production') {
+    for (const issue of productionRefusals(c)) ctx.addIssue({ code: 'custom', ...issue });
+  }
 });
+
+/** The repository's development PKI folder (ARCHITECTURE.md §8: never used in production). */
+const DEV_PKI_FOLDER = 'certs-dev';
+
+/** True when `file` is `dir` or lies under it (both resolved against the same working directory). */
+function inside(dir: string, file: string): boolean {
+  const rel = path.relative(path.resolve(dir), path.resolve(file));
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * What production mode refuses before anything starts, each with the key to fix. The certificates
+ * themselves are checked again once loaded (pki/ assertProductionTrust: no TEST authority); here the
+ * settings that can only mean development: files of the development PKI (pkiDir, certs-dev) and
+ * development token issuers. PLAIN/LOGIN before TLS needs no rule: no setting can allow it.
+ */
+function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: string }> {
+  const issues: Array<{ path: PropertyKey[]; message: string }> = [];
+  const isDevPki = (file: string) =>
+    !/^https:\/\//i.test(file) && (inside(c.pkiDir, file) || file.split(/[\\/]/).includes(DEV_PKI_FOLDER));
+  const wl = c.directory.whitelist.source;
+  const files: Array<[PropertyKey[], string]> = [
+    [['tls', 'certFile'], c.tls.certFile],
+    [['tls', 'keyFile'], c.tls.keyFile],
+    ...c.tls.chainFiles.map((f, i): [PropertyKey[], string] => [['tls', 'chainFiles', i], f]),
+    ...c.tls.caFiles.map((f, i): [PropertyKey[], string] => [['tls', 'caFiles', i], f]),
+    ...c.tls.crlFiles.map((f, i): [PropertyKey[], string] => [['tls', 'crlFiles', i], f]),
+    [['whitelistFile'], c.whitelistFile],
+    ...(wl === undefined
+      ? []
+      : [[['directory', 'whitelist', 'source'], wl] satisfies [PropertyKey[], string]]),
+    ...c.directory.crls.map((m, i): [PropertyKey[], string] => [
+      ['directory', 'crls', i, 'source'],
+      m.source,
+    ]),
+  ];
+  for (const [key, file] of files) {
+    if (isDevPki(file)) {
+      issues.push({
+        path: key,
+        message: `mode is production but ${file} is a development PKI file (inside pkiDir or a ${DEV_PKI_FOLDER} folder): point it at the operator's IGC-Santé material`,
+      });
+    }
+  }
+  c.auth.issuers.forEach((issuer, i) => {
+    const at = (k: string) => ['auth', 'issuers', i, k];
+    if (issuer.development) {
+      issues.push({
+        path: at('development'),
+        message: `mode is production but token issuer ${issuer.name} is a development issuer: remove it from auth.issuers`,
+      });
+    }
+    // RFC 6761 §6.4: `.invalid` never resolves; the development issuer's URL uses it.
+    if (/^https?:\/\/[^/]*\.invalid(?::\d+)?(?:\/|$)/i.test(issuer.issuer)) {
+      issues.push({
+        path: at('issuer'),
+        message: `mode is production but ${issuer.issuer} is the development token issuer: configure Pro Santé Connect`,
+      });
+    }
+    if (issuer.jwksFile !== undefined && isDevPki(issuer.jwksFile)) {
+      issues.push({
+        path: at('jwksFile'),
+        message: `mode is production but ${issuer.jwksFile} holds the development issuer's keys: use the issuer's jwksUrl`,
+      });
+    }
+  });
+  return issues;
+}
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

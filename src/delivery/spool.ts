@@ -5,13 +5,19 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError } from '../errors/index.js';
-import type { SpoolEnvelope } from './spool-entry.js';
+import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
+
+/** Uncommitted files younger than this may belong to a transaction in progress (of any node). */
+const DEFAULT_GRACE_MS = 10 * 60_000;
 
 /**
  * The durable spool (ARCHITECTURE.md §6): a message is acknowledged only once it is here.
  *
  * Layout under `<dataDir>/spool`: `tmp/` (being written), `queue/` (committed: `<id>.eml` and
- * `<id>.json`), `failed/` (kept for the operator after a permanent failure).
+ * `<id>.json`), `state/` (per destination: `<id>~<destination>.json`, the outcome of each recipient,
+ * written before the queue is told), `failed/` (kept for the operator after a permanent failure).
+ * After commit the envelope never changes; progress lives in the state files, one writer each (the
+ * queue job of that destination), so destinations worked in parallel never overwrite each other.
  *
  * Commit protocol, safe against kill -9 at any instant: write and fsync both files in `tmp/`, rename
  * the message into `queue/`, then the envelope, then fsync `queue/`. The envelope in `queue/` is the
@@ -22,16 +28,19 @@ export class Spool {
   readonly #tmp: string;
   readonly #queue: string;
   readonly #failed: string;
+  readonly #state: string;
 
-  constructor(dataDir: string) {
-    this.root = path.join(dataDir, 'spool');
+  constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
+    this.root = root;
     this.#tmp = path.join(this.root, 'tmp');
     this.#queue = path.join(this.root, 'queue');
     this.#failed = path.join(this.root, 'failed');
+    this.#state = path.join(this.root, 'state');
   }
 
   async init(): Promise<void> {
-    for (const d of [this.#tmp, this.#queue, this.#failed]) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.#tmp, this.#queue, this.#failed, this.#state])
+      await mkdir(d, { recursive: true, mode: 0o700 });
   }
 
   /** Sortable, unique id: time then randomness. */
@@ -125,12 +134,46 @@ export class Spool {
     );
   }
 
-  /** Rewrites the envelope (per-recipient state) atomically. */
-  async update(envelope: SpoolEnvelope): Promise<void> {
-    const tmp = path.join(this.#tmp, `${envelope.id}.json`);
-    await writeFileDurably(tmp, JSON.stringify(envelope));
-    await rename(tmp, path.join(this.#queue, `${envelope.id}.json`));
-    await fsyncDir(this.#queue);
+  /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
+  async readEnvelope(id: string): Promise<SpoolEnvelope | undefined> {
+    const text = await readFile(path.join(this.#queue, `${id}.json`), 'utf8').catch(ignoreMissing);
+    return text === undefined ? undefined : (JSON.parse(text) as SpoolEnvelope);
+  }
+
+  /** Committed entries and the age of the oldest (its id starts with its time, see newId). */
+  async stats(now: Date): Promise<{ messages: number; oldestAgeSeconds: number }> {
+    const ids = await this.committedIds();
+    const first = ids[0];
+    if (first === undefined) return { messages: 0, oldestAgeSeconds: 0 };
+    const at = parseInt(first.slice(0, 9), 36);
+    return { messages: ids.length, oldestAgeSeconds: Math.max(0, (now.getTime() - at) / 1000) };
+  }
+
+  /** Ids of every committed entry, oldest first. */
+  async committedIds(): Promise<string[]> {
+    const names = await readdir(this.#queue);
+    return names
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => n.slice(0, -5))
+      .sort();
+  }
+
+  #statePath(id: string, destination: string): string {
+    return path.join(this.#state, `${id}~${destination}.json`);
+  }
+
+  async readState(id: string, destination: string): Promise<DestinationState | undefined> {
+    const text = await readFile(this.#statePath(id, destination), 'utf8').catch(ignoreMissing);
+    return text === undefined ? undefined : (JSON.parse(text) as DestinationState);
+  }
+
+  /** Writes a destination's state durably (fsync, rename, directory fsync) before anyone is told. */
+  async writeState(state: DestinationState): Promise<void> {
+    const target = this.#statePath(state.spoolId, state.destination);
+    const tmp = `${target}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFileDurably(tmp, JSON.stringify(state));
+    await rename(tmp, target);
+    await fsyncDir(this.#state);
   }
 
   /** Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep removes. */
@@ -138,15 +181,30 @@ export class Spool {
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await rm(path.join(this.#queue, `${id}.eml`), { force: true });
     await fsyncDir(this.#queue);
+    await this.#removeStates(id);
   }
 
-  /** Moves an entry with permanently failed recipients to `failed/`, where the operator can inspect it. */
-  async moveToFailed(envelope: SpoolEnvelope): Promise<void> {
-    await writeFileDurably(path.join(this.#failed, `${envelope.id}.json`), JSON.stringify(envelope));
-    await rename(path.join(this.#queue, `${envelope.id}.eml`), path.join(this.#failed, `${envelope.id}.eml`));
-    await rm(path.join(this.#queue, `${envelope.id}.json`), { force: true });
+  async #removeStates(id: string): Promise<void> {
+    const names = (await readdir(this.#state)).filter((n) => n.startsWith(`${id}~`));
+    await Promise.all(names.map((n) => rm(path.join(this.#state, n), { force: true })));
+  }
+
+  /**
+   * Moves an entry with permanently failed recipients to `failed/`, where the operator can inspect
+   * it, with the final state of every destination. Safe to repeat (a second caller finds it gone).
+   */
+  async moveToFailed(envelope: SpoolEnvelope, states: readonly DestinationState[]): Promise<void> {
+    const { id } = envelope;
+    await writeFileDurably(path.join(this.#failed, `${id}.json`), JSON.stringify({ envelope, states }));
+    try {
+      await rename(path.join(this.#queue, `${id}.eml`), path.join(this.#failed, `${id}.eml`));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await fsyncDir(this.#failed);
     await fsyncDir(this.#queue);
+    await this.#removeStates(id);
   }
 
   openMessage(id: string): ReadStream {
@@ -158,41 +216,43 @@ export class Spool {
   }
 
   /**
-   * Start-up sweep: removes what was never committed (files in `tmp/`, messages without envelope) and
-   * returns every committed envelope, oldest first.
+   * Removes what was never committed: files in `tmp/` and messages without an envelope, once older
+   * than `graceMs` (younger ones may be a transaction in progress on this or another node sharing
+   * the spool), and envelopes whose message is gone (an interrupted moveToFailed).
    */
-  async recover(): Promise<{ envelopes: SpoolEnvelope[]; removedUncommitted: number }> {
+  async sweep(now: Date, graceMs = DEFAULT_GRACE_MS): Promise<{ removedUncommitted: number }> {
     let removedUncommitted = 0;
+    const stale = async (file: string) => {
+      const st = await stat(file).catch(ignoreMissing);
+      return st !== undefined && now.getTime() - st.mtimeMs >= graceMs;
+    };
     for (const f of await readdir(this.#tmp)) {
-      await rm(path.join(this.#tmp, f), { force: true });
+      const file = path.join(this.#tmp, f);
+      if (!(await stale(file))) continue;
+      await rm(file, { force: true });
       removedUncommitted += f.endsWith('.eml') ? 1 : 0;
     }
-    const names = (await readdir(this.#queue)).sort();
-    const envelopes: SpoolEnvelope[] = [];
-    const ids = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
-    for (const n of names) {
-      if (n.endsWith('.eml') && !ids.has(n.slice(0, -4))) {
-        await rm(path.join(this.#queue, n), { force: true });
-        removedUncommitted += 1;
-      }
+    const names = await readdir(this.#queue);
+    const envelopes = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    const messages = new Set(names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4)));
+    for (const id of messages) {
+      const file = path.join(this.#queue, `${id}.eml`);
+      if (envelopes.has(id) || !(await stale(file))) continue;
+      await rm(file, { force: true });
+      removedUncommitted += 1;
     }
-    for (const id of ids) {
-      const exists = await stat(this.messagePath(id)).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) {
-        // Envelope without message: moveToFailed() was interrupted after moving the message to
-        // failed/ (which has its own copy of the envelope). Nothing is left to deliver here.
-        await rm(path.join(this.#queue, `${id}.json`), { force: true });
-        continue;
-      }
-      envelopes.push(
-        JSON.parse(await readFile(path.join(this.#queue, `${id}.json`), 'utf8')) as SpoolEnvelope,
-      );
+    for (const id of envelopes) {
+      // Envelope without message: moveToFailed() was interrupted after moving the message to
+      // failed/ (which has its own copy of the envelope). Nothing is left to deliver here.
+      if (!messages.has(id)) await rm(path.join(this.#queue, `${id}.json`), { force: true });
     }
-    return { envelopes, removedUncommitted };
+    return { removedUncommitted };
   }
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): undefined {
+  if (err.code === 'ENOENT') return undefined;
+  throw err;
 }
 
 async function fsyncFile(file: string): Promise<void> {

@@ -172,6 +172,32 @@ export const ERROR_CODES = {
     summary: 'a test or development authority is trusted in production mode',
   },
   WHITELIST_INVALID: { side: 'remote', temporary: false, http: 422, summary: 'whitelist file is not valid' },
+  // National directory mirrors (whitelist, BAL extraction, CRLs): a copy that fails is never used.
+  MIRROR_SOURCE_UNAVAILABLE: {
+    side: 'remote',
+    temporary: true,
+    http: 502,
+    summary: 'the source of a directory mirror cannot be read right now',
+  },
+  MIRROR_COPY_REFUSED: {
+    side: 'remote',
+    temporary: false,
+    http: 422,
+    summary: 'a new copy of a directory mirror was refused; the last good copy stays in service',
+  },
+  MIRROR_UNKNOWN: { side: 'client', temporary: false, http: 404, summary: 'no such directory mirror' },
+  MIRROR_REFRESH_UNAVAILABLE: {
+    side: 'server',
+    temporary: true,
+    http: 503,
+    summary: 'no gateway process took the mirror refresh, or it did not finish in time',
+  },
+  DIRECTORY_UNAVAILABLE: {
+    side: 'server',
+    temporary: true,
+    http: 503,
+    summary: 'the national directory mirror cannot be read right now',
+  },
   DEPENDENCY_MISSING: {
     side: 'server',
     temporary: false,
@@ -195,11 +221,80 @@ export const ERROR_CODES = {
   BAL_INVALID_OWNER: { side: 'client', temporary: false, http: 400, summary: 'owner identifier not valid' },
   BAL_EXISTS: { side: 'client', temporary: false, http: 409, summary: 'mailbox already exists' },
   BAL_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'mailbox not found' },
+  BAL_OWNER_MISMATCH: {
+    side: 'client',
+    temporary: false,
+    http: 409,
+    summary: 'the national directory lists this address for another person',
+  },
+  QUEUE_JOB_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such queue job' },
+  QUEUE_JOB_BUSY: {
+    side: 'client',
+    temporary: true,
+    http: 409,
+    summary: 'the job is being worked on right now; try again in a moment',
+  },
+  QUEUE_UNAVAILABLE: { side: 'server', temporary: true, http: 503, summary: 'delivery queue unavailable' },
+  BAL_INVALID_METADATA: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'mailbox metadata not valid (red list, description, service, responsible)',
+  },
+  BAL_FIELD_IMMUTABLE: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'the address, type and owner of a mailbox never change',
+  },
   BAL_INVALID_TRANSITION: {
     side: 'client',
     temporary: false,
     http: 409,
     summary: 'the mailbox is not in a state that allows this',
+  },
+  // Publication of our mailboxes in the national directory (MSSANTE.md "Publication (write)").
+  PUBLICATION_NOT_FOUND: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'the national directory has no resource with the owner identifier of this mailbox',
+  },
+  PUBLICATION_AMBIGUOUS: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'the owner identifier of this mailbox matches several resources of the national directory',
+  },
+  PUBLICATION_ENTRY_MISSING: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'the national directory holds no entry of this mailbox to replace',
+  },
+  PUBLICATION_REJECTED: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'the national directory refused the change of this mailbox',
+  },
+  PUBLICATION_UNAVAILABLE: {
+    side: 'remote',
+    temporary: true,
+    http: 503,
+    summary: 'the national directory cannot be reached or failed; the change is retried',
+  },
+  PUBLICATION_DISABLED: {
+    side: 'client',
+    temporary: false,
+    http: 409,
+    summary: 'publication to the national directory is not enabled (publication.enabled)',
+  },
+  DRIFT_REPORT_MISSING: {
+    side: 'client',
+    temporary: false,
+    http: 404,
+    summary: 'no directory drift report yet: it is made after each refresh of the BAL extraction',
   },
   // Rights on mailboxes (ARCHITECTURE.md §4: delegate, member, application).
   RIGHT_INVALID: { side: 'client', temporary: false, http: 400, summary: 'right request not valid' },
@@ -234,6 +329,19 @@ export const ERROR_CODES = {
     summary: 'request body must be application/json',
   },
   REQUEST_TOO_LARGE: { side: 'client', temporary: false, http: 413, summary: 'request body too large' },
+  // Mailbox lifecycle (issue #6: inactivity, warnings, indicators).
+  LIFECYCLE_BUSY: {
+    side: 'server',
+    temporary: true,
+    http: 409,
+    summary: 'another gateway process is running the lifecycle job; it is taken up again later',
+  },
+  INDICATORS_MONTH_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'not a month: give YYYY-MM',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,15 +6,26 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * Gauges that reflect live state read it at scrape time through `sources`, set by the composition root.
  */
 export interface MetricSources {
-  spoolDepth?: () => number;
-  spoolOldestAgeSeconds?: () => number;
-  spoolAwaitingRelay?: () => number;
+  /** Committed spool entries and the age of the oldest (delivery/DeliveryQueue.spoolStats). */
+  spoolStats?: () => Promise<{ messages: number; oldestAgeSeconds: number }>;
+  /** Jobs of the delivery queues by queue (local, relay) and BullMQ state. */
+  queueJobs?: () => Promise<ReadonlyArray<{ queue: string; state: string; count: number }>>;
+  /** Open relay connections by recipient domain (this process). */
+  relayConnections?: () => ReadonlyArray<{ destination: string; count: number }>;
   authLockoutsActive?: () => Promise<Record<string, number>>;
   redisUp?: () => Promise<boolean>;
   storeUp?: () => Promise<{ imap: boolean; lmtp: boolean }>;
   whitelist?: () => { entries: number; domains: number; operators: number; ageSeconds: number };
   bals?: () => Promise<Array<{ type: string; status: string; count: number }>>;
   certificateExpirySeconds?: () => number;
+  /** Mailboxes per publication state (publication/PublicationService.countByState). */
+  publicationStates?: () => Promise<Record<string, number>>;
+  /** Counts of the last drift report, absent before the first (publication/PublicationService.lastDrift). */
+  publicationDrift?: () => Promise<{ publishedMissing: number; unpublishedPresent: number } | undefined>;
+  /** Directory mirrors in service (directory/DirectoryMirrors.metricSources). */
+  mirrors?: () => ReadonlyArray<{ mirror: string; ageSeconds: number; entries: number }>;
+  /** Seconds until the nextUpdate of each revocation list in service (negative: overdue). */
+  crlNextUpdates?: () => ReadonlyArray<{ crl: string; seconds: number }>;
 }
 
 export function createMetrics() {
@@ -92,14 +103,6 @@ export function createMetrics() {
       labelNames: ['issuer', 'outcome'] as const,
       registers: r,
     }),
-    spoolAwaitingRelay: new Gauge({
-      name: 'mssgw_spool_awaiting_relay_messages',
-      help: 'Spooled messages whose remaining recipients wait for the outbound relay',
-      registers: r,
-      collect() {
-        this.set(sources.spoolAwaitingRelay?.() ?? 0);
-      },
-    }),
     deliveryAttempts: new Counter({
       name: 'mssgw_delivery_local_attempts_total',
       help: 'Per-recipient delivery attempts to the mailbox store, by outcome',
@@ -114,19 +117,72 @@ export function createMetrics() {
     }),
     spoolMessages: new Gauge({
       name: 'mssgw_spool_messages',
-      help: 'Messages in the spool waiting for delivery',
+      help: 'Messages in the spool with at least one recipient without a final outcome',
       registers: r,
-      collect() {
-        this.set(sources.spoolDepth?.() ?? 0);
+      async collect() {
+        this.set((await sources.spoolStats?.().catch(() => undefined))?.messages ?? 0);
       },
     }),
     spoolOldest: new Gauge({
       name: 'mssgw_spool_oldest_age_seconds',
       help: 'Age of the oldest message in the spool',
       registers: r,
-      collect() {
-        this.set(sources.spoolOldestAgeSeconds?.() ?? 0);
+      async collect() {
+        this.set((await sources.spoolStats?.().catch(() => undefined))?.oldestAgeSeconds ?? 0);
       },
+    }),
+    queueJobs: new Gauge({
+      name: 'mssgw_queue_jobs',
+      help: 'Delivery jobs (one per message and destination) by queue and state',
+      labelNames: ['queue', 'state'] as const,
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const row of (await sources.queueJobs?.().catch(() => undefined)) ?? [])
+          this.set({ queue: row.queue, state: row.state }, row.count);
+      },
+    }),
+    queueOldestAge: new Gauge({
+      name: 'mssgw_queue_oldest_job_age_seconds',
+      help: 'Age of the oldest message still waiting for a recipient (0 when none)',
+      registers: r,
+      async collect() {
+        this.set((await sources.spoolStats?.().catch(() => undefined))?.oldestAgeSeconds ?? 0);
+      },
+    }),
+    relayAttempts: new Counter({
+      name: 'mssgw_relay_attempts_total',
+      help: 'Per-recipient relay attempts to other operators, by outcome and reason',
+      labelNames: ['outcome', 'reason'] as const,
+      registers: r,
+    }),
+    relayLatency: new Histogram({
+      name: 'mssgw_relay_delivery_latency_seconds',
+      help: 'Time from acceptance (250) to acceptance by the remote operator',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 3600, 14400, 86400],
+      registers: r,
+    }),
+    relayRecipients: new Counter({
+      name: 'mssgw_relay_recipients_total',
+      help: 'Relay recipients with a final outcome; patient="true" for Mon espace santé mailboxes',
+      labelNames: ['outcome', 'patient'] as const,
+      registers: r,
+    }),
+    relayConnections: new Gauge({
+      name: 'mssgw_relay_connections_active',
+      help: 'Open connections to other operators by recipient domain (this process)',
+      labelNames: ['destination'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const c of sources.relayConnections?.() ?? []) this.set({ destination: c.destination }, c.count);
+      },
+    }),
+    dsnSent: new Counter({
+      name: 'mssgw_dsn_sent_total',
+      help: 'Delivery status notifications spooled for senders, by action',
+      labelNames: ['action'] as const,
+      registers: r,
     }),
     redisUp: new Gauge({
       name: 'mssgw_redis_up',
@@ -183,6 +239,72 @@ export function createMetrics() {
         }
       },
     }),
+    mirrorRefreshes: new Counter({
+      name: 'mssgw_mirror_refresh_total',
+      help: 'Directory mirror refreshes by mirror, outcome (accepted, unchanged, refused, failed, skipped) and reason',
+      labelNames: ['mirror', 'outcome', 'reason'] as const,
+      registers: r,
+    }),
+    mirrorAge: new Gauge({
+      name: 'mssgw_mirror_age_seconds',
+      help: 'Seconds since the copy in service of each directory mirror was last confirmed by its source',
+      labelNames: ['mirror'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of sources.mirrors?.() ?? []) this.set({ mirror: m.mirror }, m.ageSeconds);
+      },
+    }),
+    mirrorEntries: new Gauge({
+      name: 'mssgw_mirror_entries',
+      help: 'Entries of the copy in service of each directory mirror (domains, addresses, revoked serials)',
+      labelNames: ['mirror'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const m of sources.mirrors?.() ?? []) this.set({ mirror: m.mirror }, m.entries);
+      },
+    }),
+    crlNextUpdate: new Gauge({
+      name: 'mssgw_crl_next_update_seconds',
+      help: 'Seconds until the nextUpdate of each revocation list in service (negative: overdue)',
+      labelNames: ['crl'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const c of sources.crlNextUpdates?.() ?? []) this.set({ crl: c.crl }, c.seconds);
+      },
+    }),
+    publicationBals: new Gauge({
+      name: 'mssgw_publication_bals',
+      help: 'Mailboxes by publication state in the national directory (pending, published, unpublished, unpublished-inactive, failed)',
+      labelNames: ['state'] as const,
+      registers: r,
+      async collect() {
+        const counts = await sources.publicationStates?.().catch(() => undefined);
+        this.reset();
+        for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
+      },
+    }),
+    publicationCalls: new Counter({
+      name: 'mssgw_publication_calls_total',
+      help: 'Calls to the national directory by operation (insert, replace, delete) and outcome (ok, not_found, ambiguous, entry_missing, rejected, unavailable)',
+      labelNames: ['operation', 'outcome'] as const,
+      registers: r,
+    }),
+    publicationDrift: new Gauge({
+      name: 'mssgw_publication_drift_bals',
+      help: 'Last drift check: mailboxes we publish missing from the extraction (published_missing), unpublished ones still in it (unpublished_present)',
+      labelNames: ['kind'] as const,
+      registers: r,
+      async collect() {
+        const drift = await sources.publicationDrift?.().catch(() => undefined);
+        this.reset();
+        if (!drift) return;
+        this.set({ kind: 'published_missing' }, drift.publishedMissing);
+        this.set({ kind: 'unpublished_present' }, drift.unpublishedPresent);
+      },
+    }),
     certificateExpiry: new Gauge({
       name: 'mssgw_tls_certificate_expiry_seconds',
       help: 'Seconds until our own certificate expires',
@@ -190,6 +312,24 @@ export function createMetrics() {
       collect() {
         this.set(sources.certificateExpirySeconds?.() ?? 0);
       },
+    }),
+    lifecycleUnpublications: new Counter({
+      name: 'mssgw_lifecycle_unpublications_total',
+      help: 'Unpublications of inactive mailboxes asked of the directory, by outcome (ok, refused, error)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
+    lifecycleRepublications: new Counter({
+      name: 'mssgw_lifecycle_republications_total',
+      help: 'Republications of mailboxes used again after an inactivity unpublication, by outcome (ok, refused, error)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
+    lifecycleWarnings: new Counter({
+      name: 'mssgw_lifecycle_warnings_total',
+      help: 'Inactivity warnings put into mailboxes before their unpublication, by outcome (ok, error)',
+      labelNames: ['outcome'] as const,
+      registers: r,
     }),
   };
   return metrics;

@@ -1,4 +1,5 @@
 export { createRedisClient, redisOptionsFromUrl, type RedisClientOptions } from './connect.js';
+export { redisPaths, type RedisPaths } from './redis-config.js';
 export {
   startEmbeddedRedis,
   findEmbeddedRedisProcesses,

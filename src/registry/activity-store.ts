@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import { balNotFound, callRedis, pipelineReplies } from './redis-call.js';
-import type { RegistryKeys } from './registry-keys.js';
+import { RegistryKeys } from './registry-keys.js';
 import { RECORD_ACTIVITY } from './rights-scripts.js';
 
 /**
@@ -29,6 +29,11 @@ export class ActivityStore {
     this.#keys = options.keys;
   }
 
+  /** A store over the registry of `prefix` (configuration `redis.prefix`), for readers outside it. */
+  static withPrefix(redis: Redis, prefix: string): ActivityStore {
+    return new ActivityStore({ redis, keys: new RegistryKeys(prefix) });
+  }
+
   /**
    * One round trip (every authentication calls it). Timestamps only move forward. False when there
    * is no such mailbox or it is deleted: nothing is recorded then.
@@ -48,6 +53,17 @@ export class ActivityStore {
       ),
     );
     return reply === 1;
+  }
+
+  /**
+   * Latest use (ms) of each address, in order; undefined for a mailbox never used (or deleted: the
+   * index keeps live BALs only). One round trip (ZMSCORE) per call, whatever the batch size, so the
+   * daily lifecycle run reads a million mailboxes in a few thousand round trips.
+   */
+  async lastActivityOf(addresses: readonly string[]): Promise<Array<number | undefined>> {
+    if (addresses.length === 0) return [];
+    const scores = await callRedis(() => this.#redis.zmscore(this.#keys.lastActivity, ...addresses));
+    return scores.map((score) => (score === null ? undefined : Number(score)));
   }
 
   /** The mailbox's activity; BAL_NOT_FOUND when there is no such mailbox (a deleted one keeps it). */

@@ -18,7 +18,9 @@ import {
   type BalType,
 } from './bal.js';
 import { decodeBal, pairsToRecord } from './bal-record.js';
-import { CREATE_BAL, TRANSITION_BAL, type LuaScript } from './lua-script.js';
+import { metadataFields, parseMetadataPatch, type BalMetadataPatch } from './bal-metadata.js';
+import type { BalChangeKind, BalObserver } from './bal-observer.js';
+import { CREATE_BAL, TRANSITION_BAL, UPDATE_BAL_METADATA, type LuaScript } from './lua-script.js';
 import { balNotFound, callRedis, registryUnavailable } from './redis-call.js';
 import { RegistryKeys } from './registry-keys.js';
 import type { GrantRequest, SubjectRequest } from './rights.js';
@@ -40,6 +42,13 @@ export interface BalRegistryOptions {
   readonly clock: Clock;
   readonly journal: AuditJournal;
   readonly provisioner: MailboxProvisioner;
+  /** Told of every committed change (the publication service); none by default. */
+  readonly observer?: BalObserver;
+  /**
+   * The national directory's entry for an address (the extraction mirror), when it has one. A PER
+   * mailbox already listed there must be created for the person listed (MSSANTE.md, directory).
+   */
+  readonly nationalEntry?: (address: string) => Promise<{ readonly nationalId?: string } | undefined>;
 }
 
 export interface BalListQuery {
@@ -90,6 +99,8 @@ export class BalRegistry {
   readonly #clock: Clock;
   readonly #journal: AuditJournal;
   readonly #provisioner: MailboxProvisioner;
+  readonly #observer: BalObserver | undefined;
+  readonly #nationalEntry: BalRegistryOptions['nationalEntry'];
   readonly #rights: RightsStore;
   readonly #activity: ActivityStore;
 
@@ -100,6 +111,8 @@ export class BalRegistry {
     this.#clock = options.clock;
     this.#journal = options.journal;
     this.#provisioner = options.provisioner;
+    this.#observer = options.observer;
+    this.#nationalEntry = options.nationalEntry;
     this.#rights = new RightsStore({ redis: this.#redis, keys: this.#keys, journal: this.#journal });
     this.#activity = new ActivityStore({ redis: this.#redis, keys: this.#keys });
   }
@@ -109,17 +122,36 @@ export class BalRegistry {
    * first so that a store failure leaves no record behind; of two concurrent creates, one wins and the
    * other gets BAL_EXISTS (provisioning twice is harmless).
    */
-  async create(input: { address: string; type: string; owner: string }, actor: Actor): Promise<Bal> {
+  async #checkNationalOwner(address: string, owner: string): Promise<void> {
+    const lookup = this.#nationalEntry;
+    if (!lookup) return;
+    const entry = await lookup(address).catch(() => undefined); // no mirror in service: no check
+    if (entry?.nationalId && entry.nationalId !== owner)
+      throw new GatewayError(
+        'BAL_OWNER_MISMATCH',
+        `${address} is listed in the national directory for another person (${entry.nationalId}); the owner must be that national id`,
+        { address, listedFor: entry.nationalId },
+      );
+  }
+
+  async create(
+    input: { address: string; type: string; owner: string } & BalMetadataPatch,
+    actor: Actor,
+  ): Promise<Bal> {
     const bal = parseNewBal(input, this.#domains);
+    const metadata = parseMetadataPatch(bal.type, input);
+    // Every BAL records its red-list flag, false unless given.
+    const fields = metadataFields({ listeRouge: false, ...metadata });
     const existing = await callRedis(() => this.#redis.hget(this.#keys.bal(bal.address), 'status'));
     if (existing !== null) throw balExistsError(bal.address, isBalStatus(existing) ? existing : 'active');
+    if (bal.type === 'PER') await this.#checkNationalOwner(bal.address, bal.owner);
     await this.#provision(bal.address);
     const now = this.#clock.now().toISOString();
     const raced = await callRedis(() =>
       CREATE_BAL.run(
         this.#redis,
         [this.#keys.bal(bal.address), this.#keys.index, this.#keys.counts, this.#keys.personOwns(bal.owner)],
-        [bal.address, bal.type, bal.owner, now],
+        [bal.address, bal.type, bal.owner, now, ...Object.entries(fields.set).flat()],
       ),
     );
     if (typeof raced === 'string') throw balExistsError(bal.address, isBalStatus(raced) ? raced : 'active');
@@ -129,8 +161,48 @@ export class BalRegistry {
       type: bal.type,
       owner: bal.owner,
       actor,
+      ...(metadata.listeRouge ? { listeRouge: true } : {}),
     });
-    return { ...bal, status: 'active', createdAt: now, updatedAt: now };
+    const created: Bal = {
+      ...bal,
+      status: 'active',
+      createdAt: now,
+      updatedAt: now,
+      listeRouge: metadata.listeRouge ?? false,
+      ...metadata.set,
+    };
+    await this.#notify('created', created, actor);
+    return created;
+  }
+
+  /**
+   * Changes the published metadata (red list, description, service, responsible) of a mailbox that
+   * is not deleted; address, type and owner never change. Journaled with the fields set and removed.
+   */
+  async updateMetadata(address: string, patch: BalMetadataPatch, actor: Actor): Promise<Bal> {
+    const current = await this.#existing(address);
+    const change = parseMetadataPatch(current.type, patch);
+    const now = this.#clock.now().toISOString();
+    const fields = metadataFields(change);
+    const request = JSON.stringify({ set: { ...fields.set, updatedAt: now }, del: fields.del });
+    const reply = (await callRedis(() =>
+      UPDATE_BAL_METADATA.run(this.#redis, [this.#keys.bal(current.address)], [request]),
+    )) as unknown[];
+    const [outcome, ...rest] = reply;
+    if (outcome === 'missing') throw balNotFound(current.address);
+    if (outcome === 'deleted') assertTransition(current.address, 'deleted', 'active');
+    const bal = decodeBal(pairsToRecord(rest));
+    if (!bal) throw balNotFound(current.address);
+    this.#journal.record({
+      event: 'registry.bal.updated',
+      address: bal.address,
+      type: bal.type,
+      actor,
+      set: { ...change.set, ...(change.listeRouge === undefined ? {} : { listeRouge: change.listeRouge }) },
+      ...(change.remove.length === 0 ? {} : { removed: change.remove }),
+    });
+    await this.#notify('updated', bal, actor);
+    return bal;
   }
 
   /** One round trip (SMTP RCPT hot path). Null when there is no such BAL. */
@@ -188,6 +260,7 @@ export class BalRegistry {
       del: hasReason ? [] : ['statusReason'],
     });
     this.#journalChange('registry.bal.suspended', bal, actor, hasReason ? reason : undefined);
+    await this.#notify('suspended', bal, actor);
     return bal;
   }
 
@@ -198,6 +271,7 @@ export class BalRegistry {
       del: ['suspendedAt', 'statusReason'],
     });
     this.#journalChange('registry.bal.resumed', bal, actor, undefined);
+    await this.#notify('resumed', bal, actor);
     return bal;
   }
 
@@ -212,6 +286,7 @@ export class BalRegistry {
     const [, dropped] = reply as [unknown, string[]];
     this.#journalChange('registry.bal.deleted', bal, actor, undefined);
     this.#rights.journalDropped(bal.address, dropped, actor);
+    await this.#notify('deleted', bal, actor);
     return bal;
   }
 
@@ -324,6 +399,16 @@ export class BalRegistry {
     args: (address) => [this.#keys.prefix, address],
     unwrap: (reply) => (reply as unknown[])[0],
   };
+
+  /** Tells the observer; the change is committed whatever it does (bal-observer.ts). */
+  async #notify(kind: BalChangeKind, bal: Bal, actor: Actor): Promise<void> {
+    try {
+      await this.#observer?.balChanged({ kind, bal, actor });
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.#journal.record({ event: 'registry.observer.failed', address: bal.address, kind, error });
+    }
+  }
 
   #journalChange(event: string, bal: Bal, actor: Actor, reason: string | undefined): void {
     this.#journal.record({

@@ -28,6 +28,15 @@ export interface Bal {
   readonly deletedAt?: string;
   /** Why the BAL was last suspended or deleted, as given by the operator. */
   readonly statusReason?: string;
+  /**
+   * Red list (MSSANTE.md "Mailboxes"): never published in the national directory. Always present in
+   * what the registry returns; absent only in hand-built values, where it means false.
+   */
+  readonly listeRouge?: boolean;
+  /** Published metadata (bal-metadata.ts), absent when not given. */
+  readonly description?: string;
+  readonly service?: string;
+  readonly responsible?: string;
 }
 
 export interface NewBal {

@@ -15,6 +15,11 @@ export {
 } from './bal.js';
 export type { Bal, BalStatus, BalType, NewBal } from './bal.js';
 export type { Actor } from './actor.js';
+export { METADATA_MAX_LENGTH, METADATA_TEXT_FIELDS, parseMetadataPatch } from './bal-metadata.js';
+export type { BalMetadata, BalMetadataPatch, MetadataTextField } from './bal-metadata.js';
+export type { BalChange, BalChangeKind, BalObserver } from './bal-observer.js';
+// Atomic check-then-write steps for other folders' Redis state (publication/).
+export { LuaScript } from './lua-script.js';
 export { BalRegistry, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './bal-registry.js';
 export type {
   BalCounts,
@@ -36,5 +41,5 @@ export {
 } from './rights.js';
 export type { Grant, GrantRequest, GrantRight, GrantSubject, NewGrant, SubjectRequest } from './rights.js';
 export type { AccessibleBal, GrantView } from './rights-store.js';
-export { ACTIVITY_CHANNELS } from './activity-store.js';
+export { ACTIVITY_CHANNELS, ActivityStore } from './activity-store.js';
 export type { ActivityChannel, BalActivity } from './activity-store.js';

@@ -35,13 +35,14 @@ export class LuaScript {
  * is never reused. A PER mailbox is also indexed under its owner (rights: "which BALs may this person
  * open"). Returns nil when created, else the existing status.
  * KEYS: bal hash, index sorted set, counts hash, owner's `person-owns` set.
- * ARGV: address, type, owner, now (ISO).
+ * ARGV: address, type, owner, now (ISO), then metadata field/value pairs (bal-metadata.ts).
  */
 export const CREATE_BAL = new LuaScript(`
 local status = redis.call('HGET', KEYS[1], 'status')
 if status then return status end
 redis.call('HSET', KEYS[1], 'address', ARGV[1], 'type', ARGV[2], 'owner', ARGV[3],
   'status', 'active', 'createdAt', ARGV[4], 'updatedAt', ARGV[4])
+for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'active:' .. ARGV[2], 1)
 if ARGV[2] == 'PER' then redis.call('SADD', KEYS[4], ARGV[1]) end
@@ -79,4 +80,21 @@ end
 /** KEYS: bal hash, counts hash. ARGV[1]: the JSON request of TRANSITION_FUNCTION. */
 export const TRANSITION_BAL = new LuaScript(`${TRANSITION_FUNCTION}
 return transition(KEYS[1], KEYS[2], cjson.decode(ARGV[1]))
+`);
+
+/**
+ * Changes the published metadata of a BAL that is not deleted (address, type and owner never change).
+ * KEYS: bal hash. ARGV[1]: JSON { set: {field: value}, del: [field] } (updatedAt included in set).
+ * Returns {'missing'}, {'deleted'} or {'ok', field, value, ...} (the new hash).
+ */
+export const UPDATE_BAL_METADATA = new LuaScript(`
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status == 'deleted' then return {'deleted'} end
+local req = cjson.decode(ARGV[1])
+for field, value in pairs(req.set) do redis.call('HSET', KEYS[1], field, value) end
+for _, field in ipairs(req.del) do redis.call('HDEL', KEYS[1], field) end
+local all = redis.call('HGETALL', KEYS[1])
+table.insert(all, 1, 'ok')
+return all
 `);

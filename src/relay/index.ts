@@ -25,3 +25,13 @@ export type {
 } from './remote-verdict.js';
 export { SmtpReplyReader } from './smtp-reply-reader.js';
 export type { SmtpReply } from './smtp-reply-reader.js';
+export { RELAY_STATUS_DETAIL, TRUST_FAILURES } from './relay-error.js';
+export { RelayTransport } from './relay-transport.js';
+export type { RelayAttempt, RelayTransportOptions } from './relay-transport.js';
+export { DotStuffer, capabilitiesOf, sendTransaction } from './smtp-transaction.js';
+export type {
+  OutboundRecipient,
+  OutboundTransaction,
+  RecipientReply,
+  SessionCapabilities,
+} from './smtp-transaction.js';

@@ -56,3 +56,36 @@ export class RelayError extends Error {
     return !DOMAIN_SCOPED.has(this.reason);
   }
 }
+
+/**
+ * RFC 3463 subject and detail (`X.<subject>.<detail>`) reported in DSNs for each failure; the class
+ * (4 or 5) comes from whether the recipient is still retried.
+ */
+export const RELAY_STATUS_DETAIL: Readonly<Record<RelayFailureReason, string>> = {
+  domain_not_whitelisted: '7.1',
+  starttls_unavailable: '7.10',
+  cert_untrusted: '7.5',
+  cert_expired: '7.5',
+  cert_revoked: '7.5',
+  crl_unavailable: '7.5',
+  dn_not_whitelisted_for_domain: '7.1',
+  domain_not_found: '1.2',
+  dns_unavailable: '4.3',
+  null_mx: '1.10',
+  connect_failed: '4.1',
+  timeout: '4.2',
+  greeting_refused: '4.1',
+  ehlo_refused: '5.0',
+  starttls_refused: '7.10',
+  tls_failed: '7.5',
+  protocol_error: '5.0',
+};
+
+/** Trust refusals: the whitelist or a certificate may be fixed soon (operator migrations). */
+export const TRUST_FAILURES: ReadonlySet<RelayFailureReason> = new Set([
+  'domain_not_whitelisted',
+  'cert_untrusted',
+  'cert_expired',
+  'cert_revoked',
+  'dn_not_whitelisted_for_domain',
+]);

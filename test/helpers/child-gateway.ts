@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { inject, type TestContext } from 'vitest';
 import { findEmbeddedRedisProcesses, terminateProcesses } from '../../src/redis/index.js';
 import { findEmbeddedDovecotProcesses } from '../../src/store/index.js';
-import { testSettings } from './gateway.js';
+import { deepMerge, testSettings } from './gateway.js';
 
 /**
  * The gateway as operators run it: `src/main.ts` in its own process, configured by a JSON file
@@ -53,7 +53,12 @@ export interface ChildGateway {
 }
 
 export interface ReadyChildGateway extends ChildGateway {
-  readonly ports: { readonly mx: number; readonly metrics: number; readonly admin: number };
+  readonly ports: {
+    readonly mx: number;
+    readonly submission: number;
+    readonly metrics: number;
+    readonly admin: number;
+  };
   /** The `gateway.ready` log event. */
   readonly ready: Record<string, unknown>;
 }
@@ -188,11 +193,16 @@ export function externalBackendsConfig(options: {
   readonly dataDir: string;
   readonly prefix: string;
   readonly delivery?: Record<string, unknown>;
+  /** More settings merged over these. */
+  readonly overrides?: Record<string, unknown>;
 }): Record<string, unknown> {
   return testSettings({
     dataDir: options.dataDir,
     prefix: options.prefix,
-    overrides: { delivery: options.delivery ?? {}, log: { level: 'info' } },
+    overrides: deepMerge(
+      { delivery: options.delivery ?? {}, log: { level: 'info' } },
+      options.overrides ?? {},
+    ),
   });
 }
 
@@ -224,6 +234,7 @@ export async function startChildGateway(
     ready,
     ports: {
       mx: portOf(listening, 'mx'),
+      submission: portOf(listening, 'submission'),
       metrics: portOf(listening, 'metrics'),
       admin: portOf(listening, 'admin'),
     },

@@ -229,7 +229,7 @@ function gatewayConfig(dataDir: string, store?: Record<string, unknown>): Record
   const config = externalBackendsConfig({
     dataDir,
     prefix: `test:${randomUUID()}:`,
-    delivery: { concurrency: DELIVERY_CONCURRENCY },
+    delivery: { concurrency: DELIVERY_CONCURRENCY, lockSeconds: 2 },
   });
   return store ? { ...config, store: { ...(config.store as object), ...store } } : config;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app.js';
-import type { SpoolEnvelope } from '../../src/delivery/index.js';
+import type { DestinationState, SpoolEnvelope } from '../../src/delivery/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { openMailboxSession, startEmbeddedDovecot } from '../../src/store/index.js';
 import {
@@ -15,6 +15,7 @@ import {
   startTestGateway,
   uniqueBal,
 } from '../helpers/gateway.js';
+import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { SmtpTranscript } from '../helpers/smtp-transcript.js';
 
@@ -163,16 +164,24 @@ describe('MX delivery into the store', () => {
     expect((await client.command(`RCPT TO:<${bal}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;${bal}`)).code).toBe(
       250,
     );
-    const settled = new Promise<SpoolEnvelope>((resolve) => gw.delivery.once('settled', resolve));
+    const settled = new Promise<[SpoolEnvelope, DestinationState[]]>((resolve) =>
+      gw.delivery.once('settled', (e: SpoolEnvelope, s: DestinationState[]) => resolve([e, s])),
+    );
     expect((await client.data(rawMessage(bal, `${randomUUID()}@x`))).code).toBe(250);
     await client.quit();
-    const env = await settled;
+    const [env, states] = await settled;
     expect(env.dsn).toEqual({ ret: 'HDRS', envid: 'abc123' });
     expect(env.recipients[0]).toMatchObject({
       address: bal,
-      state: 'delivered',
       dsn: { notify: ['SUCCESS', 'FAILURE'], orcpt: `rfc822;${bal}` },
     });
+    expect(states[0]?.recipients[0]).toMatchObject({ address: bal, state: 'delivered' });
+    // NOTIFY=SUCCESS and our store is the final MTA: a success DSN goes back to the sender.
+    expect(journalEvents(gw.config.dataDir)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ event: 'dsn.sent', action: 'delivered', spoolId: env.id }),
+      ]),
+    );
   });
 
   it('exposes metrics and health', async () => {
@@ -191,7 +200,8 @@ describe('MX delivery into the store', () => {
       'mssgw_smtp_commands_total{listener="mx",command="DATA",outcome="too_large"}',
       'mssgw_delivery_local_attempts_total{outcome="delivered"}',
       'mssgw_delivery_local_latency_seconds_bucket',
-      'mssgw_spool_messages 0',
+      'mssgw_spool_messages ',
+      'mssgw_queue_jobs{queue="relay",state="waiting"}',
       'mssgw_redis_up 1',
       'mssgw_store_up{service="lmtp"} 1',
       'mssgw_whitelist_entries{kind="domains"} 2',
@@ -218,23 +228,27 @@ describe('store unavailable', () => {
       const bal = uniqueBal('later');
       await gw2.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
       await dovecot.stop();
-      const deferred = new Promise<SpoolEnvelope>((resolve) => gw2.delivery.once('deferred', resolve));
+      const deferred = new Promise<[SpoolEnvelope, DestinationState]>((resolve) =>
+        gw2.delivery.once('deferred', (e: SpoolEnvelope, s: DestinationState) => resolve([e, s])),
+      );
       const raw = rawMessage(bal, `${randomUUID()}@${PEER_DOMAIN}`);
       const info = await peerTransport(gw2.addresses.mx!.port).sendMail({
         envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
         raw,
       });
       expect(info.response).toMatch(/^250 /);
-      const env = await deferred;
-      expect(env.recipients[0]).toMatchObject({ state: 'pending', attempts: 1 });
+      const [env, state] = await deferred;
+      expect(state.recipients[0]).toMatchObject({ state: 'pending', attempts: 1 });
       expect(readdirSync(path.join(dataDir, 'spool', 'queue')).sort()).toEqual([
         `${env.id}.eml`,
         `${env.id}.json`,
       ]);
-      const settled = new Promise<SpoolEnvelope>((resolve) => gw2.delivery.once('settled', resolve));
+      const settled = new Promise<DestinationState[]>((resolve) =>
+        gw2.delivery.once('settled', (_e: SpoolEnvelope, s: DestinationState[]) => resolve(s)),
+      );
       dovecot = await startEmbeddedDovecot({ dataDir: storeDir, logger });
       const done = await settled;
-      expect(done.recipients[0]?.state).toBe('delivered');
+      expect(done[0]?.recipients[0]?.state).toBe('delivered');
       const client = await openMailboxSession(
         dovecot.imap,
         { user: dovecot.masterUser, password: dovecot.masterPassword },

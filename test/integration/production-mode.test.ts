@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { Gateway } from '../../src/app.js';
 import { GatewayError } from '../../src/errors/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { assertProductionTrust, loadTrustMaterial } from '../../src/pki/index.js';
-import { scratchDir, testConfig } from '../helpers/gateway.js';
+import { devIssuerConfig } from '../../src/auth/index.js';
+import { launchChildGateway, stopChildGateways } from '../helpers/child-gateway.js';
+import { scratchDir, testConfig, testSettings } from '../helpers/gateway.js';
 
 function openssl(args: string[], cwd: string): void {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
@@ -13,8 +15,34 @@ function openssl(args: string[], cwd: string): void {
 }
 
 describe('production mode', () => {
+  it('refuses development PKI files before anything starts, naming each setting', () => {
+    expect(() => testConfig({ overrides: { mode: 'production' } })).toThrow(
+      /tls\.certFile: mode is production but .* is a development PKI file/,
+    );
+  });
+
+  it('the process exits with status 78 and names the settings to fix', async (context) => {
+    context.onTestFinished(() => stopChildGateways());
+    const config = testSettings({
+      overrides: {
+        mode: 'production',
+        admin: { host: '0.0.0.0' },
+        auth: { issuers: [devIssuerConfig(inject('pkiDir'))] },
+      },
+    });
+    const gw = launchChildGateway({ config });
+    const exit = await gw.waitExit(30_000);
+    expect(exit.code).toBe(78);
+    const out = gw.tail(60);
+    for (const key of ['tls.certFile', 'tls.caFiles.0', 'whitelistFile', 'admin.tokenFile']) {
+      expect(out).toContain(`  - ${key}: `);
+    }
+    expect(out).toMatch(/auth\.issuers\.0\.development: mode is production but token issuer development/);
+  });
+
   it('refuses to start with the development (TEST) authorities, naming the setting', async () => {
-    const config = testConfig({ overrides: { mode: 'production' } });
+    // pkiDir elsewhere: the files are no longer recognised by their place, only by their content.
+    const config = testConfig({ overrides: { mode: 'production', pkiDir: scratchDir('not-the-pki') } });
     const err: unknown = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) }).catch(
       (e: unknown) => e,
     );

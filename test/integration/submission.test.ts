@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
@@ -23,7 +23,9 @@ const token = (subject: string, ttlSeconds = 300, now?: Date) =>
   mintDevToken({ pkiDir, subject, ttlSeconds, ...(now ? { now } : {}) });
 
 beforeAll(async () => {
-  gw = await startTestGateway();
+  // Relay off: mail for other operators stays queued, so the tests can look at it (relay-*.test.ts
+  // covers sending it).
+  gw = await startTestGateway({ overrides: { relay: { enabled: false } } });
   pkiDir = gw.config.pkiDir;
 });
 afterAll(async () => {
@@ -256,28 +258,39 @@ describe('submission: never an open relay', () => {
     ]);
     expect((await client.command('RCPT TO:<martin@peer.mssante.test> NOTIFY=FAILURE,DELAY')).code).toBe(250);
     expect((await client.command('RCPT TO:<185057800608491@patient.mssante.fr>')).code).toBe(250);
-    const waiting = new Promise<SpoolEnvelope>((resolve) => gw.delivery.once('awaiting-relay', resolve));
     const data = await client.data(
       `From: ${doctor}\r\nTo: martin@peer.mssante.test\r\nSubject: relay\r\n\r\nhello\r\n`,
     );
     expect(data.raw).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await client.quit();
-    const env = await waiting;
+    const id = data.raw.split(' ').pop()!;
+    const env = JSON.parse(
+      readFileSync(path.join(gw.config.dataDir, 'spool', 'queue', `${id}.json`), 'utf8'),
+    ) as SpoolEnvelope;
     expect(env.dsn).toEqual({ ret: 'HDRS', envid: 'e1' });
     expect(env.recipients).toEqual([
       expect.objectContaining({
         address: 'martin@peer.mssante.test',
         route: 'relay',
-        state: 'pending',
         dsn: { notify: ['FAILURE', 'DELAY'] },
       }),
-      expect.objectContaining({
-        address: '185057800608491@patient.mssante.fr',
-        route: 'relay',
-        state: 'pending',
-      }),
+      expect.objectContaining({ address: '185057800608491@patient.mssante.fr', route: 'relay' }),
     ]);
-    expect(readdirSync(path.join(gw.config.dataDir, 'spool', 'queue'))).toContain(`${env.id}.json`);
+    // One job per destination domain, waiting for the relay.
+    const jobs = await eventually(
+      () => gw.delivery.list(),
+      (list) => list.filter((j) => j.data.spoolId === id).length === 2,
+      10_000,
+    );
+    expect(
+      jobs
+        .filter((j) => j.data.spoolId === id)
+        .map((j) => [j.id, j.queue, j.state, j.data.recipients])
+        .sort(),
+    ).toEqual([
+      [`${id}~patient.mssante.fr`, 'relay', 'waiting', ['185057800608491@patient.mssante.fr']],
+      [`${id}~peer.mssante.test`, 'relay', 'waiting', ['martin@peer.mssante.test']],
+    ]);
   });
 
   it('refuses a From: that is not the mailbox (554 5.7.1) and keeps nothing', async () => {

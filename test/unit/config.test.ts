@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, environmentVariables, loadConfig } from '../../src/config/index.js';
 
 const noFiles = { configDir: '/nonexistent', env: {} };
 
@@ -62,3 +65,93 @@ describe('configuration rules across keys', () => {
     ]);
   });
 });
+
+describe('production mode refusals', () => {
+  const dev = {
+    pkiDir: '/srv/dev-pki',
+    whitelistFile: '/srv/dev-pki/whitelist.xml',
+    tls: {
+      certFile: 'certs-dev/gateway.crt',
+      keyFile: '/etc/mssgw/tls/gateway.key',
+      chainFiles: ['/etc/mssgw/tls/chain.pem'],
+      caFiles: ['/etc/mssgw/tls/root.crt', '/srv/dev-pki/ca/org.crt'],
+      crlFiles: [],
+    },
+    auth: {
+      issuers: [
+        {
+          name: 'development',
+          issuer: 'https://dev-issuer.mssgw.invalid/realms/esante-wallet',
+          jwksFile: '/srv/dev-pki/dev-issuer/jwks.json',
+          development: true,
+        },
+      ],
+    },
+  };
+
+  function issues(overrides: Record<string, unknown>): Array<{ key: string; message: string }> {
+    try {
+      loadConfig({ ...noFiles, overrides });
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues.map(({ key, message }) => ({ key, message }));
+      throw err;
+    }
+    return [];
+  }
+
+  it('refuses development PKI files and development token issuers, naming each setting', () => {
+    const found = issues({ ...dev, mode: 'production' });
+    expect(found.map((i) => i.key).sort()).toEqual([
+      'auth.issuers.0.development',
+      'auth.issuers.0.issuer',
+      'auth.issuers.0.jwksFile',
+      'tls.caFiles.1',
+      'tls.certFile',
+      'whitelistFile',
+    ]);
+    expect(found.find((i) => i.key === 'tls.certFile')?.message).toMatch(
+      /^mode is production but certs-dev\/gateway\.crt is a development PKI file/,
+    );
+    expect(found.find((i) => i.key === 'auth.issuers.0.development')?.message).toMatch(
+      /remove it from auth\.issuers/,
+    );
+  });
+
+  it('refuses the defaults, which are the development PKI, when only the mode is production', () => {
+    const keys = issues({ mode: 'production' }).map((i) => i.key);
+    expect(keys).toEqual(expect.arrayContaining(['tls.certFile', 'tls.keyFile', 'tls.caFiles.0']));
+  });
+
+  it('accepts the same development settings in development mode', () => {
+    expect(issues(dev)).toEqual([]);
+  });
+
+  it('refuses a non-loopback admin API without a token, and accepts any 127/8 address', () => {
+    expect(issues({ admin: { host: '10.1.2.3' } }).map((i) => i.key)).toEqual(['admin.tokenFile']);
+    expect(issues({ admin: { host: '127.0.0.2' } })).toEqual([]);
+  });
+
+  it('loads the shipped production example, which sets every setting', () => {
+    const file = path.resolve(import.meta.dirname, '../../deploy/config/production.yaml');
+    const c = loadConfig({ configDir: '/nonexistent', env: {}, files: [file] });
+    expect(c.mode).toBe('production');
+    expect(c.smtp.mx.port).toBe(25);
+    const tree: unknown = parseYaml(readFileSync(file, 'utf8'));
+    const has = (key: string) =>
+      key.split('.').reduce<unknown>((node, k) => (isObject(node) ? node[k] : undefined), tree) !== undefined;
+    expect(environmentVariables().filter((v) => !has(v.key))).toEqual([]);
+  });
+
+  it('loads the configuration of the Kubernetes ConfigMap', () => {
+    const file = path.resolve(import.meta.dirname, '../../deploy/kubernetes/configmap.yaml');
+    const configMap = parseYaml(readFileSync(file, 'utf8')) as { data: Record<string, string> };
+    const settings = parseYaml(configMap.data['mssgw.yaml']!) as Record<string, unknown>;
+    const c = loadConfig({ ...noFiles, overrides: settings });
+    expect(c.mode).toBe('production');
+    expect([c.smtp.mx.port, c.metrics.host]).toEqual([2525, '0.0.0.0']);
+  });
+});
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,79 @@
+import { open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { IndicatorReport, indicatorCsvHeader, indicatorCsvLine, isMonth } from '../lifecycle/index.js';
+import { ActivityStore } from '../registry/index.js';
+import type { CliIo } from './cli-context.js';
+import { readOnlyRegistry, withGatewayRedis } from './cli-lifecycle.js';
+
+/**
+ * `mssgw indicators export --month YYYY-MM [--out FILE]`: the monthly usage report for the agency, a
+ * CSV with one row per mailbox (columns documented in src/lifecycle/indicator-report.ts), built from
+ * the daily aggregates in the gateway's Redis. With --out the file appears complete or not at all
+ * (written aside, then renamed).
+ */
+export function registerIndicatorCommands(program: Command, io: CliIo): void {
+  const indicators = program.command('indicators').description('usage indicators reported to the agency');
+
+  indicators
+    .command('export')
+    .description('write the monthly CSV report: per mailbox logins, last connection, messages, DSN/MDN')
+    .requiredOption('--month <YYYY-MM>', 'the month to report, e.g. 2026-03', parseMonth)
+    .option('--out <file>', 'write the CSV to this file (default: standard output)')
+    .action(async (opts: { month: string; out?: string }) => {
+      const config = io.loadConfig(io.env);
+      const { timeZone, indicatorsRetentionDays } = config.lifecycle;
+      await withGatewayRedis(config, async (redis) => {
+        const report = new IndicatorReport({
+          redis,
+          prefix: config.redis.prefix,
+          timeZone,
+          retentionDays: indicatorsRetentionDays,
+          registry: readOnlyRegistry(redis, config),
+          activity: ActivityStore.withPrefix(redis, config.redis.prefix),
+        });
+        if (opts.out === undefined) {
+          io.stdout(indicatorCsvHeader());
+          for await (const row of report.rows(opts.month)) io.stdout(indicatorCsvLine(row));
+          return;
+        }
+        const rows = await writeCsvFile(opts.out, report.rows(opts.month));
+        io.stderr(`${rows} mailboxes of ${opts.month} written to ${opts.out}\n`);
+      });
+    });
+}
+
+async function writeCsvFile(
+  file: string,
+  rows: AsyncIterable<Parameters<typeof indicatorCsvLine>[0]>,
+): Promise<number> {
+  const target = path.resolve(file);
+  const partial = `${target}.partial-${process.pid}`;
+  const handle = await open(partial, 'w', 0o640);
+  let count = 0;
+  try {
+    let buffer = indicatorCsvHeader();
+    for await (const row of rows) {
+      buffer += indicatorCsvLine(row);
+      count += 1;
+      if (buffer.length >= 64 * 1024) {
+        await handle.write(buffer);
+        buffer = '';
+      }
+    }
+    await handle.write(buffer);
+    await handle.sync();
+    await handle.close();
+    await rename(partial, target);
+    return count;
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await rm(partial, { force: true });
+    throw err;
+  }
+}
+
+function parseMonth(value: string): string {
+  if (isMonth(value)) return value;
+  throw new InvalidArgumentError('give a month as YYYY-MM, e.g. 2026-03');
+}

@@ -1,0 +1,148 @@
+import { open as openFile } from 'node:fs/promises';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { crc32 } from 'node:zlib';
+import yauzl from 'yauzl';
+import { refusal } from './mirror-outcome.js';
+
+/**
+ * Reading the extraction as a stream: the national file is a ZIP (~20 MB) holding one text file
+ * (~90 MB), or the text file itself. Nothing here holds more than one chunk and one line in memory.
+ */
+
+const ZIP_MAGIC = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
+async function startsWithZipMagic(file: string): Promise<boolean> {
+  const fh = await openFile(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.equals(ZIP_MAGIC);
+  } finally {
+    await fh.close();
+  }
+}
+
+function openZip(file: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (err, zip) =>
+      err ? reject(refusal('malformed', `not a valid ZIP: ${err.message}`)) : resolve(zip),
+    );
+  });
+}
+
+function fileEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
+  return new Promise((resolve, reject) => {
+    const entries: yauzl.Entry[] = [];
+    zip.on('entry', (entry: yauzl.Entry) => {
+      if (!entry.fileName.endsWith('/')) entries.push(entry);
+      zip.readEntry();
+    });
+    zip.once('end', () => resolve(entries));
+    zip.once('error', (err: Error) => reject(refusal('malformed', `not a valid ZIP: ${err.message}`)));
+    zip.readEntry();
+  });
+}
+
+/** The one text file of the archive (or the one named like the extraction among several). */
+function pickEntry(entries: readonly yauzl.Entry[]): yauzl.Entry {
+  if (entries.length === 1) return entries[0]!;
+  const named = entries.filter((e) => /Extraction_Correspondance_MSSante[^/]*\.txt$/i.test(e.fileName));
+  if (named.length === 1) return named[0]!;
+  throw refusal(
+    'malformed',
+    `the ZIP holds ${entries.length} files; expected one Extraction_Correspondance_MSSante text file`,
+  );
+}
+
+/** yauzl checks sizes but not CRC-32 (APPNOTE 4.4.7): a corrupted archive must not pass for a short one. */
+class Crc32Check extends Transform {
+  #crc = 0;
+  constructor(
+    private readonly expected: number,
+    private readonly name: string,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.#crc = crc32(chunk, this.#crc);
+    done(null, chunk);
+  }
+  override _flush(done: TransformCallback): void {
+    done(
+      this.#crc >>> 0 === this.expected >>> 0
+        ? null
+        : refusal('malformed', `${this.name} in the ZIP fails its CRC-32 check`),
+    );
+  }
+}
+
+function entryStream(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) => {
+      if (err) {
+        reject(refusal('malformed', `cannot read ${entry.fileName} in the ZIP: ${err.message}`));
+        return;
+      }
+      const checked = stream.pipe(new Crc32Check(entry.crc32, entry.fileName));
+      stream.once('error', (e: Error) =>
+        checked.destroy(refusal('malformed', `${entry.fileName} in the ZIP is corrupt: ${e.message}`)),
+      );
+      checked.once('close', () => zip.close());
+      resolve(checked);
+    });
+  });
+}
+
+/**
+ * The extraction's text as a byte stream, from a ZIP (its one text file) or a plain text file.
+ * Refusals (`malformed`) for archives that cannot be read; the stream itself fails with a refusal
+ * when the archive turns out corrupt while it is read.
+ */
+export async function openExtraction(
+  file: string,
+  openPlain: (file: string) => Readable,
+): Promise<{ stream: Readable; zipped: boolean; name: string }> {
+  if (!(await startsWithZipMagic(file))) return { stream: openPlain(file), zipped: false, name: file };
+  const zip = await openZip(file);
+  try {
+    const entry = pickEntry(await fileEntries(zip));
+    return { stream: await entryStream(zip, entry), zipped: true, name: entry.fileName };
+  } catch (err) {
+    zip.close();
+    throw err;
+  }
+}
+
+/**
+ * Splits UTF-8 bytes into lines (LF or CRLF) without holding more than one line. A line longer than
+ * `maxLineBytes` is refused: a file without line breaks must not grow memory without bound.
+ */
+export class LineSplitter {
+  readonly #decoder = new StringDecoder('utf8');
+  #rest = '';
+  constructor(private readonly maxLineChars: number) {}
+
+  /** The complete lines ended in this chunk. */
+  push(chunk: Buffer): string[] {
+    const text = this.#rest + this.#decoder.write(chunk);
+    const lines = text.split('\n');
+    this.#rest = lines.pop() ?? '';
+    if (this.#rest.length > this.maxLineChars)
+      throw refusal('malformed', `a line is longer than ${this.maxLineChars} characters`);
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (l.endsWith('\r')) lines[i] = l.slice(0, -1);
+      if (l.length > this.maxLineChars)
+        throw refusal('malformed', `a line is longer than ${this.maxLineChars} characters`);
+    }
+    return lines;
+  }
+
+  /** What followed the last line break: undefined when the input ended with one. */
+  end(): string | undefined {
+    const last = (this.#rest + this.#decoder.end()).replace(/\r$/, '');
+    this.#rest = '';
+    return last === '' ? undefined : last;
+  }
+}

@@ -1,0 +1,206 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import { isGatewayError } from '../errors/index.js';
+import type { TrustMaterial } from '../pki/index.js';
+import { crlIssuer, crlPem, parseCrl } from './crl-check.js';
+import { loadExtraction } from './extraction-loader.js';
+import { refusal } from './mirror-outcome.js';
+import type { MirrorState } from './mirror-store.js';
+import { EXTRACTION_MIRROR } from './national-directory.js';
+import { Whitelist, type WhitelistHolder } from './whitelist.js';
+import { parseWhitelistXml, type ParsedWhitelist } from './whitelist-parser.js';
+
+/**
+ * What differs between the mirrors: how a new copy is validated and stored (prepare, in the one
+ * process that refreshes), and how a stored copy is put in service (apply, in every process).
+ */
+export interface PrepareContext {
+  readonly redis: Redis;
+  /** The new copy, whole, on disk. */
+  readonly file: string;
+  /** Where to store it (the version being prepared). */
+  readonly dataKey: string;
+  /** The copy in service and where its data is, when there is one. */
+  readonly previous: MirrorState;
+  readonly previousDataKey?: string;
+  readonly now: Date;
+  /** Accept a copy that shrank more than allowed (an operator's decision, `refresh --accept-shrink`). */
+  readonly acceptShrink: boolean;
+}
+
+export interface PreparedCopy {
+  readonly entries: number;
+  readonly added?: number;
+  readonly removed?: number;
+  readonly generatedAt?: string;
+  readonly nextUpdate?: string;
+  /** Accepted but worth an alert: a CRL whose nextUpdate has passed. */
+  readonly stale?: boolean;
+  /** Extra facts for the journal. */
+  readonly details?: Record<string, unknown>;
+}
+
+export interface MirrorKind {
+  /** `whitelist`, `extraction` or `crl:<name>`. */
+  readonly name: string;
+  readonly source: string;
+  readonly refreshSeconds: number;
+  prepare(ctx: PrepareContext): Promise<PreparedCopy>;
+  /** Puts the stored copy in service in this process; nothing to do for lookups served from Redis. */
+  apply(redis: Redis, dataKey: string, state: MirrorState): Promise<void>;
+}
+
+/** Refuses a copy with more than `maxShrinkShare` fewer entries than the one in service. */
+export function checkShrink(
+  previous: number | undefined,
+  next: number,
+  maxShrinkShare: number,
+  acceptShrink: boolean,
+): void {
+  if (!previous || acceptShrink || next >= previous * (1 - maxShrinkShare)) return;
+  const share = (previous - next) / previous;
+  throw refusal(
+    'shrink',
+    `the new copy has ${next} entries against ${previous} in service (−${(share * 100).toFixed(1)} %, over ${(maxShrinkShare * 100).toFixed(1)} %)`,
+    { previousEntries: previous, entries: next },
+  );
+}
+
+function pairsOf(parsed: ParsedWhitelist): Set<string> {
+  return new Set(parsed.entries.map((e) => `${e.domain}\n${e.canonicalDn}`));
+}
+
+function parseWhitelist(xml: Buffer): ParsedWhitelist {
+  try {
+    return parseWhitelistXml(xml);
+  } catch (err) {
+    if (isGatewayError(err) && err.code === 'WHITELIST_INVALID') throw refusal('malformed', err.message);
+    throw err;
+  }
+}
+
+export function whitelistKind(options: {
+  source: string;
+  refreshSeconds: number;
+  maxShrinkShare: number;
+  holder: WhitelistHolder;
+  clock: Clock;
+}): MirrorKind {
+  return {
+    name: 'whitelist',
+    source: options.source,
+    refreshSeconds: options.refreshSeconds,
+    async prepare(ctx) {
+      const xml = await readFile(ctx.file);
+      const parsed = parseWhitelist(xml);
+      checkShrink(ctx.previous.entries, parsed.entries.length, options.maxShrinkShare, ctx.acceptShrink);
+      let diff: { added: number; removed: number } | undefined;
+      const before = ctx.previousDataKey ? await ctx.redis.getBuffer(ctx.previousDataKey) : null;
+      if (before) {
+        const old = pairsOf(parseWhitelistXml(before));
+        const now = pairsOf(parsed);
+        diff = {
+          added: [...now].filter((p) => !old.has(p)).length,
+          removed: [...old].filter((p) => !now.has(p)).length,
+        };
+      }
+      await ctx.redis.set(ctx.dataKey, xml);
+      return { entries: parsed.entries.length, generatedAt: parsed.generatedAt, ...diff };
+    },
+    async apply(redis, dataKey, state) {
+      const xml = await redis.getBuffer(dataKey);
+      if (!xml) throw new Error(`whitelist copy ${dataKey} is gone (a newer one replaced it)`);
+      const label = `${options.source} (mirror version ${state.version ?? '?'})`;
+      options.holder.swap(new Whitelist(parseWhitelistXml(xml), label, options.clock.now()));
+    },
+  };
+}
+
+export function extractionKind(options: {
+  source: string;
+  refreshSeconds: number;
+  maxShrinkShare: number;
+  maxInvalidShare: number;
+}): MirrorKind {
+  return {
+    name: EXTRACTION_MIRROR,
+    source: options.source,
+    refreshSeconds: options.refreshSeconds,
+    async prepare(ctx) {
+      const result = await loadExtraction({
+        redis: ctx.redis,
+        file: ctx.file,
+        target: ctx.dataKey,
+        maxInvalidShare: options.maxInvalidShare,
+        ...(ctx.previousDataKey && ctx.previous.entries !== undefined
+          ? { previous: { key: ctx.previousDataKey, entries: ctx.previous.entries } }
+          : {}),
+      });
+      checkShrink(ctx.previous.entries, result.entries, options.maxShrinkShare, ctx.acceptShrink);
+      return {
+        entries: result.entries,
+        ...(ctx.previousDataKey ? { added: result.added, removed: result.removed } : {}),
+        details: {
+          lines: result.lines,
+          duplicates: result.duplicates,
+          conflicts: result.conflicts,
+          invalid: result.invalid,
+          zipped: result.zipped,
+        },
+      };
+    },
+    // Lookups read the version in service from Redis: nothing to swap in memory.
+    apply: () => Promise.resolve(),
+  };
+}
+
+/** Where a mirrored CRL is written for the TLS trust material. */
+export function crlFile(dataDir: string, name: string): string {
+  return path.join(dataDir, 'mirrors', 'crl', `${name}.crl`);
+}
+
+export function crlKind(options: {
+  name: string;
+  source: string;
+  refreshSeconds: number;
+  trust: () => TrustMaterial;
+  file: string;
+  onChange: (file: string) => void;
+}): MirrorKind {
+  return {
+    name: `crl:${options.name}`,
+    source: options.source,
+    refreshSeconds: options.refreshSeconds,
+    async prepare(ctx) {
+      const crl = parseCrl(await readFile(ctx.file));
+      const issuer = crlIssuer(crl, options.trust().authorities);
+      const inService = ctx.previous.generatedAt ? Date.parse(ctx.previous.generatedAt) : undefined;
+      // A replayed older list would un-revoke certificates revoked since (RFC 5280 §5.1.2.4).
+      if (inService !== undefined && crl.thisUpdate.getTime() < inService)
+        throw refusal(
+          'older',
+          `the CRL was issued ${crl.thisUpdate.toISOString()}, before the one in service (${ctx.previous.generatedAt})`,
+        );
+      await ctx.redis.set(ctx.dataKey, crl.der);
+      return {
+        entries: crl.revokedCount,
+        generatedAt: crl.thisUpdate.toISOString(),
+        ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate.toISOString() } : {}),
+        stale: crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < ctx.now.getTime(),
+        details: { issuer: issuer.subject.replace(/\n/g, ', ') },
+      };
+    },
+    async apply(redis, dataKey) {
+      const der = await redis.getBuffer(dataKey);
+      if (!der) throw new Error(`CRL copy ${dataKey} is gone (a newer one replaced it)`);
+      // Temporary file then rename: the TLS reload never reads a half-written list.
+      const tmp = `${options.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(tmp, crlPem(der), { mode: 0o644 });
+      await rename(tmp, options.file);
+      options.onChange(options.file);
+    },
+  };
+}

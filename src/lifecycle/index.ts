@@ -1,0 +1,84 @@
+export {
+  PUBLICATION_STATES,
+  decideInactivity,
+  type InactivityAction,
+  type InactivityDecision,
+  type InactivityEvidence,
+  type InactivityThresholds,
+  type NoDecisionReason,
+  type PolicySubject,
+  type PublicationState,
+} from './inactivity-policy.js';
+export { mailPurgeDue, type MailPurgeDecision } from './mail-retention.js';
+export type {
+  ActivityReader,
+  CallOutcome,
+  DirectoryAnswer,
+  LifecycleObserver,
+  LifecyclePublisher,
+  LifecycleRegistry,
+  MailPurger,
+  PublicationStateReader,
+  PublicationView,
+  WarningDelivery,
+} from './lifecycle-ports.js';
+export { AssumedPublication } from './assumed-publication.js';
+export { lifecycleMetricsObserver } from './lifecycle-metrics.js';
+export {
+  DEFAULT_PAGE_SIZE,
+  LifecyclePlanner,
+  planItems,
+  policySubject,
+  type LifecyclePlannerOptions,
+  type PlanItem,
+  type PlannedBal,
+} from './lifecycle-planner.js';
+export { LifecycleRunner, type LifecycleRunnerOptions, type RunSummary } from './lifecycle-runner.js';
+export {
+  LIFECYCLE_QUEUE,
+  LIFECYCLE_SCHEDULER_ID,
+  LifecycleScheduler,
+  type LifecycleSchedulerOptions,
+} from './lifecycle-scheduler.js';
+export {
+  LifecycleActivity,
+  type LifecycleActivityOptions,
+  type ReturnOutcome,
+} from './lifecycle-activity.js';
+export {
+  buildWarningMessage,
+  warningSubject,
+  warningText,
+  type WarningMessage,
+  type WarningMessageInput,
+} from './warning-message.js';
+export {
+  IndicatorRecorder,
+  MESSAGE_DIRECTIONS,
+  OTHER_SOFTWARE,
+  softwareLabel,
+  type IndicatorRecorderOptions,
+  type MessageDirection,
+  type MessageIndicator,
+  type MessageKind,
+} from './indicator-recorder.js';
+export {
+  INDICATOR_CSV_COLUMNS,
+  IndicatorReport,
+  indicatorCsvHeader,
+  indicatorCsvLine,
+  type IndicatorReportOptions,
+  type IndicatorRow,
+} from './indicator-report.js';
+export { LifecycleKeys } from './lifecycle-keys.js';
+export {
+  DAY_MS,
+  dailyCron,
+  dayInZone,
+  daysOfMonth,
+  frenchDate,
+  isMonth,
+  monthInZone,
+  nextDailyRun,
+  zonedInstant,
+} from './lifecycle-time.js';

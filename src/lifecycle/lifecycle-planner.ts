@@ -1,0 +1,136 @@
+import type { Redis } from 'ioredis';
+import { GatewayError, isGatewayError } from '../errors/index.js';
+import type { Bal } from '../registry/index.js';
+import {
+  decideInactivity,
+  type InactivityDecision,
+  type InactivityThresholds,
+  type PolicySubject,
+} from './inactivity-policy.js';
+import { LifecycleKeys } from './lifecycle-keys.js';
+import type {
+  ActivityReader,
+  LifecycleRegistry,
+  PublicationStateReader,
+  PublicationView,
+} from './lifecycle-ports.js';
+import { mailPurgeDue, type MailPurgeDecision } from './mail-retention.js';
+
+/** What the lifecycle would do with one mailbox, and what it knew to decide so. */
+export interface PlannedBal {
+  readonly bal: Bal;
+  readonly publication: PublicationView | undefined;
+  readonly decision: InactivityDecision;
+  /** Present when the mail of this deleted mailbox is due for purging. */
+  readonly purge?: MailPurgeDecision;
+}
+
+/** A step of a run: a warning, an unpublication, or a purge of deleted mail. */
+export type PlanItem = Exclude<InactivityDecision, { action: 'none' }> | MailPurgeDecision;
+
+export interface LifecyclePlannerOptions {
+  readonly redis: Redis;
+  /** Configuration `redis.prefix`. */
+  readonly prefix: string;
+  readonly thresholds: InactivityThresholds;
+  /** Configuration `lifecycle.deletedMailRetentionDays`; undefined: purges are not planned. */
+  readonly deletedMailRetentionDays?: number;
+  readonly registry: Pick<LifecycleRegistry, 'get' | 'list'>;
+  readonly activity: ActivityReader;
+  readonly publication: PublicationStateReader;
+}
+
+export const DEFAULT_PAGE_SIZE = 1000;
+
+/**
+ * Gathers, a page of mailboxes at a time, what the policy needs (registry record, last use,
+ * publication state, warning of the period, purge already done) and applies the pure rules. Reads
+ * only: the daily run and `mssgw lifecycle preview` both use it.
+ */
+export class LifecyclePlanner {
+  readonly #o: LifecyclePlannerOptions;
+  readonly #keys: LifecycleKeys;
+
+  constructor(options: LifecyclePlannerOptions) {
+    this.#o = options;
+    this.#keys = new LifecycleKeys(options.prefix);
+  }
+
+  /** Every mailbox of the registry with its decision at `now` (ms), a page at a time. */
+  async *pages(now: number, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<PlannedBal[]> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.#o.registry.list({
+        limit: pageSize,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      cursor = page.nextCursor;
+      if (page.items.length > 0) yield await this.#decide(page.items, now);
+    } while (cursor !== undefined);
+  }
+
+  /** The decision for one mailbox at `now`, from fresh reads; undefined when it does not exist. */
+  async one(address: string, now: number): Promise<PlannedBal | undefined> {
+    const bal = await this.#o.registry.get(address);
+    if (!bal) return undefined;
+    return (await this.#decide([bal], now))[0];
+  }
+
+  async #decide(bals: readonly Bal[], now: number): Promise<PlannedBal[]> {
+    const addresses = bals.map((b) => b.address);
+    const purging = this.#o.deletedMailRetentionDays !== undefined;
+    const [activity, publication, warned, purged] = await Promise.all([
+      this.#o.activity.lastActivityOf(addresses),
+      this.#o.publication.statesOf(bals),
+      this.#o.redis.hmget(this.#keys.warned, ...addresses),
+      purging ? this.#o.redis.smismember(this.#keys.mailPurged, ...addresses) : Promise.resolve([]),
+    ]).catch((err: unknown) => {
+      if (isGatewayError(err)) throw err;
+      throw new GatewayError(
+        'REGISTRY_UNAVAILABLE',
+        `lifecycle inputs unreadable: ${(err as Error).message}`,
+        {},
+        { cause: err },
+      );
+    });
+    return bals.map((bal, i) => {
+      const view = publication[i];
+      const subject = policySubject(bal, view, activity[i], warned[i] ?? null);
+      const decision = decideInactivity(subject, now, this.#o.thresholds);
+      const retention = this.#o.deletedMailRetentionDays;
+      const purge = retention === undefined ? undefined : mailPurgeDue(bal, now, retention, purged[i] === 1);
+      return { bal, publication: view, decision, ...(purge === undefined ? {} : { purge }) };
+    });
+  }
+}
+
+/** The policy's view of one mailbox. */
+export function policySubject(
+  bal: Bal,
+  view: PublicationView | undefined,
+  lastActivityAt: number | undefined,
+  warnedAt: string | null,
+): PolicySubject {
+  const since = view?.since === undefined ? NaN : Date.parse(view.since);
+  const warned = warnedAt === null ? NaN : Number(warnedAt);
+  return {
+    address: bal.address,
+    status: bal.status,
+    createdAt: Date.parse(bal.createdAt),
+    redListed: view?.redListed === true,
+    publication: view?.state,
+    ...(Number.isNaN(since) ? {} : { publishedSince: since }),
+    ...(lastActivityAt === undefined ? {} : { lastActivityAt }),
+    ...(Number.isNaN(warned) ? {} : { warnedAt: warned }),
+  };
+}
+
+/** The steps a page calls for, in order: warnings and unpublications, then purges. */
+export function planItems(page: readonly PlannedBal[]): PlanItem[] {
+  const items: PlanItem[] = [];
+  for (const p of page) {
+    if (p.decision.action !== 'none') items.push(p.decision);
+    if (p.purge) items.push(p.purge);
+  }
+  return items;
+}

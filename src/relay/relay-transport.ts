@@ -1,0 +1,225 @@
+import type { TlsProfileOptions, TrustMaterial } from '../pki/index.js';
+import { connectTrustedRemote, type TrustedRemoteSession } from './connect-remote.js';
+import { type MxLookup, type RouteTarget, resolveDestination } from './mx-resolver.js';
+import { RelayError, TRUST_FAILURES } from './relay-error.js';
+import type { RemoteWhitelistView } from './remote-verdict.js';
+import {
+  type OutboundTransaction,
+  type RecipientReply,
+  type SessionCapabilities,
+  capabilitiesOf,
+  sendTransaction,
+} from './smtp-transaction.js';
+
+export interface RelayTransportOptions {
+  /** Read at each connection, so a reload applies to the next one. */
+  readonly trust: () => TrustMaterial;
+  readonly profile: TlsProfileOptions;
+  /** The current whitelist (the mirror swaps it). */
+  readonly whitelist: () => RemoteWhitelistView;
+  readonly heloName: string;
+  readonly routes?: Readonly<Record<string, readonly RouteTarget[]>>;
+  /** SMTP port of hosts found in DNS. */
+  readonly port: number;
+  readonly lookupMx?: MxLookup;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  /** Open connections to one recipient domain at most. */
+  readonly maxConnectionsPerDestination: number;
+  readonly maxMessagesPerConnection: number;
+  /** An idle connection is kept this long for the next message to the same domain. */
+  readonly idleMs: number;
+}
+
+/** What one relay attempt produced: a reply per recipient, or the failure before any. */
+export interface RelayAttempt {
+  readonly replies: readonly RecipientReply[];
+  readonly remote?: { readonly host: string; readonly dn: string };
+  /** The remote advertised DSN: it reports success itself (RFC 3461 §5.2.2). */
+  readonly remoteDsn?: boolean;
+  /** Why no recipient got a reply from the remote (connect, TLS, trust, lookup, lost connection). */
+  readonly failure?: RelayError;
+}
+
+interface PooledSession {
+  readonly session: TrustedRemoteSession;
+  readonly caps: SessionCapabilities;
+  readonly host: string;
+  messages: number;
+  busy: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface DomainPool {
+  readonly sessions: Set<PooledSession>;
+  connecting: number;
+  readonly waiters: Array<() => void>;
+}
+
+function usable(p: PooledSession): boolean {
+  const s = p.session.socket;
+  return !s.destroyed && !s.readableEnded && s.writable;
+}
+
+/** Says QUIT and closes without waiting (RFC 5321 §4.1.1.10). */
+function close(p: PooledSession): void {
+  clearTimeout(p.idleTimer);
+  const s = p.session.socket;
+  s.on('error', () => {});
+  if (!s.destroyed) {
+    s.end('QUIT\r\n');
+    s.setTimeout(1000, () => s.destroy());
+  }
+}
+
+/**
+ * Sends mail to other operators (ARCHITECTURE.md §5, outbound relay) over connections judged by
+ * connectTrustedRemote for the recipient's domain. Connections are pooled per domain: at most
+ * `maxConnectionsPerDestination` open, reused for up to `maxMessagesPerConnection` messages, closed
+ * after `idleMs` without use. A connection is judged for one domain and used for that domain only:
+ * a server whitelisted for one domain proves nothing for another.
+ */
+export class RelayTransport {
+  readonly #o: RelayTransportOptions;
+  readonly #pools = new Map<string, DomainPool>();
+  #closed = false;
+
+  constructor(options: RelayTransportOptions) {
+    this.#o = options;
+  }
+
+  /** Open connections by domain, for the per-destination gauge. */
+  connections(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [domain, pool] of this.#pools) if (pool.sessions.size > 0) out.set(domain, pool.sessions.size);
+    return out;
+  }
+
+  async send(domain: string, tx: OutboundTransaction): Promise<RelayAttempt> {
+    let pooled: PooledSession;
+    try {
+      pooled = await this.#acquire(domain);
+    } catch (err) {
+      return { replies: [], failure: asRelayError(err) };
+    }
+    const remote = { host: pooled.host, dn: pooled.session.dn };
+    try {
+      const replies = await sendTransaction(pooled.session, pooled.caps, tx, this.#o.commandTimeoutMs);
+      this.#release(domain, pooled, true);
+      return { replies, remote, remoteDsn: pooled.caps.dsn };
+    } catch (err) {
+      this.#release(domain, pooled, false);
+      return { replies: [], remote, remoteDsn: pooled.caps.dsn, failure: asRelayError(err) };
+    }
+  }
+
+  /** Closes every pooled connection; later sends fail with connect_failed. */
+  close(): void {
+    this.#closed = true;
+    for (const pool of this.#pools.values()) {
+      for (const p of pool.sessions) close(p);
+      pool.sessions.clear();
+      for (const w of pool.waiters.splice(0)) w();
+    }
+  }
+
+  #pool(domain: string): DomainPool {
+    let pool = this.#pools.get(domain);
+    if (!pool) {
+      pool = { sessions: new Set(), connecting: 0, waiters: [] };
+      this.#pools.set(domain, pool);
+    }
+    return pool;
+  }
+
+  async #acquire(domain: string): Promise<PooledSession> {
+    const pool = this.#pool(domain);
+    for (;;) {
+      if (this.#closed) throw new RelayError('connect_failed', { reply: 'relay stopping' });
+      for (const p of pool.sessions) {
+        if (p.busy) continue;
+        clearTimeout(p.idleTimer);
+        if (!usable(p)) {
+          pool.sessions.delete(p);
+          close(p);
+          continue;
+        }
+        p.busy = true;
+        return p;
+      }
+      if (pool.sessions.size + pool.connecting < this.#o.maxConnectionsPerDestination) {
+        pool.connecting += 1;
+        try {
+          const p = await this.#open(domain);
+          pool.sessions.add(p);
+          return p;
+        } finally {
+          pool.connecting -= 1;
+          // A failed connect frees a slot: let a waiter try (it will likely fail the same way).
+          pool.waiters.shift()?.();
+        }
+      }
+      await new Promise<void>((resolve) => pool.waiters.push(resolve));
+    }
+  }
+
+  #release(domain: string, p: PooledSession, reusable: boolean): void {
+    const pool = this.#pool(domain);
+    p.messages += 1;
+    p.busy = false;
+    if (!reusable || this.#closed || p.messages >= this.#o.maxMessagesPerConnection || !usable(p)) {
+      pool.sessions.delete(p);
+      close(p);
+    } else {
+      p.idleTimer = setTimeout(() => {
+        if (p.busy) return;
+        pool.sessions.delete(p);
+        close(p);
+      }, this.#o.idleMs);
+      p.idleTimer.unref();
+    }
+    pool.waiters.shift()?.();
+  }
+
+  /**
+   * Tries the domain's hosts in order (static route, else MX). A failure that concerns the domain
+   * (not whitelisted, no such domain) stops at once; otherwise the next host is tried. The error
+   * reported is the first trust refusal met, else the last failure.
+   */
+  async #open(domain: string): Promise<PooledSession> {
+    const o = this.#o;
+    const hosts = await resolveDestination(domain, {
+      ...(o.routes ? { routes: o.routes } : {}),
+      port: o.port,
+      ...(o.lookupMx ? { lookupMx: o.lookupMx } : {}),
+    });
+    let trustRefusal: RelayError | undefined;
+    let last: RelayError | undefined;
+    for (const h of hosts) {
+      try {
+        const session = await connectTrustedRemote({
+          host: h.host,
+          port: h.port,
+          heloName: o.heloName,
+          trust: o.trust(),
+          profile: o.profile,
+          timeoutMs: o.connectTimeoutMs,
+          whitelist: o.whitelist(),
+          recipientDomain: domain,
+        });
+        session.socket.on('error', () => {});
+        return { session, caps: capabilitiesOf(session.ehlo), host: h.host, messages: 0, busy: true };
+      } catch (err) {
+        const e = asRelayError(err);
+        if (!e.hostScoped) throw e;
+        if (TRUST_FAILURES.has(e.reason)) trustRefusal ??= e;
+        last = e;
+      }
+    }
+    throw trustRefusal ?? last ?? new RelayError('domain_not_found', { host: domain });
+  }
+}
+
+function asRelayError(err: unknown): RelayError {
+  return err instanceof RelayError ? err : new RelayError('protocol_error', {}, { cause: err });
+}

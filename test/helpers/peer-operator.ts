@@ -1,0 +1,182 @@
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { pkiFile } from './gateway.js';
+
+/** A message as the remote operator received it. */
+export interface ReceivedMessage {
+  readonly from: string;
+  readonly to: readonly string[];
+  /** The exact bytes after SMTP's dot-unstuffing. */
+  readonly raw: Buffer;
+  /** Subject CN of the client certificate our relay presented, and whether it verified. */
+  readonly clientCn: unknown;
+  readonly clientAuthorized: boolean;
+  /** MAIL FROM and RCPT TO parameters (RFC 3461). */
+  readonly mailParams: Record<string, unknown>;
+  readonly rcptParams: ReadonlyArray<Record<string, unknown>>;
+  readonly connection: string;
+}
+
+/** What the next transactions should meet (consumed in order, one per transaction). */
+export type PeerFault =
+  | { readonly kind: 'reject-data'; readonly code: number; readonly message: string }
+  /** Reads the whole message, then closes the connection without a reply. */
+  | { readonly kind: 'drop-after-data' }
+  /** Reads the whole message and holds the reply until `release()` is called. */
+  | { readonly kind: 'hold-data'; readonly held: (release: () => void) => void };
+
+export interface PeerOperator {
+  readonly port: number;
+  readonly messages: ReceivedMessage[];
+  /** Number of TLS sessions opened by clients. */
+  readonly sessions: () => number;
+  /** RCPT replies by address: `{ code, message }` refuses that recipient. */
+  readonly refuse: Map<string, { code: number; message: string }>;
+  readonly faults: PeerFault[];
+  /** Greeting refusals left (421 at connect). */
+  greetingRefusals: number;
+  /** Resolves when `count` messages have arrived in all. */
+  received(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  stop(): Promise<void>;
+  /** Listens again on the same port (after stop: connection refused meanwhile). */
+  restart(): Promise<void>;
+}
+
+export interface PeerOperatorOptions {
+  /** The dev-PKI leaf the peer presents: peer-trusted, peer-unlisted, peer-revoked... */
+  readonly leaf: string;
+  /** Advertise DSN (RFC 3461). Default true. */
+  readonly dsn?: boolean;
+  readonly port?: number;
+  /** Close each session after this many transactions (like a busy MX). */
+  readonly size?: number;
+}
+
+/**
+ * Another MSSanté operator's MX, for relay tests: a real smtp-server with a certificate from the
+ * development PKI, requesting our client certificate, recording every message byte for byte, and
+ * scripted to refuse recipients, drop or stall transactions on demand.
+ */
+export async function startPeerOperator(options: PeerOperatorOptions): Promise<PeerOperator> {
+  const messages: ReceivedMessage[] = [];
+  const waiters: Array<() => void> = [];
+  const refuse = new Map<string, { code: number; message: string }>();
+  const faults: PeerFault[] = [];
+  let sessions = 0;
+  const peer: PeerOperator = {
+    port: 0,
+    messages,
+    sessions: () => sessions,
+    refuse,
+    faults,
+    greetingRefusals: 0,
+    received: (count, timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          if (messages.length < count) return false;
+          clearTimeout(timer);
+          resolve(messages.slice(0, count));
+          return true;
+        };
+        const timer = setTimeout(
+          () => reject(new Error(`peer received ${messages.length} of ${count} messages`)),
+          timeoutMs,
+        );
+        const waiter = () => {
+          if (!check()) waiters.push(waiter);
+        };
+        waiter();
+      }),
+    stop: () => Promise.resolve(),
+    restart: () => Promise.resolve(),
+  };
+  const build = () =>
+    new SMTPServer({
+      secure: false,
+      key: pkiFile(`${options.leaf}.key`),
+      cert: pkiFile(`${options.leaf}.chain.pem`),
+      ca: [pkiFile('ca/root.crt'), pkiFile('ca/org.crt')],
+      requestCert: true,
+      rejectUnauthorized: false,
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      hideDSN: options.dsn === false,
+      hideENHANCEDSTATUSCODES: false,
+      ...(options.size ? { size: options.size } : {}),
+      logger: false,
+      onConnect(_session, cb) {
+        if (peer.greetingRefusals > 0) {
+          peer.greetingRefusals -= 1;
+          const err = Object.assign(new Error('Too busy, try later'), { responseCode: 421 });
+          cb(err);
+          return;
+        }
+        cb();
+      },
+      onSecure(socket, session, cb) {
+        sessions += 1;
+        sockets.set(session.id, socket as TLSSocket);
+        cb();
+      },
+      onRcptTo(address, _session, cb) {
+        const r = refuse.get(address.address);
+        if (r) cb(Object.assign(new Error(r.message), { responseCode: r.code }));
+        else cb();
+      },
+      onData(stream, session, cb) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const fault = faults.shift();
+          if (fault?.kind === 'drop-after-data') {
+            socketOf(session)?.destroy();
+            return;
+          }
+          if (fault?.kind === 'reject-data') {
+            cb(Object.assign(new Error(fault.message), { responseCode: fault.code }));
+            return;
+          }
+          const accept = () => {
+            const socket = socketOf(session);
+            if (!socket || socket.destroyed) return; // the client died before our reply
+            const cert = socket.getPeerCertificate();
+            messages.push({
+              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              to: session.envelope.rcptTo.map((r) => r.address),
+              raw: Buffer.concat(chunks),
+              clientCn: cert?.subject?.CN,
+              clientAuthorized: socket.authorized,
+              mailParams: session.envelope.mailFrom ? { ...session.envelope.mailFrom.args } : {},
+              rcptParams: session.envelope.rcptTo.map((r) => ({ ...(r.args || {}) })),
+              connection: session.id,
+            });
+            cb(null, 'Ok: queued');
+            for (const w of waiters.splice(0)) w();
+          };
+          if (fault?.kind === 'hold-data') fault.held(accept);
+          else accept();
+        });
+      },
+    });
+  const sockets = new Map<string, TLSSocket>();
+  const socketOf = (session: SMTPServerSession) => sockets.get(session.id);
+  let server = build();
+  const listen = async (port: number) => {
+    server = build();
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    return (server.server.address() as AddressInfo).port;
+  };
+  const port = await listen(options.port ?? 0);
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets.values()) socket.destroy();
+      sockets.clear();
+      server.close(() => resolve());
+    });
+  Object.assign(peer, { port, stop, restart: async () => void (await listen(port)) });
+  return peer;
+}

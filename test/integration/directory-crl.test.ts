@@ -1,0 +1,146 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { connect } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { crlFile } from '../../src/directory/index.js';
+import { loadTrustMaterial, readDevPkiManifest, type TrustMaterial } from '../../src/pki/index.js';
+import { type MirrorsHarness, metricValue, scratchDir, startMirrors } from '../helpers/directory-harness.js';
+import { devCrl } from '../helpers/national-data.js';
+import { NationalServer } from '../helpers/national-server.js';
+
+const HOUR = 3_600_000;
+
+let server: NationalServer;
+const harnesses: MirrorsHarness[] = [];
+
+async function crlMirror(source: string) {
+  const h = await startMirrors({ directory: { crls: [{ name: 'org', source }] } });
+  harnesses.push(h);
+  return h;
+}
+
+/** The TLS verdict on the national server's certificate (peer-trusted) with this trust material. */
+function verdict(trust: TrustMaterial, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+      rejectUnauthorized: false,
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket.authorized ? 'authorized' : String(socket.authorizationError));
+      socket.destroy();
+    });
+    socket.once('error', (err: Error) => resolve(`error ${err.message}`));
+  });
+}
+
+beforeAll(async () => {
+  server = await NationalServer.start(inject('pkiDir'));
+});
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.stop();
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+describe('CRL mirrors', () => {
+  it('accepts a CRL signed by its authority, writes it for TLS and reports its next update', async () => {
+    const pkiDir = inject('pkiDir');
+    const manifest = await readDevPkiManifest(pkiDir);
+    const revoked = manifest?.leaves['peer-trusted'].serial ?? '';
+    expect(revoked).toMatch(/^[0-9A-F]+$/);
+    server.serve('/org.crl', await devCrl(pkiDir, 'org', { revokedSerials: [revoked], crlNumber: 5 }));
+    const h = await crlMirror(server.url('/org.crl'));
+    expect(h.mirrors.mirrors).toEqual(['whitelist', 'crl:org']);
+
+    expect(await h.mirrors.refresh('crl:org')).toMatchObject({
+      outcome: 'accepted',
+      reason: 'ok',
+      entries: 1,
+    });
+    const file = crlFile(h.config.dataDir, 'org');
+    expect(h.crlChanges).toEqual([{ name: 'org', file }]);
+    expect(h.mirrors.crlFiles()).toEqual([file]);
+    expect(readFileSync(file, 'utf8')).toMatch(/^-----BEGIN X509 CRL-----\n/);
+    const next = await metricValue(h.metrics, 'mssgw_crl_next_update_seconds', { crl: 'org' });
+    expect(next).toBeGreaterThan(7 * 24 * 3600 - 600);
+    expect(next).toBeLessThanOrEqual(7 * 24 * 3600);
+    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({
+      mirror: 'crl:org',
+      issuer: expect.stringContaining('ORGANISATIONS') as unknown,
+    });
+
+    // The mirrored list reaches TLS: with it in place of the shipped one, the certificate is revoked.
+    const before = loadTrustMaterial(h.config.tls).material;
+    const withMirror = loadTrustMaterial({
+      ...h.config.tls,
+      crlFiles: h.config.tls.crlFiles.map((f) => (f.endsWith('org.crl') ? file : f)),
+    }).material;
+    const port = Number(new URL(server.url('/')).port);
+    expect(await verdict(before, port)).toBe('authorized');
+    expect(await verdict(withMirror, port)).toBe('CERT_REVOKED');
+  });
+
+  it('refuses a forged, foreign, older or garbled CRL and keeps the one in service', async () => {
+    const pkiDir = inject('pkiDir');
+    const now = Date.now();
+    server.serve('/refuse.crl', await devCrl(pkiDir, 'org', { thisUpdate: new Date(now - HOUR) }));
+    const h = await crlMirror(server.url('/refuse.crl'));
+    expect((await h.mirrors.refresh('crl:org')).outcome).toBe('accepted');
+    const file = crlFile(h.config.dataDir, 'org');
+    const inService = readFileSync(file, 'utf8');
+
+    const attempts: Array<[string, Buffer, string]> = [
+      ['signed with another key', await devCrl(pkiDir, 'org', { forged: true }), 'bad_signature'],
+      ['from an authority we do not trust', await devCrl(pkiDir, 'foreign-root'), 'unknown_issuer'],
+      [
+        'older than the one in service',
+        await devCrl(pkiDir, 'org', { thisUpdate: new Date(now - 2 * HOUR) }),
+        'older',
+      ],
+      ['not a CRL', Buffer.from('<html>maintenance</html>'), 'malformed'],
+    ];
+    for (const [what, body, reason] of attempts) {
+      server.serve('/refuse.crl', body);
+      const r = await h.mirrors.refresh('crl:org');
+      expect({ what, outcome: r.outcome, reason: r.reason }).toEqual({ what, outcome: 'refused', reason });
+    }
+    expect(readFileSync(file, 'utf8')).toBe(inService);
+    expect(h.crlChanges).toHaveLength(1);
+    expect(
+      await metricValue(h.metrics, 'mssgw_mirror_refresh_total', {
+        mirror: 'crl:org',
+        outcome: 'refused',
+        reason: 'bad_signature',
+      }),
+    ).toBe(1);
+    const status = (await h.mirrors.status()).find((s) => s.mirror === 'crl:org');
+    expect(status).toMatchObject({ version: 1, lastOutcome: 'refused', lastReason: 'malformed' });
+  });
+
+  it('takes a newer CRL whose nextUpdate has passed, flagged stale, from a PEM file', async () => {
+    const pkiDir = inject('pkiDir');
+    const now = Date.now();
+    const file = path.join(scratchDir('crl'), 'org.pem');
+    const der = await devCrl(pkiDir, 'org', {
+      thisUpdate: new Date(now - 3 * HOUR),
+      nextUpdate: new Date(now - HOUR),
+    });
+    writeFileSync(file, `-----BEGIN X509 CRL-----\n${der.toString('base64')}\n-----END X509 CRL-----\n`);
+    const h = await crlMirror(file);
+    expect(await h.mirrors.refresh('crl:org')).toMatchObject({ outcome: 'accepted', reason: 'stale' });
+    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({ reason: 'stale' });
+    const next = await metricValue(h.metrics, 'mssgw_crl_next_update_seconds', { crl: 'org' });
+    expect(next).toBeLessThan(-3000);
+    const status = (await h.mirrors.status()).find((s) => s.mirror === 'crl:org');
+    expect(status?.nextUpdate).toBe(new Date(Math.floor((now - HOUR) / 1000) * 1000).toISOString());
+  });
+});

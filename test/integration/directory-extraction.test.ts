@@ -1,0 +1,171 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { type MirrorsHarness, scratchDir, startMirrors } from '../helpers/directory-harness.js';
+import { EXTRACTION_HEADER, extractionLine, extractionText, zipOf } from '../helpers/national-data.js';
+import { NationalServer } from '../helpers/national-server.js';
+
+const DOMAIN = 'ch-exemple.mssante.fr';
+const addr = (i: number) => `user${i}@${DOMAIN}`;
+
+let server: NationalServer;
+const harnesses: MirrorsHarness[] = [];
+
+async function mirrorsFor(source: string, extraction: Record<string, unknown> = {}) {
+  const h = await startMirrors({ directory: { extraction: { source, ...extraction } } });
+  harnesses.push(h);
+  return h;
+}
+
+/** Data keys of the extraction left in Redis: only the version in service may remain. */
+async function versionKeys(h: MirrorsHarness): Promise<string[]> {
+  return h.redis.keys(`${h.config.redis.prefix}dir:{dir:extraction}:v:*`);
+}
+
+beforeAll(async () => {
+  server = await NationalServer.start(inject('pkiDir'));
+});
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.stop();
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+describe('BAL extraction mirror', () => {
+  it('loads a ZIP over HTTPS, merges duplicates, answers lookups and counts differences', async () => {
+    // A repeated line, and a repeat that fills a field the first line left empty.
+    const gap = extractionLine(addr(7), 7).replace('|Cardiologie|', '||');
+    const text =
+      extractionText(1000).replace(`${extractionLine(addr(7), 7)}\n`, `${gap}\n`) +
+      `${extractionLine(addr(5), 5)}\n${extractionLine(addr(7), 7)}\n`;
+    server.serve('/extraction.zip', await zipOf({ 'Extraction_Correspondance_MSSante.txt': text }));
+    const h = await mirrorsFor(server.url('/extraction.zip'));
+    expect(h.mirrors.mirrors).toEqual(['whitelist', 'extraction']);
+    expect(await h.mirrors.directory.isKnown(addr(5))).toBe(false);
+
+    expect(await h.mirrors.refresh('extraction')).toMatchObject({
+      outcome: 'accepted',
+      reason: 'ok',
+      version: 1,
+      entries: 1000,
+    });
+    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({
+      entries: 1000,
+      lines: 1002,
+      duplicates: 2,
+      conflicts: 0,
+      invalid: 0,
+      zipped: true,
+    });
+    const dir = h.mirrors.directory;
+    expect(await dir.entryOf(`USER5@${DOMAIN.toUpperCase()}`)).toMatchObject({
+      address: addr(5),
+      type: 'PER',
+      personIdType: '8',
+      personId: '10000000005',
+      nationalId: '810000000005',
+      structureIdType: '4',
+      structureId: '1690000005',
+      service: 'Cardiologie',
+      lastName: 'NOM5',
+      firstName: 'Prénom5',
+      profession: 'Médecin',
+      organisation: 'CENTRE HOSPITALIER 5',
+      postalCode: '69000',
+      city: '69000 LYON',
+    });
+    expect((await dir.entryOf(addr(7)))?.service).toBe('Cardiologie');
+    const org = await dir.entryOf(addr(10));
+    expect(org).toMatchObject({ type: 'ORG', structureId: '1690000010' });
+    expect(org?.nationalId).toBeUndefined();
+    expect(await dir.isKnown(`inconnu@${DOMAIN}`)).toBe(false);
+    expect(await dir.knownAmong([addr(1), 'pas une adresse', addr(5000), addr(999)])).toEqual(
+      new Set([addr(1), addr(999)]),
+    );
+
+    server.serve(
+      '/extraction.zip',
+      await zipOf({ 'Extraction_Correspondance_MSSante.txt': extractionText(1000, { from: 50 }) }),
+    );
+    expect(await h.mirrors.refresh('extraction')).toMatchObject({
+      outcome: 'accepted',
+      version: 2,
+      entries: 1000,
+      added: 50,
+      removed: 50,
+    });
+    expect(await dir.isKnown(addr(10))).toBe(false);
+    expect(await dir.isKnown(addr(1049))).toBe(true);
+    expect(await versionKeys(h)).toEqual([`${h.config.redis.prefix}dir:{dir:extraction}:v:2`]);
+    expect(await dir.size()).toEqual({ version: 2, entries: 1000 });
+    const status = (await h.mirrors.status()).find((s) => s.mirror === 'extraction');
+    expect(status).toMatchObject({
+      version: 2,
+      entries: 1000,
+      added: 50,
+      removed: 50,
+      lastOutcome: 'accepted',
+    });
+  });
+
+  it('reads a text file source with a byte-order mark and CRLF line ends', async () => {
+    const file = path.join(scratchDir('extraction'), 'Extraction_Correspondance_MSSante.txt');
+    writeFileSync(file, `\uFEFF${extractionText(20).replace(/\n/g, '\r\n')}`);
+    const h = await mirrorsFor(file);
+    expect(await h.mirrors.refresh('extraction')).toMatchObject({ outcome: 'accepted', entries: 20 });
+    expect(await h.mirrors.directory.entryOf(addr(3))).toMatchObject({ type: 'PER', country: 'FRANCE' });
+    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({ zipped: false, source: file });
+  });
+
+  it('refuses broken, truncated, foreign or shrunk copies and keeps serving the last good one', async () => {
+    const good = extractionText(500);
+    const goodZip = await zipOf({ 'Extraction_Correspondance_MSSante.txt': good });
+    server.serve('/bad.zip', goodZip);
+    const h = await mirrorsFor(server.url('/bad.zip'));
+    expect((await h.mirrors.refresh('extraction')).outcome).toBe('accepted');
+
+    const attempts: Array<[string, Buffer | string, string]> = [
+      ['truncated ZIP', goodZip.subarray(0, Math.floor(goodZip.length * 0.6)), 'malformed'],
+      ['corrupted ZIP', corrupt(goodZip), 'malformed'],
+      ['ZIP with unrelated files', await zipOf({ 'a.txt': good, 'b.txt': good }), 'malformed'],
+      ['text cut in the middle of a line', good.slice(0, good.length - 40), 'malformed'],
+      ['not the extraction', `Nom|Prenom\nDUPONT|Jeanne\n`, 'malformed'],
+      ['header only', `${EXTRACTION_HEADER}\n`, 'empty'],
+      ['unusable lines', `${good}${'PER|pas-une-adresse|x\n'.repeat(5)}`, 'invalid_lines'],
+      ['abnormal shrink', extractionText(400), 'shrink'],
+    ];
+    for (const [what, body, reason] of attempts) {
+      server.serve('/bad.zip', body);
+      const r = await h.mirrors.refresh('extraction');
+      expect({ what, outcome: r.outcome, reason: r.reason, version: r.version }).toEqual({
+        what,
+        outcome: 'refused',
+        reason,
+        version: 1,
+      });
+    }
+    expect(h.events('directory.mirror.refused').map((e) => e.reason)).toEqual(attempts.map((a) => a[2]));
+    expect(await h.mirrors.directory.isKnown(addr(499))).toBe(true);
+    expect(await h.mirrors.directory.size()).toEqual({ version: 1, entries: 500 });
+    expect(await versionKeys(h)).toEqual([`${h.config.redis.prefix}dir:{dir:extraction}:v:1`]);
+  });
+
+  it('tolerates a few unusable lines within maxInvalidShare', async () => {
+    server.serve('/tolerant.txt', `${extractionText(100)}PER|pas-une-adresse|x\n`);
+    const h = await mirrorsFor(server.url('/tolerant.txt'), { maxInvalidShare: 0.02 });
+    expect(await h.mirrors.refresh('extraction')).toMatchObject({ outcome: 'accepted', entries: 100 });
+    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({ invalid: 1, lines: 101 });
+  });
+});
+
+/** Flips bytes in the middle of the compressed data: the ZIP still opens but its content is wrong. */
+function corrupt(zip: Buffer): Buffer {
+  const copy = Buffer.from(zip);
+  const middle = Math.floor(copy.length / 2);
+  for (let i = middle; i < middle + 16; i++) copy[i] = copy[i]! ^ 0xff;
+  return copy;
+}

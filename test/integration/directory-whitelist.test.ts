@@ -1,0 +1,210 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { normalizeDn } from '../../src/pki/index.js';
+import {
+  type MirrorsHarness,
+  metricValue,
+  startMirrors,
+  uniquePrefix,
+} from '../helpers/directory-harness.js';
+import { whitelistXml } from '../helpers/national-data.js';
+import { NationalServer } from '../helpers/national-server.js';
+
+const NEW_DOMAIN = 'nouveau.mssante.test';
+const NEW_DN = 'CN=mx.nouveau.test,OU=318000000000099,O=Operateur Nouveau,C=FR';
+const withNew = (count: number) => whitelistXml(count, { extra: [{ domain: NEW_DOMAIN, dn: NEW_DN }] });
+
+let server: NationalServer;
+const harnesses: MirrorsHarness[] = [];
+
+async function mirrorsFor(path: string, extra: { prefix?: string; timeoutSeconds?: number } = {}) {
+  const h = await startMirrors({
+    directory: {
+      whitelist: { source: server.url(path) },
+      ...(extra.timeoutSeconds ? { fetch: { timeoutSeconds: extra.timeoutSeconds } } : {}),
+    },
+    ...(extra.prefix ? { prefix: extra.prefix } : {}),
+  });
+  harnesses.push(h);
+  return h;
+}
+
+beforeAll(async () => {
+  server = await NationalServer.start(inject('pkiDir'));
+});
+
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.stop();
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+describe('whitelist mirror', () => {
+  it('accepts a good copy over HTTPS with our certificate, then recognises it unchanged', async () => {
+    server.serve('/good.xml', withNew(100));
+    const h = await mirrorsFor('/good.xml');
+    expect(h.holder.current().dnsOf(NEW_DOMAIN).size).toBe(0);
+
+    const r = await h.mirrors.refresh('whitelist');
+    expect(r).toMatchObject({
+      mirror: 'whitelist',
+      outcome: 'accepted',
+      reason: 'ok',
+      version: 1,
+      entries: 101,
+    });
+    expect([...h.holder.current().dnsOf(NEW_DOMAIN)]).toEqual([normalizeDn(NEW_DN)]);
+    expect(h.holder.current().source).toContain('/good.xml');
+    // Our gateway certificate (CN=localhost in the development PKI) was presented to the source.
+    expect(server.requestsFor('/good.xml').at(-1)?.clientCn).toBe('localhost');
+    expect(h.events('directory.mirror.accepted')).toEqual([
+      expect.objectContaining({
+        mirror: 'whitelist',
+        version: 1,
+        entries: 101,
+        source: server.url('/good.xml'),
+      }),
+    ]);
+    expect(
+      await metricValue(h.metrics, 'mssgw_mirror_refresh_total', {
+        mirror: 'whitelist',
+        outcome: 'accepted',
+        reason: 'ok',
+      }),
+    ).toBe(1);
+    expect(await metricValue(h.metrics, 'mssgw_mirror_entries', { mirror: 'whitelist' })).toBe(101);
+    expect(await metricValue(h.metrics, 'mssgw_mirror_age_seconds', { mirror: 'whitelist' })).toBeLessThan(
+      60,
+    );
+
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({
+      outcome: 'unchanged',
+      reason: 'same_content',
+      version: 1,
+    });
+    const [status] = await h.mirrors.status();
+    expect(status).toMatchObject({
+      mirror: 'whitelist',
+      version: 1,
+      entries: 101,
+      lastOutcome: 'unchanged',
+      configuredSource: server.url('/good.xml'),
+    });
+    expect(status?.lastError).toBeUndefined();
+  });
+
+  it('refuses malformed, truncated and abnormally shrunk copies, keeping the last good one', async () => {
+    server.serve('/refused.xml', withNew(100));
+    const h = await mirrorsFor('/refused.xml');
+    expect((await h.mirrors.refresh('whitelist')).outcome).toBe('accepted');
+    const inService = h.holder.current();
+
+    server.serve('/refused.xml', '<ListeBlancheMSSante><oops></ListeBlancheMSSante>');
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({
+      outcome: 'refused',
+      reason: 'malformed',
+      version: 1,
+      error: expect.stringMatching(/well-formed/) as unknown,
+    });
+    const full = withNew(100);
+    server.serve('/refused.xml', full.slice(0, Math.floor(full.length * 0.6)));
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'refused', reason: 'malformed' });
+    server.serve('/refused.xml', withNew(80));
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({
+      outcome: 'refused',
+      reason: 'shrink',
+      error: expect.stringMatching(/81 entries against 101/) as unknown,
+    });
+
+    expect(h.holder.current()).toBe(inService);
+    const [status] = await h.mirrors.status();
+    expect(status).toMatchObject({ version: 1, entries: 101, lastOutcome: 'refused', lastReason: 'shrink' });
+    expect(status?.lastError).toMatch(/81 entries/);
+    expect(h.events('directory.mirror.refused').map((e) => e.reason)).toEqual([
+      'malformed',
+      'malformed',
+      'shrink',
+    ]);
+    expect(
+      await metricValue(h.metrics, 'mssgw_mirror_refresh_total', {
+        mirror: 'whitelist',
+        outcome: 'refused',
+        reason: 'malformed',
+      }),
+    ).toBe(2);
+
+    // An operator who knows the shrink is real accepts it explicitly.
+    expect(await h.mirrors.refresh('whitelist', { acceptShrink: true })).toMatchObject({
+      outcome: 'accepted',
+      entries: 81,
+      added: 0,
+      removed: 20,
+    });
+    expect(h.holder.current().dnsOf('d90.mssante.example').size).toBe(0);
+    expect(h.holder.current().dnsOf(NEW_DOMAIN).size).toBe(1);
+  });
+
+  it('keeps the last good copy when the source fails, times out or is down', async () => {
+    server.serve('/down.xml', withNew(50));
+    const h = await mirrorsFor('/down.xml', { timeoutSeconds: 1 });
+    expect((await h.mirrors.refresh('whitelist')).outcome).toBe('accepted');
+    const inService = h.holder.current();
+    const body = Buffer.from(withNew(60));
+
+    server.set('/down.xml', { kind: 'status', status: 500 });
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({
+      outcome: 'failed',
+      reason: 'http_status',
+      error: expect.stringMatching(/HTTP 500/) as unknown,
+    });
+    server.set('/down.xml', { kind: 'drop' });
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
+    server.set('/down.xml', { kind: 'truncate', body, bytes: 1000 });
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
+    server.set('/down.xml', { kind: 'slow', body, chunks: 40, intervalMs: 100 });
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'timeout' });
+
+    expect(h.holder.current()).toBe(inService);
+    expect(h.events('directory.mirror.failed').map((e) => e.reason)).toEqual([
+      'http_status',
+      'unreachable',
+      'unreachable',
+      'timeout',
+    ]);
+    const [status] = await h.mirrors.status();
+    expect(status).toMatchObject({ version: 1, entries: 51, lastOutcome: 'failed', lastReason: 'timeout' });
+  });
+
+  it('refuses a server whose certificate does not chain to a configured authority', async () => {
+    const foreign = await NationalServer.start(inject('pkiDir'), 'peer-foreign');
+    try {
+      foreign.serve('/lb.xml', withNew(10));
+      const h = await startMirrors({ directory: { whitelist: { source: foreign.url('/lb.xml') } } });
+      harnesses.push(h);
+      const r = await h.mirrors.refresh('whitelist');
+      expect(r).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
+      expect(r.error).toMatch(/certificate/i);
+      expect(h.holder.current().dnsOf(NEW_DOMAIN).size).toBe(0);
+    } finally {
+      await foreign.close();
+    }
+  });
+
+  it('serves the last good copy after a restart, and when the national side is gone', async () => {
+    const prefix = uniquePrefix();
+    server.serve('/restart.xml', withNew(30));
+    const first = await mirrorsFor('/restart.xml', { prefix });
+    expect((await first.mirrors.refresh('whitelist')).outcome).toBe('accepted');
+    await first.stop();
+    harnesses.splice(harnesses.indexOf(first), 1);
+
+    server.set('/restart.xml', { kind: 'status', status: 503 });
+    // A new process starts with the file whitelist, then takes the stored copy before any refresh.
+    const second = await mirrorsFor('/restart.xml', { prefix });
+    expect([...second.holder.current().dnsOf(NEW_DOMAIN)]).toEqual([normalizeDn(NEW_DN)]);
+    expect(await second.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', version: 1 });
+    expect(second.holder.current().dnsOf(NEW_DOMAIN).size).toBe(1);
+  });
+});

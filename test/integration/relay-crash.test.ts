@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import nodemailer from 'nodemailer';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { mintDevToken } from '../../src/auth/index.js';
+import { createRedisClient, startEmbeddedRedis } from '../../src/redis/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { call } from '../helpers/admin-http.js';
+import {
+  externalBackendsConfig,
+  startChildGateway,
+  stopChildGateways,
+  type ReadyChildGateway,
+} from '../helpers/child-gateway.js';
+import { PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
+import { journalEvents } from '../helpers/journal.js';
+import { eventually } from '../helpers/mailbox.js';
+import { type PeerOperator, startPeerOperator } from '../helpers/peer-operator.js';
+
+/**
+ * Issue #4: the relay queue survives a SIGKILL of the gateway and a restart of Redis; several
+ * gateway processes share it. Every message ends delivered exactly once (or returned by DSN).
+ */
+
+const DOCTOR = '810000000001';
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async (context) => {
+  await stopChildGateways(context);
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function peer(): Promise<PeerOperator> {
+  const p = await startPeerOperator({ leaf: 'peer-trusted' });
+  cleanups.push(() => p.stop());
+  return p;
+}
+
+function config(
+  dataDir: string,
+  prefix: string,
+  p: PeerOperator,
+  redisUrl?: string,
+): Record<string, unknown> {
+  return externalBackendsConfig({
+    dataDir,
+    prefix,
+    delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1, lockSeconds: 2, reconcileSeconds: 2 },
+    overrides: {
+      relay: { routes: { [PEER_DOMAIN]: [{ host: '127.0.0.1', port: p.port }] }, idleSeconds: 1 },
+      ...(redisUrl ? { redis: { url: redisUrl } } : {}),
+    },
+  });
+}
+
+async function createBal(gw: ReadyChildGateway): Promise<string> {
+  const address = uniqueBal('relay-crash');
+  const answer = await call({ url: `http://127.0.0.1:${gw.ports.admin}` }, 'POST', '/v1/bals', {
+    json: { address, type: 'PER', owner: DOCTOR },
+  });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+  return address;
+}
+
+/** Submits `count` messages to the peer domain; returns their Message-IDs. */
+async function submit(gw: ReadyChildGateway, from: string, count: number): Promise<string[]> {
+  const accessToken = await mintDevToken({ pkiDir: inject('pkiDir'), subject: DOCTOR, ttlSeconds: 600 });
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: gw.ports.submission,
+    secure: false,
+    requireTLS: true,
+    pool: true,
+    maxConnections: 2,
+    auth: { type: 'OAuth2', user: from, accessToken },
+    tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+  });
+  try {
+    const ids = Array.from({ length: count }, () => `<${randomUUID()}@op.mssante.test>`);
+    await Promise.all(
+      ids.map((messageId, n) =>
+        transport.sendMail({
+          from,
+          to: `dest${n % 3}@${PEER_DOMAIN}`,
+          subject: `crash ${n}`,
+          messageId,
+          text: `message ${n}\n`.repeat(50),
+        }),
+      ),
+    );
+    return ids;
+  } finally {
+    transport.close();
+  }
+}
+
+/** Message-ID → copies the peer received. */
+function copies(p: PeerOperator): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of p.messages) {
+    const id = /^Message-ID:\s*(<[^>]+>)/im.exec(m.raw.toString('latin1'))?.[1] ?? '?';
+    out.set(id, (out.get(id) ?? 0) + 1);
+  }
+  return out;
+}
+
+function expectExactlyOnce(p: PeerOperator, ids: readonly string[]): void {
+  const c = copies(p);
+  expect(
+    ids.filter((id) => c.get(id) !== 1),
+    'messages not delivered exactly once',
+  ).toEqual([]);
+  expect([...c.keys()].filter((id) => !ids.includes(id))).toEqual([]);
+}
+
+describe('relay queue crash safety', () => {
+  it('SIGKILL mid-queue: after a restart every message is delivered exactly once', async () => {
+    const p = await peer();
+    const dataDir = scratchDir('relay-kill');
+    const prefix = `test:${randomUUID()}:`;
+    const first = await startChildGateway({ config: config(dataDir, prefix, p), name: 'first' });
+    const from = await createBal(first);
+    // The peer accepts 8 messages, then holds every reply: the kill lands with transactions in flight.
+    const held: Array<() => void> = [];
+    const ACCEPTED = 8;
+    for (let n = 0; n < 200; n += 1)
+      p.faults.push({
+        kind: 'hold-data',
+        held: (release) => (n < ACCEPTED ? release() : held.push(release)),
+      });
+    const ids = await submit(first, from, 30);
+    await eventually(
+      () =>
+        Promise.resolve(journalEvents(dataDir).filter((e) => e.event === 'delivery.relay.delivered').length),
+      (n) => n >= ACCEPTED,
+    );
+    await eventually(
+      () => Promise.resolve(held.length),
+      (n) => n > 0,
+    );
+    first.kill('SIGKILL');
+    expect((await first.waitExit()).signal).toBe('SIGKILL');
+    // Replies held at the kill reach a dead connection: the peer keeps nothing of them.
+    p.faults.splice(0);
+    for (const release of held.splice(0)) release();
+    expect(p.messages.length).toBe(ACCEPTED);
+
+    const second = await startChildGateway({ config: config(dataDir, prefix, p), name: 'second' });
+    await p.received(ids.length, 40_000);
+    await eventually(
+      () =>
+        Promise.resolve(journalEvents(dataDir).filter((e) => e.event === 'delivery.relay.delivered').length),
+      (n) => n >= ids.length,
+    );
+    expectExactlyOnce(p, ids);
+    second.kill('SIGTERM');
+    expect((await second.waitExit()).code).toBe(0);
+  });
+
+  it('a Redis restart mid-queue, and jobs lost by Redis, lose no message', async () => {
+    const p = await peer();
+    const redisDir = scratchDir('relay-redis');
+    const redis = await startEmbeddedRedis({ dataDir: redisDir, logger: createLogger({ level: 'silent' }) });
+    cleanups.push(() => redis.stop());
+    const dataDir = scratchDir('relay-redis-gw');
+    const prefix = `test:${randomUUID()}:`;
+    await p.stop(); // messages pile up in the queue, retried
+    const gw = await startChildGateway({ config: config(dataDir, prefix, p, redis.url), name: 'gw' });
+    const from = await createBal(gw);
+    const ids = await submit(gw, from, 12);
+    await eventually(
+      () =>
+        Promise.resolve(journalEvents(dataDir).filter((e) => e.event === 'delivery.relay.deferred').length),
+      (n) => n >= ids.length,
+    );
+    // Redis dies without a chance to save (AOF kept); its supervisor starts it again.
+    const before = redis.pid;
+    process.kill(before, 'SIGKILL');
+    await eventually(
+      () => Promise.resolve(redis.pid),
+      (pid) => pid !== before,
+      20_000,
+    );
+    // And some jobs are lost outright, as if Redis had lost its last second of writes.
+    const client = createRedisClient(redis.url);
+    cleanups.push(async () => void (await client.quit().catch(() => undefined)));
+    const keys = await eventually(
+      () => client.keys(`${prefix}bull:relay:*~${PEER_DOMAIN}`).catch(() => [] as string[]),
+      (k) => k.length > 0,
+    );
+    await client.del(...keys.slice(0, 4));
+    await p.restart();
+    await p.received(ids.length, 40_000);
+    await eventually(
+      () => Promise.resolve(copies(p).size),
+      (n) => n >= ids.length,
+    );
+    expectExactlyOnce(p, ids);
+  });
+
+  it('two gateway processes work one queue and deliver each recipient once', async () => {
+    const p = await peer();
+    await p.stop();
+    const dataDir = scratchDir('relay-two');
+    const prefix = `test:${randomUUID()}:`;
+    // Same configuration, same spool (shared storage), same Redis.
+    const a = await startChildGateway({ config: config(dataDir, prefix, p), name: 'a' });
+    const b = await startChildGateway({ config: config(dataDir, prefix, p), name: 'b' });
+    const from = await createBal(a);
+    const ids = [...(await submit(a, from, 10)), ...(await submit(b, from, 10))];
+    await p.restart();
+    await p.received(ids.length, 40_000);
+    await eventually(
+      () => Promise.resolve(copies(p).size),
+      (n) => n >= ids.length,
+    );
+    expectExactlyOnce(p, ids);
+    const byNode = new Set(
+      journalEvents(dataDir)
+        .filter((e) => e.event === 'delivery.relay.delivered')
+        .map((e) => e.node),
+    );
+    expect(byNode.size, 'both processes delivered').toBe(2);
+  });
+});

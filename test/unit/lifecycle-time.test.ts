@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../src/errors/index.js';
+import {
+  dailyCron,
+  dayInZone,
+  daysOfMonth,
+  frenchDate,
+  isMonth,
+  nextDailyRun,
+  zonedInstant,
+} from '../../src/lifecycle/index.js';
+
+const PARIS = 'Europe/Paris';
+const at = (iso: string) => Date.parse(iso);
+
+describe('lifecycle calendar', () => {
+  it.each([
+    ['2026-01-31T22:59:59Z', '2026-01-31'],
+    ['2026-01-31T23:00:00Z', '2026-02-01'],
+    ['2026-07-31T21:59:59Z', '2026-07-31'],
+    ['2026-07-31T22:00:00Z', '2026-08-01'],
+  ])('%s is %s in Paris', (instant, day) => {
+    expect(dayInZone(at(instant), PARIS)).toBe(day);
+  });
+
+  it('writes French dates', () => {
+    expect(frenchDate(at('2026-03-05T12:00:00Z'), PARIS)).toBe('05/03/2026');
+  });
+
+  it('lists the days of a month, leap years included, and refuses what is not a month', () => {
+    expect(daysOfMonth('2028-02')).toHaveLength(29);
+    expect(daysOfMonth('2026-02').at(-1)).toBe('2026-02-28');
+    expect(daysOfMonth('2026-12')[0]).toBe('2026-12-01');
+    expect(isMonth('2026-13')).toBe(false);
+    expect(isMonth('2026-03')).toBe(true);
+    expect(() => daysOfMonth('March')).toThrow(GatewayError);
+    try {
+      daysOfMonth('2026-3');
+    } catch (err) {
+      expect((err as GatewayError).code).toBe('INDICATORS_MONTH_INVALID');
+    }
+  });
+
+  it('turns lifecycle.runAt into a daily cron pattern', () => {
+    expect(dailyCron('03:15')).toBe('15 3 * * *');
+    expect(dailyCron('00:00')).toBe('0 0 * * *');
+    expect(() => dailyCron('3h15')).toThrow(GatewayError);
+  });
+
+  it('finds the wall-clock instant on either side of daylight saving time', () => {
+    expect(new Date(zonedInstant('2026-01-15', '03:15', PARIS)).toISOString()).toBe(
+      '2026-01-15T02:15:00.000Z',
+    );
+    expect(new Date(zonedInstant('2026-07-15', '03:15', PARIS)).toISOString()).toBe(
+      '2026-07-15T01:15:00.000Z',
+    );
+    // 29 March 2026: clocks go from 02:00 to 03:00 in Paris; 03:15 exists, in summer time.
+    expect(new Date(zonedInstant('2026-03-29', '03:15', PARIS)).toISOString()).toBe(
+      '2026-03-29T01:15:00.000Z',
+    );
+  });
+
+  it('gives the next run strictly after now', () => {
+    const before = nextDailyRun(at('2026-01-15T02:00:00Z'), '03:15', PARIS);
+    expect(new Date(before).toISOString()).toBe('2026-01-15T02:15:00.000Z');
+    const after = nextDailyRun(at('2026-01-15T02:15:00Z'), '03:15', PARIS);
+    expect(new Date(after).toISOString()).toBe('2026-01-16T02:15:00.000Z');
+    const acrossDst = nextDailyRun(at('2026-03-28T03:00:00Z'), '03:15', PARIS);
+    expect(new Date(acrossDst).toISOString()).toBe('2026-03-29T01:15:00.000Z');
+  });
+});
