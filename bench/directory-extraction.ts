@@ -12,6 +12,7 @@ import { devPkiSettings, ensureDevPki, loadTrustMaterial } from '../src/pki/inde
 import type { Redis } from 'ioredis';
 import { createRedisClient, startEmbeddedRedis } from '../src/redis/index.js';
 import { EXTRACTION_HEADER, extractionLine } from '../test/helpers/national-data.js';
+import { MemoryPeak } from './stats.js';
 
 /**
  * The BAL extraction at its real size (MSSANTE.md: ~536,000 lines, ~90 MB of text in a ~20 MB ZIP,
@@ -116,17 +117,11 @@ export async function runExtractionBench(lines = 536_000): Promise<ExtractionBen
     ] as const) {
       await copyFile(file, source); // the day's copy appears at the configured source
       global.gc?.();
-      let peakRss = process.memoryUsage().rss;
-      let peakHeap = process.memoryUsage().heapUsed;
-      const timer = setInterval(() => {
-        const m = process.memoryUsage();
-        peakRss = Math.max(peakRss, m.rss);
-        peakHeap = Math.max(peakHeap, m.heapUsed);
-      }, 20);
+      const peak = new MemoryPeak().start(20);
       const started = performance.now();
       const r = await mirrors.refresh('extraction');
       const seconds = (performance.now() - started) / 1000;
-      clearInterval(timer);
+      peak.stop();
       const redisUsed = await redisMemoryAfterLazyFree(redis);
       if (r.outcome !== 'accepted')
         throw new Error(`bench load ${label}: ${r.outcome} ${r.reason} ${r.error ?? ''}`);
@@ -137,8 +132,8 @@ export async function runExtractionBench(lines = 536_000): Promise<ExtractionBen
         entries: r.entries ?? 0,
         ...(r.added === undefined ? {} : { added: r.added }),
         ...(r.removed === undefined ? {} : { removed: r.removed }),
-        peakRssMiB: peakRss / 1024 / 1024,
-        peakHeapMiB: peakHeap / 1024 / 1024,
+        peakRssMiB: peak.rssMiB,
+        peakHeapMiB: peak.heapMiB,
         redisUsedMiB: redisUsed / 1024 / 1024,
       });
     }

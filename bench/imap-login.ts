@@ -19,6 +19,7 @@ import { MemoryAuditJournal, createLogger } from '../src/observability/index.js'
 import { devPkiSettings, ensureDevPki, loadTrustMaterial } from '../src/pki/index.js';
 import { BalRegistry } from '../src/registry/index.js';
 import { deliverLmtp, openMailboxSession, provisionMailbox } from '../src/store/index.js';
+import { percentiles } from './stats.js';
 
 /**
  * IMAP login cost through the gateway, against the same work done directly on the store, in one run
@@ -42,10 +43,9 @@ export interface ImapLoginBenchResult {
 }
 
 function timings(values: number[]): Timings {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+  const { p50, p95 } = percentiles(values);
   const round = (n: number) => Math.round(n * 100) / 100;
-  return { totalMs: round(values.reduce((a, b) => a + b, 0)), p50Ms: round(at(0.5)), p95Ms: round(at(0.95)) };
+  return { totalMs: round(values.reduce((a, b) => a + b, 0)), p50Ms: round(p50), p95Ms: round(p95) };
 }
 
 async function timed(work: () => Promise<void>): Promise<number> {

@@ -13,6 +13,7 @@ import {
 import { createLogger } from '../src/observability/index.js';
 import { createRedisClient, startEmbeddedRedis } from '../src/redis/index.js';
 import { ActivityStore, BalRegistry } from '../src/registry/index.js';
+import { MemoryPeak, MiB } from './stats.js';
 
 /**
  * The inactivity policy (src/lifecycle/inactivity-policy.ts) over COUNT generated mailboxes, the way
@@ -35,7 +36,6 @@ export interface PolicyBenchFigures {
 const NOW = Date.parse('2026-06-15T01:15:00.000Z');
 const THRESHOLDS = { inactivityDays: 45, warningLeadDays: 15 };
 const PAGE = 1000;
-const MiB = 1024 * 1024;
 
 /** A deterministic pseudo-random population (mulberry32), the same at every run. */
 function generator(seed: number): (i: number) => PolicySubject {
@@ -75,16 +75,6 @@ function generator(seed: number): (i: number) => PolicySubject {
   };
 }
 
-class Peak {
-  rss = 0;
-  heap = 0;
-  sample(): void {
-    const m = process.memoryUsage();
-    this.rss = Math.max(this.rss, m.rss);
-    this.heap = Math.max(this.heap, m.heapUsed);
-  }
-}
-
 function emptyActions(): Record<InactivityAction, number> {
   return { none: 0, warn: 0, 'unpublish-inactive': 0 };
 }
@@ -93,7 +83,7 @@ function emptyActions(): Record<InactivityAction, number> {
 function paged(count: number): PolicyBenchFigures {
   const subject = generator(45);
   const actions = emptyActions();
-  const peak = new Peak();
+  const peak = new MemoryPeak();
   const start = performance.now();
   for (let offset = 0; offset < count; offset += PAGE) {
     const page: PolicySubject[] = [];
@@ -109,7 +99,7 @@ function paged(count: number): PolicyBenchFigures {
 /** Every subject in memory first, then the policy alone over all of them. */
 function inMemory(count: number): PolicyBenchFigures {
   const subject = generator(45);
-  const peak = new Peak();
+  const peak = new MemoryPeak();
   const subjects: PolicySubject[] = new Array<PolicySubject>(count);
   for (let i = 0; i < count; i += 1) subjects[i] = subject(i);
   peak.sample();
@@ -126,7 +116,7 @@ function figures(
   mailboxes: number,
   seconds: number,
   actions: Record<InactivityAction, number>,
-  peak: Peak,
+  peak: MemoryPeak,
 ): PolicyBenchFigures {
   return {
     label,
@@ -135,7 +125,7 @@ function figures(
     decisionsPerSecond: mailboxes / seconds,
     actions,
     peakRssMiB: Math.max(peak.rss, process.resourceUsage().maxRSS * 1024) / MiB,
-    peakHeapMiB: peak.heap / MiB,
+    peakHeapMiB: peak.heapMiB,
   };
 }
 
@@ -214,7 +204,7 @@ export async function runLifecyclePlannerBench(
       publication: new AssumedPublication({ redis, prefix: 'bench:' }),
     });
     const actions = emptyActions();
-    const peak = new Peak();
+    const peak = new MemoryPeak();
     let seen = 0;
     const start = performance.now();
     for await (const page of planner.pages(NOW)) {

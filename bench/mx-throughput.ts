@@ -8,6 +8,7 @@ import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { devPkiSettings } from '../src/pki/index.js';
+import { MemoryPeak, type Percentiles, percentiles } from './stats.js';
 
 /**
  * MX throughput on loopback against the real embedded default (own Redis and Dovecot): a whitelisted
@@ -20,20 +21,10 @@ export interface MxBenchResult {
   readonly connections: number;
   readonly sizeBytes: number;
   readonly acceptedPerSecond: number;
-  readonly ackLatencyMs: { p50: number; p95: number; p99: number };
+  readonly ackLatencyMs: Percentiles;
   readonly deliveredPerSecond: number;
-  readonly deliveryLatencyMs: { p50: number; p95: number; p99: number };
+  readonly deliveryLatencyMs: Percentiles;
   readonly peakRssMiB: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function pct(values: number[]) {
-  const s = [...values].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99) };
 }
 
 export async function runMxBench(
@@ -59,8 +50,7 @@ export async function runMxBench(
       log: { level: 'silent' },
     },
   });
-  let peakRss = process.memoryUsage().rss;
-  const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+  const peak = new MemoryPeak().start(100);
   const gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) });
   try {
     const bal = `bench.${randomUUID().slice(0, 8)}@op.mssante.test`;
@@ -128,13 +118,13 @@ export async function runMxBench(
       connections,
       sizeBytes,
       acceptedPerSecond: messages / acceptedSeconds,
-      ackLatencyMs: pct(ackLatencies),
+      ackLatencyMs: percentiles(ackLatencies),
       deliveredPerSecond: messages / deliveredSeconds,
-      deliveryLatencyMs: pct(deliveryLatencies),
-      peakRssMiB: peakRss / 1024 / 1024,
+      deliveryLatencyMs: percentiles(deliveryLatencies),
+      peakRssMiB: peak.rssMiB,
     };
   } finally {
-    clearInterval(rssTimer);
+    peak.stop();
     await gw.stop();
     rmSync(root, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { loadConfig } from '../src/config/index.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { devPkiSettings, ensureDevPki } from '../src/pki/index.js';
+import { type Percentiles, percentiles } from './stats.js';
 
 /**
  * Outbound relay throughput on loopback (issue #4): N messages spooled for another operator are
@@ -23,14 +24,8 @@ export interface RelayBenchResult {
   readonly sizeBytes: number;
   readonly connections: number;
   readonly relayedPerSecond: number;
-  readonly latencyMs: { p50: number; p95: number; p99: number };
+  readonly latencyMs: Percentiles;
   readonly reference?: { readonly perSecond: number; readonly seconds: number };
-}
-
-function pct(values: number[]) {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
-  return { p50: at(50), p95: at(95), p99: at(99) };
 }
 
 async function startPeer(
@@ -169,7 +164,7 @@ export async function runRelayBench(
       sizeBytes,
       connections,
       relayedPerSecond: messages / seconds,
-      latencyMs: pct(latencies),
+      latencyMs: percentiles(latencies),
       ...(await reference(messages, sizeBytes, connections).then((r) => (r ? { reference: r } : {}))),
     };
   } finally {

@@ -15,7 +15,7 @@ import {
   relayDestination,
 } from './delivery/index.js';
 import { FhirPublisher, PublicationService } from './publication/index.js';
-import { RelayTransport } from './relay/index.js';
+import { RelayTransport, systemMxLookup } from './relay/index.js';
 import { routeSubmission } from './routing/index.js';
 import { GatewayError } from './errors/index.js';
 import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from './directory/index.js';
@@ -42,7 +42,8 @@ import {
   ensureDevIssuer,
   type Principal,
 } from './auth/index.js';
-import { StoreHealthMonitor, lmtpTransport, storeProvisioner } from './store-wiring.js';
+import { StoreHealthMonitor, lmtpTransport, storeProvisioner, storePurger } from './store-wiring.js';
+import { LifecycleWiring } from './lifecycle-wiring.js';
 
 export interface GatewayAddresses {
   mx?: AddressInfo;
@@ -104,6 +105,7 @@ export class Gateway {
   relay!: RelayTransport;
   whitelist!: WhitelistHolder;
   mirrors!: DirectoryMirrors;
+  lifecycle!: LifecycleWiring;
   /** Publication in the national directory (publication.enabled). */
   publication: PublicationService | undefined;
   mx: MxServer | undefined;
@@ -196,10 +198,25 @@ export class Gateway {
     this.spool = new Spool(config.dataDir);
     await this.spool.init();
     this.#buildDelivery();
+    this.lifecycle = new LifecycleWiring({
+      config,
+      redis,
+      connect: (name) => this.backends.connect(name),
+      registry: this.registry,
+      publication: this.publication,
+      delivery: this.delivery,
+      spool: this.spool,
+      clock: this.clock,
+      journal: this.journal,
+      logger: logger.child({ component: 'lifecycle' }),
+      metrics: this.metrics,
+      mailPurger: storePurger(store),
+    });
     this.authenticator = await this.#buildAuthenticator();
     this.#health = new StoreHealthMonitor(store, () => void this.delivery.retryLocalNow(), logger);
     this.#wireMetricSources();
     await this.delivery.start();
+    await this.lifecycle.scheduler.start();
     this.#health.start();
     await this.#listen();
     this.journal.record({
@@ -272,6 +289,11 @@ export class Gateway {
       heloName: config.relay.heloName ?? hostname,
       routes: config.relay.routes,
       port: config.relay.port,
+      lookupMx: systemMxLookup({
+        timeoutMs: config.relay.dns.timeoutSeconds * 1000,
+        tries: config.relay.dns.tries,
+        servers: config.relay.dns.servers,
+      }),
       connectTimeoutMs: config.relay.connectTimeoutSeconds * 1000,
       commandTimeoutMs: config.relay.commandTimeoutSeconds * 1000,
       maxConnectionsPerDestination: config.relay.maxConnectionsPerDestination,
@@ -318,7 +340,10 @@ export class Gateway {
           (kind === 'local' ? metrics.deliveryLatency : metrics.relayLatency).observe(s),
         finalRelay: (outcome, patient) => metrics.relayRecipients.inc({ outcome, patient: String(patient) }),
       },
-      onSettled: (envelope, states) => this.delivery.emit('settled', envelope, states),
+      onSettled: (envelope, states) => {
+        this.lifecycle.onSettled(envelope, states);
+        this.delivery.emit('settled', envelope, states);
+      },
       onDeferred: (envelope, state) => this.delivery.emit('deferred', envelope, state),
     });
     this.delivery = new DeliveryQueue({
@@ -334,6 +359,7 @@ export class Gateway {
         relayEnabled: config.relay.enabled,
         lockSeconds: config.delivery.lockSeconds,
         reconcileSeconds: config.delivery.reconcileSeconds,
+        drainSeconds: config.delivery.drainSeconds,
       },
     });
   }
@@ -349,9 +375,21 @@ export class Gateway {
       clock: this.clock,
       onJwksFetch: (issuer, outcome) => this.metrics.jwksFetches.inc({ issuer, outcome }),
     });
+    const registry = this.registry;
     return new GatewayAuthenticator({
       config: { ...config.auth, mode: config.mode },
-      registry: this.registry,
+      // Every successful login also feeds the lifecycle (indicators, return of a mailbox).
+      registry: {
+        get: (a) => registry.get(a),
+        grants: (a) => registry.grants(a),
+        balsForPerson: (id, now) => registry.balsForPerson(id, now),
+        balsForCertificate: (dn, now) => registry.balsForCertificate(dn, now),
+        recordActivity: async (address, channel, at) => {
+          const recorded = await registry.recordActivity(address, channel, at);
+          this.lifecycle.onActivity(address, channel, at);
+          return recorded;
+        },
+      },
       redis: this.backends.redis,
       prefix: config.redis.prefix,
       authorities: () => this.#trust.authorities,
@@ -384,7 +422,10 @@ export class Gateway {
       authenticator: this.authenticator,
       sasl: { oauthBearer: decodeOauthbearer, external: decodeExternal },
       spool: this.spool,
-      onAccepted: (env) => void this.delivery.enqueue(env),
+      onAccepted: (env) => {
+        void this.delivery.enqueue(env);
+        this.lifecycle.onSubmitted(env);
+      },
       clock: this.clock,
       logger: this.logger.child({ component: 'submission' }),
       journal: this.journal,
@@ -464,6 +505,10 @@ export class Gateway {
       const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
       const queue = this.delivery;
       const admin = buildAdminApi({
+        reload: async () => {
+          await this.reload();
+          return { certificateNotAfter: this.#trust.certificate.validTo };
+        },
         queue: {
           list: (o) => queue.list(o),
           show: (id) => queue.show(id),
@@ -596,6 +641,7 @@ export class Gateway {
     await step('admin', () => this.#admin?.close());
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();
+    await step('lifecycle', () => this.lifecycle?.stop());
     await step('delivery', () => this.delivery?.stop());
     await step('directory', () => this.mirrors?.stop());
     await step('publication', () => this.publication?.stop());

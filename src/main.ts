@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    closing = true;
     logger.info({ event: 'gateway.stopping', signal }, 'stopping');
     void gateway.stop().then(
       () => {
@@ -80,7 +81,13 @@ async function main(): Promise<void> {
   if (stopRequested) shutdown(stopRequested);
 }
 
+/** Set once a stop began: connections are being closed under commands still in flight. */
+let closing = false;
+
 process.on('unhandledRejection', (reason) => {
+  // While stopping, a Redis command caught by its connection's close (ioredis rejects it with
+  // "Connection is closed.") changes nothing: every durable step is already behind us.
+  if (closing && (reason as Error | undefined)?.message === 'Connection is closed.') return;
   console.error('mssgw: unhandled rejection', reason);
   process.exit(1);
 });

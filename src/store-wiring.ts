@@ -2,7 +2,7 @@ import type { StoreEndpoints } from './app-backends.js';
 import type { LocalTransport } from './delivery/index.js';
 import type { Logger } from './observability/index.js';
 import type { MailboxProvisioner } from './registry/index.js';
-import { checkStoreHealth, deliverLmtp, provisionMailbox } from './store/index.js';
+import { checkStoreHealth, deliverLmtp, provisionMailbox, purgeMailbox } from './store/index.js';
 
 /** Adapters between the store's functions and the interfaces delivery/ and registry/ depend on. */
 export function lmtpTransport(store: StoreEndpoints, lhlo: string, timeoutMs: number): LocalTransport {
@@ -13,6 +13,11 @@ export function lmtpTransport(store: StoreEndpoints, lhlo: string, timeoutMs: nu
 
 export function storeProvisioner(store: StoreEndpoints): MailboxProvisioner {
   return { provision: (address) => provisionMailbox(store.imap, store.master, address) };
+}
+
+/** The lifecycle's purge of a deleted mailbox's mail, after the retention. */
+export function storePurger(store: StoreEndpoints): { purge(address: string): Promise<void> } {
+  return { purge: async (address) => void (await purgeMailbox(store.imap, store.master, address)) };
 }
 
 /**

@@ -40,6 +40,11 @@ export interface AdminApiDeps {
   readonly publication?: AdminPublicationDeps;
   /** The delivery queue: with it, the `/v1/queue` routes exist. */
   readonly queue?: QueueAdmin;
+  /**
+   * Reloads certificate, key, authorities, CRLs and the whitelist without a restart (as SIGHUP):
+   * with it, `POST /v1/reload` exists.
+   */
+  readonly reload?: () => Promise<{ readonly certificateNotAfter: string }>;
 }
 
 export interface AdminSecretDeps {
@@ -115,6 +120,8 @@ export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
   registerRightsRoutes(app, deps.registry, actorOf);
   if (secrets) registerSecretRoutes(app, secrets, actorOf);
   if (deps.queue) registerQueueRoutes(app, deps.queue, actorOf);
+  const reload = deps.reload;
+  if (reload) app.post('/v1/reload', async () => ({ reloaded: true, ...(await reload()) }));
 
   app.setNotFoundHandler(async (request, reply) => {
     const p = problem('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, {

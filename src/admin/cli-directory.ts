@@ -1,7 +1,4 @@
-import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import type { Redis } from 'ioredis';
-import { type Config, readSecretFile } from '../config/index.js';
 import {
   type MirrorStatus,
   type RefreshResult,
@@ -10,8 +7,8 @@ import {
   requestRefresh,
 } from '../directory/index.js';
 import { GatewayError } from '../errors/index.js';
-import { createRedisClient, redisPaths } from '../redis/index.js';
 import type { CliIo } from './cli-context.js';
+import { gatewayRedisClient, withGatewayRedis } from './cli-redis.js';
 
 /**
  * `mssgw directory status|refresh`: the national directory mirrors. Both read the gateway's Redis
@@ -29,7 +26,7 @@ export function registerDirectoryCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       const config = io.loadConfig(io.env);
-      await withRedis(config, 1, async (redis) => {
+      await withGatewayRedis(config, 'DIRECTORY_UNAVAILABLE', async (redis) => {
         const rows = await readMirrorStatuses(redis, config, new Date());
         io.stdout(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : rows.map(formatStatus).join('\n'));
       });
@@ -46,11 +43,11 @@ export function registerDirectoryCommands(program: Command, io: CliIo): void {
       if (mirror !== undefined && !known.includes(mirror))
         throw new GatewayError('MIRROR_UNKNOWN', `no mirror ${mirror}; configured: ${known.join(', ')}`);
       // Fail fast when Redis cannot be reached, before BullMQ waits for it forever.
-      await withRedis(config, 1, (redis) => redis.ping());
+      await withGatewayRedis(config, 'DIRECTORY_UNAVAILABLE', (redis) => redis.ping());
       const results: RefreshResult[] = [];
       for (const name of mirror === undefined ? known : [mirror]) {
         const result = await requestRefresh({
-          connect: () => redisClient(config, null),
+          connect: () => gatewayRedisClient(config, null),
           redisPrefix: config.redis.prefix,
           mirror: name,
           ...(opts.acceptShrink ? { acceptShrink: true } : {}),
@@ -72,36 +69,6 @@ function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('give a number of seconds, e.g. 600');
   return n;
-}
-
-/** The gateway's Redis: `redis.url`, else the embedded one's socket under the data directory. */
-function redisClient(config: Config, maxRetriesPerRequest: number | null): Redis {
-  const url = config.redis.url ?? `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
-  const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
-  return createRedisClient(url, {
-    name: 'mssgw-cli',
-    maxRetriesPerRequest,
-    ...(password === undefined ? {} : { password }),
-  });
-}
-
-async function withRedis<T>(
-  config: Config,
-  maxRetriesPerRequest: number,
-  fn: (redis: Redis) => Promise<T>,
-): Promise<T> {
-  const redis = redisClient(config, maxRetriesPerRequest);
-  try {
-    return await fn(redis);
-  } catch (err) {
-    if (err instanceof GatewayError) throw err;
-    throw new GatewayError(
-      'DIRECTORY_UNAVAILABLE',
-      `cannot read the gateway's Redis: ${(err as Error).message} (is the gateway running? redis.url?)`,
-    );
-  } finally {
-    redis.disconnect();
-  }
 }
 
 function duration(seconds: number): string {

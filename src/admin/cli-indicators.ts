@@ -4,7 +4,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { IndicatorReport, indicatorCsvHeader, indicatorCsvLine, isMonth } from '../lifecycle/index.js';
 import { ActivityStore } from '../registry/index.js';
 import type { CliIo } from './cli-context.js';
-import { readOnlyRegistry, withGatewayRedis } from './cli-lifecycle.js';
+import { readOnlyRegistry } from './cli-lifecycle.js';
+import { withGatewayRedis } from './cli-redis.js';
 
 /**
  * `mssgw indicators export --month YYYY-MM [--out FILE]`: the monthly usage report for the agency, a
@@ -23,7 +24,7 @@ export function registerIndicatorCommands(program: Command, io: CliIo): void {
     .action(async (opts: { month: string; out?: string }) => {
       const config = io.loadConfig(io.env);
       const { timeZone, indicatorsRetentionDays } = config.lifecycle;
-      await withGatewayRedis(config, async (redis) => {
+      await withGatewayRedis(config, 'REGISTRY_UNAVAILABLE', async (redis) => {
         const report = new IndicatorReport({
           redis,
           prefix: config.redis.prefix,

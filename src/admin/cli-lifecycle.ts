@@ -1,28 +1,32 @@
-import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { systemClock } from '../clock.js';
-import { readSecretFile, type Config } from '../config/index.js';
-import { GatewayError, isGatewayError } from '../errors/index.js';
+import type { Config } from '../config/index.js';
 import {
   AssumedPublication,
   LifecyclePlanner,
+  PUBLICATION_STATES,
   frenchDate,
   nextDailyRun,
   type PlannedBal,
+  type PublicationState,
+  type PublicationStateReader,
+  type PublicationView,
 } from '../lifecycle/index.js';
 import { MemoryAuditJournal } from '../observability/index.js';
-import { createRedisClient } from '../redis/index.js';
-import { ActivityStore, BalRegistry } from '../registry/index.js';
+import { ActivityStore, BalRegistry, type Bal } from '../registry/index.js';
 import type { CliIo } from './cli-context.js';
+import { withGatewayRedis } from './cli-redis.js';
 
 /**
  * `mssgw lifecycle preview`: what the next daily run would do and why, without doing it. Reads the
  * gateway's Redis directly (registry, activity, warnings) with the same planner as the run.
  *
- * The publication state comes from AssumedPublication until the publication store is wired here:
- * active mailboxes count as published since their creation unless the lifecycle unpublished them,
- * and the red list is not known. The output says so.
+ * The publication state is read from the publication module's records where they exist
+ * (StoredPublication below); a mailbox without one counts as AssumedPublication says (published
+ * since its creation while active, unless the lifecycle unpublished it). The output says how many
+ * came from where. Purges of deleted mail are not previewed: the run plans them only when a mail
+ * purger is wired (LifecycleRunnerOptions.mailPurger), which the gateway does not have yet.
  */
 export function registerLifecycleCommands(program: Command, io: CliIo): void {
   const lifecycle = program
@@ -37,17 +41,17 @@ export function registerLifecycleCommands(program: Command, io: CliIo): void {
     .option('--json', 'print JSON: { asOf, thresholds, publicationSource, items, counts }')
     .action(async (opts: { at?: Date; all?: boolean; json?: boolean }) => {
       const config = io.loadConfig(io.env);
-      const { inactivityDays, warningLeadDays, runAt, timeZone, deletedMailRetentionDays } = config.lifecycle;
+      const { inactivityDays, warningLeadDays, runAt, timeZone } = config.lifecycle;
       const asOf = opts.at?.getTime() ?? nextDailyRun(systemClock.now().getTime(), runAt, timeZone);
-      await withGatewayRedis(config, async (redis) => {
+      await withGatewayRedis(config, 'REGISTRY_UNAVAILABLE', async (redis) => {
+        const publication = new StoredPublication(redis, config.redis.prefix);
         const planner = new LifecyclePlanner({
           redis,
           prefix: config.redis.prefix,
           thresholds: { inactivityDays, warningLeadDays },
-          deletedMailRetentionDays,
           registry: readOnlyRegistry(redis, config),
           activity: ActivityStore.withPrefix(redis, config.redis.prefix),
-          publication: new AssumedPublication({ redis, prefix: config.redis.prefix }),
+          publication,
         });
         const items: PreviewItem[] = [];
         const counts: Record<string, number> = {};
@@ -61,8 +65,8 @@ export function registerLifecycleCommands(program: Command, io: CliIo): void {
         }
         const header = {
           asOf: new Date(asOf).toISOString(),
-          thresholds: { inactivityDays, warningLeadDays, deletedMailRetentionDays },
-          publicationSource: 'assumed',
+          thresholds: { inactivityDays, warningLeadDays },
+          publicationSource: { stored: publication.stored, assumed: publication.assumed },
         };
         if (opts.json) {
           io.stdout(`${JSON.stringify({ ...header, items, counts }, null, 2)}\n`);
@@ -120,7 +124,11 @@ function previewItems(p: PlannedBal, all: boolean): PreviewItem[] {
 }
 
 function formatPreview(
-  header: { asOf: string; thresholds: { inactivityDays: number; warningLeadDays: number } },
+  header: {
+    asOf: string;
+    thresholds: { inactivityDays: number; warningLeadDays: number };
+    publicationSource: { stored: number; assumed: number };
+  },
   items: readonly PreviewItem[],
   counts: Readonly<Record<string, number>>,
   timeZone: string,
@@ -128,8 +136,9 @@ function formatPreview(
   const lines = [
     `lifecycle preview as of ${header.asOf} (inactivity ${header.thresholds.inactivityDays} days, ` +
       `warning ${header.thresholds.warningLeadDays} days before)`,
-    'publication state: assumed (publication store not wired to this command): active mailboxes count as ' +
-      'published since their creation unless unpublished for inactivity; the red list is not known',
+    `publication state: from the publication records for ${header.publicationSource.stored} mailboxes, ` +
+      `assumed for ${header.publicationSource.assumed} without one (active: published since creation, ` +
+      'unless unpublished for inactivity; red list unknown)',
   ];
   if (items.length === 0) lines.push('nothing to do');
   for (const item of items) lines.push(formatItem(item, timeZone));
@@ -159,6 +168,50 @@ function parseInstant(value: string): Date {
   return new Date(ms);
 }
 
+/**
+ * Publication states as the publication module stores them (src/publication/publication-store.ts:
+ * hash `<prefix>publication:<address>`, fields `state`, `reason`), read here until that module
+ * exports a batch reader; AssumedPublication for mailboxes without a record (publication disabled,
+ * or not yet done). `since` is left out, as the lifecycle wiring should: the record's `since` moves
+ * at every metadata republication, which must not restart an inactivity period.
+ */
+class StoredPublication implements PublicationStateReader {
+  stored = 0;
+  assumed = 0;
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #fallback: AssumedPublication;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+    this.#fallback = new AssumedPublication({ redis, prefix });
+  }
+
+  async statesOf(bals: readonly Bal[]): Promise<Array<PublicationView | undefined>> {
+    const pipeline = this.#redis.pipeline();
+    for (const bal of bals) pipeline.hmget(`${this.#prefix}publication:${bal.address}`, 'state', 'reason');
+    const replies = (await pipeline.exec()) ?? [];
+    const records = replies.map(([err, reply]) => {
+      if (err) throw err;
+      return reply as [string | null, string | null];
+    });
+    const missing = bals.filter((_, i) => records[i]?.[0] === null || records[i]?.[0] === undefined);
+    const assumed = await this.#fallback.statesOf(missing);
+    let next = 0;
+    return bals.map((_, i): PublicationView | undefined => {
+      const [state, reason] = records[i] ?? [null, null];
+      if (state === null) {
+        this.assumed += 1;
+        return assumed[next++];
+      }
+      this.stored += 1;
+      const known = (PUBLICATION_STATES as readonly string[]).includes(state);
+      return known ? { state: state as PublicationState, redListed: reason === 'red-list' } : undefined;
+    });
+  }
+}
+
 /** The registry for reading only: the CLI never creates a mailbox, so no store is needed. */
 export function readOnlyRegistry(redis: Redis, config: Config): BalRegistry {
   return new BalRegistry({
@@ -171,32 +224,4 @@ export function readOnlyRegistry(redis: Redis, config: Config): BalRegistry {
       provision: () => Promise.reject(new Error('the command line reads the registry only')),
     },
   });
-}
-
-/**
- * Runs `fn` with a client of the gateway's Redis: `redis.url`, else the embedded one's socket under
- * the data directory (src/redis/redis-config.ts `redisPaths`: `<dataDir>/run/redis.sock`).
- */
-export async function withGatewayRedis<T>(config: Config, fn: (redis: Redis) => Promise<T>): Promise<T> {
-  const url = config.redis.url ?? `unix://${path.join(path.resolve(config.dataDir), 'run', 'redis.sock')}`;
-  const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
-  const redis = createRedisClient(url, {
-    name: 'mssgw-cli',
-    maxRetriesPerRequest: 1,
-    ...(password === undefined ? {} : { password }),
-  });
-  try {
-    return await fn(redis);
-  } catch (err) {
-    if (isGatewayError(err) && err.code !== 'REGISTRY_UNAVAILABLE') throw err;
-    const why = err instanceof Error ? err.message : String(err);
-    throw new GatewayError(
-      'REGISTRY_UNAVAILABLE',
-      `cannot read the gateway's Redis: ${why} (is the gateway running? is redis.url right?)`,
-      {},
-      { cause: err },
-    );
-  } finally {
-    redis.disconnect();
-  }
 }

@@ -1,23 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { QueueEntry } from '../delivery/index.js';
 import type { Actor } from '../registry/index.js';
 
-/** A job of the delivery queue as the API shows it (delivery/QueueEntry). */
-export interface QueueJobView {
-  readonly id: string;
-  readonly queue: string;
-  readonly state: string;
-  readonly data: {
-    readonly spoolId: string;
-    readonly destination: string;
-    readonly sender: string;
-    readonly recipients: readonly string[];
-    readonly size: number;
-    readonly receivedAt: string;
-    readonly messageId?: string;
-  };
-  readonly nextAttemptAt?: string;
-  readonly progress?: unknown;
-}
+/** A job of the delivery queue as the API shows it (JSON of delivery/QueueEntry). */
+export type QueueJobView = QueueEntry;
 
 /** What the queue routes need; the composition root implements it over the delivery queue. */
 export interface QueueAdmin {

@@ -175,6 +175,11 @@ const DeliveryConfig = z
       .min(1)
       .default(30)
       .describe('Queue job lock; a job of a killed process is taken up again after about twice this'),
+    drainSeconds: z
+      .number()
+      .min(0)
+      .default(30)
+      .describe('On SIGTERM, deliveries in flight get this long to finish before they are handed back'),
     reconcileSeconds: z
       .number()
       .min(1)
@@ -240,6 +245,17 @@ const RelayConfig = z
       .describe('Static routes by recipient domain, tried in order; they override DNS (private links)'),
     dns: z
       .strictObject({
+        servers: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?|[0-9a-fA-F:]+)$/,
+                'an IP address, optionally with :port',
+              ),
+          )
+          .default([])
+          .describe('Name servers for MX lookups (IP or IP:port); empty: the system resolver'),
         timeoutSeconds: z.number().min(0.1).default(5).describe('Per MX query'),
         tries: z.number().int().min(1).default(2).describe('Attempts per name server'),
       })

@@ -34,6 +34,8 @@ export interface DeliveryQueueOptions {
   readonly relayEnabled: boolean;
   readonly lockSeconds: number;
   readonly reconcileSeconds: number;
+  /** On stop, attempts in flight get this long to finish; then they are left to another process. */
+  readonly drainSeconds: number;
 }
 
 export interface DeliveryQueueDeps {
@@ -381,7 +383,24 @@ export class DeliveryQueue extends EventEmitter {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
-    await Promise.all(this.#workers.map((w) => w.close()));
+    // Attempts in flight may finish (or reschedule themselves); past the deadline they are
+    // abandoned, and their jobs go back to the queue when their lock expires (another node, or the
+    // next start, takes them).
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.all(this.#workers.map((w) => w.close())).then(() => true),
+      new Promise<boolean>(
+        (resolve) => (timer = setTimeout(() => resolve(false), this.#d.options.drainSeconds * 1000)),
+      ),
+    ]);
+    clearTimeout(timer);
+    if (!drained) {
+      this.#d.logger.warn(
+        { event: 'queue.drain_timeout' },
+        'attempts still running at the drain deadline; left to the queue',
+      );
+      await Promise.all(this.#workers.map((w) => w.close(true)));
+    }
     await this.#reconciling;
     await Promise.all([...this.#queues.values()].map((q) => q.close()));
     await Promise.all(

@@ -100,6 +100,12 @@ export class DestinationWorker {
     const expired = expireIfDue(state, envelope.receivedAt, this.#d.policy, now);
     for (const r of expired) this.#journal(kind, 'expired', envelope, state, r);
     const finished = pendingOf(state).length === 0;
+    if (finished && this.#quietEnd(envelope, state)) {
+      // Every recipient delivered, nothing to notify, no other destination: removing the spool
+      // entry (settleIfFinished, next) is the durable record, as a state file would be.
+      state.final = true;
+      return undefined;
+    }
     // Durable before anything depends on it: a crash after this never re-sends to a recipient.
     await spool.writeState(state);
     if (!finished) {
@@ -121,6 +127,16 @@ export class DestinationWorker {
     delete state.nextAttemptAt;
     await spool.writeState(state);
     return undefined;
+  }
+
+  /** Whether a finished destination needs no notification and is its message's only one. */
+  #quietEnd(envelope: SpoolEnvelope, state: DestinationState): boolean {
+    if (state.recipients.some((r) => r.state !== 'delivered')) return false;
+    const successWanted = state.recipients.some((r) =>
+      r.dsn?.notify?.some((n) => n.trim().toUpperCase() === 'SUCCESS'),
+    );
+    if (successWanted && envelope.mailFrom !== '') return false;
+    return destinationsOf(envelope).size === 1;
   }
 
   async #notifyFinal(envelope: SpoolEnvelope, state: DestinationState): Promise<void> {
@@ -178,7 +194,11 @@ export class DestinationWorker {
     }
     if (states.some((s) => s.recipients.some((r) => r.state === 'failed')))
       await this.#d.spool.moveToFailed(envelope, states);
-    else await this.#d.spool.remove(envelope.id);
+    else
+      await this.#d.spool.remove(
+        envelope.id,
+        states.map((st) => st.destination),
+      );
     this.#d.onSettled?.(envelope, states);
     return true;
   }

@@ -177,16 +177,15 @@ export class Spool {
   }
 
   /** Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep removes. */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, destinations: readonly string[]): Promise<void> {
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await rm(path.join(this.#queue, `${id}.eml`), { force: true });
     await fsyncDir(this.#queue);
-    await this.#removeStates(id);
+    await this.#removeStates(id, destinations);
   }
 
-  async #removeStates(id: string): Promise<void> {
-    const names = (await readdir(this.#state)).filter((n) => n.startsWith(`${id}~`));
-    await Promise.all(names.map((n) => rm(path.join(this.#state, n), { force: true })));
+  async #removeStates(id: string, destinations: readonly string[]): Promise<void> {
+    await Promise.all(destinations.map((d) => rm(this.#statePath(id, d), { force: true })));
   }
 
   /**
@@ -204,7 +203,10 @@ export class Spool {
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await fsyncDir(this.#failed);
     await fsyncDir(this.#queue);
-    await this.#removeStates(id);
+    await this.#removeStates(
+      id,
+      states.map((st) => st.destination),
+    );
   }
 
   openMessage(id: string): ReadStream {

@@ -40,10 +40,13 @@ export interface SystemMxLookupOptions {
   readonly timeoutMs?: number;
   /** Attempts per name server. Default 2. */
   readonly tries?: number;
+  /** Name servers (`1.2.3.4`, `[::1]:5353`…); default the system's. */
+  readonly servers?: readonly string[];
 }
 
 export function systemMxLookup(options: SystemMxLookupOptions = {}): MxLookup {
   const resolver = new Resolver({ timeout: options.timeoutMs ?? 5000, tries: options.tries ?? 2 });
+  if (options.servers && options.servers.length > 0) resolver.setServers([...options.servers]);
   return (domain) => resolver.resolveMx(domain);
 }
 

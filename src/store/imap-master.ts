@@ -106,3 +106,36 @@ export async function provisionMailbox(
     await client.logout().catch(() => client.close());
   }
 }
+
+/**
+ * Removes every message of a mailbox, in every folder, for the retention of deleted mailboxes
+ * (issue #6): the folders stay (the address is never reused, see registry/bal.ts), the mail goes.
+ * Returns the number of messages removed.
+ */
+export async function purgeMailbox(
+  endpoint: ImapEndpoint,
+  master: MasterCredentials,
+  mailbox: string,
+  options: MailboxSessionOptions = {},
+): Promise<number> {
+  const client = await openMailboxSession(endpoint, master, mailbox, options);
+  let removed = 0;
+  try {
+    for (const folder of await client.list()) {
+      if (folder.flags.has('\\Noselect')) continue;
+      const lock = await client.getMailboxLock(folder.path);
+      try {
+        const exists = client.mailbox === false ? 0 : client.mailbox.exists;
+        if (exists > 0) {
+          await client.messageDelete('1:*');
+          removed += exists;
+        }
+      } finally {
+        lock.release();
+      }
+    }
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+  return removed;
+}

@@ -5,7 +5,12 @@ export {
   type LmtpEnvelope,
   type LmtpRecipientResult,
 } from './lmtp-client.js';
-export { openMailboxSession, provisionMailbox, type MailboxSessionOptions } from './imap-master.js';
+export {
+  openMailboxSession,
+  provisionMailbox,
+  purgeMailbox,
+  type MailboxSessionOptions,
+} from './imap-master.js';
 export { checkStoreHealth, type ProbeOptions, type StoreHealth } from './store-probe.js';
 export {
   startEmbeddedDovecot,

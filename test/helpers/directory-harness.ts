@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { afterAll, afterEach, beforeAll, inject } from 'vitest';
 import { systemClock, type Clock } from '../../src/clock.js';
 import { type Config, type ConfigInput, loadConfig } from '../../src/config/index.js';
 import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../../src/directory/index.js';
@@ -14,6 +14,7 @@ import {
 } from '../../src/observability/index.js';
 import { type TrustMaterial, devPkiSettings, loadTrustMaterial } from '../../src/pki/index.js';
 import { createRedisClient } from '../../src/redis/index.js';
+import { NationalServer } from './national-server.js';
 
 /**
  * A DirectoryMirrors as the gateway builds it, on the run's Redis (a unique key prefix per test
@@ -115,4 +116,47 @@ export async function metricValue(
     Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
   );
   return found?.value;
+}
+
+/** The national server of a test file and the harnesses its tests start. */
+export interface NationalServerFixture {
+  /** The server, started before the file's first test. */
+  readonly server: () => NationalServer;
+  /** Stops this harness after the current test. */
+  readonly track: (harness: MirrorsHarness | Promise<MirrorsHarness>) => Promise<MirrorsHarness>;
+  /** Forgets a harness the test stopped itself. */
+  readonly untrack: (harness: MirrorsHarness) => void;
+}
+
+/**
+ * Registers the hooks of a directory test file: one NationalServer (the development PKI's
+ * peer-trusted certificate) for the whole file, and every tracked harness stopped after each test.
+ */
+export function useNationalServer(): NationalServerFixture {
+  let server: NationalServer | undefined;
+  const harnesses: MirrorsHarness[] = [];
+  beforeAll(async () => {
+    server = await NationalServer.start(inject('pkiDir'));
+  });
+  afterEach(async () => {
+    for (const h of harnesses.splice(0)) await h.stop();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return {
+    server: () => {
+      if (!server) throw new Error('the national server starts in beforeAll: call server() inside a test');
+      return server;
+    },
+    track: async (harness) => {
+      const started = await harness;
+      harnesses.push(started);
+      return started;
+    },
+    untrack: (harness) => {
+      const i = harnesses.indexOf(harness);
+      if (i >= 0) harnesses.splice(i, 1);
+    },
+  };
 }

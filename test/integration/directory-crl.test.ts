@@ -1,23 +1,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { crlFile } from '../../src/directory/index.js';
 import { loadTrustMaterial, readDevPkiManifest, type TrustMaterial } from '../../src/pki/index.js';
-import { type MirrorsHarness, metricValue, scratchDir, startMirrors } from '../helpers/directory-harness.js';
+import { metricValue, scratchDir, startMirrors, useNationalServer } from '../helpers/directory-harness.js';
 import { devCrl } from '../helpers/national-data.js';
-import { NationalServer } from '../helpers/national-server.js';
 
 const HOUR = 3_600_000;
 
-let server: NationalServer;
-const harnesses: MirrorsHarness[] = [];
+const { server, track } = useNationalServer();
 
 async function crlMirror(source: string) {
-  const h = await startMirrors({ directory: { crls: [{ name: 'org', source }] } });
-  harnesses.push(h);
-  return h;
+  return track(startMirrors({ directory: { crls: [{ name: 'org', source }] } }));
 }
 
 /** The TLS verdict on the national server's certificate (peer-trusted) with this trust material. */
@@ -39,26 +35,14 @@ function verdict(trust: TrustMaterial, port: number): Promise<string> {
   });
 }
 
-beforeAll(async () => {
-  server = await NationalServer.start(inject('pkiDir'));
-});
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-});
-
-afterAll(async () => {
-  await server.close();
-});
-
 describe('CRL mirrors', () => {
   it('accepts a CRL signed by its authority, writes it for TLS and reports its next update', async () => {
     const pkiDir = inject('pkiDir');
     const manifest = await readDevPkiManifest(pkiDir);
     const revoked = manifest?.leaves['peer-trusted'].serial ?? '';
     expect(revoked).toMatch(/^[0-9A-F]+$/);
-    server.serve('/org.crl', await devCrl(pkiDir, 'org', { revokedSerials: [revoked], crlNumber: 5 }));
-    const h = await crlMirror(server.url('/org.crl'));
+    server().serve('/org.crl', await devCrl(pkiDir, 'org', { revokedSerials: [revoked], crlNumber: 5 }));
+    const h = await crlMirror(server().url('/org.crl'));
     expect(h.mirrors.mirrors).toEqual(['whitelist', 'crl:org']);
 
     expect(await h.mirrors.refresh('crl:org')).toMatchObject({
@@ -84,7 +68,7 @@ describe('CRL mirrors', () => {
       ...h.config.tls,
       crlFiles: h.config.tls.crlFiles.map((f) => (f.endsWith('org.crl') ? file : f)),
     }).material;
-    const port = Number(new URL(server.url('/')).port);
+    const port = Number(new URL(server().url('/')).port);
     expect(await verdict(before, port)).toBe('authorized');
     expect(await verdict(withMirror, port)).toBe('CERT_REVOKED');
   });
@@ -92,8 +76,8 @@ describe('CRL mirrors', () => {
   it('refuses a forged, foreign, older or garbled CRL and keeps the one in service', async () => {
     const pkiDir = inject('pkiDir');
     const now = Date.now();
-    server.serve('/refuse.crl', await devCrl(pkiDir, 'org', { thisUpdate: new Date(now - HOUR) }));
-    const h = await crlMirror(server.url('/refuse.crl'));
+    server().serve('/refuse.crl', await devCrl(pkiDir, 'org', { thisUpdate: new Date(now - HOUR) }));
+    const h = await crlMirror(server().url('/refuse.crl'));
     expect((await h.mirrors.refresh('crl:org')).outcome).toBe('accepted');
     const file = crlFile(h.config.dataDir, 'org');
     const inService = readFileSync(file, 'utf8');
@@ -109,7 +93,7 @@ describe('CRL mirrors', () => {
       ['not a CRL', Buffer.from('<html>maintenance</html>'), 'malformed'],
     ];
     for (const [what, body, reason] of attempts) {
-      server.serve('/refuse.crl', body);
+      server().serve('/refuse.crl', body);
       const r = await h.mirrors.refresh('crl:org');
       expect({ what, outcome: r.outcome, reason: r.reason }).toEqual({ what, outcome: 'refused', reason });
     }

@@ -1,39 +1,27 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
-import { type MirrorsHarness, scratchDir, startMirrors } from '../helpers/directory-harness.js';
+import { describe, expect, it } from 'vitest';
+import {
+  type MirrorsHarness,
+  scratchDir,
+  startMirrors,
+  useNationalServer,
+} from '../helpers/directory-harness.js';
 import { EXTRACTION_HEADER, extractionLine, extractionText, zipOf } from '../helpers/national-data.js';
-import { NationalServer } from '../helpers/national-server.js';
 
 const DOMAIN = 'ch-exemple.mssante.fr';
 const addr = (i: number) => `user${i}@${DOMAIN}`;
 
-let server: NationalServer;
-const harnesses: MirrorsHarness[] = [];
+const { server, track } = useNationalServer();
 
 async function mirrorsFor(source: string, extraction: Record<string, unknown> = {}) {
-  const h = await startMirrors({ directory: { extraction: { source, ...extraction } } });
-  harnesses.push(h);
-  return h;
+  return track(startMirrors({ directory: { extraction: { source, ...extraction } } }));
 }
 
 /** Data keys of the extraction left in Redis: only the version in service may remain. */
 async function versionKeys(h: MirrorsHarness): Promise<string[]> {
   return h.redis.keys(`${h.config.redis.prefix}dir:{dir:extraction}:v:*`);
 }
-
-beforeAll(async () => {
-  server = await NationalServer.start(inject('pkiDir'));
-});
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-});
-
-afterAll(async () => {
-  await server.close();
-});
 
 describe('BAL extraction mirror', () => {
   it('loads a ZIP over HTTPS, merges duplicates, answers lookups and counts differences', async () => {
@@ -42,8 +30,8 @@ describe('BAL extraction mirror', () => {
     const text =
       extractionText(1000).replace(`${extractionLine(addr(7), 7)}\n`, `${gap}\n`) +
       `${extractionLine(addr(5), 5)}\n${extractionLine(addr(7), 7)}\n`;
-    server.serve('/extraction.zip', await zipOf({ 'Extraction_Correspondance_MSSante.txt': text }));
-    const h = await mirrorsFor(server.url('/extraction.zip'));
+    server().serve('/extraction.zip', await zipOf({ 'Extraction_Correspondance_MSSante.txt': text }));
+    const h = await mirrorsFor(server().url('/extraction.zip'));
     expect(h.mirrors.mirrors).toEqual(['whitelist', 'extraction']);
     expect(await h.mirrors.directory.isKnown(addr(5))).toBe(false);
 
@@ -87,7 +75,7 @@ describe('BAL extraction mirror', () => {
       new Set([addr(1), addr(999)]),
     );
 
-    server.serve(
+    server().serve(
       '/extraction.zip',
       await zipOf({ 'Extraction_Correspondance_MSSante.txt': extractionText(1000, { from: 50 }) }),
     );
@@ -124,8 +112,8 @@ describe('BAL extraction mirror', () => {
   it('refuses broken, truncated, foreign or shrunk copies and keeps serving the last good one', async () => {
     const good = extractionText(500);
     const goodZip = await zipOf({ 'Extraction_Correspondance_MSSante.txt': good });
-    server.serve('/bad.zip', goodZip);
-    const h = await mirrorsFor(server.url('/bad.zip'));
+    server().serve('/bad.zip', goodZip);
+    const h = await mirrorsFor(server().url('/bad.zip'));
     expect((await h.mirrors.refresh('extraction')).outcome).toBe('accepted');
 
     const attempts: Array<[string, Buffer | string, string]> = [
@@ -139,7 +127,7 @@ describe('BAL extraction mirror', () => {
       ['abnormal shrink', extractionText(400), 'shrink'],
     ];
     for (const [what, body, reason] of attempts) {
-      server.serve('/bad.zip', body);
+      server().serve('/bad.zip', body);
       const r = await h.mirrors.refresh('extraction');
       expect({ what, outcome: r.outcome, reason: r.reason, version: r.version }).toEqual({
         what,
@@ -155,8 +143,8 @@ describe('BAL extraction mirror', () => {
   });
 
   it('tolerates a few unusable lines within maxInvalidShare', async () => {
-    server.serve('/tolerant.txt', `${extractionText(100)}PER|pas-une-adresse|x\n`);
-    const h = await mirrorsFor(server.url('/tolerant.txt'), { maxInvalidShare: 0.02 });
+    server().serve('/tolerant.txt', `${extractionText(100)}PER|pas-une-adresse|x\n`);
+    const h = await mirrorsFor(server().url('/tolerant.txt'), { maxInvalidShare: 0.02 });
     expect(await h.mirrors.refresh('extraction')).toMatchObject({ outcome: 'accepted', entries: 100 });
     expect(h.events('directory.mirror.accepted')[0]).toMatchObject({ invalid: 1, lines: 101 });
   });

@@ -1,13 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MIRROR_QUEUE, bullPrefix } from '../../src/directory/index.js';
 import { normalizeDn } from '../../src/pki/index.js';
-import { type MirrorsHarness, scratchDir, startMirrors, uniquePrefix } from '../helpers/directory-harness.js';
+import {
+  type MirrorsHarness,
+  scratchDir,
+  startMirrors,
+  uniquePrefix,
+  useNationalServer,
+} from '../helpers/directory-harness.js';
 import { extractionText, whitelistXml, zipOf } from '../helpers/national-data.js';
-import { NationalServer } from '../helpers/national-server.js';
 
 const DOMAIN = 'ch-exemple.mssante.fr';
 const addr = (i: number) => `user${i}@${DOMAIN}`;
@@ -15,26 +19,7 @@ const CORE_DOMAIN = 'core.mssante.test';
 const CORE_DN = 'CN=mx.core.test,OU=318000000000042,O=Operateur Coeur,C=FR';
 const core = [{ domain: CORE_DOMAIN, dn: CORE_DN }];
 
-let server: NationalServer;
-const harnesses: MirrorsHarness[] = [];
-
-async function track(h: Promise<MirrorsHarness>): Promise<MirrorsHarness> {
-  const started = await h;
-  harnesses.push(started);
-  return started;
-}
-
-beforeAll(async () => {
-  server = await NationalServer.start(inject('pkiDir'));
-});
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-});
-
-afterAll(async () => {
-  await server.close();
-});
+const { server, track } = useNationalServer();
 
 describe('switching copies', () => {
   it('never lets a lookup miss while refreshes switch versions, in this process and another', async () => {
@@ -47,12 +32,12 @@ describe('switching copies', () => {
       whitelistXml(300, { extra: core }),
       whitelistXml(310, { extra: core, suffix: 'autre.example' }),
     ];
-    server.serve('/switch.zip', extractions[0]!);
-    server.serve('/switch.xml', whitelists[0]!);
+    server().serve('/switch.zip', extractions[0]!);
+    server().serve('/switch.xml', whitelists[0]!);
     const prefix = uniquePrefix();
     const directory = {
-      whitelist: { source: server.url('/switch.xml') },
-      extraction: { source: server.url('/switch.zip') },
+      whitelist: { source: server().url('/switch.xml') },
+      extraction: { source: server().url('/switch.zip') },
     };
     const refresher = await track(startMirrors({ directory, prefix }));
     expect((await refresher.mirrors.refresh('extraction')).outcome).toBe('accepted');
@@ -82,8 +67,8 @@ describe('switching copies', () => {
 
     const versions: number[] = [];
     for (let round = 1; round <= 6; round++) {
-      server.serve('/switch.zip', extractions[round % 2]!);
-      server.serve('/switch.xml', whitelists[round % 2]!);
+      server().serve('/switch.zip', extractions[round % 2]!);
+      server().serve('/switch.xml', whitelists[round % 2]!);
       const [e, w] = await Promise.all([
         refresher.mirrors.refresh('extraction'),
         refresher.mirrors.refresh('whitelist'),

@@ -1,12 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { normalizeDn } from '../../src/pki/index.js';
-import {
-  type MirrorsHarness,
-  metricValue,
-  startMirrors,
-  uniquePrefix,
-} from '../helpers/directory-harness.js';
+import { metricValue, startMirrors, uniquePrefix, useNationalServer } from '../helpers/directory-harness.js';
 import { whitelistXml } from '../helpers/national-data.js';
 import { NationalServer } from '../helpers/national-server.js';
 
@@ -14,36 +9,23 @@ const NEW_DOMAIN = 'nouveau.mssante.test';
 const NEW_DN = 'CN=mx.nouveau.test,OU=318000000000099,O=Operateur Nouveau,C=FR';
 const withNew = (count: number) => whitelistXml(count, { extra: [{ domain: NEW_DOMAIN, dn: NEW_DN }] });
 
-let server: NationalServer;
-const harnesses: MirrorsHarness[] = [];
+const { server, track, untrack } = useNationalServer();
 
 async function mirrorsFor(path: string, extra: { prefix?: string; timeoutSeconds?: number } = {}) {
-  const h = await startMirrors({
-    directory: {
-      whitelist: { source: server.url(path) },
-      ...(extra.timeoutSeconds ? { fetch: { timeoutSeconds: extra.timeoutSeconds } } : {}),
-    },
-    ...(extra.prefix ? { prefix: extra.prefix } : {}),
-  });
-  harnesses.push(h);
-  return h;
+  return track(
+    startMirrors({
+      directory: {
+        whitelist: { source: server().url(path) },
+        ...(extra.timeoutSeconds ? { fetch: { timeoutSeconds: extra.timeoutSeconds } } : {}),
+      },
+      ...(extra.prefix ? { prefix: extra.prefix } : {}),
+    }),
+  );
 }
-
-beforeAll(async () => {
-  server = await NationalServer.start(inject('pkiDir'));
-});
-
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-});
-
-afterAll(async () => {
-  await server.close();
-});
 
 describe('whitelist mirror', () => {
   it('accepts a good copy over HTTPS with our certificate, then recognises it unchanged', async () => {
-    server.serve('/good.xml', withNew(100));
+    server().serve('/good.xml', withNew(100));
     const h = await mirrorsFor('/good.xml');
     expect(h.holder.current().dnsOf(NEW_DOMAIN).size).toBe(0);
 
@@ -58,13 +40,13 @@ describe('whitelist mirror', () => {
     expect([...h.holder.current().dnsOf(NEW_DOMAIN)]).toEqual([normalizeDn(NEW_DN)]);
     expect(h.holder.current().source).toContain('/good.xml');
     // Our gateway certificate (CN=localhost in the development PKI) was presented to the source.
-    expect(server.requestsFor('/good.xml').at(-1)?.clientCn).toBe('localhost');
+    expect(server().requestsFor('/good.xml').at(-1)?.clientCn).toBe('localhost');
     expect(h.events('directory.mirror.accepted')).toEqual([
       expect.objectContaining({
         mirror: 'whitelist',
         version: 1,
         entries: 101,
-        source: server.url('/good.xml'),
+        source: server().url('/good.xml'),
       }),
     ]);
     expect(
@@ -90,18 +72,18 @@ describe('whitelist mirror', () => {
       version: 1,
       entries: 101,
       lastOutcome: 'unchanged',
-      configuredSource: server.url('/good.xml'),
+      configuredSource: server().url('/good.xml'),
     });
     expect(status?.lastError).toBeUndefined();
   });
 
   it('refuses malformed, truncated and abnormally shrunk copies, keeping the last good one', async () => {
-    server.serve('/refused.xml', withNew(100));
+    server().serve('/refused.xml', withNew(100));
     const h = await mirrorsFor('/refused.xml');
     expect((await h.mirrors.refresh('whitelist')).outcome).toBe('accepted');
     const inService = h.holder.current();
 
-    server.serve('/refused.xml', '<ListeBlancheMSSante><oops></ListeBlancheMSSante>');
+    server().serve('/refused.xml', '<ListeBlancheMSSante><oops></ListeBlancheMSSante>');
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({
       outcome: 'refused',
       reason: 'malformed',
@@ -109,9 +91,9 @@ describe('whitelist mirror', () => {
       error: expect.stringMatching(/well-formed/) as unknown,
     });
     const full = withNew(100);
-    server.serve('/refused.xml', full.slice(0, Math.floor(full.length * 0.6)));
+    server().serve('/refused.xml', full.slice(0, Math.floor(full.length * 0.6)));
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'refused', reason: 'malformed' });
-    server.serve('/refused.xml', withNew(80));
+    server().serve('/refused.xml', withNew(80));
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({
       outcome: 'refused',
       reason: 'shrink',
@@ -147,23 +129,23 @@ describe('whitelist mirror', () => {
   });
 
   it('keeps the last good copy when the source fails, times out or is down', async () => {
-    server.serve('/down.xml', withNew(50));
+    server().serve('/down.xml', withNew(50));
     const h = await mirrorsFor('/down.xml', { timeoutSeconds: 1 });
     expect((await h.mirrors.refresh('whitelist')).outcome).toBe('accepted');
     const inService = h.holder.current();
     const body = Buffer.from(withNew(60));
 
-    server.set('/down.xml', { kind: 'status', status: 500 });
+    server().set('/down.xml', { kind: 'status', status: 500 });
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({
       outcome: 'failed',
       reason: 'http_status',
       error: expect.stringMatching(/HTTP 500/) as unknown,
     });
-    server.set('/down.xml', { kind: 'drop' });
+    server().set('/down.xml', { kind: 'drop' });
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
-    server.set('/down.xml', { kind: 'truncate', body, bytes: 1000 });
+    server().set('/down.xml', { kind: 'truncate', body, bytes: 1000 });
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
-    server.set('/down.xml', { kind: 'slow', body, chunks: 40, intervalMs: 100 });
+    server().set('/down.xml', { kind: 'slow', body, chunks: 40, intervalMs: 100 });
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'failed', reason: 'timeout' });
 
     expect(h.holder.current()).toBe(inService);
@@ -181,8 +163,7 @@ describe('whitelist mirror', () => {
     const foreign = await NationalServer.start(inject('pkiDir'), 'peer-foreign');
     try {
       foreign.serve('/lb.xml', withNew(10));
-      const h = await startMirrors({ directory: { whitelist: { source: foreign.url('/lb.xml') } } });
-      harnesses.push(h);
+      const h = await track(startMirrors({ directory: { whitelist: { source: foreign.url('/lb.xml') } } }));
       const r = await h.mirrors.refresh('whitelist');
       expect(r).toMatchObject({ outcome: 'failed', reason: 'unreachable' });
       expect(r.error).toMatch(/certificate/i);
@@ -194,13 +175,13 @@ describe('whitelist mirror', () => {
 
   it('serves the last good copy after a restart, and when the national side is gone', async () => {
     const prefix = uniquePrefix();
-    server.serve('/restart.xml', withNew(30));
+    server().serve('/restart.xml', withNew(30));
     const first = await mirrorsFor('/restart.xml', { prefix });
     expect((await first.mirrors.refresh('whitelist')).outcome).toBe('accepted');
     await first.stop();
-    harnesses.splice(harnesses.indexOf(first), 1);
+    untrack(first);
 
-    server.set('/restart.xml', { kind: 'status', status: 503 });
+    server().set('/restart.xml', { kind: 'status', status: 503 });
     // A new process starts with the file whitelist, then takes the stored copy before any refresh.
     const second = await mirrorsFor('/restart.xml', { prefix });
     expect([...second.holder.current().dnsOf(NEW_DOMAIN)]).toEqual([normalizeDn(NEW_DN)]);

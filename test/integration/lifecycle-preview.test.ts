@@ -15,7 +15,7 @@ afterEach(async () => {
 
 interface Preview {
   asOf: string;
-  publicationSource: string;
+  publicationSource: { stored: number; assumed: number };
   items: Array<Record<string, unknown>>;
   counts: Record<string, number>;
 }
@@ -45,7 +45,7 @@ describe('mssgw lifecycle preview', () => {
 
     const before = (await f.redis.keys(`${f.prefix}lifecycle:*`)).sort();
     const day30 = await preview(30);
-    expect(day30).toMatchObject({ asOf: runDay(30), publicationSource: 'assumed' });
+    expect(day30).toMatchObject({ asOf: runDay(30), publicationSource: { stored: 0, assumed: 3 } });
     expect(day30.items).toEqual([
       {
         action: 'warn',
@@ -80,7 +80,9 @@ describe('mssgw lifecycle preview', () => {
 
     const text = await runMssgw(['lifecycle', 'preview', '--at', runDay(50), '--all'], env);
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain('publication state: assumed');
+    expect(text.stdout).toContain(
+      'publication state: from the publication records for 0 mailboxes, assumed for 3',
+    );
     expect(text.stdout).toContain(`warn               ${used}  inactivity-warning  (idle 30 d`);
     expect(text.stdout).toContain(`none               ${idle}  not-published`);
     expect(text.stdout).toContain(`none               ${suspended}  suspended`);
@@ -91,5 +93,36 @@ describe('mssgw lifecycle preview', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("cannot read the gateway's Redis");
     expect(run.stderr).toContain('(REGISTRY_UNAVAILABLE)');
+  });
+
+  it("reads the publication module's records where there are some: a red-listed mailbox is left alone", async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const redListed = uniqueAddress('red');
+    const other = uniqueAddress('other');
+    for (const address of [redListed, other]) {
+      await f.registry.create({ address, type: 'PER', owner: '810000000001' }, ACTOR);
+    }
+    // A record as src/publication/publication-store.ts writes it for a red-listed mailbox.
+    await f.redis.hset(`${f.prefix}publication:${redListed}`, {
+      address: redListed,
+      state: 'unpublished',
+      reason: 'red-list',
+      since: new Date(T0).toISOString(),
+      listed: 'no',
+    });
+    const run = await runMssgw(['lifecycle', 'preview', '--at', runDay(31), '--json', '--all'], {
+      MSSGW_REDIS__URL: inject('redisUrl'),
+      MSSGW_REDIS__PREFIX: f.prefix,
+    });
+    expect(run.code).toBe(0);
+    const preview = JSON.parse(run.stdout) as Preview;
+    expect(preview.publicationSource).toEqual({ stored: 1, assumed: 1 });
+    expect(preview.items.map((i) => [i.address, i.action, i.reason])).toEqual(
+      [
+        [redListed, 'none', 'red-listed'],
+        [other, 'warn', 'inactivity-warning'],
+      ].sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+    );
   });
 });

@@ -48,6 +48,31 @@ describe('configuration schema', () => {
   });
 });
 
+describe('relay settings', () => {
+  it('takes static routes and name servers, and names a bad server', () => {
+    const c = loadConfig({
+      configDir: '/nonexistent',
+      env: {},
+      overrides: {
+        relay: {
+          routes: { 'peer.test': [{ host: '10.0.0.2' }] },
+          dns: { servers: ['10.0.0.53', '[::1]:5353'] },
+        },
+      },
+    });
+    expect(c.relay.routes['peer.test']).toEqual([{ host: '10.0.0.2', port: 25 }]);
+    expect(c.relay.dns.servers).toEqual(['10.0.0.53', '[::1]:5353']);
+    expect(c.delivery).toMatchObject({ maxAgeHours: 120, delayNoticeHours: 4, drainSeconds: 30 });
+    expect(() =>
+      loadConfig({
+        configDir: '/nonexistent',
+        env: {},
+        overrides: { relay: { dns: { servers: ['dns.example'] } } },
+      }),
+    ).toThrow(/relay\.dns\.servers\.0: an IP address/);
+  });
+});
+
 describe('configuration rules across keys', () => {
   it('names the key to fix for an incomplete external store and an exposed admin API', () => {
     let caught: unknown;

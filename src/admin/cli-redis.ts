@@ -1,0 +1,47 @@
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { type Config, readSecretFile } from '../config/index.js';
+import { type ErrorCode, GatewayError, isGatewayError } from '../errors/index.js';
+import { createRedisClient, redisPaths } from '../redis/index.js';
+
+/**
+ * A client of the gateway's Redis for the commands that read it directly: `redis.url`, else the
+ * embedded one's socket under the data directory; the password from `redis.passwordFile`.
+ * `maxRetriesPerRequest` 1 fails fast when Redis is down; BullMQ connections need null.
+ */
+export function gatewayRedisClient(config: Config, maxRetriesPerRequest: number | null = 1): Redis {
+  const url = config.redis.url ?? `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
+  const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
+  return createRedisClient(url, {
+    name: 'mssgw-cli',
+    maxRetriesPerRequest,
+    ...(password === undefined ? {} : { password }),
+  });
+}
+
+/**
+ * Runs `fn` with a gateway Redis client, disconnected afterwards. A failure to read Redis becomes
+ * `unavailable` with a hint for the operator; other gateway errors pass unchanged. An `unavailable`
+ * error from the code underneath (e.g. the registry's) is rewrapped so that it carries the hint.
+ */
+export async function withGatewayRedis<T>(
+  config: Config,
+  unavailable: ErrorCode,
+  fn: (redis: Redis) => Promise<T>,
+): Promise<T> {
+  const redis = gatewayRedisClient(config);
+  try {
+    return await fn(redis);
+  } catch (err) {
+    if (isGatewayError(err) && err.code !== unavailable) throw err;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new GatewayError(
+      unavailable,
+      `cannot read the gateway's Redis: ${why} (is the gateway running? is redis.url right?)`,
+      {},
+      { cause: err },
+    );
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { ImapFlow } from 'imapflow';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Gateway } from '../../src/app.js';
+import { mintDevToken } from '../../src/auth/index.js';
+import { IndicatorReport } from '../../src/lifecycle/index.js';
+import { ActivityStore } from '../../src/registry/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { type FhirTestServer, startFhirServer } from '../helpers/fhir-server.js';
+import { pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { journalEvents } from '../helpers/journal.js';
+import { eventually, inboxMessages } from '../helpers/mailbox.js';
+
+/**
+ * Issue #6 through the whole gateway: its own clock, the daily job run by the scheduler, the
+ * publication service talking to a local FHIR server, the warning delivered into the mailbox, and
+ * the republication on the owner's first login (IMAP, XOAUTH2) after unpublication.
+ */
+
+const DAY = 86_400_000;
+const OWNER = `8${String(Math.floor(Math.random() * 1e11)).padStart(11, '0')}`;
+const system = { kind: 'system', id: 'test' } as const;
+let now = Date.parse('2026-03-02T10:00:00Z');
+const clock = { now: () => new Date(now) };
+let gw: Gateway;
+let fhir: FhirTestServer;
+
+beforeAll(async () => {
+  fhir = await startFhirServer(inject('pkiDir'));
+  fhir.put({
+    resourceType: 'Practitioner',
+    id: `pr-${randomUUID()}`,
+    identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.1', value: OWNER }],
+  });
+  const config = testConfig({
+    overrides: {
+      publication: {
+        enabled: true,
+        fhir: { baseUrl: fhir.baseUrl },
+        retryInitialSeconds: 0.05,
+        retryMaxSeconds: 0.2,
+      },
+    },
+  });
+  gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }), clock });
+});
+afterAll(async () => {
+  await gw?.stop();
+  await fhir?.close();
+});
+
+async function publicationOf(address: string): Promise<string | undefined> {
+  return (await gw.publication!.state(address))?.state;
+}
+
+async function runDailyJob(): Promise<void> {
+  const before = journalEvents(gw.config.dataDir).filter((e) => e.event === 'lifecycle.run.finished').length;
+  await gw.lifecycle.scheduler.trigger();
+  await eventually(
+    () =>
+      Promise.resolve(
+        journalEvents(gw.config.dataDir).filter((e) => e.event === 'lifecycle.run.finished').length,
+      ),
+    (n) => n > before,
+  );
+}
+
+describe('mailbox lifecycle in the running gateway', () => {
+  it('warns at day 30, unpublishes at day 45, republishes at the next login', async () => {
+    const bal = uniqueBal('idle');
+    await gw.registry.create({ address: bal, type: 'PER', owner: OWNER }, system);
+    await eventually(
+      () => publicationOf(bal),
+      (s) => s === 'published',
+    );
+
+    now += 30 * DAY + 3_600_000;
+    await runDailyJob();
+    const inbox = await eventually(
+      () => inboxMessages(bal),
+      (m) => m.length === 1,
+    );
+    const warning = inbox[0]!.toString('latin1');
+    expect(warning).toMatch(/^Subject: .*Votre/m);
+    expect(warning).toMatch(/^Auto-Submitted: auto-generated/m);
+
+    now += 15 * DAY;
+    await runDailyJob();
+    await eventually(
+      () => publicationOf(bal),
+      (s) => s === 'unpublished-inactive',
+    );
+    expect(fhir.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
+
+    // The owner comes back: an IMAP login with a fresh token republishes at once.
+    const token = await mintDevToken({
+      pkiDir: inject('pkiDir'),
+      subject: OWNER,
+      ttlSeconds: 600,
+      now: clock.now(),
+    });
+    const client = new ImapFlow({
+      host: '127.0.0.1',
+      port: gw.addresses.imapTls!.port,
+      secure: true,
+      auth: { user: bal, accessToken: token },
+      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+      logger: false,
+    });
+    await client.connect();
+    await client.logout();
+    await eventually(
+      () => publicationOf(bal),
+      (s) => s === 'published',
+    );
+    const events = journalEvents(gw.config.dataDir).map((e) => e.event);
+    expect(events).toContain('lifecycle.republished');
+  });
+
+  it('counts logins, sent and received messages in the daily indicators', async () => {
+    const from = uniqueBal('ind-from');
+    const to = uniqueBal('ind-to');
+    await gw.registry.create({ address: from, type: 'PER', owner: OWNER }, system);
+    await gw.registry.create({ address: to, type: 'PER', owner: OWNER }, system);
+    const token = await mintDevToken({
+      pkiDir: inject('pkiDir'),
+      subject: OWNER,
+      ttlSeconds: 600,
+      now: clock.now(),
+    });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.addresses.submission!.port,
+      secure: false,
+      requireTLS: true,
+      auth: { type: 'OAuth2', user: from, accessToken: token },
+      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+    });
+    await transport.sendMail({
+      from,
+      to,
+      subject: 'CR',
+      text: 'x',
+      headers: { 'X-MSS-NIL': 'LPS-IND 2.1', 'X-MSS-CODECDA': '11488-4' },
+    });
+    transport.close();
+    await eventually(
+      () => inboxMessages(to),
+      (m) => m.length === 1,
+    );
+    const report = new IndicatorReport({
+      redis: gw.backends.redis,
+      prefix: gw.config.redis.prefix,
+      timeZone: gw.config.lifecycle.timeZone,
+      retentionDays: gw.config.lifecycle.indicatorsRetentionDays,
+      registry: gw.registry,
+      activity: ActivityStore.withPrefix(gw.backends.redis, gw.config.redis.prefix),
+    });
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: gw.config.lifecycle.timeZone }).format(
+      clock.now(),
+    );
+    const sent = await eventually(
+      () => report.day(from, day),
+      (d) => Number(d.counters['sent']) === 1,
+    );
+    expect(Number(sent.counters['sent.cda'])).toBe(1);
+    expect(Number(sent.counters['login.submission'])).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(sent.software).join()).toContain('LPS-IND 2.1');
+    const received = await eventually(
+      () => report.day(to, day),
+      (d) => d.counters['received'] !== undefined,
+    );
+    expect(Number(received.counters['received'])).toBe(1);
+    expect(received.counters['received.inter']).toBeUndefined();
+  });
+
+  it('keeps the mail of a deleted mailbox for the retention, then purges it', async () => {
+    const bal = uniqueBal('gone');
+    await gw.registry.create({ address: bal, type: 'PER', owner: OWNER }, system);
+    await gw.delivery.inject({
+      from: '',
+      to: bal,
+      route: 'local',
+      raw: Buffer.from('Subject: kept for a while\r\n\r\nbody\r\n'),
+    });
+    await eventually(
+      () => inboxMessages(bal),
+      (m) => m.length === 1,
+    );
+    await gw.registry.delete(bal, system);
+    now += (gw.config.lifecycle.deletedMailRetentionDays - 1) * DAY;
+    await runDailyJob();
+    expect(await inboxMessages(bal)).toHaveLength(1);
+    now += 2 * DAY;
+    await runDailyJob();
+    expect(await inboxMessages(bal)).toEqual([]);
+    expect(journalEvents(gw.config.dataDir)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ event: 'lifecycle.mail.purged', address: bal })]),
+    );
+  });
+});
