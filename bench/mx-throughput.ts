@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { Gateway } from '../src/app.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
-import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/observability/index.js';
-import { devPkiSettings } from '../src/pki/index.js';
+import { benchConfig, benchRoot } from './bench-gateway.js';
 import { MemoryPeak, type Percentiles, percentiles } from './stats.js';
 
 /**
@@ -32,23 +30,11 @@ export async function runMxBench(
   connections: number,
   sizeBytes: number,
 ): Promise<MxBenchResult> {
-  const root = mkdtempSync(path.join(tmpdir(), 'mssgw-bench-'));
-  // mkdtemp makes it 0700; Dovecot's mail user must traverse it (search only, no listing).
-  chmodSync(root, 0o711);
+  const root = benchRoot('mx');
   const pkiDir = path.join(root, 'pki');
   const p = (f: string) => path.join(pkiDir, f);
-  const config = loadConfig({
-    configDir: '/nonexistent',
-    env: {},
-    overrides: {
-      dataDir: path.join(root, 'var'),
-      ...devPkiSettings(pkiDir),
-      smtp: { mx: { host: '127.0.0.1', port: 0 }, submission: { enabled: false }, maxRecipients: 10 },
-      imap: { enabled: false },
-      metrics: { enabled: false },
-      admin: { enabled: false },
-      log: { level: 'silent' },
-    },
+  const config = benchConfig(root, {
+    smtp: { mx: { host: '127.0.0.1', port: 0 }, submission: { enabled: false }, maxRecipients: 10 },
   });
   const peak = new MemoryPeak().start(100);
   const gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) });

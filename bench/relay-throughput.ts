@@ -1,15 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SMTPServer } from 'smtp-server';
 import { Gateway } from '../src/app.js';
-import { loadConfig } from '../src/config/index.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
-import { devPkiSettings, ensureDevPki } from '../src/pki/index.js';
+import { ensureDevPki } from '../src/pki/index.js';
+import { benchConfig, benchRoot } from './bench-gateway.js';
 import { type Percentiles, percentiles } from './stats.js';
 
 /**
@@ -112,26 +111,15 @@ export async function runRelayBench(
   connections: number,
   sizeBytes: number,
 ): Promise<RelayBenchResult> {
-  const root = mkdtempSync(path.join(tmpdir(), 'mssgw-bench-relay-'));
-  chmodSync(root, 0o711);
+  const root = benchRoot('relay');
   const pkiDir = path.join(root, 'pki');
   await ensureDevPki(pkiDir);
   const peer = await startPeer(pkiDir);
-  const config = loadConfig({
-    configDir: '/nonexistent',
-    env: {},
-    overrides: {
-      dataDir: path.join(root, 'var'),
-      ...devPkiSettings(pkiDir),
-      smtp: { mx: { enabled: false }, submission: { enabled: false } },
-      imap: { enabled: false },
-      metrics: { enabled: false },
-      admin: { enabled: false },
-      relay: {
-        routes: { 'peer.mssante.test': [{ host: '127.0.0.1', port: peer.port }] },
-        maxConnectionsPerDestination: connections,
-      },
-      log: { level: 'silent' },
+  const config = benchConfig(root, {
+    smtp: { mx: { enabled: false }, submission: { enabled: false } },
+    relay: {
+      routes: { 'peer.mssante.test': [{ host: '127.0.0.1', port: peer.port }] },
+      maxConnectionsPerDestination: connections,
     },
   });
   const gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) });

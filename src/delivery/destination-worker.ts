@@ -106,22 +106,24 @@ export class DestinationWorker {
       state.final = true;
       return undefined;
     }
-    // Durable before anything depends on it: a crash after this never re-sends to a recipient.
-    await spool.writeState(state);
     if (!finished) {
-      if (delayNoticeDue(state, envelope.receivedAt, this.#d.policy, now)) {
-        await this.#d.notifier.notify('delayed', envelope, state, pendingOf(state));
-        state.delayNotifiedAt = now.toISOString();
-      }
       const at = new Date(
         now.getTime() +
           retryDelayMs(state.attempts, envelope.receivedAt, this.#d.policy, now, this.#d.random),
       );
       state.nextAttemptAt = at.toISOString();
+      // Durable before anything depends on it: a crash after this never re-sends to a recipient.
       await spool.writeState(state);
+      if (delayNoticeDue(state, envelope.receivedAt, this.#d.policy, now)) {
+        await this.#d.notifier.notify('delayed', envelope, state, pendingOf(state));
+        state.delayNotifiedAt = now.toISOString();
+        await spool.writeState(state);
+      }
       this.#d.onDeferred?.(envelope, state);
       return at;
     }
+    // Durable before the notifications: a crash after this never re-sends to a recipient.
+    await spool.writeState(state);
     await this.#notifyFinal(envelope, state);
     state.final = true;
     delete state.nextAttemptAt;
