@@ -133,6 +133,9 @@ export class DeliveryQueue extends EventEmitter {
         }),
       );
     }
+    // Connected before start returns: a stop right after start (a listener that cannot bind) must
+    // not close connections under commands BullMQ is still issuing to set itself up.
+    await Promise.all([...this.#workers, ...this.#queues.values()].map((q) => q.waitUntilReady()));
     for (const w of this.#workers)
       w.on('error', (err) =>
         this.#d.logger.warn({ event: 'queue.worker_error', err: err.message }, 'queue worker error'),
