@@ -342,6 +342,57 @@ export const ERROR_CODES = {
     http: 400,
     summary: 'not a month: give YYYY-MM',
   },
+  // Local failures that used to be plain errors: each keeps its own message, the code says the kind.
+  CLI_INPUT_INVALID: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'a file or input the command line reads is missing or not valid',
+  },
+  ADMIN_API_REFUSED: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'the admin API refused or failed the request',
+  },
+  ADMIN_API_UNREACHABLE: {
+    side: 'remote',
+    temporary: true,
+    http: 502,
+    summary: 'the admin API cannot be reached',
+  },
+  IMAP_COMMAND_SYNTAX: { side: 'client', temporary: false, http: 400, summary: 'IMAP command syntax error' },
+  STORE_LOGIN_REFUSED: {
+    side: 'server',
+    temporary: true,
+    http: 503,
+    summary: 'the mailbox store refused the master login',
+  },
+  MESSAGE_UNREADABLE: {
+    side: 'server',
+    temporary: true,
+    http: 500,
+    summary: 'the message to deliver could not be read',
+  },
+  RELAY_ATTEMPT_FAILED: {
+    side: 'remote',
+    temporary: true,
+    http: 502,
+    summary: 'reaching a remote operator failed; the attempt is retried',
+  },
+  RELAY_ATTEMPT_REFUSED: {
+    side: 'remote',
+    temporary: false,
+    http: 502,
+    summary: 'reaching a remote operator failed for good',
+  },
+  DER_INVALID: { side: 'remote', temporary: false, http: 422, summary: 'not valid DER' },
+  MIRROR_COPY_REPLACED: {
+    side: 'server',
+    temporary: true,
+    http: 409,
+    summary: 'the mirror copy to apply is gone: a newer one replaced it',
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
