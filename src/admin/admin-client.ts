@@ -12,6 +12,7 @@ import type {
   GrantView,
   SubjectRequest,
 } from '../registry/index.js';
+import { GatewayError } from '../errors/index.js';
 import { ACTOR_HEADER } from './admin-auth.js';
 import type { SecretStatus } from './secret-status.js';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
@@ -20,27 +21,27 @@ import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
 export type BalView = Bal & { readonly publication?: PublicationState | null };
 
 /** The API answered with a problem (or an unexpected response): it refused or failed the request. */
-export class AdminApiError extends Error {
+export class AdminApiError extends GatewayError {
   /** Catalogue code from the problem details (`HTTP_<status>` when the answer was not a problem). */
-  readonly code: string;
+  readonly problemCode: string;
   readonly status: number;
   readonly detail: string;
 
-  constructor(code: string, status: number, detail: string) {
-    super(`${detail} (${code})`);
+  constructor(problemCode: string, status: number, detail: string) {
+    super('ADMIN_API_REFUSED', `${detail} (${problemCode})`, { problemCode, status });
     this.name = 'AdminApiError';
-    this.code = code;
+    this.problemCode = problemCode;
     this.status = status;
     this.detail = detail;
   }
 }
 
 /** No answer at all: nothing listens at the URL, DNS failed, or the request timed out. */
-export class AdminUnreachableError extends Error {
+export class AdminUnreachableError extends GatewayError {
   readonly url: string;
 
   constructor(url: string, reason: string, options?: ErrorOptions) {
-    super(`cannot reach the admin API at ${url} (${reason})`, options);
+    super('ADMIN_API_UNREACHABLE', `cannot reach the admin API at ${url} (${reason})`, { url }, options);
     this.name = 'AdminUnreachableError';
     this.url = url;
   }

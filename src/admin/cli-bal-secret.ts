@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
+import { GatewayError } from '../errors/index.js';
 import type { SecretStatus } from './secret-status.js';
 import type { CliContext, CliIo } from './cli-context.js';
 
@@ -64,7 +65,12 @@ function secretFromFile(file: string): string {
     bytes = readFileSync(file);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new Error(`cannot read the secret file ${file} (${why})`, { cause: err });
+    throw new GatewayError(
+      'CLI_INPUT_INVALID',
+      `cannot read the secret file ${file} (${why})`,
+      {},
+      { cause: err },
+    );
   }
   return decodeSecret(bytes, `the secret file ${file}`);
 }
@@ -85,11 +91,15 @@ async function secretFromStdin(io: CliIo, cmd: Command): Promise<string> {
 
 function decodeSecret(bytes: Buffer, source: string): string {
   if (bytes.length > MAX_INPUT_BYTES) {
-    throw new Error(`${source} holds more than ${MAX_INPUT_BYTES} bytes: that is not a mailbox secret`);
+    throw new GatewayError(
+      'CLI_INPUT_INVALID',
+      `${source} holds more than ${MAX_INPUT_BYTES} bytes: that is not a mailbox secret`,
+    );
   }
   // Files and `echo` end with a newline that is not part of the secret (as for admin.tokenFile).
   const secret = bytes.toString('utf8').replace(/\r?\n$/, '');
-  if (secret === '') throw new Error(`${source} is empty: it must hold the secret`);
+  if (secret === '')
+    throw new GatewayError('CLI_INPUT_INVALID', `${source} is empty: it must hold the secret`);
   return secret;
 }
 

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { systemClock } from '../clock.js';
 import type { Config } from '../config/index.js';
+import { GatewayError } from '../errors/index.js';
 import {
   AssumedPublication,
   LifecyclePlanner,
@@ -221,7 +222,8 @@ export function readOnlyRegistry(redis: Redis, config: Config): BalRegistry {
     clock: systemClock,
     journal: new MemoryAuditJournal(),
     provisioner: {
-      provision: () => Promise.reject(new Error('the command line reads the registry only')),
+      provision: () =>
+        Promise.reject(new GatewayError('INTERNAL', 'the command line reads the registry only')),
     },
   });
 }

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { loadConfig, readSecretFile, type Config } from '../config/index.js';
-import { isGatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 import { registerBalCommands } from './cli-bal.js';
 import { registerDirectoryCommands } from './cli-directory.js';
@@ -107,7 +107,12 @@ function reportFailure(err: unknown, io: CliIo): number {
     return EXIT.UNREACHABLE;
   }
   if (err instanceof AdminApiError) {
-    io.stderr(`error: ${err.detail} (${err.code})\n`);
+    io.stderr(`error: ${err.detail} (${err.problemCode})\n`);
+    return EXIT.REFUSED;
+  }
+  if (isGatewayError(err) && err.code === 'CLI_INPUT_INVALID') {
+    // The message names the file or input to fix; the code would add nothing for the operator.
+    io.stderr(`error: ${err.message}\n`);
     return EXIT.REFUSED;
   }
   if (isGatewayError(err)) {
@@ -148,7 +153,8 @@ function readConfig(io: CliIo): Config {
     return io.loadConfig(io.env);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new Error(
+    throw new GatewayError(
+      'CLI_INPUT_INVALID',
       `cannot read the gateway configuration for the admin API defaults: ${why}\n` +
         'fix it, or pass --api URL and --token-file FILE',
     );
@@ -168,11 +174,19 @@ function readToken(file: string): string {
     token = readSecretFile(file);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new Error(`cannot read the admin token file ${file} (${why}); pass --token-file FILE`, {
-      cause: err,
-    });
+    throw new GatewayError(
+      'CLI_INPUT_INVALID',
+      `cannot read the admin token file ${file} (${why}); pass --token-file FILE`,
+      {},
+      { cause: err },
+    );
   }
-  if (token.trim() === '') throw new Error(`the admin token file ${file} is empty; pass --token-file FILE`);
+  if (token.trim() === '') {
+    throw new GatewayError(
+      'CLI_INPUT_INVALID',
+      `the admin token file ${file} is empty; pass --token-file FILE`,
+    );
+  }
   return token;
 }
 
