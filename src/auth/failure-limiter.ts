@@ -101,7 +101,12 @@ export class FailureLimiter {
     const replies = await this.#call(() => pipeline.exec());
     let worst: LimitCheck = { allowed: true };
     scopes.forEach((s, i) => {
-      const [err, ttl] = replies?.[i] ?? [new Error('no reply'), -2];
+      const [err, ttl] = replies?.[i] ?? [
+        new GatewayError('REGISTRY_UNAVAILABLE', 'authentication limits (Redis) unavailable', {
+          reply: 'none',
+        }),
+        -2,
+      ];
       if (err) throw unavailable(err);
       const ms = Number(ttl);
       if (ms > 0 && (worst.allowed || ms > worst.retryAfterMs)) {

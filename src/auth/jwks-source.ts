@@ -8,6 +8,7 @@ import {
   type JSONWebKeySet,
   type JWTVerifyGetKey,
 } from 'jose';
+import { GatewayError } from '../errors/index.js';
 
 /**
  * Where the signing keys of one token issuer come from: its JWKS URL (Keycloak's
@@ -17,12 +18,12 @@ import {
  * unreadable file) surfaces as IssuerUnavailableError, so the verifier can tell "we could not check"
  * (temporary) from "the token is bad" (permanent) without inspecting jose's messages.
  */
-export class IssuerUnavailableError extends Error {
+export class IssuerUnavailableError extends GatewayError {
   /** Bounded label: `network`, `http_503`, `not_jwks`, `retry_delay`, `jwks_file`. */
   readonly reason: string;
 
   constructor(reason: string, options?: ErrorOptions) {
-    super(`issuer key set unavailable (${reason})`, options);
+    super('AUTH_ISSUER_UNAVAILABLE', `issuer key set unavailable (${reason})`, { reason }, options);
     this.name = 'IssuerUnavailableError';
     this.reason = reason;
   }
@@ -106,7 +107,7 @@ export function fileKeySource(file: string): JWTVerifyGetKey {
   const load = async (): Promise<ReturnType<typeof createLocalJWKSet>> => {
     try {
       const body: unknown = JSON.parse(await readFile(file, 'utf8'));
-      if (!isJwks(body)) throw new Error('not a JWKS');
+      if (!isJwks(body)) throw new GatewayError('AUTH_ISSUER_UNAVAILABLE', 'not a JWKS');
       local = createLocalJWKSet(body);
       return local;
     } catch (err) {

@@ -1,3 +1,4 @@
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { CommandFrame } from './command-framer.js';
 
 /**
@@ -58,7 +59,10 @@ export function readTag(line: Buffer, partial = false): string | undefined {
   return line.toString('latin1', 0, end);
 }
 
-class CommandSyntaxError extends Error {}
+/** A command the grammar refuses; its message goes into the `BAD Syntax error: …` reply. */
+function syntaxError(text: string): GatewayError {
+  return new GatewayError('IMAP_COMMAND_SYNTAX', text);
+}
 
 /** A cursor over the frame's lines; a literal marker at a line's end yields the literal after it. */
 class Cursor {
@@ -84,13 +88,13 @@ class Cursor {
 
   take(): number {
     const byte = this.peek();
-    if (byte === undefined) throw new CommandSyntaxError('unexpected end of command');
+    if (byte === undefined) throw syntaxError('unexpected end of command');
     this.#pos++;
     return byte;
   }
 
   expect(byte: number, what: string): void {
-    if (this.peek() !== byte) throw new CommandSyntaxError(`expected ${what}`);
+    if (this.peek() !== byte) throw syntaxError(`expected ${what}`);
     this.#pos++;
   }
 
@@ -104,12 +108,11 @@ class Cursor {
   literal(): Buffer {
     const rest = this.#text.toString('latin1', this.#pos);
     const literal = this.#frame.literals[this.#line];
-    if (!/^\{\d+\+?\}$/.test(rest) || literal === undefined)
-      throw new CommandSyntaxError('malformed literal');
+    if (!/^\{\d+\+?\}$/.test(rest) || literal === undefined) throw syntaxError('malformed literal');
     this.#line++;
     this.#pos = 0;
     // CHAR8 excludes NUL (RFC 9051 §9 `literal`).
-    if (literal.includes(0)) throw new CommandSyntaxError('NUL in literal');
+    if (literal.includes(0)) throw syntaxError('NUL in literal');
     return literal;
   }
 }
@@ -123,11 +126,10 @@ function readQuoted(c: Cursor): Buffer {
     if (byte === BACKSLASH) {
       const escaped = c.take();
       // quoted-specials are the only escapes (RFC 9051 §9 QUOTED-CHAR).
-      if (escaped !== DQUOTE && escaped !== BACKSLASH)
-        throw new CommandSyntaxError('bad escape in quoted string');
+      if (escaped !== DQUOTE && escaped !== BACKSLASH) throw syntaxError('bad escape in quoted string');
       out.push(escaped);
     } else if (byte === 0) {
-      throw new CommandSyntaxError('NUL in quoted string');
+      throw syntaxError('NUL in quoted string');
     } else {
       // TEXT-CHAR or UTF-8 (RFC 9051 §9 QUOTED-CHAR): any byte but CR, LF (never in a line) and NUL.
       out.push(byte);
@@ -136,7 +138,7 @@ function readQuoted(c: Cursor): Buffer {
 }
 
 function readList(c: Cursor, depth: number): Arg {
-  if (depth > MAX_LIST_DEPTH) throw new CommandSyntaxError('lists nested too deep');
+  if (depth > MAX_LIST_DEPTH) throw syntaxError('lists nested too deep');
   c.expect(0x28, '(');
   const items: Arg[] = [];
   if (c.peek() === 0x29) {
@@ -147,7 +149,7 @@ function readList(c: Cursor, depth: number): Arg {
     items.push(readArg(c, depth + 1));
     const next = c.take();
     if (next === 0x29) return { type: 'list', items };
-    if (next !== SP) throw new CommandSyntaxError('expected SP or ) in list');
+    if (next !== SP) throw syntaxError('expected SP or ) in list');
   }
 }
 
@@ -157,7 +159,7 @@ function readArg(c: Cursor, depth: number): Arg {
   if (byte === 0x7b) return { type: 'string', value: c.literal(), literal: true };
   if (byte === 0x28) return readList(c, depth);
   const atom = c.run(isAstringChar);
-  if (atom.length === 0) throw new CommandSyntaxError('expected an argument');
+  if (atom.length === 0) throw syntaxError('expected an argument');
   return { type: 'atom', value: atom.toString('latin1') };
 }
 
@@ -171,7 +173,7 @@ export function parseCommand(frame: CommandFrame): SyntaxResult {
     c.run(isTagChar);
     c.expect(SP, 'SP after the tag');
     const name = c.run(isAtomChar).toString('latin1').toUpperCase();
-    if (name.length === 0 || !/^[A-Z0-9-]+$/.test(name)) throw new CommandSyntaxError('invalid command name');
+    if (name.length === 0 || !/^[A-Z0-9-]+$/.test(name)) throw syntaxError('invalid command name');
     const args: Arg[] = [];
     while (!c.atEnd()) {
       c.expect(SP, 'SP between arguments');
@@ -179,7 +181,8 @@ export function parseCommand(frame: CommandFrame): SyntaxResult {
     }
     return { ok: true, command: { tag, name, args } };
   } catch (err) {
-    if (err instanceof CommandSyntaxError) return { ok: false, tag, text: `Syntax error: ${err.message}` };
+    if (isGatewayError(err) && err.code === 'IMAP_COMMAND_SYNTAX')
+      return { ok: false, tag, text: `Syntax error: ${err.message}` };
     throw err;
   }
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { GatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { ImapEndpoint, MasterCredentials } from '../store/index.js';
 
 /**
@@ -85,7 +85,8 @@ class LineReader {
     if (!this.#waiter) return;
     const eol = this.#buf.indexOf('\r\n');
     if (eol < 0) {
-      if (this.#buf.length > 64 * 1024) this.fail(new Error('store response line too long'));
+      if (this.#buf.length > 64 * 1024)
+        this.fail(new GatewayError('STORE_UNAVAILABLE', 'store response line too long'));
       return;
     }
     const line = this.#buf.toString('utf8', 0, eol);
@@ -100,7 +101,8 @@ async function readTagged(reader: LineReader, tag: string, onUntagged: (line: St
   for (;;) {
     const line = parseStoreLine(await reader.next());
     if (line.tag === tag) return line;
-    if (line.tag === '*' && line.kind === 'BYE') throw new Error(`store said BYE: ${line.text}`);
+    if (line.tag === '*' && line.kind === 'BYE')
+      throw new GatewayError('STORE_UNAVAILABLE', `store said BYE: ${line.text}`);
     onUntagged(line);
   }
 }
@@ -112,7 +114,8 @@ async function converse(
   mailbox: string,
 ): Promise<string> {
   const greeting = parseStoreLine(await reader.next());
-  if (greeting.tag !== '*' || greeting.kind !== 'OK') throw new Error('unexpected store greeting');
+  if (greeting.tag !== '*' || greeting.kind !== 'OK')
+    throw new GatewayError('STORE_UNAVAILABLE', 'unexpected store greeting');
   const response = Buffer.from(`${mailbox}\0${master.user}\0${master.password}`, 'utf8').toString('base64');
   const saslIr = greeting.capability?.toUpperCase().split(' ').includes('SASL-IR') === true;
   socket.write(saslIr ? `G1 AUTHENTICATE PLAIN ${response}\r\n` : 'G1 AUTHENTICATE PLAIN\r\n');
@@ -121,18 +124,17 @@ async function converse(
     if (line.tag === '+' && !saslIr) socket.write(`${response}\r\n`);
     else if (line.kind === 'CAPABILITY') capabilities = line.text;
   });
-  if (login.kind !== 'OK') throw new RefusedByStore(login.text);
+  if (login.kind !== 'OK') throw new GatewayError('STORE_LOGIN_REFUSED', login.text);
   capabilities = login.capability ?? capabilities;
   if (capabilities !== undefined) return capabilities;
   socket.write('G2 CAPABILITY\r\n');
   const done = await readTagged(reader, 'G2', (line) => {
     if (line.kind === 'CAPABILITY') capabilities = line.text;
   });
-  if (done.kind !== 'OK' || capabilities === undefined) throw new Error('store gave no capability list');
+  if (done.kind !== 'OK' || capabilities === undefined)
+    throw new GatewayError('STORE_UNAVAILABLE', 'store gave no capability list');
   return capabilities;
 }
-
-class RefusedByStore extends Error {}
 
 export async function openStoreSession(
   endpoint: ImapEndpoint,
@@ -144,9 +146,11 @@ export async function openStoreSession(
   const socket = net.connect({ host: endpoint.host, port: endpoint.port });
   socket.setNoDelay(true);
   const reader = new LineReader(socket);
-  socket.setTimeout(timeoutMs, () => reader.fail(new Error(`no answer from the store in ${timeoutMs} ms`)));
+  socket.setTimeout(timeoutMs, () =>
+    reader.fail(new GatewayError('STORE_UNAVAILABLE', `no answer from the store in ${timeoutMs} ms`)),
+  );
   socket.on('error', (err) => reader.fail(err));
-  socket.on('close', () => reader.fail(new Error('store closed the connection')));
+  socket.on('close', () => reader.fail(new GatewayError('STORE_UNAVAILABLE', 'store closed the connection')));
   try {
     const capabilities = await converse(reader, socket, master, mailbox);
     // The error and close listeners stay: a failure before the caller pipes is not an uncaught error.
@@ -157,7 +161,9 @@ export async function openStoreSession(
     const where = `${endpoint.host}:${endpoint.port}`;
     throw new GatewayError(
       'STORE_UNAVAILABLE',
-      err instanceof RefusedByStore ? 'the store refused the master login' : 'could not log in to the store',
+      isGatewayError(err) && err.code === 'STORE_LOGIN_REFUSED'
+        ? 'the store refused the master login'
+        : 'could not log in to the store',
       { endpoint: where, mailbox },
       { cause: err },
     );

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import { findProcesses, readCmdline, readPidFile, terminateProcesses } from './process-table.js';
 import { assertSocketPathFits, redisPaths, renderRedisConfig, type RedisPaths } from './redis-config.js';
@@ -91,7 +92,7 @@ async function waitForPing(socketPath: string, signal: AbortSignal): Promise<voi
     if (await pingOnce(socketPath)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error('redis-server exited before it answered');
+  throw new GatewayError('REGISTRY_UNAVAILABLE', 'redis-server exited before it answered');
 }
 
 /**

@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors/index.js';
 import { REMOTE_REFUSALS } from './remote-verdict.js';
 
 /**
@@ -30,25 +31,24 @@ const DOMAIN_SCOPED: ReadonlySet<RelayFailureReason> = new Set([
   'null_mx',
 ]);
 
-export interface RelayErrorDetails {
+export type RelayErrorDetails = {
   readonly host?: string;
   readonly port?: number;
   readonly dn?: string;
   /** The remote reply line that caused the failure, e.g. `454 4.7.0 TLS not available`. */
   readonly reply?: string;
-}
+};
 
-export class RelayError extends Error {
+/** A failed attempt; its catalogue code, and so `temporary`, follows RELAY_FAILURES[reason]. */
+export class RelayError extends GatewayError {
   readonly reason: RelayFailureReason;
-  readonly temporary: boolean;
-  readonly details: RelayErrorDetails;
+  declare readonly details: RelayErrorDetails;
 
   constructor(reason: RelayFailureReason, details: RelayErrorDetails = {}, options?: ErrorOptions) {
-    super(RELAY_FAILURES[reason].summary, options);
+    const { temporary, summary } = RELAY_FAILURES[reason];
+    super(temporary ? 'RELAY_ATTEMPT_FAILED' : 'RELAY_ATTEMPT_REFUSED', summary, details, options);
     this.name = 'RelayError';
     this.reason = reason;
-    this.temporary = RELAY_FAILURES[reason].temporary;
-    this.details = details;
   }
 
   /** True when the next MX host of the same domain is worth trying. */

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { GatewayError } from '../errors/index.js';
 import { RelayError } from './relay-error.js';
 
 /** One SMTP reply (RFC 5321 §4.2): the code and the text of each line, without the code. */
@@ -40,7 +41,8 @@ export class SmtpReplyReader {
     const ready = this.#replies.shift();
     if (ready) return Promise.resolve(ready);
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#waiter) return Promise.reject(new Error('SmtpReplyReader: one read at a time'));
+    if (this.#waiter)
+      return Promise.reject(new GatewayError('INTERNAL', 'SmtpReplyReader: one read at a time'));
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
-import { isGatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import {
   SupervisedProcess,
@@ -90,7 +90,9 @@ function freeLoopbackPort(): Promise<number> {
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
       server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new GatewayError('INTERNAL', 'no port')),
       );
     });
   });
@@ -105,7 +107,8 @@ async function waitForServices(imap: ImapEndpoint, lmtpPath: string, signal: Abo
     Number.POSITIVE_INFINITY,
     100,
   );
-  if (!ready || signal.aborted) throw new Error('dovecot exited before it answered');
+  if (!ready || signal.aborted)
+    throw new GatewayError('STORE_UNAVAILABLE', 'dovecot exited before it answered');
 }
 
 function isPortTaken(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { hostname } from 'node:os';
-import { GatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import { describeEndpoint, type LmtpEndpoint } from './store-endpoints.js';
 import { DotStuffer, LmtpConnectionError, ReplyReader, type LmtpReply } from './lmtp-wire.js';
 
@@ -25,9 +25,6 @@ export interface LmtpDeliveryOptions {
   /** Name sent in LHLO. Default the host name. */
   readonly lhlo?: string;
 }
-
-/** The message could not be read; nothing was delivered (the transaction was aborted). */
-class MessageSourceError extends Error {}
 
 /** Characters that would break the command line or smuggle a second command. */
 const UNSAFE_ADDRESS = /[\s<>\p{Cc}]/u;
@@ -130,7 +127,8 @@ async function* readChunks(stream: NodeJS.ReadableStream): AsyncGenerator<Buffer
   try {
     for await (const chunk of stream) yield typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
   } catch (err) {
-    throw new MessageSourceError('message source failed', { cause: err });
+    // The message could not be read; nothing was delivered (the transaction is aborted below).
+    throw new GatewayError('MESSAGE_UNREADABLE', 'message source failed', {}, { cause: err });
   }
 }
 
@@ -218,7 +216,7 @@ export async function deliverLmtp(
   try {
     await transaction(session, envelope, message, results, options.lhlo ?? hostname());
   } catch (err) {
-    if (err instanceof MessageSourceError) {
+    if (isGatewayError(err) && err.code === 'MESSAGE_UNREADABLE') {
       session.abort(); // never send "." after a partial message
       throw new GatewayError('INTERNAL', 'could not read the message to deliver', {}, { cause: err.cause });
     }

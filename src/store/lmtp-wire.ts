@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { GatewayError } from '../errors/index.js';
 
 /**
  * The byte-level parts of the LMTP client: reading replies (RFC 5321 §4.2, multi-line with
@@ -19,10 +20,10 @@ export interface LmtpReply {
 /** Why a session ended early; picks the enhanced code of the synthesised temporary results. */
 export type LmtpFailureKind = 'connect' | 'timeout' | 'closed' | 'protocol';
 
-export class LmtpConnectionError extends Error {
+export class LmtpConnectionError extends GatewayError {
   readonly kind: LmtpFailureKind;
   constructor(kind: LmtpFailureKind, message: string, options?: ErrorOptions) {
-    super(message, options);
+    super('STORE_UNAVAILABLE', message, { kind }, options);
     this.name = 'LmtpConnectionError';
     this.kind = kind;
   }
