@@ -3,6 +3,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from './config/index.js';
+import { GatewayError } from './errors/index.js';
 import type { Logger } from './observability/index.js';
 import { createRedisClient, startEmbeddedRedis } from './redis/index.js';
 import { startEmbeddedDovecot } from './store/index.js';
@@ -58,7 +59,10 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
     const { imap, lmtp } = config.store;
     if (imap && lmtp) {
       if (!config.store.masterPasswordFile)
-        throw new Error('store.masterPasswordFile is required with an external store');
+        throw new GatewayError(
+          'CONFIG_INVALID',
+          'store.masterPasswordFile is required with an external store',
+        );
       store = {
         imap,
         lmtp,

@@ -1,3 +1,5 @@
+import { GatewayError } from '../errors/index.js';
+
 /**
  * A minimal DER reader (X.690 §8 and §10): just enough to take a CRL apart for its signature check
  * and dates. It never re-encodes, so the signed bytes are checked exactly as the authority signed them.
@@ -22,8 +24,12 @@ export const DER = {
   CONTEXT_0: 0xa0,
 } as const;
 
-export class DerError extends Error {
+export class DerError extends GatewayError {
   override readonly name = 'DerError';
+
+  constructor(message: string) {
+    super('DER_INVALID', message);
+  }
 }
 
 /** Reads one TLV at `offset`; throws DerError on anything truncated or not DER. */

@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
-import { isGatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 import { crlIssuer, crlPem, parseCrl } from './crl-check.js';
 import { loadExtraction } from './extraction-loader.js';
@@ -112,7 +112,11 @@ export function whitelistKind(options: {
     },
     async apply(redis, dataKey, state) {
       const xml = await redis.getBuffer(dataKey);
-      if (!xml) throw new Error(`whitelist copy ${dataKey} is gone (a newer one replaced it)`);
+      if (!xml)
+        throw new GatewayError(
+          'MIRROR_COPY_REPLACED',
+          `whitelist copy ${dataKey} is gone (a newer one replaced it)`,
+        );
       const label = `${options.source} (mirror version ${state.version ?? '?'})`;
       options.holder.swap(new Whitelist(parseWhitelistXml(xml), label, options.clock.now()));
     },
@@ -195,7 +199,11 @@ export function crlKind(options: {
     },
     async apply(redis, dataKey) {
       const der = await redis.getBuffer(dataKey);
-      if (!der) throw new Error(`CRL copy ${dataKey} is gone (a newer one replaced it)`);
+      if (!der)
+        throw new GatewayError(
+          'MIRROR_COPY_REPLACED',
+          `CRL copy ${dataKey} is gone (a newer one replaced it)`,
+        );
       // Temporary file then rename: the TLS reload never reads a half-written list.
       const tmp = `${options.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       await writeFile(tmp, crlPem(der), { mode: 0o644 });

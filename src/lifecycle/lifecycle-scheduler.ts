@@ -1,7 +1,7 @@
 import { Queue, Worker, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
-import { toGatewayError } from '../errors/index.js';
+import { GatewayError, toGatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { dailyCron } from './lifecycle-time.js';
 import type { RunSummary } from './lifecycle-runner.js';
@@ -96,7 +96,9 @@ export class LifecycleScheduler {
 
   /** Queues a run now (operator request, tests); returns the BullMQ job id. */
   async trigger(): Promise<string> {
-    if (!this.#queue) throw toGatewayError(new Error('lifecycle scheduler not started'));
+    if (!this.#queue)
+      // The message stays the generic one the admin API has always shown for this.
+      throw new GatewayError('INTERNAL', undefined, { reason: 'lifecycle scheduler not started' });
     const job = await this.#queue.add('run-now', {}, JOB_OPTIONS);
     return job.id ?? '';
   }

@@ -54,7 +54,7 @@ function certificatesIn(file: string, what: string): string[] {
 export function crlToPem(data: Buffer): string {
   const asText = data.toString('latin1');
   if (asText.includes('-----BEGIN X509 CRL-----')) return asText;
-  if (data[0] !== 0x30) throw new Error('neither a PEM nor a DER CRL');
+  if (data[0] !== 0x30) throw new GatewayError('PKI_INVALID', 'neither a PEM nor a DER CRL');
   const b64 = data.toString('base64').replace(/(.{64})/g, '$1\n');
   return `-----BEGIN X509 CRL-----\n${b64.replace(/\n$/, '')}\n-----END X509 CRL-----\n`;
 }

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import {
   desiredFor,
@@ -132,7 +133,8 @@ export class PublicationWork {
     switch (operation) {
       case 'insert':
       case 'replace':
-        if (desired.target !== 'published') throw new Error(`${operation} of ${address} while unpublished`);
+        if (desired.target !== 'published')
+          throw new GatewayError('INTERNAL', `${operation} of ${address} while unpublished`);
         return operation === 'insert' ? publisher.insert(desired.entry) : publisher.replace(desired.entry);
       case 'delete':
         return this.#target(address).then((target) => publisher.delete(target));
@@ -142,7 +144,7 @@ export class PublicationWork {
   /** The resource a delete addresses: the mailbox's owner (kept by the registry, tombstones too). */
   async #target(address: string) {
     const bal = await this.#d.bals.get(address);
-    if (!bal) throw new Error(`no mailbox ${address} to unpublish`);
+    if (!bal) throw new GatewayError('BAL_NOT_FOUND', `no mailbox ${address} to unpublish`);
     return { address: bal.address, type: bal.type, owner: bal.owner };
   }
 
