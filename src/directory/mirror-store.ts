@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { GatewayError, isGatewayError } from '../errors/index.js';
+import { GatewayError, isGatewayError, redisErrorKind } from '../errors/index.js';
 
 /**
  * The mirrors' state in Redis, shared by every gateway process. Every key of a mirror carries the
@@ -91,8 +91,7 @@ class Script {
       return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
     } catch (err) {
       // NOSCRIPT is how the protocol reports an unknown script (after a restart or SCRIPT FLUSH).
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT'))
-        return redis.eval(this.source, keys.length, ...keys, ...args);
+      if (redisErrorKind(err) === 'NOSCRIPT') return redis.eval(this.source, keys.length, ...keys, ...args);
       throw err;
     }
   }

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { GatewayError } from '../errors/index.js';
+import { GatewayError, redisErrorKind } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 
 export interface RedisClientOptions {
@@ -76,7 +76,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
     retryStrategy,
     // After a Sentinel/replica failover the old primary answers READONLY: reconnect and resend.
-    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+    reconnectOnError: (err) => (redisErrorKind(err) === 'READONLY' ? 2 : false),
   };
   if (options.password !== undefined) redisOptions.password = options.password;
   if (options.name !== undefined) redisOptions.connectionName = options.name;
@@ -90,6 +90,8 @@ function errorReporter(logger: Logger | undefined, name: string | undefined): (e
   let lastAt = 0;
   return (err) => {
     const now = Date.now();
+    // A log rate limit only: the same text again within 30 s is one line; nothing else depends on it.
+    // eslint-disable-next-line no-restricted-syntax
     if (!logger || (err.message === last && now - lastAt < 30_000)) return;
     last = err.message;
     lastAt = now;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { redisErrorKind } from '../errors/index.js';
 
 /**
  * A server-side Lua script run with EVALSHA, falling back to EVAL when the server does not know it yet
@@ -22,7 +23,7 @@ export class LuaScript {
       return await redis.evalsha(this.#sha, keys.length, ...keys, ...args);
     } catch (err) {
       // The NOSCRIPT prefix is how the Redis protocol reports an unknown script (not free text).
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+      if (redisErrorKind(err) === 'NOSCRIPT') {
         return redis.eval(this.#source, keys.length, ...keys, ...args);
       }
       throw err;

@@ -51,13 +51,17 @@ export function spoolEnvelopeOf(session: SMTPServerSession, t: AcceptedTransacti
 
 /**
  * A bounded metric label for a failed TLS handshake (smtp-server reports it as a server `error`), or
- * undefined when the error is not a TLS one.
+ * undefined when the error is not a TLS one. Decided on `code` only, never on the message (which
+ * smtp-server may rewrite): Node names OpenSSL failures `ERR_SSL_<REASON>` (e.g.
+ * ERR_SSL_UNSUPPORTED_PROTOCOL, ERR_SSL_NO_SHARED_CIPHER, ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+ * and its own `ERR_TLS_*`; smtp-server tags what it raises during the upgrade `TLSError` or
+ * `SocketError`.
  */
 export function tlsFailureReason(err: Error & { code?: string }): string | undefined {
-  const text = `${err.code ?? ''} ${err.message}`;
-  if (!/tls|ssl/i.test(text)) return undefined;
-  if (/version|protocol/i.test(err.message)) return 'protocol';
-  if (/cipher|no shared/i.test(err.message)) return 'cipher';
-  if (/certificate/i.test(err.message)) return 'certificate';
+  const code = err.code ?? '';
+  if (!/^ERR_(SSL|TLS)_/.test(code) && code !== 'TLSError' && code !== 'SocketError') return undefined;
+  if (/VERSION|PROTOCOL/.test(code)) return 'protocol';
+  if (/CIPHER/.test(code)) return 'cipher';
+  if (/CERTIFICATE/.test(code)) return 'certificate';
   return 'other';
 }
