@@ -27,6 +27,33 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // STYLE.md convention 5: every error comes from the catalogue (src/errors/), and nothing decides
+    // on an error's message text.
+    files: ['src/**/*.ts'],
+    ignores: ['src/errors/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Error'], CallExpression[callee.name='Error']",
+          message: 'Throw a GatewayError with a code from the catalogue (src/errors/), not a bare Error.',
+        },
+        {
+          selector: "ClassDeclaration[superClass.name='Error'], ClassExpression[superClass.name='Error']",
+          message: 'Extend GatewayError (src/errors/) so the error carries a catalogue code.',
+        },
+        {
+          selector:
+            "BinaryExpression[operator=/^[!=]==?$/] > MemberExpression[property.name='message'], " +
+            "BinaryExpression[operator=/^[!=]==?$/] > ChainExpression > MemberExpression[property.name='message'], " +
+            "CallExpression[callee.property.name=/^(startsWith|endsWith|includes|match)$/] > MemberExpression.callee > MemberExpression.object[property.name='message'], " +
+            "CallExpression[callee.property.name=/^(test|exec)$/] > MemberExpression.arguments[property.name='message']",
+          message: "Never decide on an error's message text: use its code, class or our own state.",
+        },
+      ],
+    },
+  },
+  {
     files: ['src/admin/cli*.ts', 'bench/**/*.ts', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
