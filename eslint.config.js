@@ -35,11 +35,15 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "NewExpression[callee.name='Error'], CallExpression[callee.name='Error']",
+          selector:
+            'NewExpression[callee.name=/^(Error|TypeError|RangeError|SyntaxError)$/], ' +
+            'CallExpression[callee.name=/^(Error|TypeError|RangeError|SyntaxError)$/]',
           message: 'Throw a GatewayError with a code from the catalogue (src/errors/), not a bare Error.',
         },
         {
-          selector: "ClassDeclaration[superClass.name='Error'], ClassExpression[superClass.name='Error']",
+          selector:
+            'ClassDeclaration[superClass.name=/^(Error|TypeError|RangeError|SyntaxError)$/], ' +
+            'ClassExpression[superClass.name=/^(Error|TypeError|RangeError|SyntaxError)$/]',
           message: 'Extend GatewayError (src/errors/) so the error carries a catalogue code.',
         },
         {

@@ -56,6 +56,8 @@ export function parseDn(dn: string): DnAttribute[] {
   let quoted = false;
   const push = () => {
     if (type.trim() !== '' || value.trim() !== '') {
+      // Left a SyntaxError: test/unit/dn.test.ts pins the class; callers wrap it with their code.
+      // eslint-disable-next-line no-restricted-syntax
       if (!inValue) throw new SyntaxError(`attribute without '=' in DN: ${JSON.stringify(dn)}`);
       attrs.push({ type: canonicalType(type), value: foldSpace(value) });
     }
@@ -95,6 +97,7 @@ export function parseDn(dn: string): DnAttribute[] {
     }
   }
   push();
+  // eslint-disable-next-line no-restricted-syntax -- as above: the class is pinned by a test
   if (attrs.length === 0) throw new SyntaxError('empty DN');
   return attrs;
 }

@@ -7,6 +7,7 @@ import {
   issuedByOneOf,
   tlsProfile,
 } from '../pki/index.js';
+import { GatewayError } from '../errors/index.js';
 import { RelayError, type RelayFailureReason } from './relay-error.js';
 import { type RemoteTlsFacts, type RemoteWhitelistView, judgeRemote } from './remote-verdict.js';
 import { type SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
@@ -151,7 +152,7 @@ function factsOf(tls: TLSSocket, trust: TrustMaterial): RemoteTlsFacts {
  * here: the caller passes `facts` to judgeRemote (or uses connectTrustedRemote).
  */
 export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsSession> {
-  if (!/^[^\s]+$/.test(o.heloName)) throw new TypeError('heloName must be one word');
+  if (!/^[^\s]+$/.test(o.heloName)) throw new GatewayError('INTERNAL', 'heloName must be one word');
   const where = { host: o.host, port: o.port };
   let plain: Socket | undefined;
   let tls: TLSSocket | undefined;
