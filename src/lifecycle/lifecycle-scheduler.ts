@@ -96,9 +96,10 @@ export class LifecycleScheduler {
 
   /** Queues a run now (operator request, tests); returns the BullMQ job id. */
   async trigger(): Promise<string> {
-    if (!this.#queue)
+    if (!this.#queue) {
       // The message stays the generic one the admin API has always shown for this.
       throw new GatewayError('INTERNAL', undefined, { reason: 'lifecycle scheduler not started' });
+    }
     const job = await this.#queue.add('run-now', {}, JOB_OPTIONS);
     return job.id ?? '';
   }
