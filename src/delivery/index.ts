@@ -42,3 +42,5 @@ export type {
 } from './delivery-queue.js';
 export { buildDsn, dsnWanted } from './dsn.js';
 export type { BuiltDsn, DsnAction, DsnInput, DsnPolicy, DsnRecipientReport } from './dsn.js';
+export { mailDate, scanHeaders } from './message-format.js';
+export type { ScannedHeaders } from './message-format.js';
