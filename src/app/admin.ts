@@ -6,7 +6,7 @@ import type { QueueAdministration } from '../delivery/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { BalRegistry } from '../registry/index.js';
-import { explainListen } from './listeners.js';
+import { explainListen } from './explain-listen.js';
 
 export interface AdminPartDeps {
   readonly config: Config;

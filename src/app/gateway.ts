@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import type { GatewayAuthenticator } from '../auth/index.js';
 import { type Clock, systemClock } from '../clock.js';
 import type { Config } from '../config/index.js';
-import { type DeliveryQueue, type DestinationWorker, Spool, queueAdministration } from '../delivery/index.js';
+import { type DeliveryQueue, type DestinationWorker, Spool } from '../delivery/index.js';
 import { type DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../directory/index.js';
 import type { ImapFrontEnd } from '../imap/index.js';
 import type { LifecycleScheduler } from '../lifecycle/index.js';
@@ -21,34 +20,19 @@ import type { RelayTransport } from '../relay/index.js';
 import type { BalRegistry } from '../registry/index.js';
 import type { MxServer, SubmissionServer } from '../smtp/index.js';
 import { StoreHealthMonitor } from '../store/index.js';
-import { buildAdmin } from './admin.js';
 import { buildAuthenticator } from './auth.js';
 import { type Backends, startBackends } from './backends.js';
 import { buildDelivery } from './delivery.js';
 import { buildDirectory, startDirectory } from './directory.js';
+import { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
 import { type LifecycleEventsPart, buildLifecycleEvents, buildLifecycleJob } from './lifecycle.js';
-import { buildImap, buildMx, buildSubmission } from './listeners.js';
-import { buildObservability } from './observability.js';
+import { openListeners } from './open-listeners.js';
 import { buildPublication, startPublication } from './publication.js';
 import { buildRegistry } from './registry.js';
 import { StopOrder } from './stop-order.js';
 import { buildTrust } from './trust.js';
 
-export interface GatewayAddresses {
-  readonly mx?: AddressInfo | undefined;
-  readonly submission?: AddressInfo | undefined;
-  readonly submissionTls?: AddressInfo | undefined;
-  readonly imap?: AddressInfo | undefined;
-  readonly imapTls?: AddressInfo | undefined;
-  readonly metrics?: AddressInfo | undefined;
-  readonly admin?: AddressInfo | undefined;
-}
-
-/** `{ mx: '127.0.0.1:2525', ... }` for logs and the journal. */
-export function describeAddresses(addresses: GatewayAddresses): Record<string, string> {
-  const entries = Object.entries(addresses) as Array<[string, AddressInfo | undefined]>;
-  return Object.fromEntries(entries.flatMap(([k, a]) => (a ? [[k, `${a.address}:${a.port}`]] : [])));
-}
+export { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
 
 export interface GatewayOptions {
   readonly logger: Logger;
@@ -189,74 +173,25 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   };
 
   // The listeners, last: a connection finds every service it needs.
-  const services = { ...base, whitelist, registry, spool };
-  const mx = config.smtp.mx.enabled
-    ? stops.add('mx', buildMx({ ...services, onAccepted: (env) => void delivery.queue.enqueue(env) }))
-    : undefined;
-  const mxAddress = await mx?.listen();
-  const submission = config.smtp.submission.enabled
-    ? stops.add(
-        'submission',
-        buildSubmission({
-          ...services,
-          authenticator,
-          onAccepted: (env) => {
-            void delivery.queue.enqueue(env);
-            lifecycle.events.onSubmitted(env);
-          },
-        }),
-      )
-    : undefined;
-  const submissionAddresses = await submission?.listen();
-  const imap = config.imap.enabled ? stops.add('imap', buildImap({ ...base, authenticator })) : undefined;
-  const imapAddresses = await imap?.listen();
-  const http = config.metrics.enabled
-    ? stops.add(
-        'http',
-        buildObservability({
-          config,
-          metrics,
-          readiness: {
-            redis: backends.redis,
-            storeUp: () => health.up,
-            smtp: { enabled: mx !== undefined, listening: () => mx?.server.server.server.listening === true },
-            submission: {
-              enabled: submission !== undefined,
-              listening: () => submission?.server.starttls.server.listening === true,
-            },
-            imap: { enabled: imap !== undefined, listening: () => imapAddresses !== undefined },
-          },
-        }),
-      )
-    : undefined;
-  const metricsAddress = await http?.listen();
-  const admin = config.admin.enabled
-    ? stops.add(
-        'admin',
-        buildAdmin({
-          ...base,
-          registry,
-          publication,
-          authenticator,
-          queue: queueAdministration({ queue: delivery.queue, worker: delivery.worker, journal }),
-          reload: async () => {
-            await reload();
-            return { certificateNotAfter: trust.current().certificate.validTo };
-          },
-        }),
-      )
-    : undefined;
-  const adminAddress = await admin?.listen();
-
-  const addresses: GatewayAddresses = {
-    mx: mxAddress,
-    submission: submissionAddresses?.starttls,
-    submissionTls: submissionAddresses?.implicit,
-    imap: imapAddresses?.starttls,
-    imapTls: imapAddresses?.implicit,
-    metrics: metricsAddress,
-    admin: adminAddress,
-  };
+  const listeners = await openListeners(
+    {
+      ...base,
+      whitelist,
+      registry,
+      publication,
+      spool,
+      delivery,
+      lifecycle: lifecycle.events,
+      authenticator,
+      health,
+    },
+    stops,
+    async () => {
+      await reload();
+      return { certificateNotAfter: trust.current().certificate.validTo };
+    },
+  );
+  const { addresses } = listeners;
   journal.record({
     event: 'gateway.started',
     mode: config.mode,
@@ -269,9 +204,9 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     ...{ registry, spool, delivery: delivery.queue, worker: delivery.worker, relay: delivery.relay },
     lifecycle: { ...lifecycle, scheduler: lifecycleJob.scheduler },
     authenticator,
-    mx: mx?.server,
-    submission: submission?.server,
-    imap: imap?.server,
+    mx: listeners.mx,
+    submission: listeners.submission,
+    imap: listeners.imap,
     get trust() {
       return trust.current();
     },

@@ -5,34 +5,14 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
-import { GatewayError } from '../errors/index.js';
 import { ImapFrontEnd } from '../imap/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { imapObserver } from '../observability/imap-metrics.js';
 import { type BalRegistry, ownedMailboxes } from '../registry/index.js';
 import { MxServer, SubmissionServer } from '../smtp/index.js';
 import type { Backends } from './backends.js';
+import { explainListen } from './explain-listen.js';
 import type { TrustPart } from './trust.js';
-
-/** Turns a listen failure into a message naming the setting to change. */
-export function explainListen(key: string, host: string, port: number) {
-  return (err: NodeJS.ErrnoException): never => {
-    const why =
-      err.code === 'EADDRINUSE'
-        ? 'is already in use'
-        : err.code === 'EACCES'
-          ? 'needs privileges this process lacks'
-          : err.code === 'EADDRNOTAVAIL'
-            ? 'names an address this machine does not have'
-            : `cannot be listened on (${err.code ?? err.message})`;
-    throw new GatewayError(
-      'CONFIG_INVALID',
-      `${host}:${port} (${key}.host/${key}.port) ${why}`,
-      { key },
-      { cause: err },
-    );
-  };
-}
 
 /** A listener built, not yet listening: stop() closes it whether or not it listens. */
 export interface ListenerPart<S, A> {

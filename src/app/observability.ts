@@ -8,7 +8,7 @@ import {
   readinessChecks,
 } from '../observability/index.js';
 import type { Metrics } from '../observability/index.js';
-import { explainListen } from './listeners.js';
+import { explainListen } from './explain-listen.js';
 
 /** `/metrics`, `/healthz` and `/readyz` on `metrics.host:metrics.port`. */
 export function buildObservability(d: {
