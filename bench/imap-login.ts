@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ImapFlow } from 'imapflow';
-import { startBackends } from '../src/app-backends.js';
+import { startBackends } from '../src/app/index.js';
 import {
   GatewayAuthenticator,
   JwtTokenVerifier,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
-import { Gateway } from '../src/app.js';
+import { Gateway } from '../src/app/index.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { benchConfig, benchRoot } from './bench-gateway.js';

@@ -4,7 +4,7 @@ import { type AddressInfo, connect } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { SMTPServer } from 'smtp-server';
-import { Gateway } from '../src/app.js';
+import { Gateway } from '../src/app/index.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { ensureDevPki } from '../src/pki/index.js';

@@ -1,7 +1,7 @@
-import { Gateway, describeAddresses } from './app.js';
+import { Gateway, describeAddresses } from './app/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { isGatewayError } from './errors/index.js';
-import { createLogger } from './observability/index.js';
+import { type Logger, createLogger } from './observability/index.js';
 
 /** EX_CONFIG from sysexits.h: the configuration is wrong, restarting will not help. */
 const EXIT_CONFIG = 78;
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    closing = true;
+    closing = logger;
     logger.info({ event: 'gateway.stopping', signal }, 'stopping');
     void gateway.stop().then(
       () => {
@@ -81,14 +81,21 @@ async function main(): Promise<void> {
   if (stopRequested) shutdown(stopRequested);
 }
 
-/** Set once a stop began: connections are being closed under commands still in flight. */
-let closing = false;
+/** Set (to the gateway's logger) once a stop began: connections are being closed under commands in flight. */
+let closing: Logger | undefined;
 
 process.on('unhandledRejection', (reason) => {
-  // While stopping, a command caught by its connection's close (ioredis rejects it when the
-  // connection ends) changes nothing: every durable step is already behind us. Decided on our own
-  // state, never on a library's message text.
-  if (closing) return;
+  // While stopping, connections are closed under commands still in flight (ioredis rejects a
+  // command caught by its connection's close); such a rejection changes nothing, every durable step
+  // being behind us, and the orderly stop decides the exit code. It is told apart by the stop being
+  // under way, not by its text.
+  if (closing) {
+    closing.warn(
+      { event: 'gateway.stop_rejection', err: (reason as Error | undefined)?.message },
+      'rejection while stopping; ignored',
+    );
+    return;
+  }
   console.error('mssgw: unhandled rejection', reason);
   process.exit(1);
 });

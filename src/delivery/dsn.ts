@@ -8,6 +8,7 @@ import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs/index.js';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
 import { GatewayError } from '../errors/index.js';
 import { returnedContent } from './dsn-original.js';
+import { mailDate } from './message-format.js';
 import { DSN_SUBJECTS, dsnHumanText } from './dsn-text.js';
 import { dsnWanted, type DsnAction, type DsnPolicy } from './dsn-wanted.js';
 import type { SpoolEnvelope, SpoolRecipient } from './spool-entry.js';
@@ -59,11 +60,6 @@ export interface BuiltDsn {
 const DEFAULT_MAX_FULL_SIZE = 10 * 1024 * 1024;
 const STATUS = /^([245])\.\d{1,3}\.\d{1,3}$/;
 const STATUS_CLASSES: Readonly<Record<DsnAction, string>> = { failed: '45', delayed: '4', delivered: '2' };
-
-/** RFC 5322 §3.3 date-time in UTC. */
-function mailDate(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
-}
 
 /** message/delivery-status is US-ASCII, one line per field (RFC 3464 §2.1). */
 function ascii(value: string, max = 900): string {

@@ -82,3 +82,6 @@ export {
   nextDailyRun,
   zonedInstant,
 } from './lifecycle-time.js';
+export { LifecycleEvents } from './lifecycle-events.js';
+export type { LifecycleEventsDeps } from './lifecycle-events.js';
+export { lifecyclePublicationPorts } from './publication-ports.js';

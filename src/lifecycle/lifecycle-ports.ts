@@ -3,7 +3,7 @@ import type { InactivityEvidence, PublicationState } from './inactivity-policy.j
 
 /**
  * What the lifecycle needs from the rest of the gateway, as interfaces: the composition root
- * (app.ts) adapts the publication service, the local delivery queue and the mail store to them.
+ * (src/app/) adapts the publication service, the local delivery queue and the mail store to them.
  */
 
 /** The directory's answer to one call, as the publication module reports it (journaled verbatim). */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs/index.js';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp/index.js';
+import { mailDate } from '../delivery/index.js';
 import { frenchDate } from './lifecycle-time.js';
 
 /**
@@ -32,11 +33,6 @@ export interface WarningMessage {
   readonly subject: string;
   /** The whole message: CRLF line endings, ASCII only, lines within 78 octets. */
   readonly raw: Buffer;
-}
-
-/** RFC 5322 §3.3 date-time in UTC. */
-function mailDate(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
 }
 
 /** The subject, e.g. « Votre adresse MSSanté sera dépubliée le 16/02/2026 ». */

@@ -6,3 +6,7 @@ export { createMetrics } from './metrics.js';
 export type { MetricSources, Metrics } from './metrics.js';
 export { createObservabilityServer, listenHttp } from './http-server.js';
 export type { ReadinessCheck } from './http-server.js';
+export { gaugeSources } from './gauge-sources.js';
+export type { GaugeSourcePorts } from './gauge-sources.js';
+export { readinessChecks } from './readiness-checks.js';
+export type { ListenerReadiness, ReadinessPorts } from './readiness-checks.js';

@@ -32,3 +32,5 @@ export type { DriftKind, DriftOptions, DriftReport, ExtractionView } from './dri
 export { PUBLICATION_QUEUE, PublicationService, backoffMs } from './publication-service.js';
 export type { PublicationServiceOptions, PublicationSettings } from './publication-service.js';
 export type { BalSource, PublicationObserver } from './publication-work.js';
+export { checkDriftOnce } from './drift-check.js';
+export type { DriftCheckDeps } from './drift-check.js';

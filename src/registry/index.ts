@@ -43,3 +43,4 @@ export type { Grant, GrantRequest, GrantRight, GrantSubject, NewGrant, SubjectRe
 export type { AccessibleBal, GrantView } from './rights-store.js';
 export { ACTIVITY_CHANNELS, ActivityStore } from './activity-store.js';
 export type { ActivityChannel, BalActivity } from './activity-store.js';
+export { ownedMailboxes } from './owned-mailboxes.js';

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { scanHeaders } from '../delivery/index.js';
 
 /**
  * Passes the message through untouched while keeping the header block (up to a limit), so that the
@@ -30,10 +31,6 @@ export class HeaderCapture extends Transform {
 
   /** A header's unfolded value, or undefined. */
   header(name: string): string | undefined {
-    const text = Buffer.concat(this.#head).toString('latin1');
-    const end = text.search(/\r?\n\r?\n/);
-    const head = (end >= 0 ? text.slice(0, end) : text).replace(/\r?\n[ \t]+/g, ' ');
-    const re = new RegExp(`^${name.replace(/[-]/g, '\\-')}:[ \\t]*(.*)$`, 'im');
-    return re.exec(head)?.[1]?.trim();
+    return scanHeaders(Buffer.concat(this.#head)).value(name);
   }
 }

@@ -27,3 +27,4 @@ export {
   type DovecotConfigOptions,
   type DovecotPaths,
 } from './dovecot-config.js';
+export { StoreHealthMonitor } from './store-health-monitor.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { expect } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { keySpace } from './admin-harness.js';
 import { call } from './admin-http.js';
 import { pkiFile, startTestGateway, uniqueBal } from './gateway.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { Gateway } from '../../src/app.js';
+import { Gateway } from '../../src/app/index.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { devPkiSettings } from '../../src/pki/index.js';

@@ -53,7 +53,7 @@ export interface PublicationHarness {
 /**
  * A real BalRegistry (run's Redis, unique prefix, real Dovecot provisioning) whose observer is a
  * real PublicationService (BullMQ on the same Redis) publishing through the real FhirPublisher to a
- * local FHIR server over mutual TLS with the development PKI. Metrics wired as app.ts wires them.
+ * local FHIR server over mutual TLS with the development PKI. Metrics wired as src/app/ wires them.
  */
 export async function startPublicationHarness(
   options: { settings?: Partial<PublicationSettings>; fhir?: FhirTestServer } = {},

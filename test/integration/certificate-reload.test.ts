@@ -2,7 +2,7 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { devPkiSettings } from '../../src/pki/index.js';
 import { call } from '../helpers/admin-http.js';
 import { pkiFile, scratchDir, startTestGateway } from '../helpers/gateway.js';

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { eventually } from '../helpers/mailbox.js';
 import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';

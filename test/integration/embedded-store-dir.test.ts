@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { embeddedStoreDir } from '../../src/app-backends.js';
+import { embeddedStoreDir } from '../../src/app/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { checkStoreHealth, startEmbeddedDovecot } from '../../src/store/index.js';
 import { scratchDir } from '../helpers/gateway.js';

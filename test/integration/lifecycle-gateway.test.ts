@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { Gateway } from '../../src/app.js';
+import { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { IndicatorReport } from '../../src/lifecycle/index.js';
 import { ActivityStore } from '../../src/registry/index.js';

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import type { DestinationState, SpoolEnvelope } from '../../src/delivery/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { openMailboxSession, startEmbeddedDovecot } from '../../src/store/index.js';

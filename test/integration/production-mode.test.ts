@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { Gateway } from '../../src/app.js';
+import { Gateway } from '../../src/app/index.js';
 import { GatewayError } from '../../src/errors/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { assertProductionTrust, loadTrustMaterial } from '../../src/pki/index.js';

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { DEV_PKI_DN } from '../../src/pki/index.js';
 import { PEER_DOMAIN, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';

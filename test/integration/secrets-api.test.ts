@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BalSecrets } from '../../src/admin/bal-secrets.js';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { MemoryAuditJournal } from '../../src/observability/index.js';
 import type { Bal } from '../../src/registry/index.js';
 import { balPath, call, expectProblem } from '../helpers/admin-http.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, buildCli, runCli, type CliIo } from '../../src/admin/index.js';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { runMssgw, type CliRun } from '../helpers/admin-cli.js';
 import {
   adminOf,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../src/app.js';
+import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import type { SpoolEnvelope } from '../../src/delivery/index.js';
 import { identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';

@@ -1,24 +1,6 @@
-import type { StoreEndpoints } from './app-backends.js';
-import type { LocalTransport } from './delivery/index.js';
-import type { Logger } from './observability/index.js';
-import type { MailboxProvisioner } from './registry/index.js';
-import { checkStoreHealth, deliverLmtp, provisionMailbox, purgeMailbox } from './store/index.js';
-
-/** Adapters between the store's functions and the interfaces delivery/ and registry/ depend on. */
-export function lmtpTransport(store: StoreEndpoints, lhlo: string, timeoutMs: number): LocalTransport {
-  return {
-    deliver: (envelope, message) => deliverLmtp(store.lmtp, envelope, message(), { timeoutMs, lhlo }),
-  };
-}
-
-export function storeProvisioner(store: StoreEndpoints): MailboxProvisioner {
-  return { provision: (address) => provisionMailbox(store.imap, store.master, address) };
-}
-
-/** The lifecycle's purge of a deleted mailbox's mail, after the retention. */
-export function storePurger(store: StoreEndpoints): { purge(address: string): Promise<void> } {
-  return { purge: async (address) => void (await purgeMailbox(store.imap, store.master, address)) };
-}
+import type { Logger } from '../observability/index.js';
+import type { ImapEndpoint, LmtpEndpoint } from './store-endpoints.js';
+import { checkStoreHealth } from './store-probe.js';
 
 /**
  * Watches the store; when it comes back after being down, spooled messages are retried at once
@@ -27,12 +9,12 @@ export function storePurger(store: StoreEndpoints): { purge(address: string): Pr
 export class StoreHealthMonitor {
   up = false;
   #timer: NodeJS.Timeout | undefined;
-  readonly #store: StoreEndpoints;
+  readonly #store: { readonly imap: ImapEndpoint; readonly lmtp: LmtpEndpoint };
   readonly #onRecovered: () => void;
   readonly #logger: Logger;
 
   constructor(
-    store: StoreEndpoints,
+    store: { readonly imap: ImapEndpoint; readonly lmtp: LmtpEndpoint },
     onRecovered: () => void,
     logger: Logger,
     readonly intervalMs = 5000,

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { type Config, readSecretFile } from './config/index.js';
-import { GatewayError } from './errors/index.js';
-import type { Logger } from './observability/index.js';
-import { createRedisClient, startEmbeddedRedis } from './redis/index.js';
-import { startEmbeddedDovecot } from './store/index.js';
+import { type Config, readSecretFile } from '../config/index.js';
+import { GatewayError } from '../errors/index.js';
+import type { Logger } from '../observability/index.js';
+import { createRedisClient, startEmbeddedRedis } from '../redis/index.js';
+import { startEmbeddedDovecot } from '../store/index.js';
 
 /** Where the mailbox store is, whether we run it or an operator does. */
 export interface StoreEndpoints {

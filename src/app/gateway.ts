@@ -1,0 +1,216 @@
+import { mkdirSync } from 'node:fs';
+import type { GatewayAuthenticator } from '../auth/index.js';
+import { type Clock, systemClock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import { type DeliveryQueue, type DestinationWorker, Spool } from '../delivery/index.js';
+import { type DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../directory/index.js';
+import type { ImapFrontEnd } from '../imap/index.js';
+import type { LifecycleScheduler } from '../lifecycle/index.js';
+import {
+  type AuditJournal,
+  FileAuditJournal,
+  type Logger,
+  type Metrics,
+  createMetrics,
+  gaugeSources,
+} from '../observability/index.js';
+import type { TrustMaterial } from '../pki/index.js';
+import type { PublicationService } from '../publication/index.js';
+import type { RelayTransport } from '../relay/index.js';
+import type { BalRegistry } from '../registry/index.js';
+import type { MxServer, SubmissionServer } from '../smtp/index.js';
+import { StoreHealthMonitor } from '../store/index.js';
+import { buildAuthenticator } from './auth.js';
+import { type Backends, startBackends } from './backends.js';
+import { buildDelivery } from './delivery.js';
+import { buildDirectory, startDirectory } from './directory.js';
+import { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
+import { type LifecycleEventsPart, buildLifecycleEvents, buildLifecycleJob } from './lifecycle.js';
+import { openListeners } from './open-listeners.js';
+import { buildPublication, startPublication } from './publication.js';
+import { buildRegistry } from './registry.js';
+import { StopOrder } from './stop-order.js';
+import { buildTrust } from './trust.js';
+
+export { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
+
+export interface GatewayOptions {
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+/** A started gateway: its parts (for the process entry, tests and benchmarks), reload and stop. */
+export interface Gateway {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly addresses: GatewayAddresses;
+  readonly journal: AuditJournal;
+  readonly backends: Backends;
+  /** Our certificate, key, authorities and CRLs in service (replaced by a reload). */
+  readonly trust: TrustMaterial;
+  readonly whitelist: WhitelistHolder;
+  readonly mirrors: DirectoryMirrors;
+  /** Publication in the national directory (publication.enabled). */
+  readonly publication: PublicationService | undefined;
+  readonly registry: BalRegistry;
+  readonly spool: Spool;
+  readonly delivery: DeliveryQueue;
+  readonly worker: DestinationWorker;
+  readonly relay: RelayTransport;
+  readonly lifecycle: LifecycleEventsPart & { readonly scheduler: LifecycleScheduler };
+  readonly authenticator: GatewayAuthenticator;
+  readonly mx: MxServer | undefined;
+  readonly submission: SubmissionServer | undefined;
+  readonly imap: ImapFrontEnd | undefined;
+  /**
+   * Reloads the whitelist (a refresh of its mirror, whatever its source) and the trust material,
+   * keeping the last good copy of what fails (SIGHUP).
+   */
+  reload(): Promise<void>;
+  /** Graceful stop, in the reverse order of the start: listeners, workers, then backends. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root (STYLE.md convention 4): builds every part from explicit dependencies, in
+ * the order written here, and stops them in reverse. A start that fails stops what it had started.
+ */
+export async function startGateway(config: Config, options: GatewayOptions): Promise<Gateway> {
+  const stops = new StopOrder(options.logger);
+  try {
+    return await assemble(config, options, stops);
+  } catch (err) {
+    await stops.stopAll();
+    throw err;
+  }
+}
+
+/** `Gateway.start(config, { logger })`. */
+export const Gateway = { start: startGateway };
+
+async function assemble(config: Config, options: GatewayOptions, stops: StopOrder): Promise<Gateway> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  const trust = await buildTrust(config, logger);
+  const whitelist = new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, clock));
+  const journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock });
+  stops.add('journal', {
+    stop: () => {
+      journal.record({ event: 'gateway.stopped' });
+      journal.close();
+    },
+  });
+  const backends = stops.add('backends', await startBackends(config, logger));
+  const base = { config, backends, trust, clock, journal, logger, metrics };
+
+  // The registry tells publication of every change; publication reads the mailboxes back from the
+  // registry, but only once it works (after its start below).
+  const publication = buildPublication({
+    ...base,
+    bals: { get: (a) => registry.get(a), list: (q) => registry.list(q) },
+  });
+  if (publication) stops.add('publication', publication);
+  const mirrors = stops.add('directory', buildDirectory({ ...base, whitelist, publication }));
+  const registry = buildRegistry({ ...base, publication, mirrors });
+  if (publication) await startPublication(publication, logger);
+  await startDirectory(mirrors, trust);
+
+  const spool = new Spool(config.dataDir);
+  await spool.init();
+  const lifecycleDeps = {
+    ...base,
+    registry,
+    publication,
+    spool,
+    logger: logger.child({ component: 'lifecycle' }),
+  };
+  const lifecycle = buildLifecycleEvents(lifecycleDeps);
+  const delivery = stops.add(
+    'delivery',
+    buildDelivery({ ...base, spool, whitelist, onSettled: (e, s) => lifecycle.events.onSettled(e, s) }),
+  );
+  const lifecycleJob = stops.add(
+    'lifecycle',
+    buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue }),
+  );
+  const authenticator = await buildAuthenticator({ ...base, registry, lifecycle: lifecycle.events });
+  const health = new StoreHealthMonitor(backends.store, () => void delivery.queue.retryLocalNow(), logger);
+  Object.assign(
+    metrics.sources,
+    gaugeSources({
+      clock,
+      spool,
+      queue: delivery.queue,
+      relay: delivery.relay,
+      lockouts: authenticator.limiter,
+      redis: backends.redis,
+      store: health,
+      whitelist,
+      bals: registry,
+      mirrors: mirrors.metricSources(),
+      publication,
+      certificateNotAfter: () => trust.current().certificate.validTo,
+    }),
+  );
+  await delivery.start();
+  await lifecycleJob.start();
+  stops.add('health', health).start();
+
+  const reload = async (): Promise<void> => {
+    const log = logger.child({ event: 'gateway.reload' });
+    try {
+      const r = await mirrors.refresh('whitelist');
+      log.info({ outcome: r.outcome, reason: r.reason }, 'whitelist refreshed');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'whitelist refresh failed; last good copy kept');
+    }
+    trust.reload(mirrors.crlFiles());
+    journal.record({ event: 'gateway.reloaded' });
+  };
+
+  // The listeners, last: a connection finds every service it needs.
+  const listeners = await openListeners(
+    {
+      ...base,
+      whitelist,
+      registry,
+      publication,
+      spool,
+      delivery,
+      lifecycle: lifecycle.events,
+      authenticator,
+      health,
+    },
+    stops,
+    async () => {
+      await reload();
+      return { certificateNotAfter: trust.current().certificate.validTo };
+    },
+  );
+  const { addresses } = listeners;
+  journal.record({
+    event: 'gateway.started',
+    mode: config.mode,
+    embedded: backends.embedded,
+    addresses: describeAddresses(addresses),
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    ...{ config, logger, clock, metrics, addresses, journal, backends, whitelist, mirrors, publication },
+    ...{ registry, spool, delivery: delivery.queue, worker: delivery.worker, relay: delivery.relay },
+    lifecycle: { ...lifecycle, scheduler: lifecycleJob.scheduler },
+    authenticator,
+    mx: listeners.mx,
+    submission: listeners.submission,
+    imap: listeners.imap,
+    get trust() {
+      return trust.current();
+    },
+    reload,
+    stop: () => (stopping ??= stops.stopAll()),
+  };
+}

@@ -1,0 +1,4 @@
+export { Gateway, describeAddresses, startGateway } from './gateway.js';
+export type { GatewayAddresses, GatewayOptions } from './gateway.js';
+export { PRIVATE_PARENT_STORE_ROOT, embeddedStoreDir, startBackends } from './backends.js';
+export type { Backends, StoreEndpoints } from './backends.js';

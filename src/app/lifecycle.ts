@@ -1,0 +1,125 @@
+import type { Redis } from 'ioredis';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import type { DeliveryQueue, Spool } from '../delivery/index.js';
+import {
+  IndicatorRecorder,
+  LifecycleActivity,
+  LifecycleEvents,
+  LifecycleRunner,
+  LifecycleScheduler,
+  lifecycleMetricsObserver,
+  lifecyclePublicationPorts,
+} from '../lifecycle/index.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
+import type { PublicationService } from '../publication/index.js';
+import { ActivityStore, type BalRegistry } from '../registry/index.js';
+import type { Backends } from './backends.js';
+import { storePurger } from './store-adapters.js';
+
+export interface LifecyclePartDeps {
+  readonly config: Config;
+  readonly backends: Backends;
+  readonly registry: BalRegistry;
+  /** With publication off no state is known, so nothing is warned or unpublished. */
+  readonly publication: PublicationService | undefined;
+  readonly spool: Spool;
+  readonly clock: Clock;
+  readonly journal: AuditJournal;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/**
+ * Issue #6, first half: what logins, submissions and deliveries tell the lifecycle (indicators, the
+ * prompt republication of a returning mailbox). Built before delivery, which reports to it.
+ */
+export interface LifecycleEventsPart {
+  readonly indicators: IndicatorRecorder;
+  readonly activity: LifecycleActivity;
+  readonly events: LifecycleEvents;
+}
+
+export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart {
+  const lc = d.config.lifecycle;
+  const prefix = d.config.redis.prefix;
+  const { redis } = d.backends;
+  const { publisher } = lifecyclePublicationPorts(d.publication);
+  const indicators = new IndicatorRecorder({
+    redis,
+    prefix,
+    timeZone: lc.timeZone,
+    retentionDays: lc.indicatorsRetentionDays,
+    maxSoftwarePerDay: lc.maxSoftwarePerDay,
+  });
+  const activity = new LifecycleActivity({
+    redis,
+    prefix,
+    indicators,
+    publisher,
+    journal: d.journal,
+    logger: d.logger,
+    observer: lifecycleMetricsObserver(d.metrics),
+  });
+  const events = new LifecycleEvents({
+    indicators,
+    activity,
+    spool: d.spool,
+    clock: d.clock,
+    logger: d.logger,
+  });
+  return { indicators, activity, events };
+}
+
+/** Issue #6, second half: the daily job (warnings into the mailbox, unpublication, purge). */
+export interface LifecycleJobPart {
+  readonly scheduler: LifecycleScheduler;
+  start(): Promise<void>;
+  /** Stops the daily job's worker and closes its connection. */
+  stop(): Promise<void>;
+}
+
+export function buildLifecycleJob(
+  d: LifecyclePartDeps & { readonly delivery: DeliveryQueue },
+): LifecycleJobPart {
+  const lc = d.config.lifecycle;
+  const prefix = d.config.redis.prefix;
+  const { redis } = d.backends;
+  const { publisher, states } = lifecyclePublicationPorts(d.publication);
+  const runner = new LifecycleRunner({
+    redis,
+    prefix,
+    config: lc,
+    registry: d.registry,
+    activity: ActivityStore.withPrefix(redis, prefix),
+    publication: states,
+    publisher,
+    warnings: {
+      // Into the mailbox itself, where the owner and co-managers read it.
+      deliver: async (address, raw) => {
+        await d.delivery.inject({ from: '', to: address, route: 'local', raw });
+      },
+    },
+    mailPurger: storePurger(d.backends.store),
+    clock: d.clock,
+    journal: d.journal,
+    logger: d.logger,
+    observer: lifecycleMetricsObserver(d.metrics),
+  });
+  const connection: Redis = d.backends.connect('lifecycle');
+  const scheduler = new LifecycleScheduler({
+    connection,
+    bullPrefix: `${prefix}bull`,
+    config: lc,
+    runner,
+    logger: d.logger,
+  });
+  return {
+    scheduler,
+    start: () => scheduler.start(),
+    stop: async () => {
+      await scheduler.stop();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}

@@ -1,0 +1,129 @@
+import type { AddressInfo } from 'node:net';
+import { type Principal, decodeExternal, decodeOauthbearer } from '../auth/index.js';
+import type { GatewayAuthenticator } from '../auth/index.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/index.js';
+import type { Spool, SpoolEnvelope } from '../delivery/index.js';
+import type { WhitelistHolder } from '../directory/index.js';
+import { ImapFrontEnd } from '../imap/index.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
+import { imapObserver } from '../observability/imap-metrics.js';
+import { type BalRegistry, ownedMailboxes } from '../registry/index.js';
+import { MxServer, SubmissionServer } from '../smtp/index.js';
+import type { Backends } from './backends.js';
+import { explainListen } from './explain-listen.js';
+import type { TrustPart } from './trust.js';
+
+/** A listener built, not yet listening: stop() closes it whether or not it listens. */
+export interface ListenerPart<S, A> {
+  readonly server: S;
+  listen(): Promise<A>;
+  stop(): Promise<void>;
+}
+
+/** STARTTLS and implicit TLS ports of one service. */
+export interface TwoPorts {
+  readonly starttls: AddressInfo;
+  readonly implicit: AddressInfo;
+}
+
+interface ListenerDeps {
+  readonly config: Config;
+  readonly trust: TrustPart;
+  readonly clock: Clock;
+  readonly journal: AuditJournal;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** SMTP from other operators (port 25): mail for our mailboxes, spooled before 250. */
+export function buildMx(
+  d: ListenerDeps & {
+    readonly whitelist: WhitelistHolder;
+    readonly registry: BalRegistry;
+    readonly spool: Spool;
+    readonly onAccepted: (envelope: SpoolEnvelope) => void;
+  },
+): ListenerPart<MxServer, AddressInfo> {
+  const { config } = d;
+  const server = new MxServer({
+    config,
+    trust: () => d.trust.current(),
+    whitelist: d.whitelist,
+    mailboxes: d.registry,
+    spool: d.spool,
+    onAccepted: d.onAccepted,
+    clock: d.clock,
+    logger: d.logger.child({ component: 'smtp' }),
+    journal: d.journal,
+    metrics: d.metrics,
+  });
+  d.trust.onReload(() => server.reloadTrust());
+  const { host, port } = config.smtp.mx;
+  return {
+    server,
+    listen: () => server.listen(port, host).catch(explainListen('smtp.mx', host, port)),
+    stop: () => server.close(),
+  };
+}
+
+/** SMTP submission of our users (587 STARTTLS, 465 implicit TLS), authenticated. */
+export function buildSubmission(
+  d: ListenerDeps & {
+    readonly whitelist: WhitelistHolder;
+    readonly registry: BalRegistry;
+    readonly authenticator: GatewayAuthenticator;
+    readonly spool: Spool;
+    readonly onAccepted: (envelope: SpoolEnvelope) => void;
+  },
+): ListenerPart<SubmissionServer, TwoPorts> {
+  const { config, registry } = d;
+  const { host, port, tlsPort } = config.smtp.submission;
+  const server = new SubmissionServer({
+    config,
+    trust: () => d.trust.current(),
+    whitelist: d.whitelist,
+    mailboxes: registry,
+    // Where a delegate's `Sender:` may point: mailboxes a person owns.
+    ownMailboxes: (p: Principal) =>
+      p.kind === 'person' ? ownedMailboxes(registry, p.nationalId) : Promise.resolve([]),
+    authenticator: d.authenticator,
+    sasl: { oauthBearer: decodeOauthbearer, external: decodeExternal },
+    spool: d.spool,
+    onAccepted: d.onAccepted,
+    clock: d.clock,
+    logger: d.logger.child({ component: 'submission' }),
+    journal: d.journal,
+    metrics: d.metrics,
+  });
+  d.trust.onReload(() => server.reloadTrust());
+  return {
+    server,
+    listen: () => server.listen(host, port, tlsPort).catch(explainListen('smtp.submission', host, port)),
+    stop: () => server.close(),
+  };
+}
+
+/** The IMAP front end: authenticates, then pipes the session to the store as the master user. */
+export function buildImap(
+  d: ListenerDeps & { readonly backends: Backends; readonly authenticator: GatewayAuthenticator },
+): ListenerPart<ImapFrontEnd, TwoPorts> {
+  const { config, backends } = d;
+  const server = new ImapFrontEnd({
+    config: config.imap,
+    tls: () => ({ ...d.trust.current(), minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc }),
+    authenticator: d.authenticator,
+    store: { imap: backends.store.imap, master: backends.store.master },
+    logger: d.logger.child({ component: 'imap' }),
+    journal: d.journal,
+    clock: d.clock,
+    observer: imapObserver(d.metrics.registry, d.metrics),
+  });
+  d.trust.onReload(() => server.reloadTrust());
+  return {
+    server,
+    // listen() names imap.port / imap.tlsPort itself when a port cannot be bound.
+    listen: () => server.listen(),
+    stop: () => server.close(),
+  };
+}

@@ -1,0 +1,47 @@
+import type { Config } from '../config/index.js';
+import type { Logger } from '../observability/index.js';
+import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from '../pki/index.js';
+
+/** Our certificate and key, the authorities and the CRLs in service, reloadable without a restart. */
+export interface TrustPart {
+  current(): TrustMaterial;
+  /**
+   * Reloads from the configured files and the mirrored CRLs (OpenSSL uses the newest CRL of an
+   * authority), keeping the previous material when the new one fails; then tells every TLS listener.
+   */
+  reload(mirroredCrlFiles: readonly string[]): void;
+  /** A TLS listener that must rebuild its secure context after a reload. */
+  onReload(listener: () => void): void;
+}
+
+/** Loads the trust material (generating the development PKI in development mode). */
+export async function buildTrust(config: Config, logger: Logger): Promise<TrustPart> {
+  if (config.mode === 'development') {
+    const { generated } = await ensureDevPki(config.pkiDir);
+    if (generated)
+      logger.warn(
+        { event: 'pki.dev.generated', dir: config.pkiDir },
+        'development PKI generated (never use it in production)',
+      );
+  }
+  let material = loadTrustMaterial(config.tls).material;
+  if (config.mode === 'production') assertProductionTrust(material);
+  const listeners: Array<() => void> = [];
+  return {
+    current: () => material,
+    reload: (mirroredCrlFiles) => {
+      const log = logger.child({ event: 'gateway.trust_reload' });
+      try {
+        const tls = { ...config.tls, crlFiles: [...config.tls.crlFiles, ...mirroredCrlFiles] };
+        const loaded = loadTrustMaterial(tls, material);
+        if (config.mode === 'production') assertProductionTrust(loaded.material);
+        material = loaded.material;
+        for (const listener of listeners) listener();
+        for (const st of loaded.staleCrls) log.error(st, 'revocation list unreadable; last good copy kept');
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
+      }
+    },
+    onReload: (listener) => void listeners.push(listener),
+  };
+}
