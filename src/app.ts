@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildAdminApi } from './admin/index.js';
 import { type Backends, startBackends } from './app-backends.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock } from './shared/index.js';
 import { type Config, readSecretFile } from './config/index.js';
 import {
   DeliveryQueue,
@@ -31,8 +31,7 @@ import {
 import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from './pki/index.js';
 import { BalRegistry } from './registry/index.js';
 import { MxServer, SubmissionServer } from './smtp/index.js';
-import { ImapFrontEnd } from './imap/index.js';
-import { imapObserver } from './observability/imap-metrics.js';
+import { ImapFrontEnd, imapObserver } from './imap/index.js';
 import {
   GatewayAuthenticator,
   JwtTokenVerifier,

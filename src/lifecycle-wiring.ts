@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
-import type { Clock } from './clock.js';
+import type { Clock } from './shared/index.js';
 import type { Config } from './config/index.js';
 import type { DeliveryQueue, DestinationState, Spool, SpoolEnvelope } from './delivery/index.js';
 import {

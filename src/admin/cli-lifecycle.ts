@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Redis } from 'ioredis';
-import { systemClock } from '../clock.js';
+import { systemClock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import {
   AssumedPublication,

@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
 import { normaliseAddress } from '../registry/index.js';

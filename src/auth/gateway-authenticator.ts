@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { ERROR_CODES, isGatewayError, type ErrorCode } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';

@@ -1,7 +1,7 @@
 import { domainToASCII } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { GatewayError } from '../errors/index.js';
-import { normalizeDn } from '../pki/dn.js';
+import { normalizeDn } from '../pki/index.js';
 
 /** One `Domaine` element of the national whitelist (MSSANTE.md "The trust space"). */
 export interface WhitelistEntry {

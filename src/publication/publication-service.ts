@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { Bal, BalChange, BalObserver } from '../registry/index.js';

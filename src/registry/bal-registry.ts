@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
+import type { AuditJournal } from '../observability/index.js';
 import type { Actor } from './actor.js';
 import { ActivityStore, type ActivityChannel, type BalActivity } from './activity-store.js';
 import {

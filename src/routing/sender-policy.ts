@@ -1,4 +1,4 @@
-import type { Access } from '../auth/types.js';
+import type { Access } from '../auth/index.js';
 import type { ErrorCode } from '../errors/index.js';
 
 /**

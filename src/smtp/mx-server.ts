@@ -6,13 +6,11 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import { GatewayError, type ErrorCode, toGatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import {
   type PeerVerdict,
   type TrustMaterial,

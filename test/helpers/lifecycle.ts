@@ -1,6 +1,6 @@
 // No vitest import here: the crash test's child process (lifecycle-child.ts) uses this file too.
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/shared/index.js';
 import type {
   DirectoryAnswer,
   InactivityEvidence,
