@@ -79,11 +79,11 @@ export default tseslint.config(
     settings: {
       'import/resolver': { typescript: { project: 'tsconfig.json' } },
       'boundaries/elements': [
-        { type: 'app', pattern: 'src/app', mode: 'folder' },
-        { type: 'app', pattern: `src/{${COMPOSITION.join(',')}}.ts`, mode: 'full' },
+        { type: 'app', pattern: 'src/app' },
+        { type: 'app', pattern: `src/{${COMPOSITION.join(',')}}.ts`, partialMatch: false },
         ...Object.values(LAYERS)
           .flat()
-          .map((folder) => ({ type: folder, pattern: `src/${folder}`, mode: 'folder' })),
+          .map((folder) => ({ type: folder, pattern: `src/${folder}` })),
       ],
     },
     rules: {
