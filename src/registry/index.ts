@@ -6,7 +6,6 @@ export {
   canTransition,
   isBalStatus,
   isBalType,
-  normaliseAddress,
   normalisePersonId,
   parseBalAddress,
   parseBalOwner,

@@ -10,3 +10,15 @@ export {
   terminateProcesses,
   waitFor,
 } from './process-table.js';
+export {
+  MAX_ADDRESS,
+  MAX_DOMAIN,
+  MAX_LOCAL_PART,
+  addressKey,
+  checkAddress,
+  checkDomain,
+  normalizeAddress,
+  normalizeDomain,
+  parseAddress,
+} from './address.js';
+export type { MailAddress, Parsed } from './address.js';

@@ -18,7 +18,8 @@ import {
   issuedByOneOf,
   judgePeer,
 } from '../pki/index.js';
-import { type MailboxStatusView, parseAddress, routeByDomain } from '../routing/index.js';
+import { type MailboxStatusView, routeByDomain } from '../routing/index.js';
+import { normalizeDomain, parseAddress } from '../shared/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
@@ -67,7 +68,7 @@ export class MxServer {
 
   constructor(deps: MxServerDeps) {
     this.#d = deps;
-    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
       event: 'smtp.mx.rejected',

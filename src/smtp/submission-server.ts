@@ -9,7 +9,7 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import type { Access, AuthOutcome, ClientAuthenticator, Principal, TlsFacts } from '../auth/index.js';
-import type { Clock } from '../shared/index.js';
+import { normalizeDomain, type Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
@@ -75,7 +75,7 @@ export class SubmissionServer {
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
-    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
       event: 'smtp.submission.rejected',
