@@ -1,7 +1,57 @@
-// ESLint flat config: typescript-eslint's type-aware rules (STYLE.md convention 11).
+// ESLint flat config: typescript-eslint's type-aware rules (STYLE.md convention 11) and the layer
+// rule (ARCHITECTURE.md §3 "Layers", README "Layers").
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import boundaries from 'eslint-plugin-boundaries';
+
+// The folders of src/ by layer, each list from top to bottom. A folder may import a folder of a
+// lower layer, or of its own layer when that folder comes later in the list; never one above it.
+// So the folder-level import graph is ordered and cannot hold a cycle.
+// - Front ends are peers and never import one another: what two of them share belongs in the core.
+// - Core, in the order they may depend on one another: the lifecycle job drives publication and the
+//   registry; delivery hands mail to the relay; routing decides from auth's access vocabulary; auth
+//   resolves rights kept by the registry; publication publishes registry mailboxes; the directory
+//   mirrors national data; store (Dovecot) and redis are the backends, at the bottom.
+// - Base: observability uses the clock; config, pki and shared (clock, process supervision, address
+//   and domain parsing) only the error catalogue.
+const LAYERS = {
+  front: ['smtp', 'imap', 'admin', 'portal'],
+  core: [
+    'lifecycle',
+    'delivery',
+    'relay',
+    'routing',
+    'auth',
+    'publication',
+    'registry',
+    'directory',
+    'store',
+    'redis',
+  ],
+  base: ['observability', 'config', 'pki', 'shared', 'errors'],
+};
+
+/** The folders `folder` may import: lower layers, and later folders of its own layer except front ends. */
+function importableFrom(layer, folder) {
+  const order = ['front', 'core', 'base'];
+  const own = LAYERS[layer];
+  const sameLayer = layer === 'front' ? [] : own.slice(own.indexOf(folder) + 1);
+  return [...sameLayer, ...order.slice(order.indexOf(layer) + 1).flatMap((l) => LAYERS[l])];
+}
+
+const layerPolicies = Object.entries(LAYERS).flatMap(([layer, folders]) =>
+  folders.map((folder) => ({
+    from: { element: { type: folder } },
+    // Only through the folder's public surface, its index.ts (STYLE.md convention 2).
+    allow: {
+      to: {
+        element: { types: { anyOf: importableFrom(layer, folder) } },
+        file: { path: 'src/*/index.ts' },
+      },
+    },
+  })),
+);
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'var/**', 'coverage/**'] },
@@ -18,6 +68,38 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': ['error', { allow: ['error'] }],
+    },
+  },
+  {
+    // The layer rule covers src/ only: tests, benchmarks and scripts may reach any file. The
+    // composition root (src/app/) and the process entry (src/main.ts) import across freely.
+    files: ['src/**/*.ts'],
+    ignores: ['src/main.ts'],
+    plugins: { boundaries },
+    settings: {
+      'import/resolver': { typescript: { project: 'tsconfig.json' } },
+      'boundaries/elements': [
+        { type: 'app', pattern: 'src/app' },
+        ...Object.values(LAYERS)
+          .flat()
+          .map((folder) => ({ type: folder, pattern: `src/${folder}` })),
+      ],
+    },
+    rules: {
+      'boundaries/dependencies': [
+        'error',
+        {
+          default: 'disallow',
+          policies: [
+            { from: { element: { type: 'app' } }, allow: { to: { element: { isUnknown: false } } } },
+            // Files of one folder import one another freely.
+            { allow: { dependency: { relationship: { to: 'internal' } } } },
+            ...layerPolicies,
+          ],
+        },
+      ],
+      // Every file of src/ belongs to a folder of a layer or to the composition root.
+      'boundaries/no-unknown-files': 'error',
     },
   },
   {

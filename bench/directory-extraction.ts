@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import yazl from 'yazl';
-import { systemClock } from '../src/clock.js';
+import { systemClock } from '../src/shared/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../src/directory/index.js';
 import { MemoryAuditJournal, createLogger, createMetrics } from '../src/observability/index.js';

@@ -12,7 +12,7 @@ import {
   ensureDevIssuer,
   mintDevToken,
 } from '../src/auth/index.js';
-import { systemClock } from '../src/clock.js';
+import { systemClock } from '../src/shared/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { ImapFrontEnd } from '../src/imap/index.js';
 import { MemoryAuditJournal, createLogger } from '../src/observability/index.js';

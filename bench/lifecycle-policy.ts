@@ -5,12 +5,12 @@ import {
   AssumedPublication,
   DAY_MS,
   LifecyclePlanner,
-  PUBLICATION_STATES,
   decideInactivity,
   type InactivityAction,
   type PolicySubject,
 } from '../src/lifecycle/index.js';
 import { createLogger } from '../src/observability/index.js';
+import { PUBLICATION_STATES } from '../src/publication/index.js';
 import { createRedisClient, startEmbeddedRedis } from '../src/redis/index.js';
 import { ActivityStore, BalRegistry } from '../src/registry/index.js';
 import { MemoryPeak, MiB } from './stats.js';

@@ -7,8 +7,7 @@ import Fastify, {
 } from 'fastify';
 import { readSecretFile } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { AuditJournal, Logger } from '../observability/index.js';
 import type { BalRegistry, BalType } from '../registry/index.js';
 import { ACTOR_HEADER, BearerTokenCheck, actorFromRequest } from './admin-auth.js';
 import { BalSecrets, type SecretKeeper } from './bal-secrets.js';

@@ -5,7 +5,6 @@ import {
   BAL_STATUSES,
   BAL_TYPES,
   MAX_LIST_LIMIT,
-  normaliseAddress,
   type Actor,
   type Bal,
   type BalMetadataPatch,
@@ -13,6 +12,7 @@ import {
   type BalStatus,
   type BalType,
 } from '../registry/index.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * The `/v1/bals` routes. Schemas check the shape of a request (strings, known fields); the registry
@@ -148,7 +148,7 @@ export function registerBalRoutes(
 }
 
 function notFound(address: string): GatewayError {
-  const normalised = normaliseAddress(address);
+  const normalised = addressKey(address);
   return new GatewayError(
     'BAL_NOT_FOUND',
     `no mailbox ${normalised} in the registry (GET /v1/bals lists them)`,

@@ -1,8 +1,9 @@
 import { SECRET_MAX_BYTES, SECRET_MIN_LENGTH } from '../auth/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal } from '../observability/index.js';
-import { normaliseAddress, type Actor, type Bal, type BalType } from '../registry/index.js';
+import { type Actor, type Bal, type BalType } from '../registry/index.js';
 import type { SecretStatus } from './secret-status.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * The operator's side of mailbox secrets (ARCHITECTURE.md §4: operator-local secrets for PLAIN/LOGIN
@@ -104,7 +105,7 @@ export class BalSecrets {
   async #bal(address: string): Promise<Bal> {
     const bal = await this.#o.registry.get(address);
     if (bal) return bal;
-    const normalised = normaliseAddress(address);
+    const normalised = addressKey(address);
     throw new GatewayError(
       'BAL_NOT_FOUND',
       `no mailbox ${normalised} in the registry (GET /v1/bals lists them)`,

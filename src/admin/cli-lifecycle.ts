@@ -1,20 +1,19 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Redis } from 'ioredis';
-import { systemClock } from '../clock.js';
+import { systemClock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
 import {
   AssumedPublication,
   LifecyclePlanner,
-  PUBLICATION_STATES,
   frenchDate,
   nextDailyRun,
   type PlannedBal,
-  type PublicationState,
   type PublicationStateReader,
   type PublicationView,
 } from '../lifecycle/index.js';
 import { MemoryAuditJournal } from '../observability/index.js';
+import { PUBLICATION_STATES, type PublicationStateName } from '../publication/index.js';
 import { ActivityStore, BalRegistry, type Bal } from '../registry/index.js';
 import type { CliIo } from './cli-context.js';
 import { withGatewayRedis } from './cli-redis.js';
@@ -208,7 +207,7 @@ class StoredPublication implements PublicationStateReader {
       }
       this.stored += 1;
       const known = (PUBLICATION_STATES as readonly string[]).includes(state);
-      return known ? { state: state as PublicationState, redListed: reason === 'red-list' } : undefined;
+      return known ? { state: state as PublicationStateName, redListed: reason === 'red-list' } : undefined;
     });
   }
 }

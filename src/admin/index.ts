@@ -11,6 +11,7 @@ export { PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX } from './problem.js';
 export type { Problem } from './problem.js';
 export { DEFAULT_ADMIN_URL, EXIT, buildCli, processIo, runCli } from './cli.js';
 export { registerBalCommands } from './cli-bal.js';
+export { registerDevTokenCommand } from './cli-dev-token.js';
 export { registerRightsCommands } from './cli-rights.js';
 export type { CliContext, CliIo } from './cli-context.js';
 export type { QueueAdmin, QueueJobView } from './queue-routes.js';

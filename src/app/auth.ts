@@ -1,5 +1,5 @@
 import { GatewayAuthenticator, JwtTokenVerifier, effectiveIssuers, ensureDevIssuer } from '../auth/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { LifecycleEvents } from '../lifecycle/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { GatewayAuthenticator } from '../auth/index.js';
-import { type Clock, systemClock } from '../clock.js';
+import { type Clock, systemClock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { type DeliveryQueue, type DestinationWorker, Spool } from '../delivery/index.js';
 import { type DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../directory/index.js';

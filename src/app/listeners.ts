@@ -1,13 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { type Principal, decodeExternal, decodeOauthbearer } from '../auth/index.js';
 import type { GatewayAuthenticator } from '../auth/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { ImapFrontEnd } from '../imap/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
-import { imapObserver } from '../observability/imap-metrics.js';
+import { imapObserver } from '../imap/index.js';
 import { type BalRegistry, ownedMailboxes } from '../registry/index.js';
 import { MxServer, SubmissionServer } from '../smtp/index.js';
 import type { Backends } from './backends.js';

@@ -1,5 +1,5 @@
 import type { GatewayAuthenticator } from '../auth/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { type Spool, queueAdministration } from '../delivery/index.js';
 import type { WhitelistHolder } from '../directory/index.js';

@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { type BalSource, FhirPublisher, PublicationService } from '../publication/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Backends } from './backends.js';
 import type { TrustPart } from './trust.js';
 

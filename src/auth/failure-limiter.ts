@@ -1,9 +1,9 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
-import { normaliseAddress } from '../registry/index.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * Limits on failed authentications, per mailbox and per client source, shared by every gateway
@@ -88,7 +88,7 @@ export class FailureLimiter {
     const scopes: Array<{ scope: LimitScope; id: string; limit: number }> = [
       { scope: 'source', id: sourceId(attempt.remote), limit: this.#limits.maxFailuresPerSource },
     ];
-    const bal = attempt.bal === undefined ? '' : normaliseAddress(attempt.bal);
+    const bal = attempt.bal === undefined ? '' : addressKey(attempt.bal);
     if (bal !== '') scopes.unshift({ scope: 'address', id: bal, limit: this.#limits.maxFailuresPerAddress });
     return scopes;
   }
@@ -142,7 +142,7 @@ export class FailureLimiter {
 
   /** A success clears the mailbox's failures and lock. */
   async recordSuccess(attempt: AttemptKey): Promise<void> {
-    const bal = attempt.bal === undefined ? '' : normaliseAddress(attempt.bal);
+    const bal = attempt.bal === undefined ? '' : addressKey(attempt.bal);
     if (bal === '') return;
     await this.#call(() =>
       this.#redis
@@ -155,7 +155,7 @@ export class FailureLimiter {
 
   /** Failures counted now for one scope (tests, diagnostics). */
   async failures(scope: LimitScope, id: string): Promise<number> {
-    const key = this.#key('failures', scope, scope === 'source' ? sourceId(id) : normaliseAddress(id));
+    const key = this.#key('failures', scope, scope === 'source' ? sourceId(id) : addressKey(id));
     return Number((await this.#call(() => this.#redis.get(key))) ?? 0);
   }
 

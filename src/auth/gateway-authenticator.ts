@@ -1,11 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { ERROR_CODES, isGatewayError, type ErrorCode } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import {
-  normaliseAddress,
   resolveAccess,
   type AccessibleBal,
   type ActivityChannel,
@@ -29,6 +28,7 @@ import type {
   SaslMechanism,
   TlsFacts,
 } from './types.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * The authentication core shared by IMAP and SMTP submission (ARCHITECTURE.md §4): "the login name is
@@ -119,7 +119,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
 
   async authenticate(request: AuthRequest): Promise<AuthOutcome> {
     const attempt: Attempt = {
-      bal: request.bal === undefined ? undefined : normaliseAddress(request.bal),
+      bal: request.bal === undefined ? undefined : addressKey(request.bal),
       principal: undefined,
     };
     try {
@@ -221,7 +221,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
         if (!(await this.#secrets.verify(authcid, password))) {
           throw new AuthFailure('AUTH_CREDENTIALS_INVALID', 'bad_secret');
         }
-        return { kind: 'secret', bal: normaliseAddress(authcid) };
+        return { kind: 'secret', bal: addressKey(authcid) };
       }
     }
   }

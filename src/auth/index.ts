@@ -19,7 +19,6 @@ export type {
   CertificateVerdict,
   ClientCertificateFacts,
 } from './certificate-principal.js';
-export { registerDevTokenCommand } from './cli-dev-token.js';
 export {
   DEV_CLIENT_ID,
   DEV_ISSUER_NAME,

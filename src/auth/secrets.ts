@@ -1,7 +1,7 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
-import { normaliseAddress } from '../registry/index.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * Operator-managed secrets for PLAIN/LOGIN (ARCHITECTURE.md §4: only where `auth.passwordTypes`
@@ -78,7 +78,7 @@ export class SecretStore {
   }
 
   #key(bal: string): string {
-    return `${this.#prefix}secret:${normaliseAddress(bal)}`;
+    return `${this.#prefix}secret:${addressKey(bal)}`;
   }
 
   /** Sets (or replaces) the secret of `bal`. Throws REQUEST_INVALID for a too short or too long one. */
@@ -87,7 +87,7 @@ export class SecretStore {
       throw new GatewayError(
         'REQUEST_INVALID',
         `a mailbox secret has ${SECRET_MIN_LENGTH} characters at least and ${SECRET_MAX_BYTES} bytes at most`,
-        { address: normaliseAddress(bal) },
+        { address: addressKey(bal) },
       );
     }
     const hash = await hashSecret(secret, this.#cost);

@@ -6,7 +6,7 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
 import { AuthFailure } from './auth-failure.js';

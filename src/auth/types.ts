@@ -1,25 +1,10 @@
 import type { X509Certificate } from 'node:crypto';
 import type { ErrorCode } from '../errors/index.js';
+import type { Access } from '../registry/index.js';
 
-/**
- * Who the caller is (ARCHITECTURE.md §4: "the login name is the mailbox; the credential is the person
- * or software"). A principal never carries the credential itself.
- */
-export type Principal =
-  /** A person, from a Pro Santé Connect token or a CPS-like certificate. */
-  | {
-      readonly kind: 'person';
-      /** National id: 8 + RPPS or 0 + ADELI. */
-      readonly nationalId: string;
-      /** How it was proven: token issuer name, or `certificate`. */
-      readonly via: string;
-      /** Certificate DN (canonical), when proven by certificate. */
-      readonly dn?: string;
-    }
-  /** Software with an organisation certificate (APP mailboxes). */
-  | { readonly kind: 'application'; readonly dn: string; readonly fingerprint: string }
-  /** An operator-managed secret of one mailbox (PLAIN/LOGIN, where the configuration allows it). */
-  | { readonly kind: 'secret'; readonly bal: string };
+// Who the caller is and what it may do (Principal, Access, Right, Scope) is the registry's vocabulary,
+// since the registry resolves rights; auth re-exports it for the front ends.
+export type { Access, Principal, Right, Scope } from '../registry/index.js';
 
 export type SaslMechanism = 'XOAUTH2' | 'OAUTHBEARER' | 'EXTERNAL' | 'PLAIN' | 'LOGIN';
 export type Channel = 'imap' | 'submission';
@@ -47,19 +32,6 @@ export interface AuthRequest {
   readonly tls: TlsFacts;
   /** Client IP, for per-source limits and the journal. */
   readonly remote: string;
-}
-
-export type Right = 'owner' | 'delegate' | 'member' | 'application';
-export type Scope = 'read' | 'send';
-
-/** The outcome of a successful authentication: this principal may use this mailbox, this way. */
-export interface Access {
-  readonly bal: string;
-  readonly right: Right;
-  readonly scopes: ReadonlySet<Scope>;
-  readonly principal: Principal;
-  /** When a delegation ends (ISO), if it does. */
-  readonly expiresAt?: string;
 }
 
 export type AuthOutcome =

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/index.js';
 import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';

@@ -1,6 +1,5 @@
-import type { Clock } from '../clock.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
+import type { Clock } from '../shared/index.js';
+import type { AuditJournal, Logger } from '../observability/index.js';
 import {
   type RetryPolicy,
   applyAttempt,

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Clock } from '../clock.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
+import type { Clock } from '../shared/index.js';
+import type { AuditJournal, Logger } from '../observability/index.js';
 import type { DsnAction, DsnPolicy } from './dsn-wanted.js';
 import { buildDsn, type DsnRecipientReport } from './dsn.js';
 import type { Spool } from './spool.js';

@@ -1,5 +1,5 @@
 import { refusal } from './mirror-outcome.js';
-import { normalizeDomain } from './whitelist-parser.js';
+import { normalizeAddress } from '../shared/index.js';
 
 /**
  * The line format of `Extraction_Correspondance_MSSante` (MSSANTE.md "National directory"):
@@ -110,16 +110,6 @@ export function columnMap(headerLine: string): ColumnMap {
     addressIndex: position.get('address')!,
     fieldIndex: ENTRY_FIELDS.map((f) => position.get(f) ?? -1),
   };
-}
-
-/** Lower-case address with an ASCII domain, or undefined when it is not an address. */
-export function normalizeAddress(address: string): string | undefined {
-  const at = address.lastIndexOf('@');
-  if (at <= 0) return undefined;
-  const local = address.slice(0, at).trim().toLowerCase();
-  if (local === '' || local.length > 64 || /[\s@|<>(),;:"[\]\\]/.test(local)) return undefined;
-  const domain = normalizeDomain(address.slice(at + 1));
-  return domain === undefined ? undefined : `${local}@${domain}`;
 }
 
 /** One usable line: the address and its field values in ENTRY_FIELDS order ('' when empty). */

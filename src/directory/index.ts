@@ -1,4 +1,4 @@
-export { normalizeDomain, parseWhitelistXml } from './whitelist-parser.js';
+export { parseWhitelistXml } from './whitelist-parser.js';
 export type { ParsedWhitelist, WhitelistEntry } from './whitelist-parser.js';
 export { Whitelist, WhitelistHolder } from './whitelist.js';
 export { loadWhitelistFile } from './load-whitelist.js';
@@ -6,7 +6,7 @@ export { DirectoryMirrors } from './directory-mirrors.js';
 export type { DirectoryMirrorsOptions } from './directory-mirrors.js';
 export { NationalDirectory, EXTRACTION_MIRROR } from './national-directory.js';
 export type { DirectoryLookup } from './national-directory.js';
-export { ENTRY_FIELDS, normalizeAddress } from './extraction-format.js';
+export { ENTRY_FIELDS } from './extraction-format.js';
 export type { DirectoryEntry, EntryField } from './extraction-format.js';
 export { loadExtraction } from './extraction-loader.js';
 export type { ExtractionLoadOptions, ExtractionLoadResult } from './extraction-loader.js';

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
 import { Whitelist } from './whitelist.js';
 import { parseWhitelistXml } from './whitelist-parser.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 import { crlIssuer, crlPem, parseCrl } from './crl-check.js';

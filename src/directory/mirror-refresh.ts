@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { isGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import type { MirrorKind } from './mirror-kinds.js';

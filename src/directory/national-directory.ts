@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { type DirectoryEntry, decodeValues, entryFrom, normalizeAddress } from './extraction-format.js';
+import { normalizeAddress } from '../shared/index.js';
+import { type DirectoryEntry, decodeValues, entryFrom } from './extraction-format.js';
 import { COUNT, LOOKUP, MirrorKeys, directoryUnavailable } from './mirror-store.js';
 
 /** The name of the extraction mirror (metrics label, CLI argument). */

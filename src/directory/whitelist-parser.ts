@@ -1,7 +1,7 @@
-import { domainToASCII } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { GatewayError } from '../errors/index.js';
-import { normalizeDn } from '../pki/dn.js';
+import { normalizeDn } from '../pki/index.js';
+import { normalizeDomain } from '../shared/index.js';
 
 /** One `Domaine` element of the national whitelist (MSSANTE.md "The trust space"). */
 export interface WhitelistEntry {
@@ -18,15 +18,6 @@ export interface WhitelistEntry {
 export interface ParsedWhitelist {
   readonly generatedAt: string;
   readonly entries: readonly WhitelistEntry[];
-}
-
-/** Lower-case ASCII form of a mail domain, or undefined when it is not a valid domain. */
-export function normalizeDomain(domain: string): string | undefined {
-  const trimmed = domain.trim().replace(/\.$/, '');
-  if (trimmed === '' || trimmed.length > 253) return undefined;
-  const ascii = domainToASCII(trimmed.toLowerCase());
-  if (ascii === '' || !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(ascii)) return undefined;
-  return ascii;
 }
 
 function text(v: unknown): string | undefined {

@@ -1,5 +1,5 @@
 import type { ParsedWhitelist, WhitelistEntry } from './whitelist-parser.js';
-import { normalizeDomain } from './whitelist-parser.js';
+import { normalizeDomain } from '../shared/index.js';
 
 /**
  * An immutable, indexed copy of the whitelist. One domain may have several operator DNs (an operator

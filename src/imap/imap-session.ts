@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { ClientAuthenticator, SaslMechanism, TlsFacts } from '../auth/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import { preauthCapabilities, preauthMechanisms } from './capabilities.js';
 import type { CommandFrame, CommandLimits, FrameEvent } from './command-framer.js';

@@ -1,5 +1,6 @@
 export { ImapFrontEnd } from './imap-front-end.js';
 export type { ImapAddresses, ImapFrontEndDeps } from './imap-front-end.js';
+export { imapObserver } from './imap-metrics.js';
 export { NOOP_IMAP_OBSERVER } from './imap-observer.js';
 export type {
   ImapListenerName,

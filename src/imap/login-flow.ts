@@ -5,7 +5,7 @@ import {
   type ClientAuthenticator,
   principalIdentity,
 } from '../auth/index.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { type ErrorCode, toGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { ImapEndpoint, MasterCredentials } from '../store/index.js';

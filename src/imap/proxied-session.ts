@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { ImapObserver } from './imap-observer.js';
 import { untaggedLine } from './responses.js';

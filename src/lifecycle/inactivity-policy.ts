@@ -1,3 +1,4 @@
+import type { PublicationStateName } from '../publication/index.js';
 import type { BalStatus } from '../registry/index.js';
 import { DAY_MS } from './lifecycle-time.js';
 
@@ -22,16 +23,6 @@ import { DAY_MS } from './lifecycle-time.js';
  *    mailbox warned late (the job was down, or the feature just enabled) keeps its full notice.
  */
 
-export const PUBLICATION_STATES = [
-  'pending',
-  'published',
-  'unpublished',
-  'unpublished-inactive',
-  'failed',
-] as const;
-/** Publication state of a mailbox in the national directory (owned by the publication module). */
-export type PublicationState = (typeof PUBLICATION_STATES)[number];
-
 export interface InactivityThresholds {
   /** Days of inactivity before unpublication (configuration `lifecycle.inactivityDays`, 45). */
   readonly inactivityDays: number;
@@ -47,7 +38,7 @@ export interface PolicySubject {
   /** `listeRouge`: the mailbox must not be published. */
   readonly redListed: boolean;
   /** Undefined when the publication module has no state for it (never a candidate then). */
-  readonly publication: PublicationState | undefined;
+  readonly publication: PublicationStateName | undefined;
   /** When it entered its publication state. */
   readonly publishedSince?: number;
   /** Latest use on any channel; undefined when never used. */

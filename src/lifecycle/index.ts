@@ -1,5 +1,4 @@
 export {
-  PUBLICATION_STATES,
   decideInactivity,
   type InactivityAction,
   type InactivityDecision,
@@ -7,7 +6,6 @@ export {
   type InactivityThresholds,
   type NoDecisionReason,
   type PolicySubject,
-  type PublicationState,
 } from './inactivity-policy.js';
 export { mailPurgeDue, type MailPurgeDecision } from './mail-retention.js';
 export type {

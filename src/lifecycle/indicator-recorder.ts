@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
-import { ACTIVITY_CHANNELS, LuaScript, normaliseAddress, type ActivityChannel } from '../registry/index.js';
+import { ACTIVITY_CHANNELS, LuaScript, type ActivityChannel } from '../registry/index.js';
 import { DAY_MS, dayInZone } from './lifecycle-time.js';
 import { LifecycleKeys } from './lifecycle-keys.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * Daily per-mailbox usage aggregates (MSSANTE.md "Lifecycle and indicators": operators report monthly
@@ -166,7 +167,7 @@ export class IndicatorRecorder {
   ): Promise<unknown> {
     const ms = at.getTime();
     if (Number.isNaN(ms)) throw new GatewayError('INTERNAL', 'indicator at an invalid date', { bal });
-    const address = normaliseAddress(bal);
+    const address = addressKey(bal);
     const day = dayInZone(ms, this.#timeZone);
     const keys = [
       this.#keys.indicators(day, address),

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { toGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
-import { normaliseAddress, type ActivityChannel } from '../registry/index.js';
+import { type ActivityChannel } from '../registry/index.js';
 import type { IndicatorRecorder } from './indicator-recorder.js';
 import { LifecycleKeys } from './lifecycle-keys.js';
 import type {
@@ -10,6 +10,7 @@ import type {
   LifecycleObserver,
   LifecyclePublisher,
 } from './lifecycle-ports.js';
+import { addressKey } from '../shared/index.js';
 
 /** What a use of a mailbox led to, beyond the counters. */
 export type ReturnOutcome = 'none' | 'republished' | 'refused' | 'error';
@@ -44,7 +45,7 @@ export class LifecycleActivity {
   }
 
   async onActivity(address: string, channel: ActivityChannel, at: Date): Promise<ReturnOutcome> {
-    const bal = normaliseAddress(address);
+    const bal = addressKey(address);
     const returned = await this.#o.indicators.recordActivityClaiming(
       bal,
       channel,

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { type DestinationState, type SpoolEnvelope, scanHeaders } from '../delivery/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ActivityChannel } from '../registry/index.js';

@@ -1,5 +1,6 @@
 import type { Bal, BalListQuery, BalPage, GrantView } from '../registry/index.js';
-import type { InactivityEvidence, PublicationState } from './inactivity-policy.js';
+import type { PublicationStateName } from '../publication/index.js';
+import type { InactivityEvidence } from './inactivity-policy.js';
 
 /**
  * What the lifecycle needs from the rest of the gateway, as interfaces: the composition root
@@ -41,7 +42,7 @@ export interface WarningDelivery {
 
 /** The publication state of one mailbox, as the publication module keeps it. */
 export interface PublicationView {
-  readonly state: PublicationState;
+  readonly state: PublicationStateName;
   /** When the mailbox entered this state (ISO); a metadata update must not move it. */
   readonly since?: string;
   /** `listeRouge`: the mailbox must not be published. */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError, toGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';

@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 
 /**
  * The audit journal (MSSANTE.md "Traceability"): one JSON line per security-relevant event, appended

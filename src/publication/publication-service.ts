@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import { addressKey, type Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { Bal, BalChange, BalObserver } from '../registry/index.js';
@@ -189,13 +189,13 @@ export class PublicationService implements BalObserver {
 
   /** The publication state of a mailbox; null when it has none yet. */
   async state(address: string): Promise<PublicationState | null> {
-    const record = await this.#store.read(address.trim().toLowerCase());
+    const record = await this.#store.read(addressKey(address));
     return record && publicState(record);
   }
 
   /** States of many mailboxes in one round trip, in order (null: none yet); for the lifecycle run. */
   async statesOf(addresses: readonly string[]): Promise<Array<PublicationState | null>> {
-    const records = await this.#store.readMany(addresses.map((a) => a.trim().toLowerCase()));
+    const records = await this.#store.readMany(addresses.map(addressKey));
     return records.map((r) => r && publicState(r));
   }
 
@@ -262,7 +262,7 @@ export class PublicationService implements BalObserver {
   async #existing(address: string): Promise<Bal> {
     const bal = await this.#o.bals.get(address);
     if (bal) return bal;
-    const normalised = address.trim().toLowerCase();
+    const normalised = addressKey(address);
     throw new GatewayError('BAL_NOT_FOUND', `no mailbox ${normalised} in the registry`, {
       address: normalised,
     });

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import {

@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { GatewayError, redisErrorKind } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/index.js';
 
 export interface RedisClientOptions {
   /** Overrides a password in the URL (the configuration keeps it in a file, not the URL). */

@@ -3,10 +3,15 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
-import { findProcesses, readCmdline, readPidFile, terminateProcesses } from './process-table.js';
+import type { Logger } from '../observability/index.js';
+import {
+  SupervisedProcess,
+  findProcesses,
+  readCmdline,
+  readPidFile,
+  terminateProcesses,
+} from '../shared/index.js';
 import { assertSocketPathFits, redisPaths, renderRedisConfig, type RedisPaths } from './redis-config.js';
-import { SupervisedProcess } from './supervised-process.js';
 
 export interface EmbeddedRedisOptions {
   /** The gateway's data directory; Redis lives in `<dataDir>/redis` and `<dataDir>/run`. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
+import type { AuditJournal } from '../observability/index.js';
 import type { Actor } from './actor.js';
 import { ActivityStore, type ActivityChannel, type BalActivity } from './activity-store.js';
 import {
@@ -10,7 +10,6 @@ import {
   balExistsError,
   assertTransition,
   isBalStatus,
-  normaliseAddress,
   parseNewBal,
   statusesAllowingTransitionTo,
   type Bal,
@@ -26,6 +25,7 @@ import { RegistryKeys } from './registry-keys.js';
 import type { GrantRequest, SubjectRequest } from './rights.js';
 import { DELETE_BAL } from './rights-scripts.js';
 import { RightsStore, type AccessibleBal, type GrantView } from './rights-store.js';
+import { addressKey } from '../shared/index.js';
 
 /** Creates the mailbox in the mail store (Dovecot); the store adapter implements it. Idempotent. */
 export interface MailboxProvisioner {
@@ -207,7 +207,7 @@ export class BalRegistry {
 
   /** One round trip (SMTP RCPT hot path). Null when there is no such BAL. */
   async get(address: string): Promise<Bal | null> {
-    const hash = await callRedis(() => this.#redis.hgetall(this.#keys.bal(normaliseAddress(address))));
+    const hash = await callRedis(() => this.#redis.hgetall(this.#keys.bal(addressKey(address))));
     return decodeBal(hash);
   }
 
@@ -307,7 +307,7 @@ export class BalRegistry {
 
   /** Every grant on a mailbox, expired ones included (flagged `expired`) until the purge runs. */
   grants(address: string): Promise<GrantView[]> {
-    return this.#rights.list(normaliseAddress(address), this.#clock.now());
+    return this.#rights.list(addressKey(address), this.#clock.now());
   }
 
   /** "Which mailboxes may this person open": owned PER mailboxes and live grants, not deleted ones. */
@@ -327,16 +327,16 @@ export class BalRegistry {
 
   /** A successful use of the mailbox; see ActivityStore.record. */
   recordActivity(address: string, channel: ActivityChannel, at: Date): Promise<boolean> {
-    return this.#activity.record(normaliseAddress(address), channel, at);
+    return this.#activity.record(addressKey(address), channel, at);
   }
 
   activity(address: string): Promise<BalActivity> {
-    return this.#activity.read(normaliseAddress(address));
+    return this.#activity.read(addressKey(address));
   }
 
   async #existing(address: string): Promise<Bal> {
     const bal = await this.get(address);
-    if (!bal) throw balNotFound(normaliseAddress(address));
+    if (!bal) throw balNotFound(addressKey(address));
     return bal;
   }
 
@@ -362,7 +362,7 @@ export class BalRegistry {
     to: BalStatus,
     change: StatusChange,
   ): Promise<{ bal: Bal; reply: unknown }> {
-    const address = normaliseAddress(input);
+    const address = addressKey(input);
     const request = JSON.stringify({ to, allowedFrom: statusesAllowingTransitionTo(to), ...change });
     const reply = await callRedis(() =>
       via.script.run(this.#redis, via.keys(address), [request, ...via.args(address)]),

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors/index.js';
+import { checkAddress, normalizeDomain } from '../shared/index.js';
 
 /**
  * The mailbox (BAL, "boîte aux lettres") model and its pure validation rules. No I/O here: the
@@ -45,96 +46,27 @@ export interface NewBal {
   readonly owner: string;
 }
 
-// RFC 5321 §4.5.3.1.1/2: local part at most 64 octets, domain at most 255; §4.5.3.1.3: a path is at
-// most 256 octets including the angle brackets, so an address at most 254.
-const MAX_LOCAL = 64;
-const MAX_DOMAIN = 255;
-const MAX_ADDRESS = 254;
-// RFC 5321 §4.1.2 Dot-string: atoms of atext separated by single dots. Quoted local parts are legal
-// SMTP but no MSSanté client produces them, and they make addresses ambiguous in the directory.
-const DOT_STRING = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
-// RFC 1035 §2.3.1 preferred name syntax (letters, digits, inner hyphens), labels of 1 to 63 octets.
-const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
 function invalidAddress(input: string, why: string): GatewayError {
   return new GatewayError('BAL_INVALID_ADDRESS', `invalid mailbox address "${input}": ${why}`, {
     address: input,
   });
 }
 
-/** Lower-cases and trims an address without validating it (look-ups on the hot path). */
-export function normaliseAddress(input: string): string {
-  return input.trim().toLowerCase();
-}
-
 /**
- * Validates the syntax of a bare RFC 5321 address and returns it lower-cased. Throws
- * BAL_INVALID_ADDRESS saying what to fix.
+ * Validates the syntax of a bare RFC 5321 address and returns its canonical form (shared/address.ts).
+ * Throws BAL_INVALID_ADDRESS saying what to fix.
  */
 export function parseBalAddress(input: string): string {
-  const address = normaliseAddress(input);
-  if (address === '') throw invalidAddress(input, 'it is empty; give local@domain');
-  if (/[<>"]/.test(address) || /\s/.test(address)) {
-    throw invalidAddress(
-      input,
-      'give the bare address local@domain, without a display name, quotes or spaces',
-    );
-  }
-  if (/[^\x21-\x7e]/.test(address)) {
-    throw invalidAddress(
-      input,
-      "only ASCII letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } ~ - are allowed",
-    );
-  }
-  const at = address.lastIndexOf('@');
-  if (at < 0) throw invalidAddress(input, 'it has no "@"; give local@domain');
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
-  checkLocalPart(input, local);
-  checkDomain(input, domain);
-  if (address.length > MAX_ADDRESS) {
-    throw invalidAddress(input, `it is ${address.length} characters long; the maximum is ${MAX_ADDRESS}`);
-  }
-  return address;
+  const parsed = checkAddress(input);
+  if (!parsed.ok) throw invalidAddress(input, parsed.problem);
+  return parsed.value.address;
 }
 
-function checkLocalPart(input: string, local: string): void {
-  if (local === '') throw invalidAddress(input, 'the part before "@" is empty');
-  if (local.length > MAX_LOCAL) {
-    throw invalidAddress(
-      input,
-      `the part before "@" has ${local.length} characters; the maximum is ${MAX_LOCAL}`,
-    );
-  }
-  if (!DOT_STRING.test(local)) {
-    throw invalidAddress(
-      input,
-      'the part before "@" must be words of letters, digits and !#$%&\'*+/=?^_`{|}~- separated by single dots, ' +
-        'not starting or ending with a dot (and only one "@")',
-    );
-  }
-}
-
-function checkDomain(input: string, domain: string): void {
-  if (domain === '') throw invalidAddress(input, 'the domain after "@" is empty');
-  if (domain.length > MAX_DOMAIN) {
-    throw invalidAddress(input, `the domain has ${domain.length} characters; the maximum is ${MAX_DOMAIN}`);
-  }
-  const labels = domain.split('.');
-  if (labels.length < 2 || !labels.every((l) => DOMAIN_LABEL.test(l))) {
-    throw invalidAddress(
-      input,
-      `the domain "${domain}" must be a host name such as op.example.fr: dot-separated labels of letters, ` +
-        'digits and inner hyphens, each 1 to 63 characters',
-    );
-  }
-}
-
-/** Throws BAL_DOMAIN_NOT_OURS unless the (valid, lower-case) address is in one of our domains. */
+/** Throws BAL_DOMAIN_NOT_OURS unless the (valid, canonical) address is in one of our domains. */
 export function assertOurDomain(address: string, domains: readonly string[]): void {
   const domain = address.slice(address.lastIndexOf('@') + 1);
-  // Domains compare case-insensitively (RFC 5321 §2.4); the address is already lower-case.
-  if (domains.some((d) => d.toLowerCase() === domain)) return;
+  // Domains compare in canonical form (case-insensitive, RFC 5321 §2.4; IDNA); the address already is.
+  if (domains.some((d) => (normalizeDomain(d) ?? d.toLowerCase()) === domain)) return;
   throw new GatewayError(
     'BAL_DOMAIN_NOT_OURS',
     `the domain "${domain}" of ${address} is not operated by this gateway; ` +

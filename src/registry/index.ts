@@ -6,7 +6,6 @@ export {
   canTransition,
   isBalStatus,
   isBalType,
-  normaliseAddress,
   normalisePersonId,
   parseBalAddress,
   parseBalOwner,
@@ -14,6 +13,7 @@ export {
   parseNewBal,
 } from './bal.js';
 export type { Bal, BalStatus, BalType, NewBal } from './bal.js';
+export type { Access, Principal, Right, Scope } from './access.js';
 export type { Actor } from './actor.js';
 export { METADATA_MAX_LENGTH, METADATA_TEXT_FIELDS, parseMetadataPatch } from './bal-metadata.js';
 export type { BalMetadata, BalMetadataPatch, MetadataTextField } from './bal-metadata.js';

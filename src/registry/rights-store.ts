@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Right, Scope } from '../auth/types.js';
+import type { Right, Scope } from './access.js';
 import { GatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
+import type { AuditJournal } from '../observability/index.js';
 import { actorLabel, type Actor } from './actor.js';
 import { normalisePersonId, type Bal, type BalStatus, type BalType } from './bal.js';
 import { decodeBal } from './bal-record.js';

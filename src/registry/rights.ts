@@ -1,6 +1,4 @@
-// Type-only import of the auth vocabulary, straight from its file: auth/ will depend on the registry
-// to resolve rights, so going through auth's public surface here could close an import cycle.
-import type { Access, Principal, Scope } from '../auth/types.js';
+import type { Access, Principal, Scope } from './access.js';
 import { GatewayError } from '../errors/index.js';
 import { normalizeDn } from '../pki/index.js';
 import { normalisePersonId, type Bal, type BalType } from './bal.js';

@@ -1,5 +1,5 @@
 import { Resolver } from 'node:dns/promises';
-import { normalizeDomain } from '../directory/index.js';
+import { normalizeDomain } from '../shared/index.js';
 import { RelayError } from './relay-error.js';
 
 /** One MX record as `dns.resolveMx` returns it. */

@@ -1,4 +1,4 @@
-export { parseAddress, routeByDomain, routeLocal } from './route-recipient.js';
+export { routeByDomain, routeLocal } from './route-recipient.js';
 export type { MailboxStatusView, RecipientDecision } from './route-recipient.js';
 export { PATIENT_DOMAIN, isValidIns } from './patient-address.js';
 export { routeSubmission } from './route-submission.js';

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors/index.js';
+import { parseAddress } from '../shared/index.js';
 
 /**
  * Pure routing decisions (ARCHITECTURE.md §3 routing/). The MX port only ever delivers locally:
@@ -10,19 +11,6 @@ export type RecipientDecision =
 
 export interface MailboxStatusView {
   readonly status: 'active' | 'suspended' | 'deleted';
-}
-
-const ADDRESS = /^[^\s@<>()\\,;:"[\]]{1,64}@([a-z0-9-]+(\.[a-z0-9-]+)+)$/i;
-
-/** Splits and lower-cases an address; undefined when it is not a plain `local@domain`. */
-export function parseAddress(
-  address: string,
-): { local: string; domain: string; address: string } | undefined {
-  const m = ADDRESS.exec(address.trim());
-  if (!m || address.length > 254) return undefined;
-  const lower = address.trim().toLowerCase();
-  const at = lower.lastIndexOf('@');
-  return { local: lower.slice(0, at), domain: lower.slice(at + 1), address: lower };
 }
 
 /** First step, no I/O: is this recipient one of ours at all? */

@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors/index.js';
 import { PATIENT_DOMAIN, isValidIns } from './patient-address.js';
-import { parseAddress } from './route-recipient.js';
+import { parseAddress } from '../shared/index.js';
 
 /**
  * Where a submitted recipient goes (ARCHITECTURE.md §5 "Submission from a client"): a mailbox of

@@ -1,10 +1,11 @@
-import type { Access } from '../auth/types.js';
+import type { Access } from '../auth/index.js';
 import type { ErrorCode } from '../errors/index.js';
+import { addressKey } from '../shared/index.js';
 
 /**
  * Who may appear as sender (ARCHITECTURE.md §4 "Sending"): the envelope sender and `From:` must be
  * the mailbox the caller opened; a delegate sends with `From:` the owner's mailbox and `Sender:`
- * a mailbox of the delegate's own (added when absent). Pure; addresses are compared lower-cased.
+ * a mailbox of the delegate's own (added when absent). Pure; addresses are compared in canonical form (shared/address.ts).
  */
 export type SenderDecision =
   | { readonly ok: true; readonly addSender?: string }
@@ -13,7 +14,7 @@ export type SenderDecision =
 export function checkEnvelopeSender(access: Access, mailFrom: string): SenderDecision {
   if (!access.scopes.has('send')) return { ok: false, code: 'SEND_NOT_AUTHORISED', reason: 'read_only' };
   // The null reverse-path carries MDNs (RFC 8098 §3) from the mailbox's own client.
-  if (mailFrom !== '' && mailFrom.toLowerCase() !== access.bal.toLowerCase()) {
+  if (mailFrom !== '' && addressKey(mailFrom) !== addressKey(access.bal)) {
     return { ok: false, code: 'SENDER_NOT_ALLOWED', reason: 'envelope_sender' };
   }
   return { ok: true };
@@ -32,12 +33,12 @@ export function checkHeaderSenders(
   headers: HeaderSenders,
   ownMailboxes: readonly string[],
 ): SenderDecision {
-  const bal = access.bal.toLowerCase();
-  const from = headers.from.map((a) => a.toLowerCase());
+  const bal = addressKey(access.bal);
+  const from = headers.from.map(addressKey);
   if (from.length !== 1 || from[0] !== bal)
     return { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'from_header' };
-  const own = ownMailboxes.map((a) => a.toLowerCase());
-  const sender = headers.sender?.map((a) => a.toLowerCase());
+  const own = ownMailboxes.map(addressKey);
+  const sender = headers.sender?.map(addressKey);
   if (access.right !== 'delegate') {
     if (sender && (sender.length !== 1 || (sender[0] !== bal && !own.includes(sender[0]!)))) {
       return { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'sender_header' };

@@ -1,9 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import { type ErrorCode, toGatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { type MailboxStatusView, type RecipientDecision, routeLocal } from '../routing/index.js';
 import { type SmtpHookError, replyLine, smtpError } from './replies.js';
 

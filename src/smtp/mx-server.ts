@@ -6,13 +6,11 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import { GatewayError, type ErrorCode, toGatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import {
   type PeerVerdict,
   type TrustMaterial,
@@ -20,7 +18,8 @@ import {
   issuedByOneOf,
   judgePeer,
 } from '../pki/index.js';
-import { type MailboxStatusView, parseAddress, routeByDomain } from '../routing/index.js';
+import { type MailboxStatusView, routeByDomain } from '../routing/index.js';
+import { normalizeDomain, parseAddress } from '../shared/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
@@ -69,7 +68,7 @@ export class MxServer {
 
   constructor(deps: MxServerDeps) {
     this.#d = deps;
-    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
       event: 'smtp.mx.rejected',

@@ -1,6 +1,6 @@
 import type { SMTPServerAuthentication } from 'smtp-server';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
-import type { AuthRequest, Principal, TlsFacts } from '../auth/types.js';
+import type { AuthRequest, Principal, TlsFacts } from '../auth/index.js';
 import type { ErrorCode } from '../errors/index.js';
 
 /** Decoders of the SASL initial responses smtp-server does not parse itself (from auth/). */

@@ -8,15 +8,13 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { Access, AuthOutcome, ClientAuthenticator, Principal, TlsFacts } from '../auth/types.js';
-import type { Clock } from '../clock.js';
+import type { Access, AuthOutcome, ClientAuthenticator, Principal, TlsFacts } from '../auth/index.js';
+import { normalizeDomain, type Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { WhitelistHolder } from '../directory/index.js';
 import { type ErrorCode, toGatewayError } from '../errors/index.js';
-import type { AuditJournal } from '../observability/journal.js';
-import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
+import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 import {
   type MailboxStatusView,
@@ -77,7 +75,7 @@ export class SubmissionServer {
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
-    this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
+    this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
       event: 'smtp.submission.rejected',

@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { GatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/index.js';
 import type { DovecotAccounts, DovecotPaths } from './dovecot-config.js';
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { GatewayError, isGatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/index.js';
 import {
   SupervisedProcess,
   findProcesses,
@@ -9,7 +9,7 @@ import {
   readPidFile,
   terminateProcesses,
   waitFor,
-} from '../redis/index.js';
+} from '../shared/index.js';
 import { prepareDovecotFiles, resolveDovecotAccounts, type ResolvedAccounts } from './dovecot-accounts.js';
 import {
   assertDovecotDataDir,

@@ -1,6 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import { GatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/index.js';
 import { SPECIAL_USE_FOLDERS } from './dovecot-config.js';
 import { describeEndpoint, type ImapEndpoint, type MasterCredentials } from './store-endpoints.js';
 

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterEach, inject } from 'vitest';
 import { buildAdminApi } from '../../src/admin/index.js';
-import { systemClock, type Clock } from '../../src/clock.js';
+import { systemClock, type Clock } from '../../src/shared/index.js';
 import { FileAuditJournal, type AuditEvent } from '../../src/observability/journal.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { BalRegistry, type MailboxProvisioner } from '../../src/registry/index.js';

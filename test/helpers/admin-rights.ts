@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/shared/index.js';
 import { uniqueAddress, type AdminHarness } from './admin-harness.js';
 import { call } from './admin-http.js';
 

@@ -10,7 +10,7 @@ import {
   type SecretStore,
   type TokenVerifier,
 } from '../../src/auth/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import { ConfigSchema, type Config } from '../../src/config/index.js';
 import { FileAuditJournal, createLogger } from '../../src/observability/index.js';
 import { BalRegistry } from '../../src/registry/index.js';

@@ -4,7 +4,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { inject, type TestContext } from 'vitest';
-import { findEmbeddedRedisProcesses, terminateProcesses } from '../../src/redis/index.js';
+import { findEmbeddedRedisProcesses } from '../../src/redis/index.js';
+import { terminateProcesses } from '../../src/shared/index.js';
 import { findEmbeddedDovecotProcesses } from '../../src/store/index.js';
 import { deepMerge, testSettings } from './gateway.js';
 

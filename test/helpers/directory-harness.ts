@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, inject } from 'vitest';
-import { systemClock, type Clock } from '../../src/clock.js';
+import { systemClock, type Clock } from '../../src/shared/index.js';
 import { type Config, type ConfigInput, loadConfig } from '../../src/config/index.js';
 import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../../src/directory/index.js';
 import {

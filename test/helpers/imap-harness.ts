@@ -11,7 +11,7 @@ import {
   ensureDevIssuer,
   mintDevToken,
 } from '../../src/auth/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import type { Config } from '../../src/config/index.js';
 import {
   type ImapAddresses,

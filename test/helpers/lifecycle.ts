@@ -1,15 +1,15 @@
 // No vitest import here: the crash test's child process (lifecycle-child.ts) uses this file too.
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/shared/index.js';
 import type {
   DirectoryAnswer,
   InactivityEvidence,
   LifecyclePublisher,
-  PublicationState,
   PublicationStateReader,
   PublicationView,
   WarningDelivery,
 } from '../../src/lifecycle/index.js';
+import type { PublicationStateName } from '../../src/publication/index.js';
 import type { Bal } from '../../src/registry/index.js';
 
 /** A clock the test moves by hand (STYLE.md convention 4). */
@@ -38,7 +38,7 @@ export interface DirectoryCall {
 }
 
 interface Entry {
-  state: PublicationState;
+  state: PublicationStateName;
   since: string;
   redListed?: boolean;
 }
@@ -68,12 +68,12 @@ export class RecordingDirectory implements LifecyclePublisher, PublicationStateR
   }
 
   /** Test set-up: the publication state of a mailbox. */
-  async set(address: string, state: PublicationState, since: Date, redListed = false): Promise<void> {
+  async set(address: string, state: PublicationStateName, since: Date, redListed = false): Promise<void> {
     const entry: Entry = { state, since: since.toISOString(), ...(redListed ? { redListed } : {}) };
     await this.#redis.hset(this.#stateKey, address, JSON.stringify(entry));
   }
 
-  async stateOf(address: string): Promise<PublicationState | undefined> {
+  async stateOf(address: string): Promise<PublicationStateName | undefined> {
     const json = await this.#redis.hget(this.#stateKey, address);
     return json === null ? undefined : (JSON.parse(json) as Entry).state;
   }

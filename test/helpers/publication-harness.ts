@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { expect, inject, vi } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import { ConfigSchema } from '../../src/config/index.js';
 import {
   createLogger,

@@ -13,8 +13,8 @@ import {
   effectiveIssuers,
   ensureDevIssuer,
   mintDevToken,
-  registerDevTokenCommand,
 } from '../../src/auth/index.js';
+import { registerDevTokenCommand } from '../../src/admin/index.js';
 import { ConfigSchema, type Config } from '../../src/config/index.js';
 import { GatewayError } from '../../src/errors/index.js';
 import { runMssgw } from '../helpers/admin-cli.js';

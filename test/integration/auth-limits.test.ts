@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { FailureLimiter, SecretStore, hashSecret, verifySecretHash } from '../../src/auth/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 
 const clients: Redis[] = [];
 afterEach(() => {

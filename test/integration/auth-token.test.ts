@@ -6,7 +6,7 @@ import {
   type JwtTokenVerifierOptions,
   type TokenIssuer,
 } from '../../src/auth/index.js';
-import type { Clock } from '../../src/clock.js';
+import type { Clock } from '../../src/shared/index.js';
 import { startTestIssuer, type IssuerAlg, type TestIssuer } from '../helpers/auth-issuer.js';
 
 // A real HTTP issuer (node:http on port 0) publishing a JWKS, as a Keycloak realm does; the verifier

@@ -9,11 +9,10 @@ import { createLogger } from '../../src/observability/index.js';
 import {
   createRedisClient,
   findEmbeddedRedisProcesses,
-  isRunning,
   startEmbeddedRedis,
-  waitFor,
   type EmbeddedRedis,
 } from '../../src/redis/index.js';
+import { isRunning, waitFor } from '../../src/shared/index.js';
 import {
   checkStoreHealth,
   deliverLmtp,

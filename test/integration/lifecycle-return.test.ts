@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { GatewayAuthenticator, JwtTokenVerifier, type AuthRequest } from '../../src/auth/index.js';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import { ConfigSchema } from '../../src/config/index.js';
 import {
   DAY_MS,

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import { ConfigSchema } from '../../src/config/index.js';
 import { DirectoryCallError, FhirPublisher } from '../../src/publication/index.js';
 import { devTrust } from '../helpers/auth-tls.js';

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/index.js';
 import { type Whitelist, loadWhitelistFile } from '../../src/directory/index.js';
 import {
   DEV_PKI_DN,

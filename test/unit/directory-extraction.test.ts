@@ -6,12 +6,12 @@ import {
   entryFrom,
   headerKey,
   mergeValues,
-  normalizeAddress,
   parseRow,
 } from '../../src/directory/extraction-format.js';
 import { LineSplitter } from '../../src/directory/extraction-input.js';
 import { checkShrink } from '../../src/directory/mirror-kinds.js';
 import { GatewayError } from '../../src/errors/index.js';
+import { normalizeAddress } from '../../src/shared/index.js';
 import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';
 
 function refusedReason(fn: () => unknown): unknown {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ImapObserver } from '../imap/index.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../observability/index.js';
+import type { ImapObserver } from './imap-observer.js';
 
 /**
  * The IMAP front end's metrics, bound to its observer interface. Labels are bounded: listener names,

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { GatewayError, type ErrorCode } from '../errors/index.js';
-import type { Logger } from '../observability/logger.js';
+import type { Logger } from 'pino';
 
 /**
  * Runs one long-lived child program (the embedded Redis or Dovecot, ARCHITECTURE.md §7), waits until

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import type { CliIo } from '../admin/cli-context.js';
+import { DEV_TOKEN_MAX_TTL_SECONDS, mintDevToken } from '../auth/index.js';
 import { GatewayError } from '../errors/index.js';
-import { DEV_TOKEN_MAX_TTL_SECONDS, mintDevToken } from './dev-issuer.js';
+import type { CliIo } from './cli-context.js';
 
 /**
  * `mssgw dev-token --subject ID [--ttl S] [--audience AUD] [--dir DIR]`: prints an access token of the

@@ -1,0 +1,24 @@
+export { systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { SupervisedProcess } from './supervised-process.js';
+export type { SupervisedProcessOptions } from './supervised-process.js';
+export {
+  findProcesses,
+  isRunning,
+  readCmdline,
+  readPidFile,
+  terminateProcesses,
+  waitFor,
+} from './process-table.js';
+export {
+  MAX_ADDRESS,
+  MAX_DOMAIN,
+  MAX_LOCAL_PART,
+  addressKey,
+  checkAddress,
+  checkDomain,
+  normalizeAddress,
+  normalizeDomain,
+  parseAddress,
+} from './address.js';
+export type { MailAddress, Parsed } from './address.js';
