@@ -7,11 +7,12 @@ import { inject, type TestContext } from 'vitest';
 import { findEmbeddedRedisProcesses, terminateProcesses } from '../../src/redis/index.js';
 import { findEmbeddedDovecotProcesses } from '../../src/store/index.js';
 import { deepMerge, testSettings } from './gateway.js';
+import { nodeEntry } from './node-entry.js';
 
 /**
- * The gateway as operators run it: `src/main.ts` in its own process, configured by a JSON file
- * (MSSGW_CONFIG) with the repository's `config/` folder out of the way, logging JSON lines on
- * stderr. Tests can kill it with any signal, including SIGKILL, and start it again on the same data.
+ * The gateway as operators run it: `src/main.ts` in its own process (its build when current, see
+ * nodeEntry), configured by a JSON file (MSSGW_CONFIG) with the repository's `config/` folder out
+ * of the way, logging JSON lines on stderr. Tests can kill it with any signal, including SIGKILL, and start it again on the same data.
  */
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -107,7 +108,7 @@ export function launchChildGateway(options: ChildGatewayOptions): ChildGateway {
   const name = options.name ?? 'gateway';
   const configFile = path.join(inject('scratchDir'), `child-config-${randomUUID().slice(0, 8)}.json`);
   writeFileSync(configFile, JSON.stringify(options.config, null, 2), { mode: 0o600 });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeEntry('src/main.ts'), {
     cwd: repoRoot,
     env: {
       ...baseEnv(),
