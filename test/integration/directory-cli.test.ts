@@ -42,7 +42,7 @@ beforeAll(async () => {
       const states = await gateway.mirrors.status();
       expect(states.map((s) => s.version)).toEqual([1, 1]);
     },
-    { timeout: 15_000 },
+    { timeout: 60_000 },
   );
 });
 

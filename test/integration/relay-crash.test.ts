@@ -251,7 +251,7 @@ describe('relay queue crash safety', () => {
     );
     await client.del(...keys.slice(0, 4));
     await p.restart();
-    await p.received(ids.length, 40_000);
+    await p.received(ids.length, 90_000);
     await eventually(
       () => Promise.resolve(copies(p).size),
       (n) => n >= ids.length,
@@ -270,7 +270,7 @@ describe('relay queue crash safety', () => {
     const from = await createBal(a);
     const ids = [...(await submit(a, from, 10)), ...(await submit(b, from, 10))];
     await p.restart();
-    await p.received(ids.length, 40_000);
+    await p.received(ids.length, 90_000);
     await eventually(
       () => Promise.resolve(copies(p).size),
       (n) => n >= ids.length,

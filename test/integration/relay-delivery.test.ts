@@ -109,7 +109,7 @@ function rawMessage(from: string, to: string, body = 'Compte rendu.\r\n.leading 
 }
 
 /** Delivery status notifications (multipart/report) in a mailbox, once `count` messages are there. */
-async function dsnsIn(address: string, count: number, timeoutMs = 20_000): Promise<string[]> {
+async function dsnsIn(address: string, count: number, timeoutMs = 60_000): Promise<string[]> {
   const raws = await eventually(
     () => inboxMessages(address),
     (m) => m.length >= count,
@@ -277,7 +277,7 @@ describe('outbound relay to another operator', () => {
     const messages = await eventually(
       () => inboxMessages(s.address),
       (m) => m.length >= 2,
-      30_000,
+      60_000,
     );
     const reports = messages.map((m) => m.toString('latin1'));
     expect(reports.filter((r) => /Action: delayed/.test(r))).toHaveLength(1);
