@@ -224,7 +224,7 @@ export async function startChildGateway(
   const gateway = launchChildGateway(options);
   let ready: Record<string, unknown>;
   try {
-    ready = await gateway.waitForEvent((e) => e.event === 'gateway.ready', options.readyTimeoutMs ?? 90_000);
+    ready = await gateway.waitForEvent((e) => e.event === 'gateway.ready', options.readyTimeoutMs ?? 150_000);
   } catch (err) {
     gateway.kill('SIGKILL');
     throw err;
