@@ -7,8 +7,11 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/setup/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Backstops for a hang, not measures of speed: on a busy 2-core machine one gateway process
+    // takes up to ~30 s to be ready and a test may start three. Each wait inside a test has its own
+    // shorter deadline that names what did not happen.
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,

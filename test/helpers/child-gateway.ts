@@ -8,11 +8,12 @@ import { findEmbeddedRedisProcesses } from '../../src/redis/index.js';
 import { terminateProcesses } from '../../src/shared/index.js';
 import { findEmbeddedDovecotProcesses } from '../../src/store/index.js';
 import { deepMerge, testSettings } from './gateway.js';
+import { nodeEntry } from './node-entry.js';
 
 /**
- * The gateway as operators run it: `src/main.ts` in its own process, configured by a JSON file
- * (MSSGW_CONFIG) with the repository's `config/` folder out of the way, logging JSON lines on
- * stderr. Tests can kill it with any signal, including SIGKILL, and start it again on the same data.
+ * The gateway as operators run it: `src/main.ts` in its own process (its build when current, see
+ * nodeEntry), configured by a JSON file (MSSGW_CONFIG) with the repository's `config/` folder out
+ * of the way, logging JSON lines on stderr. Tests can kill it with any signal, including SIGKILL, and start it again on the same data.
  */
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -108,7 +109,7 @@ export function launchChildGateway(options: ChildGatewayOptions): ChildGateway {
   const name = options.name ?? 'gateway';
   const configFile = path.join(inject('scratchDir'), `child-config-${randomUUID().slice(0, 8)}.json`);
   writeFileSync(configFile, JSON.stringify(options.config, null, 2), { mode: 0o600 });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeEntry('src/main.ts'), {
     cwd: repoRoot,
     env: {
       ...baseEnv(),
@@ -151,9 +152,9 @@ export function launchChildGateway(options: ChildGatewayOptions): ChildGateway {
     kill: (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
-    waitExit: (timeoutMs = 20_000) =>
+    waitExit: (timeoutMs = 60_000) =>
       withDeadline(exit, timeoutMs, () => `${name} (pid ${pid}) still running after ${timeoutMs} ms`),
-    waitForEvent: (predicate, timeoutMs = 30_000) => {
+    waitForEvent: (predicate, timeoutMs = 90_000) => {
       const seen = events.find(predicate);
       if (seen) return Promise.resolve(seen);
       let listener: ((event: Record<string, unknown>) => void) | undefined;
@@ -224,7 +225,7 @@ export async function startChildGateway(
   const gateway = launchChildGateway(options);
   let ready: Record<string, unknown>;
   try {
-    ready = await gateway.waitForEvent((e) => e.event === 'gateway.ready', options.readyTimeoutMs ?? 40_000);
+    ready = await gateway.waitForEvent((e) => e.event === 'gateway.ready', options.readyTimeoutMs ?? 150_000);
   } catch (err) {
     gateway.kill('SIGKILL');
     throw err;
@@ -248,6 +249,17 @@ export async function embeddedProcessesOf(dataDir: string): Promise<number[]> {
 }
 
 /**
+ * Prints the last log lines of every gateway process still tracked when the test failed: for an
+ * `afterEach` of a file whose gateways live across its tests (stopped by `stopChildGateways` in
+ * `afterAll`).
+ */
+export function reportChildGateways(context: TestContext): void {
+  if (context.task.result?.state !== 'fail') return;
+  for (const { gateway } of launched)
+    console.error(`--- ${gateway.name} (pid ${gateway.pid}) output ---\n${gateway.tail(80)}`);
+}
+
+/**
  * Stops every gateway process still running (SIGTERM, then SIGKILL after a grace period) and the
  * embedded Redis and Dovecot a killed gateway leaves behind. Call from `afterEach`/`afterAll` with the
  * test context: when the test failed, the processes' last log lines are printed.
@@ -260,13 +272,13 @@ export async function stopChildGateways(context?: TestContext): Promise<void> {
     if (failed) console.error(`--- ${gateway.name} (pid ${gateway.pid}) output ---\n${gateway.tail(80)}`);
     gateway.kill('SIGTERM');
     try {
-      await gateway.waitExit(15_000);
+      await gateway.waitExit(30_000);
     } catch {
       gateway.kill('SIGKILL');
-      await gateway.waitExit(5_000).catch(() => undefined);
+      await gateway.waitExit(15_000).catch(() => undefined);
     }
     if (tracked.embedded && tracked.dataDir) embeddedDirs.add(tracked.dataDir);
     launched.delete(tracked);
   }
-  for (const dir of embeddedDirs) await terminateProcesses(await embeddedProcessesOf(dir), 5_000);
+  for (const dir of embeddedDirs) await terminateProcesses(await embeddedProcessesOf(dir), 15_000);
 }

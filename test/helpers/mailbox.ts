@@ -10,7 +10,7 @@ export function inboxMessages(address: string): Promise<Buffer[]> {
 export async function eventually<T>(
   fn: () => Promise<T>,
   predicate: (v: T) => boolean,
-  timeoutMs = 15_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T;

@@ -23,8 +23,15 @@ export type PeerFault =
   | { readonly kind: 'reject-data'; readonly code: number; readonly message: string }
   /** Reads the whole message, then closes the connection without a reply. */
   | { readonly kind: 'drop-after-data' }
-  /** Reads the whole message and holds the reply until `release()` is called. */
-  | { readonly kind: 'hold-data'; readonly held: (release: () => void) => void };
+  /**
+   * Reads the whole message and keeps it, as a real MTA commits what it fully received, but holds
+   * the `250` until `release()` is called: a client that dies meanwhile never learns that the
+   * message was taken, and sends it again (the duplicate window SMTP cannot close, RFC 1047).
+   */
+  | {
+      readonly kind: 'hold-data';
+      readonly held: (release: () => void, message: ReceivedMessage) => void;
+    };
 
 export interface PeerOperator {
   readonly port: number;
@@ -38,6 +45,11 @@ export interface PeerOperator {
   greetingRefusals: number;
   /** Resolves when `count` messages have arrived in all. */
   received(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /**
+   * Resolves once every TLS session opened so far has closed: after a client's death, nothing it
+   * sent is still to be read (a socket closes only after its last bytes were processed).
+   */
+  quiet(timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
   /** Listens again on the same port (after stop: connection refused meanwhile). */
   restart(): Promise<void>;
@@ -64,6 +76,8 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
   const refuse = new Map<string, { code: number; message: string }>();
   const faults: PeerFault[] = [];
   let sessions = 0;
+  const open = new Set<TLSSocket>();
+  const closeWaiters: Array<() => void> = [];
   const peer: PeerOperator = {
     port: 0,
     messages,
@@ -71,7 +85,7 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
     refuse,
     faults,
     greetingRefusals: 0,
-    received: (count, timeoutMs = 20_000) =>
+    received: (count, timeoutMs = 60_000) =>
       new Promise((resolve, reject) => {
         const check = () => {
           if (messages.length < count) return false;
@@ -85,6 +99,21 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
         );
         const waiter = () => {
           if (!check()) waiters.push(waiter);
+        };
+        waiter();
+      }),
+    quiet: (timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`peer still has ${open.size} open sessions after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const waiter = () => {
+          if (open.size > 0) closeWaiters.push(waiter);
+          else {
+            clearTimeout(timer);
+            resolve();
+          }
         };
         waiter();
       }),
@@ -116,7 +145,13 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
       },
       onSecure(socket, session, cb) {
         sessions += 1;
-        sockets.set(session.id, socket as TLSSocket);
+        const tls = socket as TLSSocket;
+        sockets.set(session.id, tls);
+        open.add(tls);
+        tls.once('close', () => {
+          open.delete(tls);
+          for (const w of closeWaiters.splice(0)) w();
+        });
         cb();
       },
       onRcptTo(address, _session, cb) {
@@ -137,25 +172,27 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
             cb(Object.assign(new Error(fault.message), { responseCode: fault.code }));
             return;
           }
-          const accept = () => {
-            const socket = socketOf(session);
-            if (!socket || socket.destroyed) return; // the client died before our reply
-            const cert = socket.getPeerCertificate();
-            messages.push({
-              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-              to: session.envelope.rcptTo.map((r) => r.address),
-              raw: Buffer.concat(chunks),
-              clientCn: cert?.subject?.CN,
-              clientAuthorized: socket.authorized,
-              mailParams: session.envelope.mailFrom ? { ...session.envelope.mailFrom.args } : {},
-              rcptParams: session.envelope.rcptTo.map((r) => ({ ...(r.args || {}) })),
-              connection: session.id,
-            });
-            cb(null, 'Ok: queued');
-            for (const w of waiters.splice(0)) w();
+          const socket = socketOf(session);
+          if (!socket || socket.destroyed) return; // the client died before the end of DATA
+          const cert = socket.getPeerCertificate();
+          const message: ReceivedMessage = {
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks),
+            clientCn: cert?.subject?.CN,
+            clientAuthorized: socket.authorized,
+            mailParams: session.envelope.mailFrom ? { ...session.envelope.mailFrom.args } : {},
+            rcptParams: session.envelope.rcptTo.map((r) => ({ ...(r.args || {}) })),
+            connection: session.id,
           };
-          if (fault?.kind === 'hold-data') fault.held(accept);
-          else accept();
+          // Kept before the reply: what happens to the reply cannot take the message back.
+          messages.push(message);
+          for (const w of waiters.splice(0)) w();
+          const reply = () => {
+            if (!socket.destroyed) cb(null, 'Ok: queued');
+          };
+          if (fault?.kind === 'hold-data') fault.held(reply, message);
+          else reply();
         });
       },
     });

@@ -120,7 +120,7 @@ export async function startPublicationHarness(
     metrics,
     redis,
     journal: () => journalEvents(dataDir),
-    settled: async (address, timeoutMs = 10_000) => {
+    settled: async (address, timeoutMs = 30_000) => {
       let last: PublicationState | null = null;
       await vi.waitFor(
         async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgw, runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { startAdminHarness, uniqueAddress, type AdminHarness } from '../helpers/admin-harness.js';
 import { freePort } from '../helpers/free-port.js';
 
@@ -35,7 +35,7 @@ afterAll(async () => {
 describe('mssgw bal: happy paths', () => {
   it('creates, shows and lists a mailbox, for people and for scripts', async () => {
     const address = uniqueAddress('dr.durand');
-    const created = await runMssgw([
+    const created = await mssgw([
       ...api,
       'bal',
       'create',
@@ -49,22 +49,22 @@ describe('mssgw bal: happy paths', () => {
     expect(created.stdout).toMatch(new RegExp(`^created ${address}\\naddress: +${address}\\ntype: +PER\\n`));
     expect(created.stdout).toMatch(/\nowner: +810001234567\nstatus: +active\ncreatedAt: +\d{4}-\d\d-\d\dT/);
 
-    const shown = await runMssgw([...api, 'bal', 'show', address]);
+    const shown = await mssgw([...api, 'bal', 'show', address]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(
       new RegExp(`^address: +${address}\\ntype: +PER\\nowner: +${PERSON}\\nstatus: +active\\n`),
     );
 
-    const json = await runMssgw([...api, 'bal', 'show', address, '--json']);
+    const json = await mssgw([...api, 'bal', 'show', address, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ address, type: 'PER', owner: PERSON, status: 'active' });
 
-    const listed = await runMssgw([...api, 'bal', 'list', '--type', 'PER']);
+    const listed = await mssgw([...api, 'bal', 'list', '--type', 'PER']);
     expect(listed.code).toBe(0);
     const [header, ...rows] = listed.stdout.trimEnd().split('\n');
     expect(header).toMatch(/^ADDRESS +TYPE +STATUS +OWNER +CREATED$/);
     expect(rows.some((r) => new RegExp(`^${address} +PER +active +${PERSON} +\\d{4}-`).test(r))).toBe(true);
 
-    const listedJson = JSON.parse((await runMssgw([...api, 'bal', 'list', '--json'])).stdout) as {
+    const listedJson = JSON.parse((await mssgw([...api, 'bal', 'list', '--json'])).stdout) as {
       items: Array<{ address: string }>;
     };
     expect(listedJson.items.map((b) => b.address)).toContain(address);
@@ -78,20 +78,20 @@ describe('mssgw bal: happy paths', () => {
 
   it('suspends with a reason, resumes, and deletes with --yes', async () => {
     const address = uniqueAddress('secretariat');
-    expect(
-      (await runMssgw([...api, 'bal', 'create', address, '--type', 'ORG', '--owner', FINESS])).code,
-    ).toBe(0);
+    expect((await mssgw([...api, 'bal', 'create', address, '--type', 'ORG', '--owner', FINESS])).code).toBe(
+      0,
+    );
 
-    const suspended = await runMssgw([...api, 'bal', 'suspend', address, '--reason', 'structure closed']);
+    const suspended = await mssgw([...api, 'bal', 'suspend', address, '--reason', 'structure closed']);
     expect(suspended).toMatchObject({ code: 0, stdout: `${address} is now suspended\n` });
-    expect((await runMssgw([...api, 'bal', 'show', address])).stdout).toMatch(
+    expect((await mssgw([...api, 'bal', 'show', address])).stdout).toMatch(
       /\nstatusReason: +structure closed\n/,
     );
-    expect(await runMssgw([...api, 'bal', 'resume', address])).toMatchObject({
+    expect(await mssgw([...api, 'bal', 'resume', address])).toMatchObject({
       code: 0,
       stdout: `${address} is now active\n`,
     });
-    expect(await runMssgw([...api, 'bal', 'delete', address, '--yes'])).toMatchObject({
+    expect(await mssgw([...api, 'bal', 'delete', address, '--yes'])).toMatchObject({
       code: 0,
       stdout: `${address} is now deleted\n`,
     });
@@ -105,11 +105,15 @@ describe('mssgw bal: happy paths', () => {
       path.join(configDir, 'default.yaml'),
       `admin:\n  host: 0.0.0.0\n  port: ${port}\n  tokenFile: ${tokenFile}\n`,
     );
-    const viaConfig = await runMssgw(['bal', 'list'], { MSSGW_CONFIG_DIR: configDir });
+    // A real process: the environment reaches the program through process.env.
+    const [viaConfig, viaEnv] = await Promise.all([
+      runMssgw(['bal', 'list'], { MSSGW_CONFIG_DIR: configDir }),
+      runMssgw(['--token-file', tokenFile, 'bal', 'list'], { MSSGW_ADMIN_URL: h.url }),
+    ]);
     expect(viaConfig).toMatchObject({ code: 0, stderr: '' });
-
-    const viaEnv = await runMssgw(['--token-file', tokenFile, 'bal', 'list'], { MSSGW_ADMIN_URL: h.url });
+    expect(viaConfig.stdout).toMatch(/^ADDRESS +TYPE +STATUS +OWNER +CREATED\n/);
     expect(viaEnv).toMatchObject({ code: 0, stderr: '' });
+    expect(viaEnv.stdout).toBe(viaConfig.stdout);
   });
 });
 
@@ -117,9 +121,9 @@ describe('mssgw bal: refusals', () => {
   const existing = uniqueAddress('existing');
 
   beforeAll(async () => {
-    expect(
-      (await runMssgw([...api, 'bal', 'create', existing, '--type', 'CAB', '--owner', FINESS])).code,
-    ).toBe(0);
+    expect((await mssgw([...api, 'bal', 'create', existing, '--type', 'CAB', '--owner', FINESS])).code).toBe(
+      0,
+    );
   });
 
   it.each([
@@ -160,7 +164,7 @@ describe('mssgw bal: refusals', () => {
     ],
   ])('%s: exits 1 saying what to fix, and changes nothing', async (_name, args, message) => {
     const before = await h.keySpace();
-    const run = await runMssgw([...api, ...args]);
+    const run = await mssgw([...api, ...args]);
     expect(run).toMatchObject({ code: 1, stdout: '' });
     expect(run.stderr).toMatch(message);
     expect(await h.keySpace()).toEqual(before);
@@ -169,7 +173,7 @@ describe('mssgw bal: refusals', () => {
   it('exits 1 with UNAUTHENTICATED when the token is wrong', async () => {
     const wrong = path.join(dir, 'wrong.token');
     writeFileSync(wrong, 'not-the-token\n');
-    const run = await runMssgw(['--api', h.url, '--token-file', wrong, 'bal', 'list']);
+    const run = await mssgw(['--api', h.url, '--token-file', wrong, 'bal', 'list']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       /^error: the bearer token is not the one in admin\.tokenFile \(UNAUTHENTICATED\)\n$/,
@@ -178,7 +182,7 @@ describe('mssgw bal: refusals', () => {
 
   it('refuses `bal delete` without --yes as a usage error (exit 2), sending nothing', async () => {
     const before = await h.keySpace();
-    const run = await runMssgw([...api, 'bal', 'delete', existing]);
+    const run = await mssgw([...api, 'bal', 'delete', existing]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^error: refusing to delete .* without --yes: deletion is final/);
     expect(await h.keySpace()).toEqual(before);
@@ -191,30 +195,51 @@ describe('mssgw bal: refusals', () => {
     [['bal', 'frobnicate'], /unknown command 'frobnicate'/],
     [['--api', 'ftp://x', 'bal', 'list'], /give an http:\/\/ or https:\/\/ URL/],
   ])('mssgw %j is a usage error (exit 2)', async (args, message) => {
-    const run = await runMssgw([...api.slice(2), ...args]);
+    const run = await mssgw([...api.slice(2), ...args]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
   });
 
   it('exits 3 naming the URL when the API cannot be reached', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
-    const run = await runMssgw(['--api', url, '--token-file', tokenFile, 'bal', 'list']);
+    const run = await mssgw(['--api', url, '--token-file', tokenFile, 'bal', 'list']);
     expect(run.code).toBe(3);
     expect(run.stderr).toContain(`cannot reach the admin API at ${url} (ECONNREFUSED)`);
     expect(run.stderr).toContain('the gateway must be running (npm start)');
   });
 
   it('exits 1 when the token file cannot be read', async () => {
-    const run = await runMssgw([
-      '--api',
-      h.url,
-      '--token-file',
-      path.join(dir, 'missing.token'),
-      'bal',
-      'list',
-    ]);
+    const run = await mssgw(['--api', h.url, '--token-file', path.join(dir, 'missing.token'), 'bal', 'list']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/cannot read the admin token file .*missing\.token \(ENOENT\)/);
+  });
+});
+
+describe('mssgw as a process', () => {
+  // The commands are tested in process above (runMssgwInProcess): the same program, through the
+  // I/O it takes. What only a process shows is here: each exit code is the process's, and what was
+  // written reaches the pipes before it exits. In parallel: each start costs seconds on a busy machine.
+  it('ends with exit code 0, 1, 2 or 3 and its whole message', async () => {
+    const wrong = path.join(dir, 'wrong-process.token');
+    writeFileSync(wrong, 'not-the-token\n');
+    const unreachable = `http://127.0.0.1:${await freePort()}`;
+    const [shown, refused, usage, down] = await Promise.all([
+      runMssgw([...api, 'bal', 'list', '--json']),
+      runMssgw(['--api', h.url, '--token-file', wrong, 'bal', 'list']),
+      runMssgw([...api, 'bal', 'frobnicate']),
+      runMssgw(['--api', unreachable, '--token-file', tokenFile, 'bal', 'list']),
+    ]);
+    expect(shown).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(shown.stdout)).toMatchObject({ items: expect.any(Array) as unknown });
+    expect(refused).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: 'error: the bearer token is not the one in admin.tokenFile (UNAUTHENTICATED)\n',
+    });
+    expect(usage).toMatchObject({ code: 2, stdout: '' });
+    expect(usage.stderr).toMatch(/unknown command 'frobnicate'/);
+    expect(down).toMatchObject({ code: 3, stdout: '' });
+    expect(down.stderr).toContain(`cannot reach the admin API at ${unreachable} (ECONNREFUSED)`);
   });
 });
 

@@ -80,9 +80,9 @@ async function burstUntilKilled(
       requireTLS: true,
       tls: { key: peer.key, cert: peer.cert, ca: pkiFile('ca/root.crt'), servername: 'localhost' },
       name: `mx.${PEER_DOMAIN}`,
-      connectionTimeout: 5_000,
-      greetingTimeout: 5_000,
-      socketTimeout: 5_000,
+      connectionTimeout: 60_000,
+      greetingTimeout: 60_000,
+      socketTimeout: 60_000,
     });
     try {
       for (let n = lane; n < BURST; n += CONNECTIONS) {
@@ -199,7 +199,7 @@ async function expectEveryAckedDelivered(
   const copies = await eventually(
     () => copiesIn(bal),
     (c) => ackedIds.every((id) => c.has(id)),
-    20_000,
+    60_000,
   );
   expect(
     ackedIds.filter((id) => !copies.has(id)),
@@ -208,7 +208,7 @@ async function expectEveryAckedDelivered(
   const drained = await eventually(
     () => Promise.resolve(queueEntries(dataDir)),
     (n) => n === 0,
-    10_000,
+    60_000,
   );
   expect(drained, 'spool queue entries left after recovery').toBe(0);
   // Nothing arrives that no peer sent.
@@ -300,7 +300,7 @@ describe('crash safety: SIGKILL during a burst of deliveries', () => {
     expect(recoveredBy(second)).toMatchObject({ entries: spooledAtFirstKill });
     const deliveredBy = (pid: number) => (events: Array<Record<string, unknown>>) =>
       events.filter((e) => e.event === 'delivery.local.delivered' && e.node === String(pid)).length;
-    await whenJournal(dataDir, (events) => deliveredBy(second.pid)(events) >= SWEEP_KILL_AFTER, 15_000);
+    await whenJournal(dataDir, (events) => deliveredBy(second.pid)(events) >= SWEEP_KILL_AFTER, 60_000);
     second.kill('SIGKILL');
     expect((await second.waitExit()).signal).toBe('SIGKILL');
     const spooledAtSecondKill = queueEntries(dataDir);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { devPkiSettings } from '../../src/pki/index.js';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { type MirrorsHarness, scratchDir, startMirrors, uniquePrefix } from '../helpers/directory-harness.js';
 import { extractionText, whitelistXml } from '../helpers/national-data.js';
 import { NationalServer } from '../helpers/national-server.js';
@@ -42,7 +42,7 @@ beforeAll(async () => {
       const states = await gateway.mirrors.status();
       expect(states.map((s) => s.version)).toEqual([1, 1]);
     },
-    { timeout: 15_000 },
+    { timeout: 60_000 },
   );
 });
 
@@ -53,7 +53,7 @@ afterAll(async () => {
 
 describe('mssgw directory', () => {
   it('shows each mirror: source, copy in service, last refresh and last error', async () => {
-    const run = await runMssgw(['directory', 'status'], env);
+    const run = await mssgw(['directory', 'status'], env);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout).toContain(`whitelist\n  source:      ${server.url('/lb.xml')} (every 60 min)\n`);
     expect(run.stdout).toMatch(/ {2}in service: {2}version 1, 40 entries, [\d.]+ KiB, age \d+ s\n/);
@@ -63,7 +63,7 @@ describe('mssgw directory', () => {
       /last try: {4}\d{4}-\d\d-\d\dT[\d:.]+Z accepted \(ok\)\n {2}last error: {2}-\n/,
     );
 
-    const json = JSON.parse((await runMssgw(['directory', 'status', '--json'], env)).stdout) as Array<
+    const json = JSON.parse((await mssgw(['directory', 'status', '--json'], env)).stdout) as Array<
       Record<string, unknown>
     >;
     expect(json.map((s) => [s.mirror, s.version, s.entries])).toEqual([
@@ -74,27 +74,27 @@ describe('mssgw directory', () => {
 
   it('refreshes through the running gateway and says what happened', async () => {
     server.serve('/lb.xml', whitelistXml(42));
-    const ok = await runMssgw(['directory', 'refresh', 'whitelist'], env);
+    const ok = await mssgw(['directory', 'refresh', 'whitelist'], env);
     expect(ok).toMatchObject({ code: 0, stderr: '' });
     expect(ok.stdout).toBe('whitelist: accepted (ok), version 2, 42 entries, +2, −0\n');
     expect(gateway.holder.current().size).toBe(42);
 
     server.serve('/lb.xml', whitelistXml(10));
-    const refused = await runMssgw(['directory', 'refresh', 'whitelist'], env);
+    const refused = await mssgw(['directory', 'refresh', 'whitelist'], env);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/^whitelist: refused \(shrink\), version 2: the new copy has 10 entries/);
     expect(refused.stderr).toMatch(/last good copy stays in service \(MIRROR_COPY_REFUSED\)/);
-    const status = await runMssgw(['directory', 'status'], env);
+    const status = await mssgw(['directory', 'status'], env);
     expect(status.stdout).toMatch(
       /last try: .* refused \(shrink\)\n {2}last error: {2}the new copy has 10 entries/,
     );
 
     // A refused copy used up version 3: versions are never reused.
-    const forced = await runMssgw(['directory', 'refresh', 'whitelist', '--accept-shrink'], env);
+    const forced = await mssgw(['directory', 'refresh', 'whitelist', '--accept-shrink'], env);
     expect(forced).toMatchObject({ code: 0 });
     expect(forced.stdout).toMatch(/^whitelist: accepted \(ok\), version 4, 10 entries, \+0, −32\n$/);
 
-    const all = await runMssgw(['directory', 'refresh'], env);
+    const all = await mssgw(['directory', 'refresh'], env);
     expect(all.code).toBe(0);
     expect(all.stdout).toBe(
       'whitelist: unchanged (same_content), version 4, 10 entries\nextraction: unchanged (same_content), version 1, 100 entries\n',
@@ -102,7 +102,7 @@ describe('mssgw directory', () => {
   });
 
   it('says so at once when no gateway process works the refreshes', async () => {
-    const run = await runMssgw(['directory', 'refresh', 'whitelist'], {
+    const run = await mssgw(['directory', 'refresh', 'whitelist'], {
       ...env,
       MSSGW_REDIS__PREFIX: uniquePrefix(),
     });
@@ -113,7 +113,7 @@ describe('mssgw directory', () => {
   });
 
   it('names the configured mirrors when asked for another', async () => {
-    const run = await runMssgw(['directory', 'refresh', 'crl:nope'], env);
+    const run = await mssgw(['directory', 'refresh', 'crl:nope'], env);
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(
       'error: no mirror crl:nope; configured: whitelist, extraction (MIRROR_UNKNOWN)\n',

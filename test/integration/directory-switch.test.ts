@@ -78,10 +78,10 @@ describe('switching copies', () => {
     }
     // The follower switches too (pub/sub), to the same whitelist as the refresher.
     await vi.waitFor(() => expect(follower.holder.current().size).toBe(refresher.holder.current().size), {
-      timeout: 10_000,
+      timeout: 60_000,
     });
     await vi.waitFor(() => expect(follower.holder.current().dnsOf('d0.mssante.example').size).toBe(1), {
-      timeout: 10_000,
+      timeout: 60_000,
     });
     stop = true;
     await Promise.all(readers);
@@ -108,9 +108,9 @@ describe('switching copies', () => {
 
     // Started with file sources, the scheduled refreshes run at once: one of the two does each.
     for (const h of [a, b]) {
-      await vi.waitFor(() => expect(h.holder.current().dnsOf(CORE_DOMAIN).size).toBe(1), { timeout: 15_000 });
+      await vi.waitFor(() => expect(h.holder.current().dnsOf(CORE_DOMAIN).size).toBe(1), { timeout: 60_000 });
       await vi.waitFor(async () => expect(await h.mirrors.directory.isKnown(addr(199))).toBe(true), {
-        timeout: 15_000,
+        timeout: 60_000,
       });
     }
     const accepted = (mirror: string) =>
@@ -137,7 +137,7 @@ describe('switching copies', () => {
     expect(results.every((r) => ['accepted', 'unchanged', 'skipped'].includes(r.outcome))).toBe(true);
     for (const h of [a, b]) {
       await vi.waitFor(async () => expect(await h.mirrors.directory.isKnown(addr(209))).toBe(true), {
-        timeout: 10_000,
+        timeout: 60_000,
       });
     }
   });

@@ -49,7 +49,7 @@ async function get(port: number, urlPath: string): Promise<{ status: number; tex
 async function stopWithSigterm(gw: ReadyChildGateway, dataDir: string): Promise<number> {
   const started = Date.now();
   gw.kill('SIGTERM');
-  expect(await gw.waitExit(20_000), gw.tail()).toEqual({ code: 0, signal: null });
+  expect(await gw.waitExit(60_000), gw.tail()).toEqual({ code: 0, signal: null });
   expect(gw.events().some((e) => e.event === 'gateway.stopped')).toBe(true);
   expect(await embeddedProcessesOf(dataDir), 'redis-server or dovecot left running').toEqual([]);
   return Date.now() - started;
@@ -163,10 +163,10 @@ describe('embedded default: the gateway runs its own Redis, Dovecot and developm
     const dataDir = scratchDir('embedded-early-term');
     const gw = launchChildGateway({ config: embeddedConfig(dataDir, inject('pkiDir')), name: 'early-term' });
     // Redis is up and Dovecot is starting: the gateway is not ready yet.
-    await gw.waitForEvent((e) => e.event === 'redis.started', 30_000);
+    await gw.waitForEvent((e) => e.event === 'redis.started', 90_000);
     expect(gw.events().some((e) => e.event === 'gateway.ready')).toBe(false);
     gw.kill('SIGTERM');
-    const exit = await gw.waitExit(20_000);
+    const exit = await gw.waitExit(60_000);
     const left = await embeddedProcessesOf(dataDir);
     expect(left, `processes of ${dataDir} left running after SIGTERM during start-up`).toEqual([]);
     expect(exit, gw.tail()).toEqual({ code: 0, signal: null });
@@ -182,7 +182,7 @@ describe('embedded default: the gateway runs its own Redis, Dovecot and developm
       smtp: { hostname: 'mx.op.mssante.test', mx: { host: '127.0.0.1', port: 'x', portt: 2525 } },
     };
     const gw = launchChildGateway({ config, env: { MSSGW_LOG__LEVEL: 'loud' }, name: 'invalid' });
-    expect(await gw.waitExit(20_000), gw.tail()).toEqual({ code: 78, signal: null });
+    expect(await gw.waitExit(60_000), gw.tail()).toEqual({ code: 78, signal: null });
     const stderr = gw.stderrLines.join('\n');
     expect(stderr).toMatch(/^mssgw: invalid configuration \(3 problems\):$/m);
     const source = `[${gw.configFile}]`;

@@ -101,13 +101,13 @@ describe('embedded Redis and Dovecot', () => {
     const client = createRedisClient(services.redis.url);
     try {
       await client.set('durable-key', 'fsynced');
-      expect(await waitFor(() => aofContains(dataDir, 'durable-key'), 5_000)).toBe(true);
+      expect(await waitFor(() => aofContains(dataDir, 'durable-key'), 30_000)).toBe(true);
       const redisPid = services.redis.pid;
       process.kill(redisPid, 'SIGKILL');
       const redisBack = await waitFor(async () => {
         if (services.redis.pid === redisPid) return false;
         return (await client.get('durable-key').catch(() => null)) === 'fsynced';
-      }, 20_000);
+      }, 60_000);
       expect(redisBack).toBe(true);
 
       const dovecotPid = services.dovecot.pid;
@@ -116,7 +116,7 @@ describe('embedded Redis and Dovecot', () => {
         if (services.dovecot.pid === dovecotPid) return false;
         const health = await checkStoreHealth(services.dovecot.imap, services.dovecot.lmtp);
         return health.imap && health.lmtp;
-      }, 20_000);
+      }, 60_000);
       expect(dovecotBack).toBe(true);
       await deliverOne(services.dovecot, uniqueMailbox('after-crash'));
     } finally {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { DAY_MS, IndicatorReport, type MessageIndicator } from '../../src/lifecycle/index.js';
 import type { ActivityChannel } from '../../src/registry/index.js';
 import { uniqueAddress } from '../helpers/admin-harness.js';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { ACTOR, startLifecycleFixture, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
 
 let fixture: LifecycleFixture | undefined;
@@ -176,7 +176,7 @@ describe('monthly indicators export', () => {
     );
 
     const out = path.join(f.dataDir, 'indicators-2026-03.csv');
-    const run = await runMssgw(['indicators', 'export', '--month', '2026-03', '--out', out], {
+    const run = await mssgw(['indicators', 'export', '--month', '2026-03', '--out', out], {
       MSSGW_REDIS__URL: inject('redisUrl'),
       MSSGW_REDIS__PREFIX: f.prefix,
     });
@@ -302,7 +302,7 @@ describe('monthly indicators export', () => {
   });
 
   it('refuses a month that is not one, as a usage error', async () => {
-    const run = await runMssgw(['indicators', 'export', '--month', '2026-3'], {
+    const run = await mssgw(['indicators', 'export', '--month', '2026-3'], {
       MSSGW_REDIS__URL: inject('redisUrl'),
     });
     expect(run.code).toBe(2);

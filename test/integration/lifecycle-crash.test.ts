@@ -53,7 +53,7 @@ function startChild(name: string, env: Record<string, string>): Child {
     name,
     tail,
     exited: () => exit,
-    waitFor: (predicate, timeoutMs = 30_000) => {
+    waitFor: (predicate, timeoutMs = 90_000) => {
       const seen = events.find(predicate);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
@@ -87,7 +87,7 @@ afterEach(async (context) => {
     if (context.task.result?.state === 'fail') console.error(`--- ${c.name} ---\n${c.tail()}`);
     if (c.process.exitCode === null && c.process.signalCode === null) {
       c.process.kill('SIGTERM');
-      await Promise.race([c.exited(), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      await Promise.race([c.exited(), new Promise((r) => setTimeout(r, 30_000).unref())]);
       c.process.kill('SIGKILL');
     }
   }
@@ -135,7 +135,7 @@ describe('daily run killed halfway', () => {
 
     // A second process: BullMQ hands it the stalled job once the first one's lock lapses.
     const second = startChild('second', env);
-    const finished = await second.waitFor((e) => e.event === 'lifecycle.run.finished', 45_000);
+    const finished = await second.waitFor((e) => e.event === 'lifecycle.run.finished', 90_000);
     expect(finished).toMatchObject({ runId, resumed: true, planned: 12, outcomes: { unpublished: 12 } });
 
     const calls = await f.directory.calls();

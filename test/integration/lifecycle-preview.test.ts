@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { DAY_MS } from '../../src/lifecycle/index.js';
 import { uniqueAddress } from '../helpers/admin-harness.js';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { ACTOR, startLifecycleFixture, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
 
 const T0 = Date.parse('2026-01-05T02:15:00.000Z');
@@ -37,7 +37,7 @@ describe('mssgw lifecycle preview', () => {
     await f.registry.recordActivity(used, 'imap', new Date(T0 + 20 * DAY_MS));
     const env = { MSSGW_REDIS__URL: inject('redisUrl'), MSSGW_REDIS__PREFIX: f.prefix };
     const preview = async (day: number): Promise<Preview> => {
-      const run = await runMssgw(['lifecycle', 'preview', '--at', runDay(day), '--json'], env);
+      const run = await mssgw(['lifecycle', 'preview', '--at', runDay(day), '--json'], env);
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       return JSON.parse(run.stdout) as Preview;
@@ -78,7 +78,7 @@ describe('mssgw lifecycle preview', () => {
     expect(day46.items).toEqual([]);
     expect(day46.counts).toMatchObject({ 'none:not-published': 1 });
 
-    const text = await runMssgw(['lifecycle', 'preview', '--at', runDay(50), '--all'], env);
+    const text = await mssgw(['lifecycle', 'preview', '--at', runDay(50), '--all'], env);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain(
       'publication state: from the publication records for 0 mailboxes, assumed for 3',
@@ -89,7 +89,7 @@ describe('mssgw lifecycle preview', () => {
   });
 
   it('says so when the gateway Redis cannot be reached', async () => {
-    const run = await runMssgw(['lifecycle', 'preview'], { MSSGW_REDIS__URL: 'redis://127.0.0.1:9' });
+    const run = await mssgw(['lifecycle', 'preview'], { MSSGW_REDIS__URL: 'redis://127.0.0.1:9' });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("cannot read the gateway's Redis");
     expect(run.stderr).toContain('(REGISTRY_UNAVAILABLE)');
@@ -111,7 +111,7 @@ describe('mssgw lifecycle preview', () => {
       since: new Date(T0).toISOString(),
       listed: 'no',
     });
-    const run = await runMssgw(['lifecycle', 'preview', '--at', runDay(31), '--json', '--all'], {
+    const run = await mssgw(['lifecycle', 'preview', '--at', runDay(31), '--json', '--all'], {
       MSSGW_REDIS__URL: inject('redisUrl'),
       MSSGW_REDIS__PREFIX: f.prefix,
     });

@@ -31,7 +31,7 @@ describe('production mode', () => {
       },
     });
     const gw = launchChildGateway({ config });
-    const exit = await gw.waitExit(30_000);
+    const exit = await gw.waitExit(60_000);
     expect(exit.code).toBe(78);
     const out = gw.tail(60);
     for (const key of ['tls.certFile', 'tls.caFiles.0', 'whitelistFile', 'admin.tokenFile']) {

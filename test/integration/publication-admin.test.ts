@@ -6,7 +6,7 @@ import { buildAdminApi } from '../../src/admin/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import type { ExtractionView } from '../../src/publication/index.js';
 import { uniqueAddress, useAdminHarness } from '../helpers/admin-harness.js';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { balPath, call, expectProblem } from '../helpers/admin-http.js';
 import { ACTOR, startPublicationHarness, type PublicationHarness } from '../helpers/publication-harness.js';
 
@@ -151,7 +151,7 @@ describe('admin API: metadata and publication state', () => {
 describe('mssgw bal create/update/show with publication', () => {
   it('prints the publication state, its reason and the last directory answer', async () => {
     const address = uniqueAddress('cli.pub');
-    const created = await runMssgw([
+    const created = await mssgw([
       '--api',
       api.url,
       'bal',
@@ -172,29 +172,29 @@ describe('mssgw bal create/update/show with publication', () => {
     );
     await h.settled(address);
 
-    const shown = await runMssgw(['--api', api.url, 'bal', 'show', address]);
+    const shown = await mssgw(['--api', api.url, 'bal', 'show', address]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(
       /\npublication:\n {2}state: +published\n {2}since: +\d{4}-\d\d-\d\dT.*\n {2}inDirectory: +yes\n {2}lastCall: +insert ok, HTTP 200, \d{4}-/,
     );
 
-    const updated = await runMssgw(['--api', api.url, 'bal', 'update', address, '--liste-rouge']);
+    const updated = await mssgw(['--api', api.url, 'bal', 'update', address, '--liste-rouge']);
     expect(updated).toMatchObject({ code: 0, stderr: '' });
     expect(updated.stdout).toMatch(new RegExp(`^updated ${address}\\n`));
     await h.settled(address);
-    const after = await runMssgw(['--api', api.url, 'bal', 'show', address]);
+    const after = await mssgw(['--api', api.url, 'bal', 'show', address]);
     expect(after.stdout).toMatch(/\n {2}state: +unpublished\n.*\n {2}reason: +red-list\n/);
     expect(after.stdout).toMatch(/lastCall: +delete ok, HTTP 200/);
 
-    const json = await runMssgw(['--api', api.url, 'bal', 'show', address, '--json']);
+    const json = await mssgw(['--api', api.url, 'bal', 'show', address, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ address, publication: { state: 'unpublished' } });
   });
 
   it('shows a refusal of the directory with its reason', async () => {
     const address = uniqueAddress('cli.refused');
-    await runMssgw(['--api', api.url, 'bal', 'create', address, '--type', 'PER', '--owner', '810009999999']);
+    await mssgw(['--api', api.url, 'bal', 'create', address, '--type', 'PER', '--owner', '810009999999']);
     await h.settled(address);
-    const shown = await runMssgw(['--api', api.url, 'bal', 'show', address]);
+    const shown = await mssgw(['--api', api.url, 'bal', 'show', address]);
     expect(shown.stdout).toMatch(/\n {2}state: +failed\n/);
     expect(shown.stdout).toMatch(/\n {2}target: +published\n/);
     expect(shown.stdout).toMatch(
@@ -205,11 +205,11 @@ describe('mssgw bal create/update/show with publication', () => {
 
   it('refuses an update with nothing to change (usage error) and reports API refusals', async () => {
     const address = uniqueAddress('cli.usage');
-    await runMssgw(['--api', api.url, 'bal', 'create', address, '--type', 'PER', '--owner', PERSON]);
-    const nothing = await runMssgw(['--api', api.url, 'bal', 'update', address]);
+    await mssgw(['--api', api.url, 'bal', 'create', address, '--type', 'PER', '--owner', PERSON]);
+    const nothing = await mssgw(['--api', api.url, 'bal', 'update', address]);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toMatch(/nothing to change/);
-    const refused = await runMssgw(['--api', api.url, 'bal', 'update', address, '--responsible', 'X']);
+    const refused = await mssgw(['--api', api.url, 'bal', 'update', address, '--responsible', 'X']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/\(BAL_INVALID_METADATA\)/);
   });
@@ -259,7 +259,7 @@ describe('drift between our state and the national extraction', () => {
   });
 
   it('mssgw directory drift prints the last report, or says there is none yet', async () => {
-    const none = await runMssgw(['--api', api.url, 'directory', 'drift']);
+    const none = await mssgw(['--api', api.url, 'directory', 'drift']);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no drift report yet.*\(DRIFT_REPORT_MISSING\)/);
 
@@ -267,12 +267,12 @@ describe('drift between our state and the national extraction', () => {
     await h.registry.create({ address, type: 'PER', owner: PERSON }, ACTOR);
     await h.settled(address);
     await h.publication.reconcile(extraction([]));
-    const shown = await runMssgw(['--api', api.url, 'directory', 'drift']);
+    const shown = await mssgw(['--api', api.url, 'directory', 'drift']);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/^drift report of \d{4}-/);
     expect(shown.stdout).toMatch(/\npublished but missing from the extraction: [1-9]\d*\n/);
     expect(shown.stdout).toContain(`  ${address}\n`);
-    const json = await runMssgw(['--api', api.url, 'directory', 'drift', '--json']);
+    const json = await mssgw(['--api', api.url, 'directory', 'drift', '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({
       publishedMissing: { addresses: expect.arrayContaining([address]) as unknown },
     });

@@ -7,7 +7,7 @@ import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { DEV_PKI_DN } from '../../src/pki/index.js';
 import { PEER_DOMAIN, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { call, expectProblem } from '../helpers/admin-http.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
@@ -109,7 +109,7 @@ function rawMessage(from: string, to: string, body = 'Compte rendu.\r\n.leading 
 }
 
 /** Delivery status notifications (multipart/report) in a mailbox, once `count` messages are there. */
-async function dsnsIn(address: string, count: number, timeoutMs = 20_000): Promise<string[]> {
+async function dsnsIn(address: string, count: number, timeoutMs = 60_000): Promise<string[]> {
   const raws = await eventually(
     () => inboxMessages(address),
     (m) => m.length >= count,
@@ -277,7 +277,7 @@ describe('outbound relay to another operator', () => {
     const messages = await eventually(
       () => inboxMessages(s.address),
       (m) => m.length >= 2,
-      30_000,
+      60_000,
     );
     const reports = messages.map((m) => m.toString('latin1'));
     expect(reports.filter((r) => /Action: delayed/.test(r))).toHaveLength(1);
@@ -364,19 +364,19 @@ describe('queue control', () => {
     // The operator's view: the CLI over the admin API.
     const admin = { url: `http://127.0.0.1:${gw.addresses.admin!.port}` };
     const secondId = `${second}~${PEER_DOMAIN}`;
-    const listed = await runMssgw(['--api', admin.url, 'queue', 'list', '--state', 'delayed']);
+    const listed = await mssgw(['--api', admin.url, 'queue', 'list', '--state', 'delayed']);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toContain(`${secondId}  delayed  from <${s.address}> to 1 recipient(s)`);
-    const shown2 = await runMssgw(['--api', admin.url, 'queue', 'show', secondId]);
+    const shown2 = await mssgw(['--api', admin.url, 'queue', 'show', secondId]);
     expect(shown2.stdout).toContain(`  ${to}  pending, 1 attempt(s): 451 4.4.1 remote MX unreachable`);
-    const deleted = await runMssgw(['--api', admin.url, 'queue', 'delete', secondId]);
+    const deleted = await mssgw(['--api', admin.url, 'queue', 'delete', secondId]);
     expect(deleted.code, deleted.stderr).toBe(0);
     expect(deleted.stdout).toBe(`deleted ${secondId}; the sender is notified\n`);
     const [dsn] = await dsnsIn(s.address, 1);
     expect(dsn).toMatch(/deleted by the operator/);
     expectProblem(await call(admin, 'GET', `/v1/queue/${secondId}`), 404, 'QUEUE_JOB_NOT_FOUND');
     expectProblem(await call(admin, 'GET', '/v1/queue?state=bogus'), 400, 'REQUEST_INVALID');
-    const missing = await runMssgw(['--api', admin.url, 'queue', 'retry', 'nope~x']);
+    const missing = await mssgw(['--api', admin.url, 'queue', 'retry', 'nope~x']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no queue job nope~x/);
   });

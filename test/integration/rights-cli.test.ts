@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { runMssgw } from '../helpers/admin-cli.js';
+import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { startAdminHarness, type AdminHarness } from '../helpers/admin-harness.js';
 import { ADELI_C, FINESS, RPPS_A, RPPS_B } from '../helpers/admin-rights.js';
 
@@ -37,7 +37,7 @@ describe('mssgw rights', () => {
     const per = await bal('PER', RPPS_A);
     const org = await bal('ORG', FINESS);
     const expires = '2099-01-01T00:00:00Z';
-    const granted = await runMssgw([
+    const granted = await mssgw([
       ...api,
       ...['rights', 'grant', per, '--delegate', RPPS_B, '--scope', 'read', '--scope', 'send'],
       ...['--expires', expires],
@@ -46,7 +46,7 @@ describe('mssgw rights', () => {
     expect(granted.stdout).toBe(
       `granted delegate to person ${RPPS_B} (read+send, until 2099-01-01T00:00:00.000Z) on ${per}\n`,
     );
-    const member = await runMssgw([...api, 'rights', 'grant', org, '--member', RPPS_B, '--json']);
+    const member = await mssgw([...api, 'rights', 'grant', org, '--member', RPPS_B, '--json']);
     expect(member.code).toBe(0);
     expect(JSON.parse(member.stdout)).toMatchObject({
       address: org,
@@ -54,14 +54,14 @@ describe('mssgw rights', () => {
       scopes: ['read', 'send'],
     });
 
-    const listed = await runMssgw([...api, 'rights', 'list', per]);
+    const listed = await mssgw([...api, 'rights', 'list', per]);
     expect(listed.code).toBe(0);
     const [header, row, ...rest] = listed.stdout.trimEnd().split('\n');
     expect(header).toMatch(/^RIGHT +SUBJECT +SCOPES +EXPIRES +GRANTED-BY$/);
     expect(row).toMatch(new RegExp(`^delegate +${RPPS_B} +read\\+send +2099-01-01T00:00:00.000Z +cli:\\S+$`));
     expect(rest).toEqual([]);
 
-    const forPerson = await runMssgw([...api, 'rights', 'for-person', RPPS_B]);
+    const forPerson = await mssgw([...api, 'rights', 'for-person', RPPS_B]);
     expect(forPerson.code).toBe(0);
     const lines = forPerson.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ADDRESS +TYPE +STATUS +RIGHT +SCOPES +EXPIRES$/);
@@ -76,17 +76,17 @@ describe('mssgw rights', () => {
       ].sort(),
     );
     const json = JSON.parse(
-      (await runMssgw([...api, 'rights', 'for-person', RPPS_A, '--json'])).stdout,
+      (await mssgw([...api, 'rights', 'for-person', RPPS_A, '--json'])).stdout,
     ) as object;
     expect(json).toEqual({
       nationalId: RPPS_A,
       items: [{ bal: per, type: 'PER', status: 'active', right: 'owner', scopes: ['read', 'send'] }],
     });
 
-    const revoked = await runMssgw([...api, 'rights', 'revoke', per, '--person', RPPS_B]);
+    const revoked = await mssgw([...api, 'rights', 'revoke', per, '--person', RPPS_B]);
     expect(revoked).toMatchObject({ code: 0, stdout: `revoked delegate of person ${RPPS_B} on ${per}\n` });
-    expect((await runMssgw([...api, 'rights', 'list', per])).stdout).toBe(`no rights granted on ${per}\n`);
-    expect((await runMssgw([...api, 'rights', 'for-person', ADELI_C])).stdout).toBe(
+    expect((await mssgw([...api, 'rights', 'list', per])).stdout).toBe(`no rights granted on ${per}\n`);
+    expect((await mssgw([...api, 'rights', 'for-person', ADELI_C])).stdout).toBe(
       `person ${ADELI_C} may open no mailbox\n`,
     );
     expect(
@@ -104,12 +104,12 @@ describe('mssgw rights', () => {
   it('binds an application certificate to an APP mailbox', async () => {
     const app = await bal('APP', FINESS);
     const dn = 'CN=lps.hopital.test, O=Hopital Exemple, C=FR';
-    const granted = await runMssgw([...api, 'rights', 'grant', app, '--application-dn', dn]);
+    const granted = await mssgw([...api, 'rights', 'grant', app, '--application-dn', dn]);
     expect(granted).toMatchObject({ code: 0, stderr: '' });
     expect(granted.stdout).toMatch(
       /^granted application to certificate "C=FR,CN=lps.hopital.test,O=Hopital Exemple"/,
     );
-    const revoked = await runMssgw([
+    const revoked = await mssgw([
       ...api,
       'rights',
       'revoke',
@@ -128,7 +128,7 @@ describe('mssgw rights', () => {
     [['rights', 'list'], /missing required argument/],
   ])('mssgw %j is a usage error (exit 2), sending nothing', async (args, message) => {
     const before = await h.keySpace();
-    const run = await runMssgw([...api, ...args]);
+    const run = await mssgw([...api, ...args]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
     expect(await h.keySpace()).toEqual(before);
@@ -137,12 +137,12 @@ describe('mssgw rights', () => {
   it('reports a refusal of the API with its reason (exit 1) and changes nothing', async () => {
     const per = await bal('PER', RPPS_A);
     const before = await h.keySpace();
-    const run = await runMssgw([...api, 'rights', 'grant', per, '--member', RPPS_B]);
+    const run = await mssgw([...api, 'rights', 'grant', per, '--member', RPPS_B]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       /^error: right member does not apply to .* give other people right delegate \(RIGHT_NOT_APPLICABLE\)\n$/,
     );
-    const noScope = await runMssgw([...api, 'rights', 'grant', per, '--delegate', RPPS_B]);
+    const noScope = await mssgw([...api, 'rights', 'grant', per, '--delegate', RPPS_B]);
     expect(noScope).toMatchObject({ code: 1 });
     expect(noScope.stderr).toMatch(
       /a delegate needs at least one scope: read, send, or both \(RIGHT_INVALID\)/,

@@ -280,7 +280,7 @@ describe('submission: never an open relay', () => {
     const jobs = await eventually(
       () => gw.delivery.list(),
       (list) => list.filter((j) => j.data.spoolId === id).length === 2,
-      10_000,
+      60_000,
     );
     expect(
       jobs

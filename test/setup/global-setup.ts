@@ -36,7 +36,7 @@ let dovecot: EmbeddedDovecot | undefined;
 let scratch = '';
 
 async function waitForRedis(url: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => {}); // connection refused while redis-server starts: retried below
