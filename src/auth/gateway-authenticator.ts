@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/index.js';
@@ -15,7 +16,7 @@ import {
 import { AuthFailure, isAuthFailure } from './auth-failure.js';
 import { failedEvent, succeededEvent, type AuthObserver } from './auth-events.js';
 import { certificatePrincipal } from './certificate-principal.js';
-import { FailureLimiter } from './failure-limiter.js';
+import { FailureLimiter, credentialKind } from './failure-limiter.js';
 import { saslErrorChallenge } from './sasl.js';
 import { SecretStore } from './secrets.js';
 import type { TokenVerifier } from './token-verifier.js';
@@ -124,7 +125,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     };
     try {
       const { access, bal } = await this.#decide(request, attempt);
-      await this.#resetFailures(access.bal, request.remote);
+      await this.#resetFailures(access.bal, request);
       const event = succeededEvent(request, access, bal);
       this.#o.journal.record(event);
       this.#o.logger.info(event, 'authenticated');
@@ -146,13 +147,16 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     if (!this.mechanisms(request.tls).includes(request.mechanism)) {
       throw new AuthFailure('AUTH_MECHANISM_NOT_ALLOWED', 'mechanism_not_offered');
     }
-    const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote });
+    const kind = credentialKind(request.mechanism);
+    const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote, kind });
     if (!limit.allowed) {
       throw new AuthFailure('AUTH_RATE_LIMITED', 'rate_limited', undefined, {
         scope: limit.scope,
         retryAfterMs: limit.retryAfterMs,
       });
     }
+    // Many sources failed on this mailbox: slow every attempt on it, never refuse the right one.
+    if (limit.delayMs > 0) await sleep(limit.delayMs);
     const principal = await this.#prove(request);
     attempt.principal = principal;
     attempt.bal ??= await this.#impliedMailbox(principal);
@@ -277,9 +281,13 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     return { ok: false, code: failure.code, reason: failure.reason, ...(saslError ? { saslError } : {}) };
   }
 
-  async #resetFailures(bal: string, remote: string): Promise<void> {
+  async #resetFailures(bal: string, request: AuthRequest): Promise<void> {
     try {
-      await this.#limiter.recordSuccess({ bal, remote });
+      await this.#limiter.recordSuccess({
+        bal,
+        remote: request.remote,
+        kind: credentialKind(request.mechanism),
+      });
     } catch (err) {
       // The credential held: a lost reset only leaves the counter to its window.
       this.#o.logger.warn({ err, event: 'auth.limit.unavailable' }, 'failures not reset');
@@ -288,7 +296,11 @@ export class GatewayAuthenticator implements ClientAuthenticator {
 
   async #countFailure(request: AuthRequest, attempt: Attempt): Promise<void> {
     try {
-      const { lockouts } = await this.#limiter.recordFailure({ bal: attempt.bal, remote: request.remote });
+      const { lockouts } = await this.#limiter.recordFailure({
+        bal: attempt.bal,
+        remote: request.remote,
+        kind: credentialKind(request.mechanism),
+      });
       for (const { scope } of lockouts) this.#o.observer?.lockout(scope);
     } catch (err) {
       // The refusal stands; only the count is lost while Redis is down.

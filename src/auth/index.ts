@@ -32,9 +32,10 @@ export {
   mintDevToken,
 } from './dev-issuer.js';
 export type { DevIssuerFiles, MintDevTokenOptions } from './dev-issuer.js';
-export { FailureLimiter, sourceId } from './failure-limiter.js';
+export { FailureLimiter, LOCK_INDEX_CAP, credentialKind, sourceId } from './failure-limiter.js';
 export type {
   AttemptKey,
+  CredentialKind,
   FailureLimiterOptions,
   FailureRecord,
   LimitCheck,
