@@ -35,6 +35,7 @@ import { ImapFrontEnd } from './imap/index.js';
 import { imapObserver } from './observability/imap-metrics.js';
 import {
   GatewayAuthenticator,
+  SessionWatch,
   JwtTokenVerifier,
   decodeExternal,
   decodeOauthbearer,
@@ -112,6 +113,8 @@ export class Gateway {
   submission: SubmissionServer | undefined;
   imap: ImapFrontEnd | undefined;
   authenticator!: GatewayAuthenticator;
+  /** Open IMAP and submission sessions, cut when their right goes (issue #11 item 5). */
+  sessions: SessionWatch | undefined;
   #trust!: TrustMaterial;
   #admin: FastifyInstance | undefined;
   #http: ReturnType<typeof createObservabilityServer> | undefined;
@@ -213,6 +216,15 @@ export class Gateway {
       mailPurger: storePurger(store),
     });
     this.authenticator = await this.#buildAuthenticator();
+    this.sessions = new SessionWatch({
+      subscriber: this.backends.redis.duplicate({ connectionName: 'mssgw-sessions' }),
+      channel: this.registry.accessChannel,
+      reauthorise: (access) => this.authenticator.reauthorise(access),
+      journal: this.journal,
+      logger: logger.child({ component: 'sessions' }),
+      clock: this.clock,
+    });
+    await this.sessions.start();
     this.#health = new StoreHealthMonitor(store, () => void this.delivery.retryLocalNow(), logger);
     this.#wireMetricSources();
     await this.delivery.start();
@@ -430,6 +442,7 @@ export class Gateway {
       logger: this.logger.child({ component: 'submission' }),
       journal: this.journal,
       metrics: this.metrics,
+      ...(this.sessions ? { sessions: this.sessions } : {}),
     });
     const a = await this.submission
       .listen(host, port, tlsPort)
@@ -449,6 +462,7 @@ export class Gateway {
       journal: this.journal,
       clock: this.clock,
       observer: imapObserver(this.metrics.registry, this.metrics),
+      ...(this.sessions ? { sessions: this.sessions } : {}),
     });
     // listen() names imap.port / imap.tlsPort itself when a port cannot be bound.
     const a = await this.imap.listen();
@@ -638,6 +652,7 @@ export class Gateway {
     await step('mx', () => this.mx?.close());
     await step('submission', () => this.submission?.close());
     await step('imap', () => this.imap?.close());
+    await step('sessions', () => this.sessions?.stop());
     await step('admin', () => this.#admin?.close());
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();

@@ -18,6 +18,7 @@ import { failedEvent, succeededEvent, type AuthObserver } from './auth-events.js
 import { certificatePrincipal } from './certificate-principal.js';
 import { FailureLimiter, credentialKind } from './failure-limiter.js';
 import { saslErrorChallenge } from './sasl.js';
+import type { Reauthorisation } from './session-watch.js';
 import { SecretStore } from './secrets.js';
 import type { TokenVerifier } from './token-verifier.js';
 import type {
@@ -134,6 +135,26 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     } catch (err) {
       return this.#refuse(request, attempt, err);
     }
+  }
+
+  /**
+   * The login's authorisation, again, for an open session (session-watch.ts): the mailbox still
+   * exists and is active, and the principal still holds every scope it logged in with. The
+   * credential is not proven again: it was at login, and a token's own lifetime does not bound the
+   * session (RFC 7628 leaves that to the server); the right does.
+   */
+  async reauthorise(access: Access): Promise<Reauthorisation> {
+    const bal = await this.#o.registry.get(access.bal);
+    if (!bal || bal.status === 'deleted') return { cut: 'mailbox_deleted' };
+    const now = this.#o.clock.now();
+    const again = resolveAccess(bal, await this.#grants(bal.address), access.principal, now);
+    const narrowed = again !== null && [...access.scopes].some((s) => !again.scopes.has(s));
+    if (again === null || narrowed) {
+      const expired = access.expiresAt !== undefined && Date.parse(access.expiresAt) <= now.getTime();
+      return { cut: expired ? 'right_expired' : 'right_revoked', mailboxOwner: bal.owner };
+    }
+    if (bal.status !== 'active') return { cut: 'mailbox_suspended', mailboxOwner: bal.owner };
+    return { mailboxOwner: bal.owner };
   }
 
   async recordActivity(access: Access, channel: Channel): Promise<void> {

@@ -72,5 +72,15 @@ export {
   verifySecretHash,
 } from './secrets.js';
 export type { ScryptCost, SecretStoreOptions } from './secrets.js';
+export { SessionWatch } from './session-watch.js';
+export type {
+  CutReason,
+  Reauthorisation,
+  Reauthorise,
+  SessionEntry,
+  SessionIndex,
+  SessionWatchOptions,
+  WatchedSession,
+} from './session-watch.js';
 export { JwtTokenVerifier, TOKEN_ALGORITHMS } from './token-verifier.js';
 export type { JwtTokenVerifierOptions, TokenIssuer, TokenVerifier, VerifiedToken } from './token-verifier.js';
