@@ -154,7 +154,10 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       return { cut: expired ? 'right_expired' : 'right_revoked', mailboxOwner: bal.owner };
     }
     if (bal.status !== 'active') return { cut: 'mailbox_suspended', mailboxOwner: bal.owner };
-    return { mailboxOwner: bal.owner };
+    return {
+      mailboxOwner: bal.owner,
+      ...(again.expiresAt === undefined ? {} : { expiresAt: again.expiresAt }),
+    };
   }
 
   async recordActivity(access: Access, channel: Channel): Promise<void> {

@@ -30,6 +30,8 @@ export interface Reauthorisation {
   readonly cut?: CutReason;
   /** The mailbox's owner, for the journal (absent when the mailbox is gone). */
   readonly mailboxOwner?: string;
+  /** When the right found now ends, if it does (a grant renewed since the login ends later). */
+  readonly expiresAt?: string;
 }
 
 export type Reauthorise = (access: Access) => Promise<Reauthorisation>;
@@ -77,12 +79,16 @@ const EXPIRY_MARGIN_MS = 20;
 class Entry implements WatchedSession {
   cut: CutReason | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** The end of the right as last checked (the login's, then a renewed grant's). */
+  expiresAt: string | undefined;
   #checking: Promise<CutReason | undefined> | undefined;
 
   constructor(
     readonly watch: SessionWatch,
     readonly session: SessionEntry,
-  ) {}
+  ) {
+    this.expiresAt = session.access.expiresAt;
+  }
 
   check(): Promise<CutReason | undefined> {
     if (this.cut !== undefined) return Promise.resolve(this.cut);
@@ -163,14 +169,24 @@ export class SessionWatch implements SessionIndex {
     try {
       verdict = await this.#o.reauthorise(entry.session.access);
     } catch (err) {
-      // The registry unreachable: the session keeps what it had; the next trigger checks again.
+      // The registry unreachable: the session keeps what it had; the next trigger checks again
+      // (and an expiry instant missed this way is retried in a second).
       this.#o.logger.warn(
         { event: 'session.recheck.failed', bal: entry.session.access.bal, err: String(err) },
         'could not check an open session against the registry',
       );
+      this.#rearm(entry, 1_000);
       return undefined;
     }
-    if (verdict.cut === undefined || entry.cut !== undefined) return entry.cut;
+    if (entry.cut !== undefined) return entry.cut;
+    if (verdict.cut === undefined) {
+      // Still entitled: a renewed grant moves the instant to watch.
+      if (verdict.expiresAt !== entry.expiresAt) {
+        entry.expiresAt = verdict.expiresAt;
+        this.#armExpiry(entry);
+      }
+      return undefined;
+    }
     this.#cut(entry, verdict.cut, verdict.mailboxOwner);
     return entry.cut;
   }
@@ -200,7 +216,9 @@ export class SessionWatch implements SessionIndex {
   }
 
   #armExpiry(entry: Entry): void {
-    const at = entry.session.access.expiresAt;
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    const at = entry.expiresAt;
     if (at === undefined || this.#stopped) return;
     const delay = Date.parse(at) - this.#o.clock.now().getTime() + EXPIRY_MARGIN_MS;
     entry.timer = setTimeout(
@@ -210,6 +228,15 @@ export class SessionWatch implements SessionIndex {
       },
       Math.max(0, Math.min(delay, MAX_TIMER_MS)),
     );
+    entry.timer.unref();
+  }
+
+  /** A check that could not be made is made again later, if the session is still open. */
+  #rearm(entry: Entry, ms: number): void {
+    if (this.#stopped || !this.#byBal.get(entry.session.access.bal)?.has(entry)) return;
+    if (entry.expiresAt === undefined || Date.parse(entry.expiresAt) > this.#o.clock.now().getTime()) return;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => void entry.check(), ms);
     entry.timer.unref();
   }
 }
