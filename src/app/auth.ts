@@ -1,4 +1,10 @@
-import { GatewayAuthenticator, JwtTokenVerifier, effectiveIssuers, ensureDevIssuer } from '../auth/index.js';
+import {
+  GatewayAuthenticator,
+  JwtTokenVerifier,
+  SessionWatch,
+  effectiveIssuers,
+  ensureDevIssuer,
+} from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { LifecycleEvents } from '../lifecycle/index.js';
@@ -57,4 +63,25 @@ export async function buildAuthenticator(d: AuthPartDeps): Promise<GatewayAuthen
       lockout: (scope) => metrics.authLockouts.inc({ scope }),
     },
   });
+}
+
+/**
+ * Open IMAP and submission sessions, re-checked with the login's own rule whenever the registry
+ * announces a change of rights on their mailbox (on any node) or a right they use expires.
+ */
+export async function startSessionWatch(
+  d: Pick<AuthPartDeps, 'backends' | 'registry' | 'journal' | 'logger' | 'clock'> & {
+    readonly authenticator: GatewayAuthenticator;
+  },
+): Promise<SessionWatch> {
+  const sessions = new SessionWatch({
+    subscriber: d.backends.redis.duplicate({ connectionName: 'mssgw-sessions' }),
+    channel: d.registry.accessChannel,
+    reauthorise: (access) => d.authenticator.reauthorise(access),
+    journal: d.journal,
+    logger: d.logger.child({ component: 'sessions' }),
+    clock: d.clock,
+  });
+  await sessions.start();
+  return sessions;
 }

@@ -20,7 +20,7 @@ import type { RelayTransport } from '../relay/index.js';
 import type { BalRegistry } from '../registry/index.js';
 import type { MxServer, SubmissionServer } from '../smtp/index.js';
 import { StoreHealthMonitor } from '../store/index.js';
-import { buildAuthenticator } from './auth.js';
+import { buildAuthenticator, startSessionWatch } from './auth.js';
 import { type Backends, startBackends } from './backends.js';
 import { buildDelivery } from './delivery.js';
 import { buildDirectory, startDirectory } from './directory.js';
@@ -138,6 +138,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue }),
   );
   const authenticator = await buildAuthenticator({ ...base, registry, lifecycle: lifecycle.events });
+  const sessions = stops.add('sessions', await startSessionWatch({ ...base, registry, authenticator }));
   const health = new StoreHealthMonitor(backends.store, () => void delivery.queue.retryLocalNow(), logger);
   Object.assign(
     metrics.sources,
@@ -183,6 +184,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       delivery,
       lifecycle: lifecycle.events,
       authenticator,
+      sessions,
       health,
     },
     stops,

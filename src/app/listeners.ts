@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { type Principal, decodeExternal, decodeOauthbearer } from '../auth/index.js';
-import type { GatewayAuthenticator } from '../auth/index.js';
+import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
@@ -73,6 +73,7 @@ export function buildSubmission(
     readonly whitelist: WhitelistHolder;
     readonly registry: BalRegistry;
     readonly authenticator: GatewayAuthenticator;
+    readonly sessions: SessionWatch;
     readonly spool: Spool;
     readonly onAccepted: (envelope: SpoolEnvelope) => void;
   },
@@ -95,6 +96,7 @@ export function buildSubmission(
     logger: d.logger.child({ component: 'submission' }),
     journal: d.journal,
     metrics: d.metrics,
+    sessions: d.sessions,
   });
   d.trust.onReload(() => server.reloadTrust());
   return {
@@ -106,7 +108,11 @@ export function buildSubmission(
 
 /** The IMAP front end: authenticates, then pipes the session to the store as the master user. */
 export function buildImap(
-  d: ListenerDeps & { readonly backends: Backends; readonly authenticator: GatewayAuthenticator },
+  d: ListenerDeps & {
+    readonly backends: Backends;
+    readonly authenticator: GatewayAuthenticator;
+    readonly sessions: SessionWatch;
+  },
 ): ListenerPart<ImapFrontEnd, TwoPorts> {
   const { config, backends } = d;
   const server = new ImapFrontEnd({
@@ -118,6 +124,7 @@ export function buildImap(
     journal: d.journal,
     clock: d.clock,
     observer: imapObserver(d.metrics.registry, d.metrics),
+    sessions: d.sessions,
   });
   d.trust.onReload(() => server.reloadTrust());
   return {

@@ -1,4 +1,4 @@
-import type { GatewayAuthenticator } from '../auth/index.js';
+import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { type Spool, queueAdministration } from '../delivery/index.js';
@@ -30,6 +30,8 @@ export interface OpenListenersDeps {
   readonly delivery: DeliveryPart;
   readonly lifecycle: LifecycleEvents;
   readonly authenticator: GatewayAuthenticator;
+  /** Open IMAP and submission sessions, cut when their right goes (issue #11 item 5). */
+  readonly sessions: SessionWatch;
   readonly health: StoreHealthMonitor;
   readonly clock: Clock;
   readonly journal: AuditJournal;

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
@@ -14,8 +15,9 @@ import {
 import { AuthFailure, isAuthFailure } from './auth-failure.js';
 import { failedEvent, succeededEvent, type AuthObserver } from './auth-events.js';
 import { certificatePrincipal } from './certificate-principal.js';
-import { FailureLimiter } from './failure-limiter.js';
+import { FailureLimiter, credentialKind } from './failure-limiter.js';
 import { saslErrorChallenge } from './sasl.js';
+import type { Reauthorisation } from './session-watch.js';
 import { SecretStore } from './secrets.js';
 import type { TokenVerifier } from './token-verifier.js';
 import type {
@@ -124,7 +126,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     };
     try {
       const { access, bal } = await this.#decide(request, attempt);
-      await this.#resetFailures(access.bal, request.remote);
+      await this.#resetFailures(access.bal, request);
       const event = succeededEvent(request, access, bal);
       this.#o.journal.record(event);
       this.#o.logger.info(event, 'authenticated');
@@ -133,6 +135,29 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     } catch (err) {
       return this.#refuse(request, attempt, err);
     }
+  }
+
+  /**
+   * The login's authorisation, again, for an open session (session-watch.ts): the mailbox still
+   * exists and is active, and the principal still holds every scope it logged in with. The
+   * credential is not proven again: it was at login, and a token's own lifetime does not bound the
+   * session (RFC 7628 leaves that to the server); the right does.
+   */
+  async reauthorise(access: Access): Promise<Reauthorisation> {
+    const bal = await this.#o.registry.get(access.bal);
+    if (!bal || bal.status === 'deleted') return { cut: 'mailbox_deleted' };
+    const now = this.#o.clock.now();
+    const again = resolveAccess(bal, await this.#grants(bal.address), access.principal, now);
+    const narrowed = again !== null && [...access.scopes].some((s) => !again.scopes.has(s));
+    if (again === null || narrowed) {
+      const expired = access.expiresAt !== undefined && Date.parse(access.expiresAt) <= now.getTime();
+      return { cut: expired ? 'right_expired' : 'right_revoked', mailboxOwner: bal.owner };
+    }
+    if (bal.status !== 'active') return { cut: 'mailbox_suspended', mailboxOwner: bal.owner };
+    return {
+      mailboxOwner: bal.owner,
+      ...(again.expiresAt === undefined ? {} : { expiresAt: again.expiresAt }),
+    };
   }
 
   async recordActivity(access: Access, channel: Channel): Promise<void> {
@@ -146,13 +171,16 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     if (!this.mechanisms(request.tls).includes(request.mechanism)) {
       throw new AuthFailure('AUTH_MECHANISM_NOT_ALLOWED', 'mechanism_not_offered');
     }
-    const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote });
+    const kind = credentialKind(request.mechanism);
+    const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote, kind });
     if (!limit.allowed) {
       throw new AuthFailure('AUTH_RATE_LIMITED', 'rate_limited', undefined, {
         scope: limit.scope,
         retryAfterMs: limit.retryAfterMs,
       });
     }
+    // Many sources failed on this mailbox: slow every attempt on it, never refuse the right one.
+    if (limit.delayMs > 0) await sleep(limit.delayMs);
     const principal = await this.#prove(request);
     attempt.principal = principal;
     attempt.bal ??= await this.#impliedMailbox(principal);
@@ -277,9 +305,13 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     return { ok: false, code: failure.code, reason: failure.reason, ...(saslError ? { saslError } : {}) };
   }
 
-  async #resetFailures(bal: string, remote: string): Promise<void> {
+  async #resetFailures(bal: string, request: AuthRequest): Promise<void> {
     try {
-      await this.#limiter.recordSuccess({ bal, remote });
+      await this.#limiter.recordSuccess({
+        bal,
+        remote: request.remote,
+        kind: credentialKind(request.mechanism),
+      });
     } catch (err) {
       // The credential held: a lost reset only leaves the counter to its window.
       this.#o.logger.warn({ err, event: 'auth.limit.unavailable' }, 'failures not reset');
@@ -288,7 +320,11 @@ export class GatewayAuthenticator implements ClientAuthenticator {
 
   async #countFailure(request: AuthRequest, attempt: Attempt): Promise<void> {
     try {
-      const { lockouts } = await this.#limiter.recordFailure({ bal: attempt.bal, remote: request.remote });
+      const { lockouts } = await this.#limiter.recordFailure({
+        bal: attempt.bal,
+        remote: request.remote,
+        kind: credentialKind(request.mechanism),
+      });
       for (const { scope } of lockouts) this.#o.observer?.lockout(scope);
     } catch (err) {
       // The refusal stands; only the count is lost while Redis is down.

@@ -31,9 +31,10 @@ export {
   mintDevToken,
 } from './dev-issuer.js';
 export type { DevIssuerFiles, MintDevTokenOptions } from './dev-issuer.js';
-export { FailureLimiter, sourceId } from './failure-limiter.js';
+export { FailureLimiter, LOCK_INDEX_CAP, credentialKind, sourceId } from './failure-limiter.js';
 export type {
   AttemptKey,
+  CredentialKind,
   FailureLimiterOptions,
   FailureRecord,
   LimitCheck,
@@ -70,5 +71,15 @@ export {
   verifySecretHash,
 } from './secrets.js';
 export type { ScryptCost, SecretStoreOptions } from './secrets.js';
+export { SessionWatch } from './session-watch.js';
+export type {
+  CutReason,
+  Reauthorisation,
+  Reauthorise,
+  SessionEntry,
+  SessionIndex,
+  SessionWatchOptions,
+  WatchedSession,
+} from './session-watch.js';
 export { JwtTokenVerifier, TOKEN_ALGORITHMS } from './token-verifier.js';
 export type { JwtTokenVerifierOptions, TokenIssuer, TokenVerifier, VerifiedToken } from './token-verifier.js';

@@ -322,6 +322,13 @@ const DirectoryConfig = z
             .regex(/^[a-z0-9][a-z0-9-]{0,39}$/)
             .describe('Short name: metric label, file <dataDir>/mirrors/crl/<name>.crl, mirror crl:<name>'),
           source: MirrorSource.describe('https:// URL or file of the CRL (DER or PEM)'),
+          issuer: z
+            .string()
+            .min(3)
+            .optional()
+            .describe(
+              'Subject DN of the authority (one of tls.caFiles) this CRL is for; without it, the issuer of the first copy accepted is pinned',
+            ),
           refreshSeconds: refreshSeconds(3600),
         }),
       )
@@ -471,15 +478,24 @@ const AuthConfig = z
       .int()
       .min(1)
       .default(10)
-      .describe('Failures per mailbox before backoff'),
+      .describe(
+        'Failures on one mailbox from one source before that source is locked out of it; from all sources, before each attempt on it is slowed (never refused)',
+      ),
     maxFailuresPerSource: z
       .number()
       .int()
       .min(1)
       .default(30)
-      .describe('Failures per client IP before backoff'),
+      .describe('Failures per client IP (IPv6: per /64) before backoff of that source'),
     failureWindowSeconds: z.number().int().min(10).default(900),
     lockoutSeconds: z.number().int().min(1).default(300).describe('Longest backoff once a limit is reached'),
+    mailboxDelayMaxMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .default(2000)
+      .describe('Longest delay before checking a credential on a mailbox many sources failed on'),
   })
   .prefault({});
 

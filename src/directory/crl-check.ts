@@ -1,4 +1,5 @@
 import { type X509Certificate, verify } from 'node:crypto';
+import { normalizeDn } from '../pki/index.js';
 import { DER, DerError, type DerNode, children, isTime, oidOf, readDer, timeOf } from './der.js';
 import { refusal } from './mirror-outcome.js';
 
@@ -78,9 +79,14 @@ export function parseCrl(data: Buffer): CrlFacts {
       signature: signatureBits.content.subarray(1),
     };
   } catch (err) {
-    if (err instanceof DerError) throw malformed(err.message);
-    throw err;
+    // Whatever the bytes make the reader trip on (a length past the end, a bad time), it is not a CRL.
+    throw malformed(err instanceof Error ? err.message : String(err));
   }
+}
+
+/** A certificate's subject in the canonical form DNs are compared by (pki/dn.ts). */
+export function canonicalSubject(cert: X509Certificate): string {
+  return normalizeDn(cert.subject.split('\n').join(','));
 }
 
 /** DER of a certificate's subject Name (RFC 5280 §4.1: the sixth field of TBSCertificate). */
@@ -95,14 +101,34 @@ export function subjectNameDer(cert: X509Certificate): Buffer {
 }
 
 /**
- * The authority that issued and signed this CRL, among `authorities` (tls.caFiles). Refusals:
- * `unknown_issuer` when no configured authority has the CRL's issuer name, `bad_signature` when
- * the signature does not verify with that authority's key (or uses an algorithm we do not accept).
+ * The authority that issued and signed this CRL, among `authorities` (tls.caFiles), checked against
+ * the authority the mirror is for (`expected`, a DN: a list issued by another authority, even one we
+ * trust, would replace that authority's revocations with someone else's). Refusals: `wrong_issuer`
+ * when the CRL's issuer is not the expected authority or not one we trust at all, `bad_signature`
+ * when the signature does not verify with that authority's key (or uses an algorithm we do not
+ * accept).
  */
-export function crlIssuer(crl: CrlFacts, authorities: readonly X509Certificate[]): X509Certificate {
+export function crlIssuer(
+  crl: CrlFacts,
+  authorities: readonly X509Certificate[],
+  expected?: string,
+): X509Certificate {
   const named = authorities.filter((a) => subjectNameDer(a).equals(crl.issuerName));
   if (named.length === 0)
-    throw refusal('unknown_issuer', 'the CRL issuer is not one of the configured authorities (tls.caFiles)');
+    throw refusal('wrong_issuer', 'the CRL issuer is not one of the configured authorities (tls.caFiles)');
+  if (expected !== undefined) {
+    const want = normalizeDn(expected);
+    const got = canonicalSubject(named[0]!);
+    if (got !== want)
+      throw refusal(
+        'wrong_issuer',
+        `the CRL is issued by ${got}, not by ${want}, the authority this mirror is for`,
+        {
+          issuer: got,
+          expectedIssuer: want,
+        },
+      );
+  }
   const digest = SIGNATURE_DIGESTS[crl.signatureAlgorithm];
   if (!digest)
     throw refusal('bad_signature', `CRL signature algorithm ${crl.signatureAlgorithm} is not accepted`);

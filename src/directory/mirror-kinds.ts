@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../shared/index.js';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import type { TrustMaterial } from '../pki/index.js';
-import { crlIssuer, crlPem, parseCrl } from './crl-check.js';
+import { canonicalSubject, crlIssuer, crlPem, parseCrl } from './crl-check.js';
 import { loadExtraction } from './extraction-loader.js';
 import { refusal } from './mirror-outcome.js';
 import type { MirrorState } from './mirror-store.js';
@@ -37,8 +37,10 @@ export interface PreparedCopy {
   readonly removed?: number;
   readonly generatedAt?: string;
   readonly nextUpdate?: string;
-  /** Accepted but worth an alert: a CRL whose nextUpdate has passed. */
+  /** Accepted but worth an alert (reason `stale`). */
   readonly stale?: boolean;
+  /** CRL mirrors: the canonical DN of the authority that issued the copy (kept in the state). */
+  readonly issuer?: string;
   /** Extra facts for the journal. */
   readonly details?: Record<string, unknown>;
 }
@@ -78,6 +80,8 @@ function parseWhitelist(xml: Buffer): ParsedWhitelist {
     return parseWhitelistXml(xml);
   } catch (err) {
     if (isGatewayError(err) && err.code === 'WHITELIST_INVALID') throw refusal('malformed', err.message);
+    // The XML parser's own errors (nesting, entity limits) mean the same: not a whitelist.
+    if (!isGatewayError(err)) throw refusal('malformed', `whitelist unreadable: ${(err as Error).message}`);
     throw err;
   }
 }
@@ -170,6 +174,8 @@ export function crlKind(options: {
   name: string;
   source: string;
   refreshSeconds: number;
+  /** DN of the authority this CRL is for; without it, the issuer of the first copy accepted. */
+  issuer?: string | undefined;
   trust: () => TrustMaterial;
   file: string;
   onChange: (file: string) => void;
@@ -180,7 +186,12 @@ export function crlKind(options: {
     refreshSeconds: options.refreshSeconds,
     async prepare(ctx) {
       const crl = parseCrl(await readFile(ctx.file));
-      const issuer = crlIssuer(crl, options.trust().authorities);
+      const issuer = crlIssuer(crl, options.trust().authorities, options.issuer ?? ctx.previous.issuer);
+      if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < ctx.now.getTime())
+        throw refusal(
+          'expired',
+          `the CRL's nextUpdate (${crl.nextUpdate.toISOString()}) has passed: OpenSSL would refuse every certificate of ${canonicalSubject(issuer)}`,
+        );
       const inService = ctx.previous.generatedAt ? Date.parse(ctx.previous.generatedAt) : undefined;
       // A replayed older list would un-revoke certificates revoked since (RFC 5280 §5.1.2.4).
       if (inService !== undefined && crl.thisUpdate.getTime() < inService)
@@ -193,7 +204,7 @@ export function crlKind(options: {
         entries: crl.revokedCount,
         generatedAt: crl.thisUpdate.toISOString(),
         ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate.toISOString() } : {}),
-        stale: crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < ctx.now.getTime(),
+        issuer: canonicalSubject(issuer),
         details: { issuer: issuer.subject.replace(/\n/g, ', ') },
       };
     },

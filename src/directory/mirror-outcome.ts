@@ -14,7 +14,10 @@ export type RefusalReason =
   | 'invalid_lines'
   | 'too_large'
   | 'bad_signature'
-  | 'unknown_issuer'
+  /** A CRL from another authority than the one the mirror is for, or from one we do not trust. */
+  | 'wrong_issuer'
+  /** A CRL whose nextUpdate has passed: OpenSSL would fail every certificate of its authority. */
+  | 'expired'
   | 'older';
 
 /** Why no copy could be obtained at all. */

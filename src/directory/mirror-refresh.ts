@@ -110,6 +110,7 @@ export async function runRefresh(
       removed: prepared.removed,
       generatedAt: prepared.generatedAt,
       nextUpdate: prepared.nextUpdate,
+      issuer: prepared.issuer,
       acceptedAt: at.toISOString(),
     });
     staged = undefined; // switched in, or dropped by switchTo

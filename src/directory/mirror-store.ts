@@ -59,6 +59,8 @@ export interface MirrorState {
   readonly generatedAt?: string;
   /** CRL nextUpdate. */
   readonly nextUpdate?: string;
+  /** CRL mirrors: the canonical DN of the authority the copies must come from (pinned at the first). */
+  readonly issuer?: string;
   readonly lastAttemptAt?: string;
   readonly lastOutcome?: string;
   readonly lastReason?: string;

@@ -26,12 +26,57 @@ function text(v: unknown): string | undefined {
   return undefined;
 }
 
+/** The national schema's elements: what each may contain. Anything else is refused. */
+const ROOT_CHILDREN = new Set(['DateDeGeneration', 'ListeDomaines']);
+const DOMAINE_CHILDREN = new Set([
+  'Nom',
+  'Description',
+  'DNCertificatOperateur',
+  'ResponsableContact',
+  'SupportContact',
+  'DateMAJ',
+]);
+/** Attributes allowed (on the root only): namespace declarations and the schema location. */
+const ROOT_ATTRIBUTE = /^@_(xmlns(:[A-Za-z_][\w.-]*)?|schemaLocation)$/;
+
+function invalid(message: string): GatewayError {
+  return new GatewayError('WHITELIST_INVALID', message);
+}
+
+/** Refuses keys outside `allowed` (attributes included) in one parsed element. */
+function onlyChildren(
+  element: Record<string, unknown>,
+  where: string,
+  allowed: ReadonlySet<string>,
+  root = false,
+) {
+  for (const key of Object.keys(element)) {
+    if (key.startsWith('@_')) {
+      if (root && ROOT_ATTRIBUTE.test(key)) continue;
+      throw invalid(`${where} carries attribute ${key.slice(2)}, which the national schema does not define`);
+    }
+    if (!allowed.has(key))
+      throw invalid(`${where} holds element ${key}, which the national schema does not define`);
+  }
+}
+
 /**
  * Parses `listeblanchemssante.xml`. Refuses the whole file on any structural problem, naming the
- * entry and the field, so that a broken download never replaces the last good copy.
+ * entry and the field, so that a broken download never replaces the last good copy. Only the
+ * national schema is accepted: no DOCTYPE (so no entity definitions, no entity expansion, no
+ * external reference), no processing instruction but the XML declaration, no element or attribute
+ * the schema does not define, fields as text only.
  */
 export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
   const source = typeof xml === 'string' ? xml : xml.toString('utf8');
+  // Before any parser sees it: a DTD is how entity bombs and external entities arrive.
+  if (/<!DOCTYPE/i.test(source))
+    throw invalid('whitelist carries a DOCTYPE (DTD), which the national schema excludes');
+  if (/<!ENTITY/i.test(source))
+    throw invalid('whitelist defines an entity, which the national schema excludes');
+  if (/<\?(?!xml[\s?])/i.test(source.replace(/^\uFEFF/, '').slice(1)) || /<\?xml-stylesheet/i.test(source)) {
+    throw invalid('whitelist carries a processing instruction, which the national schema excludes');
+  }
   const valid = XMLValidator.validate(source);
   if (valid !== true) {
     throw new GatewayError(
@@ -41,9 +86,10 @@ export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
   }
   const parser = new XMLParser({
     removeNSPrefix: true,
-    ignoreAttributes: true,
+    ignoreAttributes: false,
     parseTagValue: false,
     isArray: (name) => name === 'Domaine',
+    // The five predefined entities and character references only: there is no DTD to define more.
     processEntities: true,
   });
   const doc = parser.parse(source) as Record<string, unknown>;
@@ -51,11 +97,15 @@ export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
   if (!root || typeof root !== 'object') {
     throw new GatewayError('WHITELIST_INVALID', 'root element ListeBlancheMSSante is missing');
   }
+  const others = Object.keys(doc).filter((k) => k !== 'ListeBlancheMSSante' && k !== '?xml');
+  if (others.length > 0) throw invalid(`whitelist has content besides ListeBlancheMSSante: ${others[0]}`);
+  onlyChildren(root, 'ListeBlancheMSSante', ROOT_CHILDREN, true);
   const generatedAt = text(root.DateDeGeneration);
   if (!generatedAt || Number.isNaN(Date.parse(generatedAt))) {
     throw new GatewayError('WHITELIST_INVALID', 'DateDeGeneration is missing or not an ISO-8601 date');
   }
   const list = root.ListeDomaines as Record<string, unknown> | undefined;
+  if (list && typeof list === 'object') onlyChildren(list, 'ListeDomaines', new Set(['Domaine']));
   const domaines = (list && typeof list === 'object' ? list.Domaine : undefined) as unknown[] | undefined;
   if (!Array.isArray(domaines) || domaines.length === 0) {
     throw new GatewayError('WHITELIST_INVALID', 'ListeDomaines holds no Domaine entry');
@@ -64,6 +114,11 @@ export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
     const at = `Domaine #${i + 1}`;
     if (!d || typeof d !== 'object') throw new GatewayError('WHITELIST_INVALID', `${at} is empty`);
     const rec = d as Record<string, unknown>;
+    onlyChildren(rec, at, DOMAINE_CHILDREN);
+    for (const [field, value] of Object.entries(rec)) {
+      if (typeof value !== 'string' && typeof value !== 'number')
+        throw invalid(`${at}: ${field} must be text, as the national schema defines it`);
+    }
     const nom = text(rec.Nom);
     const domain = nom === undefined ? undefined : normalizeDomain(nom);
     if (!domain)

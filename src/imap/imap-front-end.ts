@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import type { ClientAuthenticator } from '../auth/index.js';
+import type { ClientAuthenticator, SessionIndex } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
@@ -39,6 +39,8 @@ export interface ImapFrontEndDeps {
   readonly shutdownGraceMs?: number;
   /** Budget for the store's greeting and master login. Default 10 s. */
   readonly storeTimeoutMs?: number;
+  /** Open sessions, re-checked when rights change (session-watch.ts). */
+  readonly sessions?: SessionIndex;
 }
 
 export interface ImapAddresses {
@@ -203,6 +205,7 @@ export class ImapFrontEnd {
         clock: this.#d.clock,
         journal: this.#d.journal,
         observer: this.#observer,
+        ...(this.#d.sessions ? { sessions: this.#d.sessions } : {}),
       },
       log,
     );

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { ClientAuthenticator, SaslMechanism, TlsFacts } from '../auth/index.js';
+import type { ClientAuthenticator, CutReason, SaslMechanism, SessionIndex, TlsFacts } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import { preauthCapabilities, preauthMechanisms } from './capabilities.js';
@@ -11,7 +11,7 @@ import type { ImapListenerName, ImapObserver, ImapProtocolError } from './imap-o
 import { type LoginPort, authenticateCommand, loginCommand } from './login-commands.js';
 import type { LoginResult, StoreAccess } from './login-flow.js';
 import { type PreauthCommand, decodePreauthCommand } from './preauth-commands.js';
-import { taggedLine, untaggedLine } from './responses.js';
+import { type ImapResponseCode, taggedLine, untaggedLine } from './responses.js';
 import type { SaslIo } from './sasl-exchange.js';
 import { startProxy } from './proxied-session.js';
 import type { StorePipe } from './store-pipe.js';
@@ -31,6 +31,8 @@ export interface SessionDeps {
   readonly clock: Clock;
   readonly journal: AuditJournal;
   readonly observer: ImapObserver;
+  /** Open sessions, re-checked when rights change: a session whose right is gone gets BYE. */
+  readonly sessions?: SessionIndex;
 }
 
 /** The connection as the client sees it: the socket, its command input and what TLS proved. */
@@ -55,6 +57,19 @@ type SessionState =
 type Next = 'continue' | 'stop' | { readonly upgraded: Transport };
 
 const GREETING = 'MSSante operator gateway ready';
+/** The BYE of a session whose right went away (RFC 5530 codes: EXPIRED, AUTHORIZATIONFAILED). */
+const CUT_CODE: Record<CutReason, ImapResponseCode> = {
+  right_expired: 'EXPIRED',
+  right_revoked: 'AUTHORIZATIONFAILED',
+  mailbox_suspended: 'AUTHORIZATIONFAILED',
+  mailbox_deleted: 'AUTHORIZATIONFAILED',
+};
+const CUT_TEXT: Record<CutReason, string> = {
+  right_expired: 'Your right on this mailbox has expired',
+  right_revoked: 'Your right on this mailbox was revoked',
+  mailbox_suspended: 'This mailbox was suspended',
+  mailbox_deleted: 'This mailbox was deleted',
+};
 /** Like Dovecot's login processes: a client that keeps sending nonsense or failing is let go. */
 const MAX_BAD_COMMANDS = 10;
 const MAX_FAILED_LOGINS = 3;
@@ -327,7 +342,14 @@ export class ImapSession {
         );
         this.#state = { phase: 'proxying', pipe };
         this.#wasProxied = true;
+        const watched = this.#d.sessions?.open({
+          channel: 'imap',
+          access: result.access,
+          remote: this.remote,
+          onCut: (reason) => pipe.cut(untaggedLine('BYE', CUT_TEXT[reason], CUT_CODE[reason])),
+        });
         void finished.then(() => {
+          watched?.close();
           this.#state = { phase: 'closed' };
           this.#resolveClosed();
         });

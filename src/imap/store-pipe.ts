@@ -14,6 +14,7 @@ export type PipeEnd =
   | 'store-error'
   | 'idle-timeout'
   | 'session-limit'
+  | 'access-withdrawn'
   | 'shutdown';
 
 export interface PipeResult {
@@ -52,6 +53,11 @@ export class StorePipe {
       bytesToClient: this.#toClient,
     }));
     this.#start(options);
+  }
+
+  /** Ends the session with `bye` (an untagged BYE): the right it used went away. */
+  cut(bye: string): void {
+    this.#farewell('access-withdrawn', bye);
   }
 
   /** Ends the session now (shutdown after the grace period). */

@@ -82,13 +82,13 @@ export function createMetrics() {
     }),
     authLockouts: new Counter({
       name: 'mssgw_auth_lockouts_total',
-      help: 'Failure limits reached, by scope (address, source)',
+      help: 'Failure limits reached, by scope (source, source_mailbox)',
       labelNames: ['scope'] as const,
       registers: r,
     }),
     authLockoutsActive: new Gauge({
       name: 'mssgw_auth_lockouts_active',
-      help: 'Mailboxes (scope=address) and client sources (scope=source) locked out now',
+      help: 'Client sources (scope=source) and sources on one mailbox (scope=source_mailbox) locked out now',
       labelNames: ['scope'] as const,
       registers: r,
       async collect() {

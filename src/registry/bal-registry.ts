@@ -260,6 +260,7 @@ export class BalRegistry {
       del: hasReason ? [] : ['statusReason'],
     });
     this.#journalChange('registry.bal.suspended', bal, actor, hasReason ? reason : undefined);
+    await this.#announce(bal.address);
     await this.#notify('suspended', bal, actor);
     return bal;
   }
@@ -286,6 +287,7 @@ export class BalRegistry {
     const [, dropped] = reply as [unknown, string[]];
     this.#journalChange('registry.bal.deleted', bal, actor, undefined);
     this.#rights.journalDropped(bal.address, dropped, actor);
+    await this.#announce(bal.address);
     await this.#notify('deleted', bal, actor);
     return bal;
   }
@@ -296,13 +298,18 @@ export class BalRegistry {
    */
   async grant(address: string, request: GrantRequest, actor: Actor): Promise<GrantView> {
     const bal = await this.#existing(address);
-    return this.#rights.grant(bal, request, actor, this.#clock.now());
+    const granted = await this.#rights.grant(bal, request, actor, this.#clock.now());
+    // A replaced grant may be narrower (scopes, expiry) than the one open sessions use.
+    await this.#announce(bal.address);
+    return granted;
   }
 
   /** Revokes the right of a person or certificate on a mailbox. RIGHT_NOT_FOUND when there is none. */
   async revoke(address: string, subject: SubjectRequest, actor: Actor): Promise<GrantView> {
     const bal = await this.#existing(address);
-    return this.#rights.revoke(bal.address, subject, actor, this.#clock.now());
+    const revoked = await this.#rights.revoke(bal.address, subject, actor, this.#clock.now());
+    await this.#announce(bal.address);
+    return revoked;
   }
 
   /** Every grant on a mailbox, expired ones included (flagged `expired`) until the purge runs. */
@@ -321,8 +328,29 @@ export class BalRegistry {
   }
 
   /** Removes the grants expired at `now` and returns them (journaled `registry.right.expired`). */
-  purgeExpiredGrants(now: Date = this.#clock.now()): Promise<GrantView[]> {
-    return this.#rights.purgeExpired(now);
+  async purgeExpiredGrants(now: Date = this.#clock.now()): Promise<GrantView[]> {
+    const purged = await this.#rights.purgeExpired(now);
+    for (const address of new Set(purged.map((g) => g.address))) await this.#announce(address);
+    return purged;
+  }
+
+  /** Address of every mailbox whose access changes are announced (see RegistryKeys.accessChannel). */
+  get accessChannel(): string {
+    return this.#keys.accessChannel;
+  }
+
+  /**
+   * Tells every process that who may use this mailbox changed, so that open sessions are checked
+   * again at once. Best effort: the change is committed; sessions also re-check at each MAIL and at
+   * the expiry instant, and every process re-checks all its sessions when its subscription resumes.
+   */
+  async #announce(address: string): Promise<void> {
+    try {
+      await this.#redis.publish(this.#keys.accessChannel, address);
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.#journal.record({ event: 'registry.announce.failed', address, error });
+    }
   }
 
   /** A successful use of the mailbox; see ActivityStore.record. */

@@ -39,6 +39,14 @@ export class RegistryKeys {
     return `${this.prefix}bals:counts`;
   }
 
+  /**
+   * Pub/sub channel: a mailbox address whenever who may use it changed (a right granted, revoked or
+   * expired, the mailbox suspended or deleted). Every process re-checks its open sessions on it.
+   */
+  get accessChannel(): string {
+    return `${this.prefix}registry:access-changed`;
+  }
+
   get rightsExpiry(): string {
     return `${this.prefix}bals:rights-expiry`;
   }

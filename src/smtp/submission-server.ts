@@ -8,7 +8,15 @@ import {
   type SMTPServerDataStream,
   type SMTPServerSession,
 } from 'smtp-server';
-import type { Access, AuthOutcome, ClientAuthenticator, Principal, TlsFacts } from '../auth/index.js';
+import type {
+  Access,
+  AuthOutcome,
+  ClientAuthenticator,
+  Principal,
+  SessionIndex,
+  TlsFacts,
+  WatchedSession,
+} from '../auth/index.js';
 import { normalizeDomain, type Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
@@ -49,10 +57,14 @@ export interface SubmissionServerDeps {
   readonly logger: Logger;
   readonly journal: AuditJournal;
   readonly metrics: Metrics;
+  /** Open sessions, re-checked when rights change (session-watch.ts). */
+  readonly sessions?: SessionIndex;
 }
 
 interface SessionState {
   readonly log: Logger;
+  /** The authenticated session in the index of open sessions. */
+  watched?: WatchedSession | undefined;
   tls: TlsFacts;
   cipher?: { protocol: string; cipher: string };
   routes: Map<string, 'local' | 'relay'>;
@@ -126,10 +138,11 @@ export class SubmissionServer {
         cb();
       },
       onAuth: (auth, session, cb) => void this.#onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => this.#onMailFrom(address, session, cb),
+      onMailFrom: (address, session, cb) => void this.#onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.#onData(stream, session, cb),
       onClose: (session) => {
+        this.#state.get(session.id)?.watched?.close();
         if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
       },
     };
@@ -210,6 +223,12 @@ export class SubmissionServer {
             'activity not recorded',
           ),
         );
+      st.watched?.close();
+      st.watched = this.#d.sessions?.open({
+        channel: 'submission',
+        access: outcome.access,
+        remote: session.remoteAddress,
+      });
       return cb(null, { user: outcome.access });
     }
     const reply = smtpReplyFor(outcome.code);
@@ -239,13 +258,28 @@ export class SubmissionServer {
     return refuse(this.#sink, session, this.#state.get(session.id)?.log, { command, code, reason, fields });
   }
 
-  #onMailFrom(
+  /**
+   * The right this session logged in with, checked again (a revocation, the expiry instant, a
+   * suspended or deleted mailbox): a refusal naming both identities, or nothing when it holds.
+   */
+  async #withdrawn(session: SMTPServerSession, command: string): Promise<SmtpHookError | undefined> {
+    const access = this.#access(session);
+    const cut = await this.#state.get(session.id)?.watched?.check();
+    if (!access || cut === undefined) return undefined;
+    return this.#refuse(session, command, 'AUTH_NOT_AUTHORISED', cut, {
+      principal: describePrincipal(access.principal),
+    });
+  }
+
+  async #onMailFrom(
     address: SMTPServerAddress,
     session: SMTPServerSession,
     cb: (err?: Error | null) => void,
-  ): void {
+  ): Promise<void> {
     const access = this.#access(session);
     if (!access) return cb(this.#refuse(session, 'MAIL', 'AUTH_REQUIRED', 'not_authenticated'));
+    const withdrawn = await this.#withdrawn(session, 'MAIL');
+    if (withdrawn) return cb(withdrawn);
     const d = checkEnvelopeSender(access, address.address);
     if (!d.ok) return cb(this.#refuse(session, 'MAIL', d.code, d.reason, { from: address.address }));
     this.#d.metrics.smtpCommands.inc({ listener: LISTENER, command: 'MAIL', outcome: 'accepted' });
@@ -324,7 +358,12 @@ export class SubmissionServer {
         routeOf: (a) => st.routes.get(a) ?? 'local',
         ...(st.cipher ? { tls: st.cipher } : {}),
       },
-      inspect: (headers) => this.#inspect(access, headers),
+      inspect: async (headers) => {
+        // The right may have gone while the message was coming in: nothing is committed then.
+        const cut = await st.watched?.check();
+        if (cut !== undefined) return { ok: false, code: 'AUTH_NOT_AUTHORISED', reason: cut };
+        return this.#inspect(access, headers);
+      },
     });
     if (!outcome.ok) {
       if (outcome.cause)
@@ -332,7 +371,9 @@ export class SubmissionServer {
           { event: 'smtp.submission.spool_error', err: toGatewayError(outcome.cause).message },
           'spool failed',
         );
-      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason));
+      const cut = outcome.code === 'AUTH_NOT_AUTHORISED' && st.watched?.cut !== undefined;
+      const extra = cut ? { principal: describePrincipal(access.principal) } : {};
+      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason, extra));
     }
     this.#accepted(outcome.envelope, access, st);
     cb(null, `2.0.0 Ok: queued as ${id}`);

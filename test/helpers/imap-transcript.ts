@@ -31,11 +31,13 @@ export class ImapTranscript {
   /** Connects on plain TCP (STARTTLS port) or with TLS (implicit port); returns after the greeting. */
   static async connect(
     port: number,
-    options: { tls?: ImapTlsOptions } = {},
+    /** `localAddress`: the source address (any of 127.0.0.0/8), to act as distinct clients. */
+    options: { tls?: ImapTlsOptions; localAddress?: string } = {},
   ): Promise<{ client: ImapTranscript; greeting: string }> {
+    const local = options.localAddress === undefined ? {} : { localAddress: options.localAddress };
     const socket = options.tls
-      ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...options.tls })
-      : net.connect(port, '127.0.0.1');
+      ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...local, ...options.tls })
+      : net.connect({ port, host: '127.0.0.1', ...local });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.tls ? 'secureConnect' : 'connect', resolve);
       socket.once('error', reject);

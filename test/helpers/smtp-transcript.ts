@@ -39,8 +39,10 @@ export class SmtpTranscript {
   static async connect(
     port: number,
     host = '127.0.0.1',
+    /** The source address (any of 127.0.0.0/8), to act as distinct clients. */
+    localAddress?: string,
   ): Promise<{ client: SmtpTranscript; greeting: Reply }> {
-    const socket = net.connect(port, host);
+    const socket = net.connect({ port, host, ...(localAddress === undefined ? {} : { localAddress }) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

@@ -205,15 +205,20 @@ describe('failure limits in the authenticator', () => {
     for (let i = 0; i < 3; i++) {
       await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: expired }));
     }
-    expect(await h.authenticator.limiter.failures('address', bal)).toBe(0);
+    expect(await h.authenticator.limiter.failures('token', 'source_mailbox', { bal, remote: REMOTE })).toBe(
+      0,
+    );
     const stranger = await h.issuer.token({ nationalId: DELEGATE });
     for (let i = 0; i < 3; i++) {
       await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: stranger }));
     }
     // The third failure reached the limit: a lock of 1 s. More failures (as an attacker's tries
     // after each lock) make it 64 s, so that the check below cannot race its end.
-    expect(await h.authenticator.limiter.failures('address', bal)).toBe(3);
-    for (let i = 0; i < 6; i++) await h.authenticator.limiter.recordFailure({ bal, remote: REMOTE });
+    expect(await h.authenticator.limiter.failures('token', 'source_mailbox', { bal, remote: REMOTE })).toBe(
+      3,
+    );
+    for (let i = 0; i < 6; i++)
+      await h.authenticator.limiter.recordFailure({ bal, remote: REMOTE, kind: 'token' });
     const calls = h.verifyCalls();
     const good = await h.issuer.token({ nationalId: OWNER });
     const locked = await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: good }));
@@ -222,7 +227,7 @@ describe('failure limits in the authenticator', () => {
     expect(h.authEvents().at(-1)).toMatchObject({
       event: 'auth.failed',
       reason: 'rate_limited',
-      limitScope: 'address',
+      limitScope: 'source_mailbox',
     });
   });
 
@@ -233,13 +238,17 @@ describe('failure limits in the authenticator', () => {
     const stranger = await h.issuer.token({ nationalId: DELEGATE });
     await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: stranger }));
     await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: stranger }));
-    expect(await h.authenticator.limiter.failures('address', bal)).toBe(2);
+    expect(await h.authenticator.limiter.failures('token', 'source_mailbox', { bal, remote: REMOTE })).toBe(
+      2,
+    );
     const good = await h.issuer.token({ nationalId: OWNER });
     expect((await h.authenticator.authenticate(request({ mechanism: 'XOAUTH2', bal, token: good }))).ok).toBe(
       true,
     );
-    expect(await h.authenticator.limiter.failures('address', bal)).toBe(0);
-    expect(await h.authenticator.limiter.failures('source', REMOTE)).toBe(2);
+    expect(await h.authenticator.limiter.failures('token', 'source_mailbox', { bal, remote: REMOTE })).toBe(
+      0,
+    );
+    expect(await h.authenticator.limiter.failures('token', 'source', { remote: REMOTE })).toBe(2);
   });
 });
 

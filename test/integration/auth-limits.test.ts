@@ -16,11 +16,14 @@ function redis(): Redis {
 }
 
 const BAL = 'dr.martin@op.mssante.test';
+const ATTACKER = '192.0.2.1';
+const OWNER = '192.0.2.9';
 
 function limiter(limits: Partial<ConstructorParameters<typeof FailureLimiter>[0]['limits']> = {}) {
   const prefix = `test:${randomUUID()}:`;
+  const client = redis();
   const l = new FailureLimiter({
-    redis: redis(),
+    redis: client,
     prefix,
     clock: systemClock,
     limits: {
@@ -28,35 +31,57 @@ function limiter(limits: Partial<ConstructorParameters<typeof FailureLimiter>[0]
       maxFailuresPerSource: 10,
       failureWindowSeconds: 60,
       lockoutSeconds: 300,
+      mailboxDelayMaxMs: 2000,
       ...limits,
     },
   });
-  return { l, prefix };
+  return { l, prefix, client };
 }
 
-async function fail(l: FailureLimiter, times: number, attempt = { bal: BAL, remote: '192.0.2.1' }) {
+type Attempt = Parameters<FailureLimiter['recordFailure']>[0];
+
+async function fail(l: FailureLimiter, times: number, attempt: Attempt = password(ATTACKER)) {
   const lockouts = [];
   for (let i = 0; i < times; i++) lockouts.push(...(await l.recordFailure(attempt)).lockouts);
   return lockouts;
 }
 
+function password(remote: string, bal = BAL): Attempt {
+  return { bal, remote, kind: 'password' };
+}
+
 describe('failure limiter on Redis', () => {
-  it('locks a mailbox once its limit is reached, for a time that doubles with each failure', async () => {
+  it('locks a source out of a mailbox once its limit is reached, for a time that doubles', async () => {
     const { l } = limiter();
     expect(await fail(l, 2)).toEqual([]);
-    expect(await l.check({ bal: BAL, remote: '192.0.2.9' })).toEqual({ allowed: true });
+    expect(await l.check(password(ATTACKER))).toEqual({ allowed: true, delayMs: 0 });
 
     // Locks of 1 s, 2 s, 4 s: checks below look only while a lock of seconds runs, so a slow
     // machine cannot see one end.
-    expect(await fail(l, 1)).toEqual([{ scope: 'address', ms: 1000 }]);
-    expect(await fail(l, 1)).toEqual([{ scope: 'address', ms: 2000 }]);
-    expect(await fail(l, 1)).toEqual([{ scope: 'address', ms: 4000 }]);
-    const locked = await l.check({ bal: BAL.toUpperCase(), remote: '192.0.2.9' });
-    expect(locked).toMatchObject({ allowed: false, scope: 'address' });
+    expect(await fail(l, 1)).toEqual([{ scope: 'source_mailbox', ms: 1000 }]);
+    expect(await fail(l, 1)).toEqual([{ scope: 'source_mailbox', ms: 2000 }]);
+    expect(await fail(l, 1)).toEqual([{ scope: 'source_mailbox', ms: 4000 }]);
+    const locked = await l.check(password(ATTACKER, BAL.toUpperCase()));
+    expect(locked).toMatchObject({ allowed: false, scope: 'source_mailbox' });
     expect(!locked.allowed && locked.retryAfterMs).toBeGreaterThan(2000);
     expect(!locked.allowed && locked.retryAfterMs).toBeLessThanOrEqual(4000);
-    // Another mailbox is not affected.
-    expect(await l.check({ bal: 'other@op.mssante.test', remote: '192.0.2.9' })).toEqual({ allowed: true });
+    // The attacker may still try another mailbox (until the source's own limit).
+    expect(await l.check(password(ATTACKER, 'other@op.mssante.test'))).toEqual({ allowed: true, delayMs: 0 });
+    // The owner, from another address, is never refused: at worst slowed (the mailbox's failures
+    // from all sources reached the limit: 250 ms doubling per failure, capped).
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 1000 });
+    await fail(l, 10);
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 2000 });
+  });
+
+  it('password failures never slow or lock a token or certificate login, from anywhere', async () => {
+    const { l } = limiter();
+    await fail(l, 20);
+    expect((await l.check(password(ATTACKER))).allowed).toBe(false);
+    for (const kind of ['token', 'certificate'] as const) {
+      expect(await l.check({ bal: BAL, remote: ATTACKER, kind })).toEqual({ allowed: true, delayMs: 0 });
+      expect(await l.check({ bal: BAL, remote: OWNER, kind })).toEqual({ allowed: true, delayMs: 0 });
+    }
   });
 
   it('caps the lock at lockoutSeconds', async () => {
@@ -65,13 +90,15 @@ describe('failure limiter on Redis', () => {
     expect(lockouts.map((x) => x.ms)).toEqual([1000, 2000, 3000, 3000, 3000, 3000]);
   });
 
-  it('a success clears the mailbox counter and lock', async () => {
+  it('a success clears the mailbox counters and lock of that credential kind', async () => {
     const { l } = limiter();
     await fail(l, 6);
-    expect((await l.check({ bal: BAL, remote: '192.0.2.1' })).allowed).toBe(false);
-    await l.recordSuccess({ bal: BAL, remote: '192.0.2.1' });
-    expect(await l.check({ bal: BAL, remote: '192.0.2.1' })).toEqual({ allowed: true });
-    expect(await l.failures('address', BAL)).toBe(0);
+    expect((await l.check(password(ATTACKER))).allowed).toBe(false);
+    await l.recordSuccess(password(ATTACKER));
+    expect(await l.check(password(ATTACKER))).toEqual({ allowed: true, delayMs: 0 });
+    expect(await l.failures('password', 'source_mailbox', { bal: BAL, remote: ATTACKER })).toBe(0);
+    expect(await l.failures('password', 'mailbox', { bal: BAL })).toBe(0);
+    expect(await l.failures('password', 'source', { remote: ATTACKER })).toBe(6);
     expect(await fail(l, 2)).toEqual([]);
   });
 
@@ -79,23 +106,38 @@ describe('failure limiter on Redis', () => {
     const { l } = limiter({ maxFailuresPerSource: 5 });
     const remote = '2001:db8:1:2:aaaa::1';
     // Five failures reach the limit; four more make the lock 16 s.
-    for (let i = 0; i < 9; i++) await l.recordFailure({ bal: `user${i}@op.mssante.test`, remote });
+    for (let i = 0; i < 9; i++) await l.recordFailure(password(remote, `user${i}@op.mssante.test`));
     // Same /64, another interface identifier.
-    const check = await l.check({ bal: 'fresh@op.mssante.test', remote: '2001:db8:1:2::beef' });
+    const check = await l.check(password('2001:db8:1:2::beef', 'fresh@op.mssante.test'));
     expect(check).toMatchObject({ allowed: false, scope: 'source' });
-    await l.recordSuccess({ bal: 'fresh@op.mssante.test', remote });
-    expect((await l.check({ bal: 'fresh@op.mssante.test', remote })).allowed).toBe(false);
-    expect((await l.check({ bal: 'fresh@op.mssante.test', remote: '2001:db8:1:3::1' })).allowed).toBe(true);
-    expect(await l.activeLockouts()).toEqual({ address: 0, source: 1 });
+    await l.recordSuccess(password(remote, 'fresh@op.mssante.test'));
+    expect((await l.check(password(remote, 'fresh@op.mssante.test'))).allowed).toBe(false);
+    expect((await l.check(password('2001:db8:1:3::1', 'fresh@op.mssante.test'))).allowed).toBe(true);
+    expect(await l.activeLockouts()).toEqual({ source: 1, source_mailbox: 0 });
   });
 
   it('counts active lockouts per scope for the gauge', async () => {
     const { l } = limiter();
-    expect(await l.activeLockouts()).toEqual({ address: 0, source: 0 });
+    expect(await l.activeLockouts()).toEqual({ source: 0, source_mailbox: 0 });
     await fail(l, 5);
-    await fail(l, 5, { bal: 'b@op.mssante.test', remote: '192.0.2.1' });
+    await fail(l, 5, password(ATTACKER, 'b@op.mssante.test'));
     // Ten failures from one source also reach its limit.
-    expect(await l.activeLockouts()).toEqual({ address: 2, source: 1 });
+    expect(await l.activeLockouts()).toEqual({ source: 1, source_mailbox: 2 });
+  });
+
+  it('keeps every counter under a TTL and long names short: memory bounded by time, not by names', async () => {
+    const { l, client, prefix } = limiter({ maxFailuresPerSource: 1000 });
+    const long = `${'x'.repeat(240)}@op.mssante.test`;
+    for (let i = 0; i < 200; i++) {
+      await l.recordFailure(password(`198.51.100.${i % 250}`, i % 2 === 0 ? long : `u${i}@op.mssante.test`));
+    }
+    const keys = await client.keys(`${prefix}*`);
+    expect(keys.length).toBeGreaterThan(200);
+    for (const key of keys) {
+      expect(key.length).toBeLessThan(prefix.length + 140);
+      const ttl = await client.pttl(key);
+      expect(ttl, key).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -89,15 +89,28 @@ describe('mssgw directory', () => {
       /last try: .* refused \(shrink\)\n {2}last error: {2}the new copy has 10 entries/,
     );
 
-    // A refused copy used up version 3: versions are never reused.
+    // A DTD is refused as malformed, with its reason in the status (not "failed (internal)").
+    const dtd = '<!DOCTYPE ListeBlancheMSSante [<!ENTITY x "y">]>';
+    server.serve('/lb.xml', whitelistXml(42).replace(/(<\?xml[^>]*\?>)?/, `$1${dtd}`));
+    const doctype = await mssgw(['directory', 'refresh', 'whitelist'], env);
+    expect(doctype.code).toBe(1);
+    expect(doctype.stdout).toMatch(
+      /^whitelist: refused \(malformed\), version 2: whitelist carries a DOCTYPE/,
+    );
+    expect((await mssgw(['directory', 'status'], env)).stdout).toMatch(
+      /last try: .* refused \(malformed\)\n {2}last error: {2}whitelist carries a DOCTYPE \(DTD\)/,
+    );
+
+    // Refused copies used up versions 3 and 4: versions are never reused.
+    server.serve('/lb.xml', whitelistXml(10));
     const forced = await mssgw(['directory', 'refresh', 'whitelist', '--accept-shrink'], env);
     expect(forced).toMatchObject({ code: 0 });
-    expect(forced.stdout).toMatch(/^whitelist: accepted \(ok\), version 4, 10 entries, \+0, −32\n$/);
+    expect(forced.stdout).toMatch(/^whitelist: accepted \(ok\), version 5, 10 entries, \+0, −32\n$/);
 
     const all = await mssgw(['directory', 'refresh'], env);
     expect(all.code).toBe(0);
     expect(all.stdout).toBe(
-      'whitelist: unchanged (same_content), version 4, 10 entries\nextraction: unchanged (same_content), version 1, 100 entries\n',
+      'whitelist: unchanged (same_content), version 5, 10 entries\nextraction: unchanged (same_content), version 1, 100 entries\n',
     );
   });
 

@@ -1,9 +1,10 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connect } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { crlFile } from '../../src/directory/index.js';
+import { crlFile, crlPem } from '../../src/directory/index.js';
 import { loadTrustMaterial, readDevPkiManifest, type TrustMaterial } from '../../src/pki/index.js';
 import { metricValue, scratchDir, startMirrors, useNationalServer } from '../helpers/directory-harness.js';
 import { devCrl } from '../helpers/national-data.js';
@@ -12,8 +13,18 @@ const HOUR = 3_600_000;
 
 const { server, track } = useNationalServer();
 
-async function crlMirror(source: string) {
-  return track(startMirrors({ directory: { crls: [{ name: 'org', source }] } }));
+async function crlMirror(source: string, issuer?: string) {
+  return track(
+    startMirrors({
+      directory: { crls: [{ name: 'org', source, ...(issuer === undefined ? {} : { issuer }) }] },
+    }),
+  );
+}
+
+/** The subject DN of a development authority, as an operator writes it in `directory.crls[].issuer`. */
+function authorityDn(name: 'org' | 'root'): string {
+  const cert = new X509Certificate(readFileSync(path.join(inject('pkiDir'), 'ca', `${name}.crt`)));
+  return cert.subject.split('\n').reverse().join(',');
 }
 
 /** The TLS verdict on the national server's certificate (peer-trusted) with this trust material. */
@@ -84,7 +95,22 @@ describe('CRL mirrors', () => {
 
     const attempts: Array<[string, Buffer, string]> = [
       ['signed with another key', await devCrl(pkiDir, 'org', { forged: true }), 'bad_signature'],
-      ['from an authority we do not trust', await devCrl(pkiDir, 'foreign-root'), 'unknown_issuer'],
+      ['from an authority we do not trust', await devCrl(pkiDir, 'foreign-root'), 'wrong_issuer'],
+      // Valid and signed by an authority we trust, but not the one this mirror is for: taking it
+      // would replace the organisations CA's revocations with the root's (1 entry → 0).
+      [
+        'from the root, for the organisations CA',
+        await devCrl(pkiDir, 'root', { crlNumber: 9 }),
+        'wrong_issuer',
+      ],
+      [
+        'whose nextUpdate has passed',
+        await devCrl(pkiDir, 'org', {
+          thisUpdate: new Date(now - HOUR / 2),
+          nextUpdate: new Date(now - 60_000),
+        }),
+        'expired',
+      ],
       [
         'older than the one in service',
         await devCrl(pkiDir, 'org', { thisUpdate: new Date(now - 2 * HOUR) }),
@@ -110,21 +136,37 @@ describe('CRL mirrors', () => {
     expect(status).toMatchObject({ version: 1, lastOutcome: 'refused', lastReason: 'malformed' });
   });
 
-  it('takes a newer CRL whose nextUpdate has passed, flagged stale, from a PEM file', async () => {
+  it('with its authority configured, refuses from the first copy a CRL of another authority', async () => {
     const pkiDir = inject('pkiDir');
-    const now = Date.now();
+    const revoked = (await readDevPkiManifest(pkiDir))?.leaves['peer-trusted'].serial ?? '';
     const file = path.join(scratchDir('crl'), 'org.pem');
-    const der = await devCrl(pkiDir, 'org', {
-      thisUpdate: new Date(now - 3 * HOUR),
-      nextUpdate: new Date(now - HOUR),
+    writeFileSync(file, crlPem(await devCrl(pkiDir, 'root')));
+    const h = await crlMirror(file, authorityDn('org'));
+    const refused = await h.mirrors.refresh('crl:org');
+    expect(refused).toMatchObject({ outcome: 'refused', reason: 'wrong_issuer' });
+    expect(refused.error).toMatch(/ORGANISATIONS/);
+    expect(h.events('directory.mirror.refused')[0]).toMatchObject({
+      mirror: 'crl:org',
+      reason: 'wrong_issuer',
     });
-    writeFileSync(file, `-----BEGIN X509 CRL-----\n${der.toString('base64')}\n-----END X509 CRL-----\n`);
-    const h = await crlMirror(file);
-    expect(await h.mirrors.refresh('crl:org')).toMatchObject({ outcome: 'accepted', reason: 'stale' });
-    expect(h.events('directory.mirror.accepted')[0]).toMatchObject({ reason: 'stale' });
-    const next = await metricValue(h.metrics, 'mssgw_crl_next_update_seconds', { crl: 'org' });
-    expect(next).toBeLessThan(-3000);
+    expect(
+      await metricValue(h.metrics, 'mssgw_mirror_refresh_total', {
+        mirror: 'crl:org',
+        outcome: 'refused',
+        reason: 'wrong_issuer',
+      }),
+    ).toBe(1);
     const status = (await h.mirrors.status()).find((s) => s.mirror === 'crl:org');
-    expect(status?.nextUpdate).toBe(new Date(Math.floor((now - HOUR) / 1000) * 1000).toISOString());
+    expect(status).toMatchObject({ lastOutcome: 'refused', lastReason: 'wrong_issuer' });
+    expect(status?.version).toBeUndefined();
+
+    // Its own authority's list, in PEM, is taken.
+    writeFileSync(file, crlPem(await devCrl(pkiDir, 'org', { revokedSerials: [revoked] })));
+    expect(await h.mirrors.refresh('crl:org')).toMatchObject({
+      outcome: 'accepted',
+      reason: 'ok',
+      entries: 1,
+    });
+    expect(authorityDn('root')).toMatch(/RACINE/);
   });
 });

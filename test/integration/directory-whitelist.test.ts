@@ -93,6 +93,17 @@ describe('whitelist mirror', () => {
     const full = withNew(100);
     server().serve('/refused.xml', full.slice(0, Math.floor(full.length * 0.6)));
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'refused', reason: 'malformed' });
+    // A DTD with entity definitions: refused before any parser expands it; nothing of it is stored.
+    const dtd = '<!DOCTYPE ListeBlancheMSSante [<!ENTITY op "Operateur Nouveau">]>';
+    server().serve('/refused.xml', full.replace(/(<\?xml[^>]*\?>)?/, `$1${dtd}`));
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({
+      outcome: 'refused',
+      reason: 'malformed',
+      error: 'whitelist carries a DOCTYPE (DTD), which the national schema excludes',
+    });
+    const stored = await h.redis.keys(`${h.config.redis.prefix}dir:{dir:whitelist}:v:*`);
+    for (const key of stored)
+      expect((await h.redis.getBuffer(key))?.toString('utf8')).not.toContain('ENTITY');
     server().serve('/refused.xml', withNew(80));
     expect(await h.mirrors.refresh('whitelist')).toMatchObject({
       outcome: 'refused',
@@ -107,6 +118,7 @@ describe('whitelist mirror', () => {
     expect(h.events('directory.mirror.refused').map((e) => e.reason)).toEqual([
       'malformed',
       'malformed',
+      'malformed',
       'shrink',
     ]);
     expect(
@@ -115,7 +127,7 @@ describe('whitelist mirror', () => {
         outcome: 'refused',
         reason: 'malformed',
       }),
-    ).toBe(2);
+    ).toBe(3);
 
     // An operator who knows the shrink is real accepts it explicitly.
     expect(await h.mirrors.refresh('whitelist', { acceptShrink: true })).toMatchObject({

@@ -39,6 +39,39 @@ describe('whitelist', () => {
     expect(w.operatorCount).toBe(3);
   });
 
+  it('refuses a DOCTYPE, entities, processing instructions and anything outside the national schema', () => {
+    const good = wrap(
+      '<Domaine><Nom>a.example</Nom><DNCertificatOperateur>CN=mx.a.example,O=A,C=FR</DNCertificatOperateur></Domaine>',
+    );
+    expect(parseWhitelistXml(good).entries).toHaveLength(1);
+    const bomb = good.replace(
+      '<ListeBlancheMSSante',
+      '<!DOCTYPE ListeBlancheMSSante [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><ListeBlancheMSSante',
+    );
+    expect(invalid(bomb)).toBe('whitelist carries a DOCTYPE (DTD), which the national schema excludes');
+    expect(
+      invalid(
+        good.replace('<ListeBlancheMSSante', '<!DOCTYPE x SYSTEM "file:///etc/passwd"><ListeBlancheMSSante'),
+      ),
+    ).toMatch(/DOCTYPE/);
+    expect(invalid(good.replace('<ListeDomaines>', '<?xml-stylesheet href="x"?><ListeDomaines>'))).toMatch(
+      /processing instruction/,
+    );
+    expect(invalid(good.replace('<Nom>', '<Autre>x</Autre><Nom>'))).toBe(
+      'Domaine #1 holds element Autre, which the national schema does not define',
+    );
+    expect(invalid(good.replace('<ListeDomaines>', '<ListeDomaines><Extra/>'))).toMatch(
+      /ListeDomaines holds element Extra/,
+    );
+    expect(invalid(good.replace('<DateDeGeneration>', '<Version>2</Version><DateDeGeneration>'))).toMatch(
+      /ListeBlancheMSSante holds element Version/,
+    );
+    expect(invalid(good.replace('<Nom>a.example</Nom>', '<Nom><b>a.example</b></Nom>'))).toMatch(
+      /Nom must be text/,
+    );
+    expect(invalid(good.replace('<ListeDomaines>', '<ListeDomaines id="1">'))).toMatch(/attribute id/);
+  });
+
   it('refuses malformed and incomplete files, saying where', () => {
     expect(invalid('<ListeBlancheMSSante><oops></ListeBlancheMSSante>')).toMatch(/well-formed/);
     expect(invalid('<Autre/>')).toMatch(/ListeBlancheMSSante/);

@@ -1,0 +1,207 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { devPkiSettings } from '../src/pki/index.js';
+
+/**
+ * The gateway under soak: `src/main.ts` in a child process (so that it can be killed with -9 and
+ * its file descriptors and RSS read from /proc), on the embedded default (its own Redis and
+ * Dovecot under the soak's folder), every listener on an ephemeral loopback port.
+ */
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface SoakPorts {
+  readonly mx: number;
+  readonly submission: number;
+  readonly submissionTls: number;
+  readonly imap: number;
+  readonly imapTls: number;
+  readonly admin: number;
+}
+
+export interface RunningGateway {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly ports: SoakPorts;
+  /** Whether the process exited without us asking (a crash). */
+  readonly crashed: () => boolean;
+  readonly exited: Promise<void>;
+  /** Non-JSON stderr lines (the log must be JSON only). */
+  readonly nonJsonLines: () => number;
+  /** Marks the coming exit as ours (kill -9 loop, final stop), not a crash. */
+  readonly expectExit: () => void;
+}
+
+/** The configuration file of the soak gateway, written once under `root`. */
+export function writeSoakConfig(root: string): string {
+  const pki = devPkiSettings(path.join(root, 'pki'));
+  const config = {
+    dataDir: path.join(root, 'var'),
+    ...pki,
+    smtp: {
+      mx: { host: '127.0.0.1', port: 0 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    // ORG mailboxes may have a secret: the brute-force scenario guesses one.
+    auth: { passwordTypes: ['ORG'] },
+    metrics: { enabled: false },
+    admin: { host: '127.0.0.1', port: 0 },
+    log: { level: 'info' },
+  };
+  const file = path.join(root, 'soak-config.json');
+  writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+  return file;
+}
+
+function portOf(listening: Record<string, unknown>, key: string): number {
+  const value = listening[key];
+  const port = typeof value === 'string' ? Number(value.slice(value.lastIndexOf(':') + 1)) : NaN;
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`gateway.ready lists no ${key} port`);
+  return port;
+}
+
+/** Starts the gateway and resolves once it logged `gateway.ready`. */
+export function startSoakGateway(configFile: string, timeoutMs = 180_000): Promise<RunningGateway> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      MSSGW_CONFIG_DIR: path.join(repoRoot, 'nonexistent-config-dir'),
+      MSSGW_CONFIG: configFile,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: false,
+  });
+  let expectedExit = false;
+  let exitedFlag = false;
+  let nonJson = 0;
+  const tail: string[] = [];
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exitedFlag = true;
+      resolve();
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gateway not ready within ${timeoutMs} ms:\n${tail.join('\n')}`));
+    }, timeoutMs);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited before ready:\n${tail.join('\n')}`));
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => {
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+        let event: Record<string, unknown>;
+        try {
+          event = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          nonJson += 1;
+          return;
+        }
+        if (event.event !== 'gateway.ready') return;
+        clearTimeout(timer);
+        const listening = (event.listening ?? {}) as Record<string, unknown>;
+        const pid = child.pid!;
+        resolve({
+          child,
+          pid,
+          ports: {
+            mx: portOf(listening, 'mx'),
+            submission: portOf(listening, 'submission'),
+            submissionTls: portOf(listening, 'submissionTls'),
+            imap: portOf(listening, 'imap'),
+            imapTls: portOf(listening, 'imapTls'),
+            admin: portOf(listening, 'admin'),
+          },
+          crashed: () => exitedFlag && !expectedExit,
+          exited,
+          nonJsonLines: () => nonJson,
+          expectExit: () => (expectedExit = true),
+        });
+      });
+    }
+  });
+}
+
+/** Open file descriptors of a process (Linux /proc). */
+export function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
+}
+
+/** Resident set size of a process, MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** Sockets of a process in CLOSE-WAIT or other states, from its fds and /proc/net/tcp. */
+export function socketStates(pid: number): Record<string, number> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m?.[1]) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return {};
+  }
+  const names: Record<string, string> = {
+    '01': 'ESTABLISHED',
+    '06': 'TIME_WAIT',
+    '08': 'CLOSE_WAIT',
+    '0A': 'LISTEN',
+  };
+  const out: Record<string, number> = {};
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(table, 'utf8').split('\n').slice(1);
+    } catch {
+      continue;
+    }
+    for (const line of lines) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10 || !inodes.has(cols[9]!)) continue;
+      const state = names[cols[3]!] ?? `state_${cols[3]}`;
+      out[state] = (out[state] ?? 0) + 1;
+    }
+  }
+  return out;
+}
+
+/** Processes whose command line mentions `marker` (the soak's own folder): left-over children. */
+export function processesMentioning(marker: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(marker)) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
