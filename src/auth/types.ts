@@ -49,7 +49,7 @@ export interface AuthRequest {
   readonly remote: string;
 }
 
-export type Right = 'owner' | 'delegate' | 'member' | 'application';
+export type Right = 'owner' | 'delegate' | 'member' | 'manager' | 'application';
 export type Scope = 'read' | 'send';
 
 /** The outcome of a successful authentication: this principal may use this mailbox, this way. */

@@ -31,6 +31,7 @@ export type {
 export {
   GRANT_RIGHTS,
   SCOPES,
+  assertPersonMayManage,
   isGrantExpired,
   parseCertificateDn,
   parseGrantRequest,
