@@ -44,6 +44,7 @@ import {
 } from './auth/index.js';
 import { StoreHealthMonitor, lmtpTransport, storeProvisioner, storePurger } from './store-wiring.js';
 import { LifecycleWiring } from './lifecycle-wiring.js';
+import { buildPortal, type Portal } from './portal/index.js';
 
 export interface GatewayAddresses {
   mx?: AddressInfo;
@@ -53,6 +54,7 @@ export interface GatewayAddresses {
   imapTls?: AddressInfo;
   metrics?: AddressInfo;
   admin?: AddressInfo;
+  portal?: AddressInfo;
 }
 
 /** Turns a listen failure into a message naming the setting to change. */
@@ -114,6 +116,8 @@ export class Gateway {
   authenticator!: GatewayAuthenticator;
   #trust!: TrustMaterial;
   #admin: FastifyInstance | undefined;
+  /** The professionals' portal (portal.enabled, issue #13). */
+  portal: Portal | undefined;
   #http: ReturnType<typeof createObservabilityServer> | undefined;
   #health: StoreHealthMonitor | undefined;
   #stopping: Promise<void> | undefined;
@@ -540,7 +544,48 @@ export class Gateway {
       await admin.listen({ port, host }).catch(explainListen('admin', host, port));
       this.addresses.admin = admin.server.address() as AddressInfo;
     }
+    if (config.portal.enabled) await this.#startPortal();
   }
+
+  // --- Portal (issue #13): the professionals' web portal, wired from the gateway's parts --------
+  async #startPortal(): Promise<void> {
+    const { config, registry } = this;
+    const publication = this.publication;
+    this.portal = buildPortal({
+      config,
+      redis: this.backends.redis,
+      registry,
+      // A use of the mailbox, as a login would be: last activity, then the lifecycle's return-on-use.
+      keep: async (address, at) => {
+        await registry.recordActivity(address, 'portal', at);
+        return this.lifecycle.activity.onActivity(address, 'portal', at);
+      },
+      ...(publication
+        ? {
+            publicationOf: async (address: string) => {
+              const [s] = await publication.statesOf([address]);
+              return s ? { state: s.state, ...(s.reason ? { reason: s.reason } : {}) } : undefined;
+            },
+          }
+        : {}),
+      tls: () => ({ cert: this.#trust.cert, key: this.#trust.key }),
+      clientEndpoints: () => ({
+        host: config.smtp.hostname,
+        imapTls: this.addresses.imapTls?.port ?? config.imap.tlsPort,
+        imapStarttls: this.addresses.imap?.port ?? config.imap.port,
+        submissionTls: this.addresses.submissionTls?.port ?? config.smtp.submission.tlsPort,
+        submissionStarttls: this.addresses.submission?.port ?? config.smtp.submission.port,
+      }),
+      journalDir: `${config.dataDir}/journal`,
+      journal: this.journal,
+      logger: this.logger.child({ component: 'portal' }),
+      clock: this.clock,
+    });
+    await this.portal.start();
+    const bound = this.portal.address();
+    if (bound) this.addresses.portal = bound;
+  }
+  // --- end of portal wiring ------------------------------------------------------------------
 
   #wireMetricSources(): void {
     const s = this.metrics.sources;
@@ -612,6 +657,7 @@ export class Gateway {
       this.mx?.reloadTrust();
       this.submission?.reloadTrust();
       this.imap?.reloadTrust();
+      this.portal?.reloadTrust();
       for (const st of staleCrls) log.error(st, 'revocation list unreadable; last good copy kept');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'trust material reload failed; previous kept');
@@ -639,6 +685,7 @@ export class Gateway {
     await step('submission', () => this.submission?.close());
     await step('imap', () => this.imap?.close());
     await step('admin', () => this.#admin?.close());
+    await step('portal', () => this.portal?.stop());
     await step('http', () => this.#http && new Promise((r) => this.#http?.close(r)));
     this.#health?.stop();
     await step('lifecycle', () => this.lifecycle?.stop());
