@@ -26,12 +26,18 @@ import {
   type PageFrame,
 } from './views.js';
 
-export interface PortalRouteContext {
-  readonly deps: PortalDeps;
-  readonly sessions: SessionStore;
+/** What is known only once the listener is bound (port 0 in tests): its URL and the login client. */
+export interface BoundPortal {
   readonly login: OidcLogin;
   readonly publicUrl: string;
   readonly redirectUri: string;
+}
+
+export interface PortalRouteContext {
+  readonly deps: PortalDeps;
+  readonly sessions: SessionStore;
+  /** Routes are registered before the listener binds; they run only after. */
+  readonly bound: () => BoundPortal;
 }
 
 type Form = Record<string, string | undefined>;
@@ -136,13 +142,17 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
   });
   app.setNotFoundHandler((_req, reply) => send(reply, 404, errorPage({ title: 'Page introuvable' })));
 
+  // Browsers ask for it on every site; no icon is better than a 404 in their console.
+  app.get('/favicon.ico', (_req, reply) =>
+    reply.code(204).header('cache-control', 'public, max-age=86400').send(),
+  );
   app.get('/static/portail.css', (_req, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET),
   );
 
   // --- Login with Pro Santé Connect ---------------------------------------------------------
   app.get('/connexion', async (_req, reply) => {
-    const { url, pending } = await ctx.login.start();
+    const { url, pending } = await ctx.bound().login.start();
     const id = await sessions.createPending(pending);
     reply.setCookie(LOGIN_COOKIE, id, { ...COOKIE, maxAge: 600 });
     return reply.redirect(url.href, 303);
@@ -158,10 +168,10 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
         errorPage({ title: 'Connexion', error: 'Connexion expirée ou déjà utilisée : recommencez.' }),
       );
     }
-    const current = new URL(req.url, ctx.redirectUri);
+    const current = new URL(req.url, ctx.bound().redirectUri);
     let person;
     try {
-      person = await ctx.login.finish(current, pending);
+      person = await ctx.bound().login.finish(current, pending);
     } catch (err) {
       journal.record({ event: 'portal.login.failed', code: toGatewayError(err).code, remote: req.ip });
       return send(reply, 401, errorPage({ title: 'Connexion', error: refusalText(err) }));
@@ -193,7 +203,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
         type: b.type,
         right: b.right,
         scopes: b.scopes,
-        ...(b.expiresAt === undefined ? {} : { expiresAt: b.expiresAt }),
+        ...(b.expiresAt === undefined ? {} : { expiresAt: lastDay(b.expiresAt, tz) }),
         manageable: b.right === 'manager',
       }));
     const national = await deps.nationalAddresses?.(s.nationalId);
@@ -290,7 +300,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
       person: g.subject.kind === 'person' ? g.subject.nationalId : g.subject.dn,
       right: g.right,
       scopes: g.scopes,
-      ...(g.expiresAt === undefined ? {} : { expiresAt: g.expiresAt }),
+      ...(g.expiresAt === undefined ? {} : { expiresAt: lastDay(g.expiresAt, tz) }),
       expired: g.expired,
     }));
     const { form, ...messages } = extra;
@@ -398,7 +408,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
       settingsPage(frame(s, reply, 'Configurer ma messagerie'), {
         ...e,
         mailboxes: bals.map((b) => b.bal),
-        autoconfigUrl: `${ctx.publicUrl}/.well-known/autoconfig/mail/config-v1.1.xml`,
+        autoconfigUrl: `${ctx.bound().publicUrl}/.well-known/autoconfig/mail/config-v1.1.xml`,
       }),
     );
   });
@@ -414,7 +424,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
         .type('text/plain; charset=utf-8')
         .send('not a mailbox domain of this operator\n');
     }
-    const oauth = { ...(await ctx.login.endpoints()), scopes: deps.config.portal.oidc.scopes };
+    const oauth = { ...(await ctx.bound().login.endpoints()), scopes: deps.config.portal.oidc.scopes };
     return reply
       .type('application/xml; charset=utf-8')
       .header('cache-control', 'public, max-age=3600')
@@ -443,6 +453,11 @@ function publicationLabel(p: { state: string; reason?: string } | undefined): st
     default:
       return p.state;
   }
+}
+
+/** The last day a right works, as the person chose it (it stops at the next midnight). */
+function lastDay(expiresAt: string, timeZone: string): string {
+  return frenchDate(Date.parse(expiresAt) - 1, timeZone);
 }
 
 /** A right "until 31/03" works through that whole day in the operator's time zone. */

@@ -11,7 +11,7 @@ import { DEV_PROVIDER_CLIENT, startDevProvider, type DevProvider } from './dev-p
 import { COOKIE_OPTIONS, CSRF_COOKIE } from './cookies.js';
 import { OidcLogin } from './oidc-login.js';
 import type { PortalDeps } from './portal-deps.js';
-import { registerPortalRoutes } from './portal-routes.js';
+import { registerPortalRoutes, type BoundPortal } from './portal-routes.js';
 import { SessionStore } from './session-store.js';
 
 export interface Portal {
@@ -84,6 +84,17 @@ export function buildPortal(deps: PortalDeps): Portal {
       if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
       done(null, payload);
     });
+    // Known once the listener is bound (port 0 in tests), and routes must be added before listen.
+    const state: { bound?: BoundPortal } = {};
+    registerPortalRoutes(app, {
+      deps,
+      sessions,
+      bound: () => {
+        if (state.bound === undefined)
+          throw new GatewayError('INTERNAL', 'portal request before it was bound');
+        return state.bound;
+      },
+    });
     const { host, port } = settings;
     await app.listen({ host, port }).catch((err: NodeJS.ErrnoException) => {
       throw new GatewayError(
@@ -93,13 +104,12 @@ export function buildPortal(deps: PortalDeps): Portal {
         { cause: err },
       );
     });
-    const bound = app.server.address() as AddressInfo;
-    publicUrl = (settings.publicUrl ?? `https://localhost:${bound.port}`).replace(/\/+$/, '');
+    const where = app.server.address() as AddressInfo;
+    publicUrl = (settings.publicUrl ?? `https://localhost:${where.port}`).replace(/\/+$/, '');
     const redirectUri = settings.oidc.redirectUri ?? `${publicUrl}/connexion/retour`;
-    const login = await loginOf(redirectUri);
-    registerPortalRoutes(app, { deps, sessions, login, publicUrl, redirectUri });
+    state.bound = { login: await loginOf(redirectUri), publicUrl, redirectUri };
     deps.logger.info(
-      { event: 'portal.listening', address: `${bound.address}:${bound.port}`, publicUrl },
+      { event: 'portal.listening', address: `${where.address}:${where.port}`, publicUrl },
       'portal',
     );
   };

@@ -88,6 +88,7 @@ export interface AccessView {
   readonly type: string;
   readonly right: string;
   readonly scopes: readonly string[];
+  /** Last day the right works (dd/mm/yyyy in the operator's time zone). */
   readonly expiresAt?: string;
   readonly manageable: boolean;
 }
@@ -177,7 +178,7 @@ export function homePage(frame: PageFrame, view: HomeView): string {
         <td>${a.type}</td>
         <td>${rightLabel(a.right)}</td>
         <td>${scopesLabel(a.scopes)}</td>
-        <td>${a.expiresAt ? shortDate(a.expiresAt) : 'sans fin'}</td>
+        <td>${a.expiresAt ?? 'sans fin'}</td>
         <td>
           ${a.manageable ? html`<a href="/boite?adresse=${encodeURIComponent(a.address)}">Gérer</a>` : ''}
         </td>
@@ -235,6 +236,7 @@ export interface GrantRowView {
   readonly person: string;
   readonly right: string;
   readonly scopes: readonly string[];
+  /** Last day the right works (dd/mm/yyyy in the operator's time zone). */
   readonly expiresAt?: string;
   readonly expired: boolean;
 }
@@ -258,7 +260,7 @@ export function mailboxPage(frame: PageFrame, view: MailboxView): string {
         <th scope="row">${g.person}</th>
         <td>${rightLabel(g.right)}</td>
         <td>${scopesLabel(g.scopes)}</td>
-        <td>${g.expiresAt ? shortDate(g.expiresAt) : 'sans fin'}${g.expired ? ' (terminé)' : ''}</td>
+        <td>${g.expiresAt ?? 'sans fin'}${g.expired ? ' (terminé)' : ''}</td>
         <td>
           ${
             view.grantable.includes(g.right)
@@ -491,11 +493,6 @@ export function settingsPage(frame: PageFrame, v: ClientSettingsView): string {
 
 export function errorPage(frame: PageFrame): string {
   return page(frame, html`<p><a href="/">Retour à l'accueil</a></p>`);
-}
-
-/** `2026-03-31` from an ISO instant, as shown in tables (dates in the operator's time zone). */
-export function shortDate(iso: string): string {
-  return iso.slice(0, 10);
 }
 
 export const STYLESHEET = `
