@@ -408,11 +408,23 @@ export class Gateway {
     });
   }
 
-  /** Mailboxes a person owns: where a delegate's `Sender:` may point. */
+  /**
+   * A person's own MSSanté addresses, where a delegate's `Sender:` may point (issue #13): the active
+   * mailboxes she owns here, then those the national extraction lists for her at other operators.
+   * Without the extraction (not mirrored, or Redis trouble) only ours count.
+   */
   async #ownMailboxes(principal: Principal): Promise<string[]> {
     if (principal.kind !== 'person') return [];
-    const bals = await this.registry.balsForPerson(principal.nationalId);
-    return bals.filter((b) => b.right === 'owner' && b.status === 'active').map((b) => b.bal);
+    const [bals, national] = await Promise.all([
+      this.registry.balsForPerson(principal.nationalId),
+      this.mirrors.directory.addressesOf(principal.nationalId).catch(() => undefined),
+    ]);
+    const ours = new Set(this.config.domains.map((d) => d.toLowerCase()));
+    const here = bals.filter((b) => b.right === 'owner' && b.status === 'active').map((b) => b.bal);
+    const elsewhere = (national ?? [])
+      .map((e) => e.address)
+      .filter((a) => !ours.has(a.slice(a.lastIndexOf('@') + 1)));
+    return [...here, ...elsewhere];
   }
 
   async #listenSubmission(): Promise<void> {
@@ -568,6 +580,12 @@ export class Gateway {
             },
           }
         : {}),
+      nationalAddresses: async (nationalId) =>
+        (await this.mirrors.directory.addressesOf(nationalId))?.map((e) => ({
+          address: e.address,
+          type: e.type,
+          ...(e.organisation ? { organisation: e.organisation } : {}),
+        })),
       tls: () => ({ cert: this.#trust.cert, key: this.#trust.key }),
       clientEndpoints: () => ({
         host: config.smtp.hostname,
