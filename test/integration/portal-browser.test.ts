@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { Page } from 'playwright-core';
@@ -6,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { deliverLmtp } from '../../src/store/index.js';
-import { pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';
 import { gatewayClient } from '../helpers/imap-clients.js';
 import { journalEvents } from '../helpers/journal.js';
 import {
@@ -41,10 +44,20 @@ const token = (subject: string) => mintDevToken({ pkiDir: gw.config.pkiDir, subj
 /** The day after 30 days from now, as the date field takes it (YYYY-MM-DD). */
 const until = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
 
+/** The doctor's address at another operator, as the national extraction lists it. */
+const DOCTOR_ELSEWHERE = 'jean.martin@ch-exemple.mssante.fr';
+
 beforeAll(async () => {
+  const extraction = path.join(scratchDir('extraction'), 'Extraction_Correspondance_MSSante.txt');
+  // extractionLine(_, 1) is national id 8 + 10000000001 = the doctor's.
+  writeFileSync(extraction, `${EXTRACTION_HEADER}\n${extractionLine(DOCTOR_ELSEWHERE, 1)}\n`);
   gw = await startTestGateway({
-    overrides: { portal: { enabled: true, port: 0, devProvider: { enabled: true, port: 0 } } },
+    overrides: {
+      portal: { enabled: true, port: 0, devProvider: { enabled: true, port: 0 } },
+      directory: { extraction: { source: extraction } },
+    },
   });
+  await gw.mirrors.refresh('extraction');
   portal = gw.portal!.publicUrl()!;
   doctorBal = uniqueBal('dr.martin');
   await gw.registry.create({ address: doctorBal, type: 'PER', owner: DOCTOR }, system);
@@ -108,6 +121,8 @@ describe("the professionals' portal in Chromium", () => {
     expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
     await expect.poll(() => page.getByText(doctorBal).count()).toBeGreaterThan(0);
     expect(await page.getByText('Dernière utilisation').count()).toBe(1);
+    // Elsewhere, read-only: what the national extraction lists for his national id.
+    expect(await page.getByText(DOCTOR_ELSEWHERE).count()).toBe(1);
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'adresses');
     const login = journalEvents(gw.config.dataDir).find((e) => e.event === 'portal.login');
