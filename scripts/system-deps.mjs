@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Installs the Debian packages the embedded default and the test suite need (redis-server, Dovecot
-// with IMAP and LMTP, openssl; prometheus for `npm test` only), when they are missing. As root it
+// with IMAP and LMTP, openssl; prometheus and chromium for `npm test` only), when they are missing. As root it
 // runs apt-get itself; otherwise it prints the one command to run. MSSGW_SKIP_SYSTEM_DEPS=1 skips the check (external Redis/Dovecot).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,7 +15,12 @@ const needs = [
   // Only the test suite needs Prometheus (test/integration/prometheus.test.ts runs /usr/bin/prometheus
   // and promtool itself); `npm start` does not install it. Its Debian service is not used.
   ...(process.env.npm_lifecycle_event === 'pretest'
-    ? [{ pkg: 'prometheus', ok: () => existsSync('/usr/bin/prometheus') && existsSync('/usr/bin/promtool') }]
+    ? [
+        { pkg: 'prometheus', ok: () => existsSync('/usr/bin/prometheus') && existsSync('/usr/bin/promtool') },
+        // The portal's browser tests (test/integration/portal-browser.test.ts) drive Debian's Chromium
+        // with playwright-core: never a browser download.
+        { pkg: 'chromium', ok: () => existsSync('/usr/bin/chromium') },
+      ]
     : []),
 ];
 

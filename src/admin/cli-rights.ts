@@ -18,6 +18,7 @@ export function registerRightsCommands(program: Command, ctx: CliContext): Comma
     .argument('<address>', 'mailbox address')
     .option('--delegate <id>', 'a person (8+RPPS or 0+ADELI) reads and/or sends for the owner; needs --scope')
     .option('--member <id>', 'a person co-manages an ORG or CAB mailbox (read and send)')
+    .option('--manager <id>', 'a member who may also add and remove members and managers (in the portal)')
     .option('--application-dn <dn>', 'an application certificate opens an APP mailbox (read and send)')
     .option('--scope <scope>', 'read or send; repeat for both (delegate only)', collectScope)
     .option('--expires <instant>', 'ISO 8601 instant the right stops working, e.g. 2026-03-31T18:00:00Z')
@@ -69,6 +70,7 @@ export function registerRightsCommands(program: Command, ctx: CliContext): Comma
 interface GrantOptions {
   delegate?: string;
   member?: string;
+  manager?: string;
   applicationDn?: string;
   scope?: string[];
   expires?: string;
@@ -79,11 +81,12 @@ function grantRequest(opts: GrantOptions, cmd: Command): GrantRequest {
   const given = [
     opts.delegate === undefined ? [] : [{ right: 'delegate', person: opts.delegate }],
     opts.member === undefined ? [] : [{ right: 'member', person: opts.member }],
+    opts.manager === undefined ? [] : [{ right: 'manager', person: opts.manager }],
     opts.applicationDn === undefined ? [] : [{ right: 'application', certificateDn: opts.applicationDn }],
   ].flat();
   const [subject] = given;
   if (given.length !== 1 || subject === undefined) {
-    usage(cmd, 'name exactly one of --delegate ID, --member ID or --application-dn DN');
+    usage(cmd, 'name exactly one of --delegate ID, --member ID, --manager ID or --application-dn DN');
   }
   return {
     ...subject,

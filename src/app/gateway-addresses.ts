@@ -9,6 +9,7 @@ export interface GatewayAddresses {
   readonly imapTls?: AddressInfo | undefined;
   readonly metrics?: AddressInfo | undefined;
   readonly admin?: AddressInfo | undefined;
+  readonly portal?: AddressInfo | undefined;
 }
 
 /** `{ mx: '127.0.0.1:2525', ... }` for logs and the journal. */

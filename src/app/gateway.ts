@@ -15,6 +15,7 @@ import {
   gaugeSources,
 } from '../observability/index.js';
 import type { TrustMaterial } from '../pki/index.js';
+import type { Portal } from '../portal/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { RelayTransport } from '../relay/index.js';
 import type { BalRegistry } from '../registry/index.js';
@@ -64,6 +65,8 @@ export interface Gateway {
   readonly mx: MxServer | undefined;
   readonly submission: SubmissionServer | undefined;
   readonly imap: ImapFrontEnd | undefined;
+  /** The professionals' portal (portal.enabled, issue #13). */
+  readonly portal: Portal | undefined;
   /**
    * Reloads the whitelist (a refresh of its mirror, whatever its source) and the trust material,
    * keeping the last good copy of what fails (SIGHUP).
@@ -183,6 +186,8 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       spool,
       delivery,
       lifecycle: lifecycle.events,
+      activity: lifecycle.activity,
+      mirrors,
       authenticator,
       sessions,
       health,
@@ -209,6 +214,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     mx: listeners.mx,
     submission: listeners.submission,
     imap: listeners.imap,
+    portal: listeners.portal,
     get trust() {
       return trust.current();
     },

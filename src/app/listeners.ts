@@ -4,11 +4,11 @@ import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
-import type { WhitelistHolder } from '../directory/index.js';
+import type { DirectoryMirrors, WhitelistHolder } from '../directory/index.js';
 import { ImapFrontEnd } from '../imap/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { imapObserver } from '../imap/index.js';
-import { type BalRegistry, ownedMailboxes } from '../registry/index.js';
+import { type BalRegistry, ownedAddresses } from '../registry/index.js';
 import { MxServer, SubmissionServer } from '../smtp/index.js';
 import type { Backends } from './backends.js';
 import { explainListen } from './explain-listen.js';
@@ -74,6 +74,7 @@ export function buildSubmission(
     readonly registry: BalRegistry;
     readonly authenticator: GatewayAuthenticator;
     readonly sessions: SessionWatch;
+    readonly mirrors: DirectoryMirrors;
     readonly spool: Spool;
     readonly onAccepted: (envelope: SpoolEnvelope) => void;
   },
@@ -85,9 +86,14 @@ export function buildSubmission(
     trust: () => d.trust.current(),
     whitelist: d.whitelist,
     mailboxes: registry,
-    // Where a delegate's `Sender:` may point: mailboxes a person owns.
+    // Where a delegate's `Sender:` may point: her own addresses, here and in the national extraction.
     ownMailboxes: (p: Principal) =>
-      p.kind === 'person' ? ownedMailboxes(registry, p.nationalId) : Promise.resolve([]),
+      p.kind === 'person'
+        ? ownedAddresses(registry, p.nationalId, {
+            addressesOf: (id) => d.mirrors.directory.addressesOf(id),
+            ourDomains: config.domains,
+          })
+        : Promise.resolve([]),
     authenticator: d.authenticator,
     sasl: { oauthBearer: decodeOauthbearer, external: decodeExternal },
     spool: d.spool,

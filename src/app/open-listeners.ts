@@ -2,10 +2,11 @@ import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { type Spool, queueAdministration } from '../delivery/index.js';
-import type { WhitelistHolder } from '../directory/index.js';
+import type { DirectoryMirrors, WhitelistHolder } from '../directory/index.js';
 import type { ImapFrontEnd } from '../imap/index.js';
-import type { LifecycleEvents } from '../lifecycle/index.js';
+import type { LifecycleActivity, LifecycleEvents } from '../lifecycle/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
+import type { Portal } from '../portal/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { BalRegistry } from '../registry/index.js';
 import type { MxServer, SubmissionServer } from '../smtp/index.js';
@@ -16,6 +17,7 @@ import type { DeliveryPart } from './delivery.js';
 import type { GatewayAddresses } from './gateway-addresses.js';
 import { buildImap, buildMx, buildSubmission } from './listeners.js';
 import { buildObservability } from './observability.js';
+import { buildPortalPart } from './portal.js';
 import type { StopOrder } from './stop-order.js';
 import type { TrustPart } from './trust.js';
 
@@ -29,6 +31,8 @@ export interface OpenListenersDeps {
   readonly spool: Spool;
   readonly delivery: DeliveryPart;
   readonly lifecycle: LifecycleEvents;
+  readonly activity: LifecycleActivity;
+  readonly mirrors: DirectoryMirrors;
   readonly authenticator: GatewayAuthenticator;
   /** Open IMAP and submission sessions, cut when their right goes (issue #11 item 5). */
   readonly sessions: SessionWatch;
@@ -43,6 +47,7 @@ export interface OpenListeners {
   readonly mx: MxServer | undefined;
   readonly submission: SubmissionServer | undefined;
   readonly imap: ImapFrontEnd | undefined;
+  readonly portal: Portal | undefined;
   readonly addresses: GatewayAddresses;
 }
 
@@ -107,18 +112,27 @@ export async function openListeners(
       )
     : undefined;
   const adminAddress = await admin?.listen();
+  const clientAddresses = {
+    submission: submissionAddresses?.starttls,
+    submissionTls: submissionAddresses?.implicit,
+    imap: imapAddresses?.starttls,
+    imapTls: imapAddresses?.implicit,
+  };
+  const portal = config.portal.enabled
+    ? stops.add('portal', buildPortalPart({ ...d, listening: () => clientAddresses }))
+    : undefined;
+  const portalAddress = await portal?.listen();
   return {
     mx: mx?.server,
     submission: submission?.server,
     imap: imap?.server,
+    portal: portal?.server,
     addresses: {
       mx: mxAddress,
-      submission: submissionAddresses?.starttls,
-      submissionTls: submissionAddresses?.implicit,
-      imap: imapAddresses?.starttls,
-      imapTls: imapAddresses?.implicit,
+      ...clientAddresses,
       metrics: metricsAddress,
       admin: adminAddress,
+      portal: portalAddress,
     },
   };
 }

@@ -510,6 +510,89 @@ const AdminConfig = z
   })
   .prefault({});
 
+/**
+ * The professionals' portal (issue #13, src/portal): its own HTTPS listener with our certificate,
+ * login with Pro Santé Connect (OpenID Connect authorization code + PKCE), sessions in Redis.
+ */
+const PortalConfig = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Serve the professionals' portal and the mail clients' autoconfiguration documents"),
+    host: host.default('127.0.0.1').describe('Listen address of the portal (HTTPS)'),
+    port: port.default(9443).describe("Portal HTTPS port (443 behind the operator's name in production)"),
+    publicUrl: z
+      .string()
+      .url()
+      .refine((u) => /^https:\/\//i.test(u), { message: 'give an https:// URL' })
+      .optional()
+      .describe('https:// URL people reach the portal at; absent: https://localhost:<bound port>'),
+    sessionIdleMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(720)
+      .default(30)
+      .describe('A session unused this long ends (idle expiry)'),
+    sessionMaxHours: z
+      .number()
+      .min(0.05)
+      .max(24)
+      .default(8)
+      .describe('A session ends this long after the login, used or not (absolute expiry)'),
+    oidc: z
+      .strictObject({
+        issuer: z
+          .string()
+          .url()
+          .optional()
+          .describe(
+            'Pro Santé Connect issuer URL (discovery at /.well-known/openid-configuration); absent in development: the local development provider',
+          ),
+        clientId: z.string().min(1).default('mssgw-portal').describe('Our client id at the issuer'),
+        clientSecretFile: filePath
+          .optional()
+          .describe('File holding the client secret (client_secret_basic); required in production'),
+        redirectUri: z
+          .string()
+          .url()
+          .optional()
+          .describe('Registered redirect URI; absent: <publicUrl>/connexion/retour'),
+        scopes: z
+          .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/))
+          .default(['openid', 'scope_all'])
+          .refine((s) => s.includes('openid'), { message: 'must include openid' })
+          .describe('Scopes asked for at login'),
+        nationalIdClaim: z
+          .string()
+          .min(1)
+          .default('SubjectNameID')
+          .describe("Claim of the ID token or userinfo holding the person's national id (as for XOAUTH2)"),
+        acrValues: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('acr_values asked for (e.g. eidas1 at Pro Santé Connect); absent: not sent'),
+      })
+      .prefault({}),
+    devProvider: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Run the local development OpenID provider (a few development people) and log in with it; refused in production',
+          ),
+        host: host
+          .default('127.0.0.1')
+          .describe('Listen address of the development provider (HTTP, loopback)'),
+        port: port.default(9444).describe('Port of the development provider'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 const httpsUrl = z
   .string()
   .url()
@@ -659,6 +742,9 @@ export const ConfigSchema = z.strictObject({
   publication: PublicationConfig.describe(
     'Publication of our mailboxes in the national directory (FHIR PATCH, mutual TLS with tls.certFile)',
   ),
+  portal: PortalConfig.describe(
+    "The professionals' portal: Pro Santé Connect login, addresses, delegations, warnings, client autoconfiguration",
+  ),
   lifecycle: LifecycleConfig.describe(
     'Mailbox lifecycle: inactivity warnings and unpublication, expired rights, deleted mail, indicators',
   ),
@@ -764,6 +850,42 @@ function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: st
       });
     }
   });
+  issues.push(...portalRefusals(c));
+  return issues;
+}
+
+/** The portal in production: a real issuer, its secret, never the development provider. */
+function portalRefusals(c: Config): Array<{ path: PropertyKey[]; message: string }> {
+  const p = c.portal;
+  const issues: Array<{ path: PropertyKey[]; message: string }> = [];
+  if (p.devProvider.enabled) {
+    issues.push({
+      path: ['portal', 'devProvider', 'enabled'],
+      message: 'mode is production but the development OpenID provider is on: configure Pro Santé Connect',
+    });
+  }
+  if (!p.enabled) return issues;
+  const issuer = p.oidc.issuer;
+  if (issuer === undefined) {
+    issues.push({
+      path: ['portal', 'oidc', 'issuer'],
+      message: 'required in production (Pro Santé Connect)',
+    });
+  } else if (
+    !/^https:\/\//i.test(issuer) ||
+    /^https:\/\/(localhost|127\.|\[::1\]|[^/]*\.invalid)/i.test(issuer)
+  ) {
+    issues.push({
+      path: ['portal', 'oidc', 'issuer'],
+      message: `mode is production but ${issuer} is not a public https:// issuer: configure Pro Santé Connect`,
+    });
+  }
+  if (p.oidc.clientSecretFile === undefined) {
+    issues.push({ path: ['portal', 'oidc', 'clientSecretFile'], message: 'required in production' });
+  }
+  if (p.publicUrl === undefined) {
+    issues.push({ path: ['portal', 'publicUrl'], message: 'required in production (the URL people reach)' });
+  }
   return issues;
 }
 

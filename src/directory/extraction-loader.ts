@@ -11,7 +11,11 @@ import {
 } from './extraction-format.js';
 import { LineSplitter, openExtraction } from './extraction-input.js';
 import { refusal } from './mirror-outcome.js';
-import { directoryUnavailable } from './mirror-store.js';
+import { ENTRY_FIELDS } from './extraction-format.js';
+import { PERSON_INDEX_SUFFIX, directoryUnavailable } from './mirror-store.js';
+
+/** Position of the national person id in an entry's values. */
+const NATIONAL_ID = ENTRY_FIELDS.indexOf('nationalId');
 
 /**
  * Streams the extraction into a Redis hash (address → compact entry) under a new version key,
@@ -98,6 +102,21 @@ class Loader {
     return this.#map !== undefined;
   }
 
+  /**
+   * The per-person index (national id → addresses, space-separated) beside the copy: what the portal
+   * lists as a person's addresses and where a delegate's `Sender:` may point. Only this loader writes
+   * the staged copy, so read-then-write is safe.
+   */
+  async #indexPersons(byPerson: ReadonlyMap<string, readonly string[]>): Promise<void> {
+    if (byPerson.size === 0) return;
+    const { redis, target } = this.options;
+    const index = `${target}${PERSON_INDEX_SUFFIX}`;
+    const persons = [...byPerson.keys()];
+    const known = await redis.hmget(index, ...persons);
+    const fields = persons.flatMap((p, i) => [p, [known[i], ...byPerson.get(p)!].filter(Boolean).join(' ')]);
+    await redis.hset(index, ...fields);
+  }
+
   async flush(): Promise<void> {
     if (this.#batch.size === 0) return;
     const { redis, target, previous } = this.options;
@@ -112,6 +131,7 @@ class Loader {
       const written = replies[0]?.[1] as (string | null)[];
       const before = (replies[1]?.[1] as (string | null)[] | undefined) ?? [];
       const fields: string[] = [];
+      const byPerson = new Map<string, string[]>();
       addresses.forEach((address, i) => {
         const values = batch.get(address)!;
         const stored = written[i];
@@ -126,8 +146,11 @@ class Loader {
         this.entries++;
         if (before[i]) this.existed++;
         fields.push(address, encodeValues(values));
+        const person = (values[NATIONAL_ID] ?? '').trim().toUpperCase();
+        if (person !== '') byPerson.set(person, [...(byPerson.get(person) ?? []), address]);
       });
       await redis.hset(target, ...fields);
+      await this.#indexPersons(byPerson);
     } catch (err) {
       throw directoryUnavailable(err);
     }

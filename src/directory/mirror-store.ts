@@ -18,6 +18,9 @@ import { GatewayError, isGatewayError, redisErrorKind } from '../errors/index.js
  * (compare-and-set on the version it replaces), then the old version is deleted. Readers of the
  * extraction resolve the version and read the entry in one script, so no reader sees a gap.
  */
+/** Suffix of the extraction's per-person index beside a version's data key. */
+export const PERSON_INDEX_SUFFIX = ':pp';
+
 export class MirrorKeys {
   constructor(readonly prefix: string) {}
   #base(mirror: string): string {
@@ -32,6 +35,10 @@ export class MirrorKeys {
   }
   data(mirror: string, version: number | string): string {
     return `${this.dataPrefix(mirror)}${version}`;
+  }
+  /** The extraction's index of a data key: national person id → its addresses (space-separated). */
+  personIndex(dataKey: string): string {
+    return `${dataKey}${PERSON_INDEX_SUFFIX}`;
   }
   lock(mirror: string): string {
     return `${this.#base(mirror)}:lock`;
@@ -136,6 +143,23 @@ table.insert(values, 1, v)
 return values
 `);
 
+/**
+ * KEYS[1] state. ARGV[1] data key prefix, ARGV[2] national person id. The version in service, then
+ * each address the extraction lists for that person followed by its encoded entry.
+ */
+export const LOOKUP_PERSON = new Script(`
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return {} end
+local out = {v}
+local list = redis.call('HGET', ARGV[1] .. v .. '${PERSON_INDEX_SUFFIX}', ARGV[2])
+if not list then return out end
+for a in string.gmatch(list, '%S+') do
+  table.insert(out, a)
+  table.insert(out, redis.call('HGET', ARGV[1] .. v, a) or '')
+end
+return out
+`);
+
 /** KEYS[1] state. ARGV[1] data key prefix. The version and the number of addresses in service. */
 export const COUNT = new Script(`
 local v = redis.call('HGET', KEYS[1], 'version')
@@ -227,19 +251,26 @@ export class MirrorStore {
       ],
     )) as [number, string?];
     if (reply[0] !== 1) {
-      await this.redis.unlink(this.keys.data(mirror, version));
+      await this.#unlinkVersion(mirror, version);
       return false;
     }
-    if (expected !== undefined) await this.redis.unlink(this.keys.data(mirror, expected));
+    if (expected !== undefined) await this.#unlinkVersion(mirror, expected);
     return true;
   }
 
   /** Deletes data keys of versions not in service (copies of refreshes that died half-way). */
+  /** A version's data key and, for the extraction, its per-person index. */
+  async #unlinkVersion(mirror: string, version: number | string): Promise<void> {
+    const key = this.keys.data(mirror, version);
+    await this.redis.unlink(key, this.keys.personIndex(key));
+  }
+
   async dropOrphans(mirror: string, keep: number | undefined): Promise<number> {
     let dropped = 0;
     const stream = this.redis.scanStream({ match: `${this.keys.dataPrefix(mirror)}*`, count: 100 });
     for await (const batch of stream as AsyncIterable<string[]>) {
-      const orphans = batch.filter((k) => k !== (keep === undefined ? '' : this.keys.data(mirror, keep)));
+      const kept = keep === undefined ? '' : this.keys.data(mirror, keep);
+      const orphans = batch.filter((k) => k !== kept && k !== this.keys.personIndex(kept));
       if (orphans.length > 0) dropped += await this.redis.unlink(...orphans);
     }
     return dropped;

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { normalizeAddress } from '../shared/index.js';
 import { type DirectoryEntry, decodeValues, entryFrom } from './extraction-format.js';
-import { COUNT, LOOKUP, MirrorKeys, directoryUnavailable } from './mirror-store.js';
+import { COUNT, LOOKUP, LOOKUP_PERSON, MirrorKeys, directoryUnavailable } from './mirror-store.js';
 
 /** The name of the extraction mirror (metrics label, CLI argument). */
 export const EXTRACTION_MIRROR = 'extraction';
@@ -57,6 +57,30 @@ export class NationalDirectory {
     }
     if (version === undefined) version = (await this.size())?.version;
     return { version, entries };
+  }
+
+  /**
+   * Every address the extraction lists for a national person id (8+RPPS or 0+ADELI), with its entry:
+   * a person's MSSanté addresses at every operator. Undefined when no extraction is in service.
+   */
+  async addressesOf(nationalId: string): Promise<DirectoryEntry[] | undefined> {
+    let reply: string[];
+    try {
+      reply = (await LOOKUP_PERSON.run(
+        this.#redis,
+        [this.#keys.state(EXTRACTION_MIRROR)],
+        [this.#keys.dataPrefix(EXTRACTION_MIRROR), nationalId.trim().toUpperCase()],
+      )) as string[];
+    } catch (err) {
+      throw directoryUnavailable(err);
+    }
+    if (reply.length === 0) return undefined;
+    const entries: DirectoryEntry[] = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) {
+      const [address, stored] = [reply[i]!, reply[i + 1]!];
+      if (stored !== '') entries.push(entryFrom(address, decodeValues(stored)));
+    }
+    return entries;
   }
 
   /** The published entry of one address, or undefined. */

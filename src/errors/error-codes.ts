@@ -304,6 +304,12 @@ export const ERROR_CODES = {
     http: 409,
     summary: 'this right does not apply to this mailbox',
   },
+  RIGHT_FORBIDDEN: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'this person may not change rights on this mailbox',
+  },
   RIGHT_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such right on this mailbox' },
   // Operator-managed secrets of mailboxes (PLAIN/LOGIN, ARCHITECTURE.md §4).
   SECRET_NOT_ALLOWED: {

@@ -21,7 +21,7 @@ export type Principal =
   /** An operator-managed secret of one mailbox (PLAIN/LOGIN, where the configuration allows it). */
   | { readonly kind: 'secret'; readonly bal: string };
 
-export type Right = 'owner' | 'delegate' | 'member' | 'application';
+export type Right = 'owner' | 'delegate' | 'member' | 'manager' | 'application';
 export type Scope = 'read' | 'send';
 
 /** The outcome of a successful authentication: this principal may use this mailbox, this way. */

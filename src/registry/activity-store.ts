@@ -6,10 +6,11 @@ import { RECORD_ACTIVITY } from './rights-scripts.js';
 
 /**
  * Last use of each mailbox (MSSANTE.md "Lifecycle and indicators": a successful authentication over
- * IMAP, submission or application mTLS, or a submission; receiving mail is not use). Feeds the
+ * IMAP, submission or application mTLS, or a submission; receiving mail is not use; in the portal, the
+ * owner's "je garde cette adresse", issue #13). Feeds the
  * 45-day unpublication rule through the `bals:last-activity` index and the monthly indicators.
  */
-export const ACTIVITY_CHANNELS = ['imap', 'submission', 'application'] as const;
+export const ACTIVITY_CHANNELS = ['imap', 'submission', 'application', 'portal'] as const;
 export type ActivityChannel = (typeof ACTIVITY_CHANNELS)[number];
 
 export interface BalActivity {

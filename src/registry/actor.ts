@@ -1,6 +1,7 @@
 /** Who made a change, for the audit journal. */
 export interface Actor {
-  readonly kind: 'admin-api' | 'cli' | 'system';
+  /** `portal`: a professional after a Pro Santé Connect login; `id` is the national id. */
+  readonly kind: 'admin-api' | 'cli' | 'portal' | 'system';
   readonly id: string;
   /** Remote address of the caller, when it came over the network. */
   readonly remote?: string;

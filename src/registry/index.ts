@@ -31,6 +31,7 @@ export type {
 export {
   GRANT_RIGHTS,
   SCOPES,
+  assertPersonMayManage,
   isGrantExpired,
   parseCertificateDn,
   parseGrantRequest,
@@ -43,4 +44,4 @@ export type { Grant, GrantRequest, GrantRight, GrantSubject, NewGrant, SubjectRe
 export type { AccessibleBal, GrantView } from './rights-store.js';
 export { ACTIVITY_CHANNELS, ActivityStore } from './activity-store.js';
 export type { ActivityChannel, BalActivity } from './activity-store.js';
-export { ownedMailboxes } from './owned-mailboxes.js';
+export { ownedAddresses, ownedMailboxes } from './owned-mailboxes.js';

@@ -266,7 +266,7 @@ export class RightsStore {
   }
 }
 
-const RIGHT_ORDER: readonly Right[] = ['owner', 'member', 'delegate', 'application'];
+const RIGHT_ORDER: readonly Right[] = ['owner', 'manager', 'member', 'delegate', 'application'];
 
 function describeSubject(subject: GrantSubject): string {
   return subject.kind === 'person' ? `person ${subject.nationalId}` : `certificate "${subject.dn}"`;

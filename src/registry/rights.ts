@@ -13,7 +13,7 @@ import { normalisePersonId, type Bal, type BalType } from './bal.js';
  * from an operator-managed secret of that mailbox.
  */
 
-export const GRANT_RIGHTS = ['delegate', 'member', 'application'] as const;
+export const GRANT_RIGHTS = ['delegate', 'member', 'manager', 'application'] as const;
 export type GrantRight = (typeof GRANT_RIGHTS)[number];
 
 /** Canonical order of scopes, as stored and shown. */
@@ -60,12 +60,14 @@ export type NewGrant = Omit<Grant, 'grantedBy' | 'grantedAt'>;
 /**
  * The rights each mailbox type accepts. A delegate is a person reading or sending for the owner
  * (a PER's person, or the structure of an ORG/CAB); a member co-manages a structure's mailbox; an
- * APP mailbox is opened by software only, through its certificate.
+ * APP mailbox is opened by software only, through its certificate. A manager is a member who may also
+ * add and remove the members and managers of that mailbox (issue #13; the first one is set by the
+ * operator).
  */
 const RIGHTS_BY_TYPE: Readonly<Record<BalType, readonly GrantRight[]>> = {
   PER: ['delegate'],
-  ORG: ['delegate', 'member'],
-  CAB: ['delegate', 'member'],
+  ORG: ['delegate', 'member', 'manager'],
+  CAB: ['delegate', 'member', 'manager'],
   APP: ['application'],
 };
 
@@ -103,11 +105,15 @@ export function parseGrantRequest(bal: Bal, request: GrantRequest, now: Date): N
 function parseRight(bal: Bal, input: string): GrantRight {
   const right = input.trim().toLowerCase();
   if (!isGrantRight(right)) {
-    throw invalid(`unknown right "${input}": use delegate, member or application`, { right: input });
+    throw invalid(`unknown right "${input}": use delegate, member, manager or application`, { right: input });
   }
   if (rightAppliesTo(bal.type, right)) return right;
   const why: Record<GrantRight, string> = {
     delegate: 'an APP mailbox is opened by software only: bind its certificate with right application',
+    manager:
+      bal.type === 'PER'
+        ? 'a PER mailbox belongs to one person: give other people right delegate'
+        : 'an APP mailbox is opened by software only: bind its certificate with right application',
     member:
       bal.type === 'PER'
         ? 'a PER mailbox belongs to one person: give other people right delegate'
@@ -185,7 +191,7 @@ function parseScopes(right: GrantRight, input: readonly string[] | undefined): S
     }
     return SCOPES.filter((s) => asked.has(s));
   }
-  // A member co-manages and an application runs the mailbox: always both, never a subset.
+  // A member or manager co-manages and an application runs the mailbox: always both, never a subset.
   if (input !== undefined && asked.size !== SCOPES.length) {
     throw invalid(`right ${right} always has scopes read and send; give a person right delegate for fewer`, {
       scopes: input,
@@ -283,4 +289,47 @@ function canonicalOrNull(dn: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * May this person (not the operator) give or take `right` on `bal`? The one rule for the portal
+ * (ARCHITECTURE.md §4, "rights are granted by the people they belong to"): the owner of a PER
+ * mailbox manages its delegates; a live manager of an ORG or CAB mailbox manages its delegates,
+ * members and managers. The operator's CLI and admin API are not bound by it (support).
+ * Throws RIGHT_FORBIDDEN, naming who may.
+ */
+export function assertPersonMayManage(
+  bal: Bal,
+  grants: readonly Grant[],
+  nationalId: string,
+  right: GrantRight,
+  now: Date,
+): void {
+  const id = normalisePersonId(nationalId);
+  const owner = bal.type === 'PER' && id !== null && bal.owner === id;
+  const manager =
+    id !== null &&
+    (bal.type === 'ORG' || bal.type === 'CAB') &&
+    grants.some(
+      (g) =>
+        g.right === 'manager' &&
+        g.subject.kind === 'person' &&
+        g.subject.nationalId === id &&
+        !isGrantExpired(g, now),
+    );
+  if ((owner && right === 'delegate') || (manager && right !== 'application')) return;
+  const who =
+    bal.type === 'PER'
+      ? 'only its owner manages the delegates of a PER mailbox'
+      : bal.type === 'APP'
+        ? 'an APP mailbox is managed by the operator only'
+        : 'only a manager of this mailbox manages its delegates, members and managers';
+  throw new GatewayError(
+    'RIGHT_FORBIDDEN',
+    `${nationalId} may not change right ${right} on ${bal.address}: ${who}`,
+    {
+      address: bal.address,
+      right,
+    },
+  );
 }

@@ -25,6 +25,7 @@ import { type ErrorCode, toGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 import {
+  DELEGATE_HEADER,
   type MailboxStatusView,
   checkEnvelopeSender,
   checkHeaderSenders,
@@ -314,12 +315,16 @@ export class SubmissionServer {
       const value = headers.header(name);
       return value === undefined ? undefined : addressList(value);
     };
+    // Only the gateway writes it (sender-policy.ts): a client's own would be a forgery.
+    if (headers.header(DELEGATE_HEADER) !== undefined) {
+      return { ok: false as const, code: 'FROM_NOT_ALLOWED' as const, reason: 'delegate_header' };
+    }
     const own = access.right === 'owner' ? [] : await this.#d.ownMailboxes(access.principal);
     const d = checkHeaderSenders(access, { from: parse('From') ?? [], sender: parse('Sender') }, own);
     if (!d.ok) return d;
-    return d.addSender
-      ? { ok: true as const, prepend: `Sender: <${d.addSender}>\r\n` }
-      : { ok: true as const };
+    if (d.addSender) return { ok: true as const, prepend: `Sender: <${d.addSender}>\r\n` };
+    if (d.addDelegate) return { ok: true as const, prepend: `${DELEGATE_HEADER}: ${d.addDelegate}\r\n` };
+    return { ok: true as const };
   }
 
   async #onData(

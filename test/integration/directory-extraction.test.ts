@@ -19,9 +19,15 @@ async function mirrorsFor(source: string, extraction: Record<string, unknown> = 
 }
 
 /** Data keys of the extraction left in Redis: only the version in service may remain. */
+/** The versions' data keys and their per-person indexes (`:pp`), sorted. */
 async function versionKeys(h: MirrorsHarness): Promise<string[]> {
-  return h.redis.keys(`${h.config.redis.prefix}dir:{dir:extraction}:v:*`);
+  return (await h.redis.keys(`${h.config.redis.prefix}dir:{dir:extraction}:v:*`)).sort();
 }
+
+const versionAndIndex = (h: MirrorsHarness, v: number) => {
+  const key = `${h.config.redis.prefix}dir:{dir:extraction}:v:${v}`;
+  return [key, `${key}:pp`];
+};
 
 describe('BAL extraction mirror', () => {
   it('loads a ZIP over HTTPS, merges duplicates, answers lookups and counts differences', async () => {
@@ -67,6 +73,11 @@ describe('BAL extraction mirror', () => {
       city: '69000 LYON',
     });
     expect((await dir.entryOf(addr(7)))?.service).toBe('Cardiologie');
+    // The per-person index (issue #13): a person's addresses, with their entries.
+    expect((await dir.addressesOf('810000000005'))?.map((e) => [e.address, e.lastName])).toEqual([
+      [addr(5), 'NOM5'],
+    ]);
+    expect(await dir.addressesOf('810000099999')).toEqual([]);
     const org = await dir.entryOf(addr(10));
     expect(org).toMatchObject({ type: 'ORG', structureId: '1690000010' });
     expect(org?.nationalId).toBeUndefined();
@@ -88,7 +99,7 @@ describe('BAL extraction mirror', () => {
     });
     expect(await dir.isKnown(addr(10))).toBe(false);
     expect(await dir.isKnown(addr(1049))).toBe(true);
-    expect(await versionKeys(h)).toEqual([`${h.config.redis.prefix}dir:{dir:extraction}:v:2`]);
+    expect(await versionKeys(h)).toEqual(versionAndIndex(h, 2));
     expect(await dir.size()).toEqual({ version: 2, entries: 1000 });
     const status = (await h.mirrors.status()).find((s) => s.mirror === 'extraction');
     expect(status).toMatchObject({
@@ -139,7 +150,7 @@ describe('BAL extraction mirror', () => {
     expect(h.events('directory.mirror.refused').map((e) => e.reason)).toEqual(attempts.map((a) => a[2]));
     expect(await h.mirrors.directory.isKnown(addr(499))).toBe(true);
     expect(await h.mirrors.directory.size()).toEqual({ version: 1, entries: 500 });
-    expect(await versionKeys(h)).toEqual([`${h.config.redis.prefix}dir:{dir:extraction}:v:1`]);
+    expect(await versionKeys(h)).toEqual(versionAndIndex(h, 1));
   });
 
   it('tolerates a few unusable lines within maxInvalidShare', async () => {

@@ -147,6 +147,24 @@ describe('production mode refusals', () => {
     expect(keys).toEqual(expect.arrayContaining(['tls.certFile', 'tls.keyFile', 'tls.caFiles.0']));
   });
 
+  it('refuses the development OpenID provider and a portal without Pro Santé Connect', () => {
+    const portal = {
+      enabled: true,
+      devProvider: { enabled: true },
+      oidc: { issuer: 'http://127.0.0.1:9444' },
+    };
+    const keys = issues({ mode: 'production', portal }).map((i) => i.key);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'portal.devProvider.enabled',
+        'portal.oidc.issuer',
+        'portal.oidc.clientSecretFile',
+        'portal.publicUrl',
+      ]),
+    );
+    expect(issues({ portal })).toEqual([]);
+  });
+
   it('accepts the same development settings in development mode', () => {
     expect(issues(dev)).toEqual([]);
   });

@@ -134,11 +134,18 @@ describe('sender policy', () => {
       { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'from_header' },
     ],
     [
-      'delegate without a mailbox',
+      'delegate without any MSSanté address: no Sender, her national id in X-MSSGW-Delegate',
       access('delegate', ['send']),
       { from: ['dr.house@op.mssante.test'], sender: undefined },
       [],
-      { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'delegate_without_mailbox' },
+      { ok: true, addDelegate: '810000000099' },
+    ],
+    [
+      'delegate without any MSSanté address naming a Sender',
+      access('delegate', ['send']),
+      { from: ['dr.house@op.mssante.test'], sender: ['dr.house@op.mssante.test'] },
+      [],
+      { ok: false, code: 'FROM_NOT_ALLOWED', reason: 'sender_header' },
     ],
   ])('%s', (_name, a, headers, own, expected) => {
     expect(checkHeaderSenders(a, headers, own)).toEqual(expected);

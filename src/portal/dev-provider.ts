@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Configuration } from 'oidc-provider';
+
+/**
+ * The local OpenID provider standing in for Pro Santé Connect in development and in tests
+ * (issue #13: "a real local OpenID provider ... so the portal's code path is the production one").
+ * It is oidc-provider, a certified implementation, with its built-in development login form: type
+ * the national id of a development person as the login, any password. Production refuses it
+ * (portal.devProvider.enabled, config/schema.ts).
+ */
+
+/** The development people, shaped like Pro Santé Connect's: the national id is in SubjectNameID. */
+export const DEV_PEOPLE: ReadonlyArray<{
+  readonly nationalId: string;
+  readonly givenName: string;
+  readonly familyName: string;
+  readonly profession: string;
+}> = [
+  { nationalId: '810000000001', givenName: 'Jean', familyName: 'Martin', profession: 'Médecin' },
+  {
+    nationalId: '810000000002',
+    givenName: 'Claire',
+    familyName: 'Durand',
+    profession: 'Secrétaire médicale',
+  },
+  { nationalId: '810000000003', givenName: 'Sofia', familyName: 'Leroy', profession: 'Infirmière' },
+];
+
+/** The portal's client at the development provider. Not a secret: development only. */
+export const DEV_PROVIDER_CLIENT = { clientId: 'mssgw-portal', clientSecret: 'mssgw-portal-development' };
+
+/** Claims of the scope Pro Santé Connect names `scope_all`. */
+const PERSON_CLAIMS = ['SubjectNameID', 'given_name', 'family_name', 'SubjectRole'];
+
+export interface DevProviderOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The portal's redirect URIs (known once the portal listens). */
+  readonly redirectUris: readonly string[];
+  /** Claim holding the national id; default SubjectNameID. */
+  readonly nationalIdClaim?: string;
+}
+
+export interface DevProvider {
+  readonly issuer: string;
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+export async function startDevProvider(options: DevProviderOptions): Promise<DevProvider> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const issuer = `http://${host}:${address.port}`;
+  const claim = options.nationalIdClaim ?? 'SubjectNameID';
+  const claims = [...new Set([claim, ...PERSON_CLAIMS])];
+  const configuration: Configuration = {
+    clients: [
+      {
+        client_id: DEV_PROVIDER_CLIENT.clientId,
+        client_secret: DEV_PROVIDER_CLIENT.clientSecret,
+        redirect_uris: [...options.redirectUris],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    scopes: ['openid', 'scope_all'],
+    claims: { openid: ['sub'], scope_all: claims },
+    // As Pro Santé Connect does, the person's claims are in the ID token too.
+    conformIdTokenClaims: false,
+    pkce: { required: () => true },
+    cookies: { keys: [randomBytes(32).toString('hex')] },
+    features: { devInteractions: { enabled: true } },
+    findAccount: (_ctx, id) => {
+      const person = DEV_PEOPLE.find((p) => p.nationalId === id.trim());
+      if (person === undefined) return undefined;
+      return {
+        accountId: person.nationalId,
+        claims: () => ({
+          sub: person.nationalId,
+          [claim]: person.nationalId,
+          given_name: person.givenName,
+          family_name: person.familyName,
+          SubjectRole: [person.profession],
+        }),
+      };
+    },
+    // A first-party client: no consent screen, every claim of the asked scopes granted.
+    loadExistingGrant: async (ctx) => {
+      const { session, client } = ctx.oidc;
+      if (session?.accountId === undefined || client === undefined) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope('openid scope_all');
+      grant.addOIDCClaims(claims);
+      await grant.save();
+      return grant;
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+  const handle = provider.callback();
+  server.on('request', (req, res) => void handle(req, res));
+  return {
+    issuer,
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,115 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import axe from 'axe-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { pkiFile } from './gateway.js';
+
+/** Debian's Chromium (scripts/system-deps.mjs installs it for the tests): never a browser download. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+export interface PortalBrowser {
+  readonly context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/** A fresh Chromium profile, headless, as the portal's users would have (French, phone-sized or not). */
+export async function openBrowser(options: { mobile?: boolean } = {}): Promise<PortalBrowser> {
+  const profile = mkdtempSync(path.join(tmpdir(), 'mssgw-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+    ],
+    // The development PKI's root is not in Chromium's store; node-side requests do verify it.
+    ignoreHTTPSErrors: true,
+    locale: 'fr-FR',
+    viewport: options.mobile ? { width: 390, height: 844 } : { width: 1100, height: 900 },
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs axe-core in the page (through the DevTools protocol, which the page's CSP does not govern:
+ * the portal itself runs no script) and returns the serious and critical violations.
+ */
+export async function seriousViolations(page: Page): Promise<string[]> {
+  await page.evaluate(axe.source);
+  // A string, evaluated in the page: this project's TypeScript has no DOM types.
+  const result = await page.evaluate<axe.AxeResults>(
+    "window.axe.run(document, { resultTypes: ['violations'] })",
+  );
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
+
+/** A screenshot for the README, under docs/portal/. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await page.screenshot({
+    path: path.resolve(import.meta.dirname, '../../docs/portal', `${name}.png`),
+    fullPage: true,
+  });
+}
+
+export interface PortalResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** One HTTPS request to the portal from Node, verifying its certificate against the development root. */
+export function portalRequest(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<PortalResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+        ca: pkiFile('ca/root.crt'),
+        servername: 'localhost',
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Logs a development person in through the local OpenID provider's own login form. */
+export async function loginAs(page: Page, portalUrl: string, nationalId: string): Promise<void> {
+  await page.goto(`${portalUrl}/`);
+  await page.getByRole('link', { name: 'Se connecter avec Pro Santé Connect' }).click();
+  await page.locator('input[name="login"]').fill(nationalId);
+  await page.locator('input[name="password"]').fill('development');
+  await page.locator('button[type="submit"]').click();
+  await page.waitForURL(`${portalUrl}/`);
+  await expect.poll(() => page.locator('h1').textContent()).toBe('Mes adresses MSSanté');
+}
