@@ -10,7 +10,7 @@ import { mintDevToken } from '../../src/auth/index.js';
 import { deliverLmtp } from '../../src/store/index.js';
 import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';
-import { gatewayClient } from '../helpers/imap-clients.js';
+import { directClient, gatewayClient } from '../helpers/imap-clients.js';
 import { journalEvents } from '../helpers/journal.js';
 import {
   loginAs,
@@ -184,8 +184,41 @@ describe("the professionals' portal in Chromium", () => {
       subject: 'Rendez-vous confirmé',
       text: 'Envoyé par le secrétariat.',
     });
-    transport.close();
     expect(sent.response).toMatch(/^250 /);
+    // A client may not write the gateway's header itself.
+    await expect(
+      transport.sendMail({
+        envelope: { from: doctorBal, to: [doctorBal] },
+        from: doctorBal,
+        to: doctorBal,
+        subject: 'Faux',
+        text: 'x',
+        headers: { 'X-MSSGW-Delegate': '810000000003' },
+      }),
+    ).rejects.toMatchObject({ responseCode: 554 });
+    transport.close();
+    // As stored in the doctor's mailbox: her national id, and no Sender: naming an address not hers.
+    const store = await directClient(doctorBal);
+    try {
+      await expect
+        .poll(
+          async () => {
+            const lock = await store.getMailboxLock('INBOX');
+            try {
+              for await (const m of store.fetch('1:*', { source: true, envelope: true })) {
+                if (m.envelope?.subject === 'Rendez-vous confirmé') return m.source?.toString('utf8') ?? '';
+              }
+              return '';
+            } finally {
+              lock.release();
+            }
+          },
+          { timeout: 30_000, interval: 200 },
+        )
+        .toMatch(/^X-MSSGW-Delegate: 810000000002\r?$/m);
+    } finally {
+      await store.logout();
+    }
     const accepted = journalEvents(gw.config.dataDir).find(
       (e) => e.event === 'smtp.submission.accepted' && e.bal === doctorBal,
     );
