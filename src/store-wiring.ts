@@ -2,12 +2,17 @@ import type { StoreEndpoints } from './app-backends.js';
 import type { LocalTransport } from './delivery/index.js';
 import type { Logger } from './observability/index.js';
 import type { MailboxProvisioner } from './registry/index.js';
-import { checkStoreHealth, deliverLmtp, provisionMailbox, purgeMailbox } from './store/index.js';
+import { checkStoreHealth, deliverLmtp, isInMailbox, provisionMailbox, purgeMailbox } from './store/index.js';
 
 /** Adapters between the store's functions and the interfaces delivery/ and registry/ depend on. */
 export function lmtpTransport(store: StoreEndpoints, lhlo: string, timeoutMs: number): LocalTransport {
   return {
     deliver: (envelope, message) => deliverLmtp(store.lmtp, envelope, message(), { timeoutMs, lhlo }),
+    holds: (recipient, message) =>
+      isInMailbox(store.imap, store.master, recipient, message, {
+        connectTimeoutMs: timeoutMs,
+        socketTimeoutMs: timeoutMs,
+      }),
   };
 }
 

@@ -38,6 +38,11 @@ export class Spool {
   readonly #queue: string;
   readonly #failed: string;
   readonly #state: string;
+  /**
+   * Entries this process committed and has not yet handed to the store: no earlier attempt can
+   * exist for them, so their first local attempt needs no check of the store (see takeFresh).
+   */
+  readonly #fresh = new Set<string>();
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -149,6 +154,7 @@ export class Spool {
       await rename(path.join(this.#tmp, `${id}.eml`), path.join(this.#queue, `${id}.eml`));
       await rename(path.join(this.#tmp, `${id}.json`), path.join(this.#queue, `${id}.json`));
       await fsyncDir(this.#queue);
+      if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
     } catch (err) {
       await this.discard(id);
       throw new GatewayError(
@@ -158,6 +164,15 @@ export class Spool {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * True once for an entry committed by this process and never attempted locally since: the caller
+   * is about to make its first attempt. False for everything else (recovered after a restart, or
+   * attempted before), whose earlier attempt may have reached the store unrecorded.
+   */
+  takeFresh(id: string): boolean {
+    return this.#fresh.delete(id);
   }
 
   async discard(id: string): Promise<void> {
@@ -213,6 +228,7 @@ export class Spool {
 
   /** Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep removes. */
   async remove(id: string, destinations: readonly string[]): Promise<void> {
+    this.#fresh.delete(id);
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await rm(path.join(this.#queue, `${id}.eml`), { force: true });
     await fsyncDir(this.#queue);
@@ -229,6 +245,7 @@ export class Spool {
    */
   async moveToFailed(envelope: SpoolEnvelope, states: readonly DestinationState[]): Promise<void> {
     const { id } = envelope;
+    this.#fresh.delete(id);
     await writeFileDurably(path.join(this.#failed, `${id}.json`), JSON.stringify({ envelope, states }));
     try {
       await rename(path.join(this.#queue, `${id}.eml`), path.join(this.#failed, `${id}.eml`));

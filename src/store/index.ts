@@ -27,3 +27,4 @@ export {
   type DovecotConfigOptions,
   type DovecotPaths,
 } from './dovecot-config.js';
+export { isInMailbox, type DeliveredCheck } from './lmtp-delivered-check.js';
