@@ -385,58 +385,62 @@ async function sendUntil(
 }
 
 describe('exactly once into our store: SIGKILL at random instants, over and over', () => {
-  it(`${LOOP_KILLS} kills under load: no acknowledged message lost, none delivered twice`, async (context) => {
-    const dataDir = scratchDir('crash-loop');
-    const config = gatewayConfig(dataDir);
-    const bal = uniqueBal('loop');
-    const outcomes = new Map<string, Outcome>();
-    const killedDuringDelivery: number[] = [];
-    let created = false;
-    for (let round = 0; round < LOOP_KILLS; round += 1) {
-      const gw = await startChildGateway({ config, name: `loop-${round}` });
-      if (!created) {
-        await createBal(gw, bal);
-        created = true;
+  it(
+    `${LOOP_KILLS} kills under load: no acknowledged message lost, none delivered twice`,
+    async (context) => {
+      const dataDir = scratchDir('crash-loop');
+      const config = gatewayConfig(dataDir);
+      const bal = uniqueBal('loop');
+      const outcomes = new Map<string, Outcome>();
+      const killedDuringDelivery: number[] = [];
+      let created = false;
+      for (let round = 0; round < LOOP_KILLS; round += 1) {
+        const gw = await startChildGateway({ config, name: `loop-${round}` });
+        if (!created) {
+          await createBal(gw, bal);
+          created = true;
+        }
+        let killed = false;
+        const [low, high] = LOOP_KILL_WINDOW_MS;
+        const delay = low + Math.random() * (high - low);
+        const killer = new Promise<void>((resolve) =>
+          setTimeout(() => {
+            killed = true;
+            gw.kill('SIGKILL');
+            resolve();
+          }, delay),
+        );
+        await Promise.all([sendUntil(gw, bal, `${round}`, () => killed, outcomes), killer]);
+        expect((await gw.waitExit()).signal).toBe('SIGKILL');
+        killedDuringDelivery.push(queueEntries(dataDir));
       }
-      let killed = false;
-      const [low, high] = LOOP_KILL_WINDOW_MS;
-      const delay = low + Math.random() * (high - low);
-      const killer = new Promise<void>((resolve) =>
-        setTimeout(() => {
-          killed = true;
-          gw.kill('SIGKILL');
-          resolve();
-        }, delay),
-      );
-      await Promise.all([sendUntil(gw, bal, `${round}`, () => killed, outcomes), killer]);
-      expect((await gw.waitExit()).signal).toBe('SIGKILL');
-      killedDuringDelivery.push(queueEntries(dataDir));
-    }
-    const last = await startChildGateway({ config, name: 'loop-final' });
-    const all = [...outcomes.values()];
-    const { acked, failed } = tally(all);
-    expect(acked.length).toBeGreaterThan(LOOP_KILLS);
-    expect(
-      failed.filter((o) => o.responseCode !== undefined),
-      'refused rather than cut short',
-    ).toEqual([]);
-    const { unackedArrived } = await expectEveryAckedDelivered(bal, dataDir, all);
-    const spooled = killedDuringDelivery.reduce((a, b) => a + b, 0);
-    // How many times a restart found the message already in the store and did not deliver it again.
-    const foundInStore = journalEvents(dataDir).filter(
-      (e) => e.event === 'delivery.local.delivered' && String(e.result).includes('already in the mailbox'),
-    ).length;
-    // The kills did land while messages were waiting for, or in, delivery.
-    expect(spooled).toBeGreaterThan(0);
-    const summary =
-      `${LOOP_KILLS} kills: ${acked.length} acknowledged, all delivered once; ${failed.length} cut ` +
-      `short (${unackedArrived} of them delivered, once); ${foundInStore} found in the store on recovery ` +
-      `(not delivered again); spool entries at the kills: ` +
-      killedDuringDelivery.join(',');
-    await context.annotate(summary);
-    // The campaign (bench/crash-campaign.ts) reads its figures from here.
-    if (process.env.CRASH_KILLS) process.stdout.write(`crash-campaign: ${summary}\n`);
-    last.kill('SIGTERM');
-    expect((await last.waitExit()).code).toBe(0);
-  }, 600_000);
+      const last = await startChildGateway({ config, name: 'loop-final' });
+      const all = [...outcomes.values()];
+      const { acked, failed } = tally(all);
+      expect(acked.length).toBeGreaterThan(LOOP_KILLS);
+      expect(
+        failed.filter((o) => o.responseCode !== undefined),
+        'refused rather than cut short',
+      ).toEqual([]);
+      const { unackedArrived } = await expectEveryAckedDelivered(bal, dataDir, all);
+      const spooled = killedDuringDelivery.reduce((a, b) => a + b, 0);
+      // How many times a restart found the message already in the store and did not deliver it again.
+      const foundInStore = journalEvents(dataDir).filter(
+        (e) => e.event === 'delivery.local.delivered' && String(e.result).includes('already in the mailbox'),
+      ).length;
+      // The kills did land while messages were waiting for, or in, delivery.
+      expect(spooled).toBeGreaterThan(0);
+      const summary =
+        `${LOOP_KILLS} kills: ${acked.length} acknowledged, all delivered once; ${failed.length} cut ` +
+        `short (${unackedArrived} of them delivered, once); ${foundInStore} found in the store on recovery ` +
+        `(not delivered again); spool entries at the kills: ` +
+        killedDuringDelivery.join(',');
+      await context.annotate(summary);
+      // The campaign (bench/crash-campaign.ts) reads its figures from here.
+      if (process.env.CRASH_KILLS) process.stdout.write(`crash-campaign: ${summary}\n`);
+      last.kill('SIGTERM');
+      expect((await last.waitExit()).code).toBe(0);
+    },
+    60_000 + LOOP_KILLS * 45_000,
+  );
 });
