@@ -354,6 +354,7 @@ export class Gateway {
       logger: logger.child({ component: 'queue' }),
       options: {
         prefix: `${config.redis.prefix}bull`,
+        nodeId: config.node.id,
         localConcurrency: config.delivery.concurrency,
         relayConcurrency: config.relay.concurrency,
         relayEnabled: config.relay.enabled,
@@ -546,6 +547,7 @@ export class Gateway {
     const s = this.metrics.sources;
     s.spoolStats = () => this.spool.stats(this.clock.now());
     s.queueJobs = () => this.delivery.counts();
+    s.nodes = () => this.delivery.nodes();
     s.relayConnections = () =>
       [...this.relay.connections()].map(([destination, count]) => ({ destination, count }));
     s.authLockoutsActive = () => this.authenticator.limiter.activeLockouts();
