@@ -21,7 +21,11 @@ export async function runCrashCampaign(kills: number): Promise<{ ok: boolean; su
     { cwd: root, env: { ...process.env, CRASH_KILLS: String(kills) }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  child.stdout.on('data', (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    out += text;
+    for (const line of text.split('\n')) if (line.startsWith('crash-campaign progress:')) console.log(line);
+  });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   const summary = /crash-campaign: (.*)/.exec(out)?.[1] ?? out.split('\n').slice(-40).join('\n');
   return { ok: code === 0, summary };

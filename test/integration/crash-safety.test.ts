@@ -395,7 +395,8 @@ describe('exactly once into our store: SIGKILL at random instants, over and over
       const killedDuringDelivery: number[] = [];
       let created = false;
       for (let round = 0; round < LOOP_KILLS; round += 1) {
-        const gw = await startChildGateway({ config, name: `loop-${round}` });
+        // A restart recovers a spool full of entries on a machine that may be very busy.
+        const gw = await startChildGateway({ config, name: `loop-${round}`, readyTimeoutMs: 120_000 });
         if (!created) {
           await createBal(gw, bal);
           created = true;
@@ -413,6 +414,15 @@ describe('exactly once into our store: SIGKILL at random instants, over and over
         await Promise.all([sendUntil(gw, bal, `${round}`, () => killed, outcomes), killer]);
         expect((await gw.waitExit()).signal).toBe('SIGKILL');
         killedDuringDelivery.push(queueEntries(dataDir));
+        if (process.env.CRASH_KILLS && round % 10 === 9) {
+          // Campaign progress: a second copy, once in the store, never goes away: it shows already.
+          const copies = await copiesIn(bal);
+          const twice = [...copies.values()].filter((n) => n > 1).length;
+          const acked = [...outcomes.values()].filter((o) => o.state === 'acked').length;
+          process.stdout.write(
+            `crash-campaign progress: ${round + 1} kills, ${acked} acknowledged, ${copies.size} in the mailbox, ${twice} with more than one copy\n`,
+          );
+        }
       }
       const last = await startChildGateway({ config, name: 'loop-final' });
       const all = [...outcomes.values()];
