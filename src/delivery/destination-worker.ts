@@ -116,6 +116,13 @@ export class DestinationWorker {
         message: () => spool.openMessage(envelope.id),
         verify,
       });
+      // The store answered each recipient for itself, or nothing reached it (421 4.4.1: could not
+      // connect): the next attempt need not ask first. A connection lost midway (4.4.2) or a check
+      // that could not be made leaves the doubt.
+      const doubt =
+        (verify && attempt.reason === 'store_unreachable') ||
+        attempt.results.some((r) => r.outcome !== 'delivered' && r.enhancedCode === '4.4.2');
+      if (kind === 'local' && !doubt) spool.markFresh(envelope.id);
       const now = clock.now();
       const applied = applyAttempt(state, attempt.results, now);
       if (attempt.remote) state.remote = { ...attempt.remote };
@@ -226,6 +233,9 @@ export class DestinationWorker {
       await this.#d.spool.remove(
         envelope.id,
         states.map((st) => st.destination),
+        // Only our store can be asked whether it already has the message (exactly once, §6): an
+        // entry with a destination at another operator keeps its removal durable.
+        states.some((st) => st.destination !== LOCAL_DESTINATION),
       );
     this.#d.onSettled?.(envelope, states);
     return true;

@@ -43,6 +43,20 @@ export class Spool {
    * exist for them, so their first local attempt needs no check of the store (see takeFresh).
    */
   readonly #fresh = new Set<string>();
+  /** Envelopes committed by this process and still queued: never read back from disk. */
+  readonly #envelopes = new Map<string, SpoolEnvelope>();
+  /**
+   * State files known to exist (written or read here). An entry committed here has no state file
+   * until one is written: reading or removing one then would only fail (ENOENT).
+   */
+  readonly #statesOnDisk = new Set<string>();
+  /** Entries committed by this process (so their state files are all known to #statesOnDisk). */
+  readonly #committedHere = new Set<string>();
+  /** Directory fsyncs in progress and waiting, shared by concurrent commits (group commit). */
+  readonly #dirSyncs = new Map<
+    string,
+    { running?: Promise<void> | undefined; next?: Promise<void> | undefined }
+  >();
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -153,8 +167,10 @@ export class Spool {
       await writeFileDurably(path.join(this.#tmp, `${id}.json`), JSON.stringify(envelope));
       await rename(path.join(this.#tmp, `${id}.eml`), path.join(this.#queue, `${id}.eml`));
       await rename(path.join(this.#tmp, `${id}.json`), path.join(this.#queue, `${id}.json`));
-      await fsyncDir(this.#queue);
+      await this.#syncDir(this.#queue);
       if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
+      this.#committedHere.add(id);
+      if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
     } catch (err) {
       await this.discard(id);
       throw new GatewayError(
@@ -175,6 +191,14 @@ export class Spool {
     return this.#fresh.delete(id);
   }
 
+  /**
+   * Marks an entry still queued here as having no attempt that may have reached the store unseen:
+   * this process's own last attempt got a definite answer (or none could be sent).
+   */
+  markFresh(id: string): void {
+    if (this.#committedHere.has(id)) this.#fresh.add(id);
+  }
+
   async discard(id: string): Promise<void> {
     await Promise.all(
       [`${id}.eml`, `${id}.json`].flatMap((f) => [
@@ -186,6 +210,8 @@ export class Spool {
 
   /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
   async readEnvelope(id: string): Promise<SpoolEnvelope | undefined> {
+    const known = this.#envelopes.get(id);
+    if (known) return known;
     const text = await readFile(path.join(this.#queue, `${id}.json`), 'utf8').catch(ignoreMissing);
     return text === undefined ? undefined : (JSON.parse(text) as SpoolEnvelope);
   }
@@ -213,8 +239,12 @@ export class Spool {
   }
 
   async readState(id: string, destination: string): Promise<DestinationState | undefined> {
+    const key = `${id}~${destination}`;
+    if (this.#committedHere.has(id) && !this.#statesOnDisk.has(key)) return undefined;
     const text = await readFile(this.#statePath(id, destination), 'utf8').catch(ignoreMissing);
-    return text === undefined ? undefined : (JSON.parse(text) as DestinationState);
+    if (text === undefined) return undefined;
+    this.#statesOnDisk.add(key);
+    return JSON.parse(text) as DestinationState;
   }
 
   /** Writes a destination's state durably (fsync, rename, directory fsync) before anyone is told. */
@@ -223,20 +253,61 @@ export class Spool {
     const tmp = `${target}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFileDurably(tmp, JSON.stringify(state));
     await rename(tmp, target);
-    await fsyncDir(this.#state);
+    await this.#syncDir(this.#state);
+    this.#statesOnDisk.add(`${state.spoolId}~${state.destination}`);
   }
 
-  /** Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep removes. */
-  async remove(id: string, destinations: readonly string[]): Promise<void> {
+  /**
+   * fsync of a directory, shared by concurrent callers (group commit): a caller whose rename came
+   * while an fsync was running waits for the next one, which every caller arriving meanwhile joins.
+   */
+  #syncDir(dir: string): Promise<void> {
+    let g = this.#dirSyncs.get(dir);
+    if (!g) this.#dirSyncs.set(dir, (g = {}));
+    const group = g;
+    const start = (): Promise<void> => {
+      const run = fsyncDir(dir).finally(() => {
+        if (group.running === run) group.running = undefined;
+      });
+      group.running = run;
+      return run;
+    };
+    if (!group.running) return start();
+    group.next ??= group.running
+      .catch(() => undefined)
+      .then(() => {
+        group.next = undefined;
+        return start();
+      });
+    return group.next;
+  }
+
+  /**
+   * Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep
+   * removes. `durable` (when a destination is another operator) fsyncs the removal; without it a
+   * power loss may bring back an entry already delivered into our store, which the next attempt
+   * finds there (exactly once, §6) rather than delivering again, so the fsync is saved.
+   */
+  async remove(id: string, destinations: readonly string[], durable = true): Promise<void> {
     this.#fresh.delete(id);
+    this.#envelopes.delete(id);
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await rm(path.join(this.#queue, `${id}.eml`), { force: true });
-    await fsyncDir(this.#queue);
+    if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
 
   async #removeStates(id: string, destinations: readonly string[]): Promise<void> {
-    await Promise.all(destinations.map((d) => rm(this.#statePath(id, d), { force: true })));
+    await Promise.all(
+      destinations.map((d) => {
+        const key = `${id}~${d}`;
+        // Committed here and never given a state file: nothing to remove (no failing unlink).
+        const none = this.#committedHere.has(id) && !this.#statesOnDisk.has(key);
+        this.#statesOnDisk.delete(key);
+        return none ? Promise.resolve() : rm(this.#statePath(id, d), { force: true });
+      }),
+    );
+    this.#committedHere.delete(id);
   }
 
   /**
@@ -246,6 +317,7 @@ export class Spool {
   async moveToFailed(envelope: SpoolEnvelope, states: readonly DestinationState[]): Promise<void> {
     const { id } = envelope;
     this.#fresh.delete(id);
+    this.#envelopes.delete(id);
     await writeFileDurably(path.join(this.#failed, `${id}.json`), JSON.stringify({ envelope, states }));
     try {
       await rename(path.join(this.#queue, `${id}.eml`), path.join(this.#failed, `${id}.eml`));
@@ -253,8 +325,8 @@ export class Spool {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
-    await fsyncDir(this.#failed);
-    await fsyncDir(this.#queue);
+    await this.#syncDir(this.#failed);
+    await this.#syncDir(this.#queue);
     await this.#removeStates(
       id,
       states.map((st) => st.destination),
@@ -303,6 +375,9 @@ export class Spool {
     return { removedUncommitted };
   }
 }
+
+/** Envelopes kept in memory at most (a backlog beyond is read from disk when its turn comes). */
+const ENVELOPE_CACHE_LIMIT = 20_000;
 
 const openFd = promisify(openCb);
 const fsyncFd = promisify(fsync);
