@@ -200,13 +200,13 @@ const RelayConfig = z
       .boolean()
       .default(true)
       .describe('Relay mail for other operators; off: such recipients wait in the queue'),
-    concurrency: z.number().int().min(1).max(256).default(16).describe('Relay jobs worked at once'),
+    concurrency: z.number().int().min(1).max(256).default(40).describe('Relay jobs worked at once'),
     maxConnectionsPerDestination: z
       .number()
       .int()
       .min(1)
       .max(64)
-      .default(4)
+      .default(20)
       .describe('Open connections to one recipient domain at most (per gateway process)'),
     maxMessagesPerConnection: z
       .number()

@@ -28,3 +28,4 @@ export {
   type DovecotPaths,
 } from './dovecot-config.js';
 export { isInMailbox, type DeliveredCheck } from './lmtp-delivered-check.js';
+export { DotStuffer as DotStuffEncoder } from './lmtp-wire.js';
