@@ -1,3 +1,4 @@
+import { runCrashCampaign } from './crash-campaign.js';
 import { formatExtractionBench, runExtractionBench } from './directory-extraction.js';
 import { formatImapLoginBench, runImapLoginBench } from './imap-login.js';
 import {
@@ -9,7 +10,21 @@ import {
 import { runMxBench } from './mx-throughput.js';
 import { formatRelayBench, runRelayBench } from './relay-throughput.js';
 
-/** `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS. */
+/**
+ * `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS.
+ * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
+ */
+const [only, arg] = process.argv.slice(2);
+if (only === 'crash') {
+  const { ok, summary } = await runCrashCampaign(Number(arg ?? 100));
+  console.log(`crash campaign: ${ok ? 'PASSED' : 'FAILED'}\n  ${summary}`);
+  process.exit(ok ? 0 : 1);
+}
+if (only !== undefined) {
+  console.error(`unknown benchmark ${only}; known: crash`);
+  process.exit(2);
+}
+
 const messages = Number(process.env.BENCH_MESSAGES ?? 500);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 4);
 

@@ -69,7 +69,7 @@ export function registerQueueCommands(program: Command, ctx: CliContext): Comman
 
 function line(j: QueueJobView): string {
   const next = j.nextAttemptAt ? ` next ${j.nextAttemptAt}` : '';
-  return `${j.id}  ${j.state}  from <${j.data.sender}> to ${j.data.recipients.length} recipient(s), ${j.data.size} bytes, received ${j.data.receivedAt}${next}`;
+  return `${j.id}  ${j.state}  from <${j.data.sender}> to ${j.data.recipients.length} recipient(s), ${j.data.size} bytes, received ${j.data.receivedAt}${next}  node ${j.node}`;
 }
 
 interface ProgressLine {

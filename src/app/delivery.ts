@@ -121,6 +121,7 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     logger: logger.child({ component: 'queue' }),
     options: {
       prefix: `${config.redis.prefix}bull`,
+      nodeId: config.node.id,
       localConcurrency: config.delivery.concurrency,
       relayConcurrency: config.relay.concurrency,
       relayEnabled: config.relay.enabled,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -199,13 +200,13 @@ const RelayConfig = z
       .boolean()
       .default(true)
       .describe('Relay mail for other operators; off: such recipients wait in the queue'),
-    concurrency: z.number().int().min(1).max(256).default(16).describe('Relay jobs worked at once'),
+    concurrency: z.number().int().min(1).max(256).default(40).describe('Relay jobs worked at once'),
     maxConnectionsPerDestination: z
       .number()
       .int()
       .min(1)
       .max(64)
-      .default(4)
+      .default(20)
       .describe('Open connections to one recipient domain at most (per gateway process)'),
     maxMessagesPerConnection: z
       .number()
@@ -715,6 +716,17 @@ export const ConfigSchema = z.strictObject({
       'production refuses test authorities, development PKI files, development token issuers and an unauthenticated non-loopback admin API',
     ),
   dataDir: filePath.default('./var').describe('Spool, journal, embedded Redis and Dovecot state'),
+  node: z
+    .strictObject({
+      id: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, ".", "_" and "-", at most 63')
+        .default(hostname())
+        .describe(
+          'This node: it owns the spool under dataDir and works only the delivery jobs of that spool. Unique per process sharing a Redis (two on one machine set different ones); keep it across restarts',
+        ),
+    })
+    .prefault({}),
   domains: z
     .array(z.string().min(1))
     .min(1)

@@ -23,11 +23,25 @@ export interface DeliveryJobData {
 
 export type QueueName = 'local' | 'relay';
 export const QUEUE_NAMES: readonly QueueName[] = ['local', 'relay'];
+
+/** A node id: a host name's characters, so it fits a BullMQ queue name and a metric label. */
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * The BullMQ queue of one node (ARCHITECTURE.md §6, each node owns its spool): `local@gw-0`. Only the
+ * node that holds a message in its spool has its jobs, so no other node can take (and wrongly
+ * complete) them; a node that is down keeps its jobs waiting in its queues, visible to the others.
+ */
+export function nodeQueueName(queue: QueueName, node: string): string {
+  return `${queue}@${node}`;
+}
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused', 'prioritized'] as const;
 
 export interface DeliveryQueueOptions {
-  /** BullMQ key prefix, e.g. `mssgw:bull` (keys `mssgw:bull:relay:…`). */
+  /** BullMQ key prefix, e.g. `mssgw:bull` (keys `mssgw:bull:relay@gw-0:…`). */
   readonly prefix: string;
+  /** This node's id (node.id): the owner of the spool, and of the queues named after it. */
+  readonly nodeId: string;
   readonly localConcurrency: number;
   readonly relayConcurrency: number;
   /** Whether this process works relay jobs (relay.enabled); jobs wait otherwise. */
@@ -52,6 +66,8 @@ export interface DeliveryQueueDeps {
 export interface QueueEntry {
   readonly id: string;
   readonly queue: QueueName;
+  /** The node whose spool holds the message; only it works the job. */
+  readonly node: string;
   readonly state: string;
   readonly data: DeliveryJobData;
   readonly nextAttemptAt?: string;
@@ -72,7 +88,8 @@ function queueOf(destination: string): QueueName {
  */
 export class DeliveryQueue extends EventEmitter {
   readonly #d: DeliveryQueueDeps;
-  readonly #queues = new Map<QueueName, Queue<DeliveryJobData>>();
+  /** Queues by BullMQ name: this node's, and other nodes' opened for listing and counting. */
+  readonly #queues = new Map<string, Queue<DeliveryJobData>>();
   readonly #workers: Worker<DeliveryJobData>[] = [];
   readonly #connections: Redis[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -82,17 +99,61 @@ export class DeliveryQueue extends EventEmitter {
   constructor(deps: DeliveryQueueDeps) {
     super();
     this.#d = deps;
-    for (const name of QUEUE_NAMES) {
-      const connection = this.#connect(`queue-${name}`);
-      this.#queues.set(
-        name,
-        new Queue<DeliveryJobData>(name, {
-          connection,
-          prefix: deps.options.prefix,
-          defaultJobOptions: { removeOnComplete: true, removeOnFail: false, attempts: 1 },
-        }),
+    if (!NODE_ID.test(deps.options.nodeId))
+      throw new GatewayError(
+        'CONFIG_INVALID',
+        `node.id ${JSON.stringify(deps.options.nodeId)} is not usable`,
+        {
+          key: 'node.id',
+        },
       );
+    for (const name of QUEUE_NAMES) this.#queueOfNode(name, deps.options.nodeId);
+  }
+
+  get nodeId(): string {
+    return this.#d.options.nodeId;
+  }
+
+  #queueOfNode(queue: QueueName, node: string): Queue<DeliveryJobData> {
+    const name = nodeQueueName(queue, node);
+    let q = this.#queues.get(name);
+    if (!q) {
+      // This node's queues get their own connection; other nodes' share the first one (rarely used).
+      const own = node === this.#d.options.nodeId;
+      const connection =
+        own || this.#connections.length === 0 ? this.#connect(`queue-${name}`) : this.#connections[0]!;
+      q = new Queue<DeliveryJobData>(name, {
+        connection,
+        prefix: this.#d.options.prefix,
+        defaultJobOptions: { removeOnComplete: true, removeOnFail: false, attempts: 1 },
+      });
+      this.#queues.set(name, q);
     }
+    return q;
+  }
+
+  /** The Redis hash of known nodes: node id → last time it was seen working (ISO). */
+  get #nodesKey(): string {
+    return `${this.#d.options.prefix}:nodes`;
+  }
+
+  /** Says this node is alive; every node's queues are listed from this set. */
+  async #heartbeat(): Promise<void> {
+    await this.#connections[0]!.hset(
+      this.#nodesKey,
+      this.#d.options.nodeId,
+      this.#d.clock.now().toISOString(),
+    );
+  }
+
+  /** Every node known to the cluster (itself included), with when each was last seen. */
+  async nodes(): Promise<Array<{ node: string; lastSeen: string }>> {
+    const all = await this.#connections[0]!.hgetall(this.#nodesKey);
+    if (!(this.#d.options.nodeId in all)) all[this.#d.options.nodeId] = this.#d.clock.now().toISOString();
+    return Object.entries(all)
+      .filter(([node]) => NODE_ID.test(node))
+      .map(([node, lastSeen]) => ({ node, lastSeen }))
+      .sort((a, b) => a.node.localeCompare(b.node));
   }
 
   #connect(name: string): Redis {
@@ -101,8 +162,9 @@ export class DeliveryQueue extends EventEmitter {
     return c;
   }
 
+  /** This node's queue. */
   #queue(name: QueueName): Queue<DeliveryJobData> {
-    return this.#queues.get(name)!;
+    return this.#queueOfNode(name, this.#d.options.nodeId);
   }
 
   /** Reconciles with the spool, then starts the workers and the periodic reconciliation. */
@@ -118,7 +180,7 @@ export class DeliveryQueue extends EventEmitter {
       maxStalledCount: 20,
     };
     this.#workers.push(
-      new Worker<DeliveryJobData>('local', (job, token) => this.#process(job, token), {
+      new Worker<DeliveryJobData>(this.#queue('local').name, (job, token) => this.#process(job, token), {
         ...workerOptions,
         connection: this.#connect('worker-local'),
         concurrency: options.localConcurrency,
@@ -126,7 +188,7 @@ export class DeliveryQueue extends EventEmitter {
     );
     if (options.relayEnabled) {
       this.#workers.push(
-        new Worker<DeliveryJobData>('relay', (job, token) => this.#process(job, token), {
+        new Worker<DeliveryJobData>(this.#queue('relay').name, (job, token) => this.#process(job, token), {
           ...workerOptions,
           connection: this.#connect('worker-relay'),
           concurrency: options.relayConcurrency,
@@ -174,6 +236,7 @@ export class DeliveryQueue extends EventEmitter {
    */
   async reconcile(): Promise<{ entries: number; added: number; removedUncommitted: number }> {
     const { spool, clock, logger } = this.#d;
+    await this.#heartbeat();
     const { removedUncommitted } = await spool.sweep(clock.now());
     const ids = await spool.committedIds();
     let added = 0;
@@ -291,12 +354,14 @@ export class DeliveryQueue extends EventEmitter {
     throw new DelayedError();
   }
 
-  /** Job counts by queue and state, for the metrics. */
-  async counts(): Promise<Array<{ queue: string; state: string; count: number }>> {
-    const rows: Array<{ queue: string; state: string; count: number }> = [];
-    for (const name of QUEUE_NAMES) {
-      const counts = await this.#queue(name).getJobCounts(...JOB_STATES);
-      for (const state of JOB_STATES) rows.push({ queue: name, state, count: counts[state] ?? 0 });
+  /** Job counts by node, queue and state, for the metrics: a node that is down shows its backlog. */
+  async counts(): Promise<Array<{ queue: string; node: string; state: string; count: number }>> {
+    const rows: Array<{ queue: string; node: string; state: string; count: number }> = [];
+    for (const { node } of await this.nodes()) {
+      for (const name of QUEUE_NAMES) {
+        const counts = await this.#queueOfNode(name, node).getJobCounts(...JOB_STATES);
+        for (const state of JOB_STATES) rows.push({ queue: name, node, state, count: counts[state] ?? 0 });
+      }
     }
     return rows;
   }
@@ -308,41 +373,53 @@ export class DeliveryQueue extends EventEmitter {
     >;
     const limit = options.limit ?? 1000;
     const out: QueueEntry[] = [];
-    for (const name of QUEUE_NAMES) {
-      for (const state of states) {
-        const jobs = await this.#queue(name).getJobs([state], 0, limit - 1, true);
-        for (const job of jobs) if (job?.id) out.push(this.#entryOf(name, state, job));
+    for (const { node } of await this.nodes()) {
+      for (const name of QUEUE_NAMES) {
+        for (const state of states) {
+          const jobs = await this.#queueOfNode(name, node).getJobs([state], 0, limit - 1, true);
+          for (const job of jobs) if (job?.id) out.push(this.#entryOf(name, node, state, job));
+        }
       }
     }
     out.sort((a, b) => a.data.receivedAt.localeCompare(b.data.receivedAt));
     return out.slice(0, limit);
   }
 
-  #entryOf(queue: QueueName, state: string, job: Job<DeliveryJobData>): QueueEntry {
+  #entryOf(queue: QueueName, node: string, state: string, job: Job<DeliveryJobData>): QueueEntry {
     const next = state === 'delayed' ? job.timestamp + job.delay : undefined;
     return {
       id: job.id!,
       queue,
+      node,
       state,
       data: job.data,
       ...(next === undefined ? {} : { nextAttemptAt: new Date(next).toISOString() }),
     };
   }
 
-  async #find(id: string): Promise<{ queue: QueueName; job: Job<DeliveryJobData> }> {
+  /** The job with this id, in this node's queues first, then in the other nodes'. */
+  async #find(id: string): Promise<{ queue: QueueName; node: string; job: Job<DeliveryJobData> }> {
     const parsed = parseJobId(id);
     if (!parsed) throw new GatewayError('QUEUE_JOB_NOT_FOUND', `no queue job ${id}`, { id });
     const queue = queueOf(parsed.destination);
-    const job = await this.#queue(queue).getJob(id);
-    if (!job) throw new GatewayError('QUEUE_JOB_NOT_FOUND', `no queue job ${id}`, { id });
-    return { queue, job };
+    const own = this.#d.options.nodeId;
+    const others = (await this.nodes()).map((n) => n.node).filter((n) => n !== own);
+    for (const node of [own, ...others]) {
+      const job = await this.#queueOfNode(queue, node).getJob(id);
+      if (job) return { queue, node, job };
+    }
+    throw new GatewayError('QUEUE_JOB_NOT_FOUND', `no queue job ${id}`, { id });
   }
 
   async show(id: string): Promise<QueueEntry> {
-    const { queue, job } = await this.#find(id);
+    const { queue, node, job } = await this.#find(id);
     const state = await job.getState();
-    const progress = await this.#d.spool.readState(job.data.spoolId, job.data.destination);
-    return { ...this.#entryOf(queue, state, job), ...(progress ? { progress } : {}) };
+    // Progress is in the owner's spool: known here only for this node's jobs.
+    const progress =
+      node === this.#d.options.nodeId
+        ? await this.#d.spool.readState(job.data.spoolId, job.data.destination)
+        : undefined;
+    return { ...this.#entryOf(queue, node, state, job), ...(progress ? { progress } : {}) };
   }
 
   /** Attempts a waiting job now (delayed or parked as failed). */
@@ -371,7 +448,13 @@ export class DeliveryQueue extends EventEmitter {
 
   /** Removes a job that is not being worked on; the caller settles the spool entry. */
   async remove(id: string): Promise<DeliveryJobData> {
-    const { job } = await this.#find(id);
+    const { job, node } = await this.#find(id);
+    // Only the owner can settle the spool entry (fail its recipients, send the DSN).
+    if (node !== this.#d.options.nodeId)
+      throw new GatewayError('QUEUE_JOB_BUSY', `job ${id} belongs to node ${node}: delete it there`, {
+        id,
+        node,
+      });
     if ((await job.getState()) === 'active')
       throw new GatewayError('QUEUE_JOB_BUSY', `job ${id} is being attempted right now`, { id });
     const lock = await job.remove().then(

@@ -49,6 +49,12 @@ export type WorkOutcome =
   { readonly kind: 'done' } | { readonly kind: 'retry'; readonly at: Date; readonly state: DestinationState };
 
 const PATIENT_DOMAIN = 'patient.mssante.fr';
+const IN_FLIGHT_RETRY_MS = 5_000;
+
+/** The state a job reports while another run of it is in flight here (never written). */
+function initialStateLike(spoolId: string, destination: string): DestinationState {
+  return { version: 1, spoolId, destination, recipients: [], attempts: 0, final: false };
+}
 
 /**
  * Works one job: one destination of one spooled message. Reads the destination's state from the
@@ -59,12 +65,28 @@ const PATIENT_DOMAIN = 'patient.mssante.fr';
  */
 export class DestinationWorker {
   readonly #d: DestinationWorkerDeps;
+  /** Jobs being worked in this process: a job taken again meanwhile (lock lost) waits its turn. */
+  readonly #inFlight = new Set<string>();
 
   constructor(deps: DestinationWorkerDeps) {
     this.#d = deps;
   }
 
   async work(spoolId: string, destination: string): Promise<WorkOutcome> {
+    const key = `${spoolId}~${destination}`;
+    if (this.#inFlight.has(key)) {
+      const at = new Date(this.#d.clock.now().getTime() + IN_FLIGHT_RETRY_MS);
+      return { kind: 'retry', at, state: initialStateLike(spoolId, destination) };
+    }
+    this.#inFlight.add(key);
+    try {
+      return await this.#work(spoolId, destination);
+    } finally {
+      this.#inFlight.delete(key);
+    }
+  }
+
+  async #work(spoolId: string, destination: string): Promise<WorkOutcome> {
     const envelope = await this.#d.spool.readEnvelope(spoolId);
     if (!envelope) return { kind: 'done' }; // settled already (by another run, or deleted)
     const state =
@@ -84,11 +106,22 @@ export class DestinationWorker {
     const pending = pendingOf(state);
     if (pending.length > 0) {
       const transport = kind === 'local' ? this.#d.local : this.#d.relay;
+      // Exactly once into our store: unless this process committed the entry and never attempted
+      // it, an earlier attempt may have reached the store without our record of it.
+      const verify = kind === 'local' && !spool.takeFresh(envelope.id);
       const attempt = await transport.attempt(state.destination, {
         envelope,
         recipients: pending,
         message: () => spool.openMessage(envelope.id),
+        verify,
       });
+      // The store answered each recipient for itself, or nothing reached it (421 4.4.1: could not
+      // connect): the next attempt need not ask first. A connection lost midway (4.4.2) or a check
+      // that could not be made leaves the doubt.
+      const doubt =
+        (verify && attempt.reason === 'store_unreachable') ||
+        attempt.results.some((r) => r.outcome !== 'delivered' && r.enhancedCode === '4.4.2');
+      if (kind === 'local' && !doubt) spool.markFresh(envelope.id);
       const now = clock.now();
       const applied = applyAttempt(state, attempt.results, now);
       if (attempt.remote) state.remote = { ...attempt.remote };
@@ -199,6 +232,9 @@ export class DestinationWorker {
       await this.#d.spool.remove(
         envelope.id,
         states.map((st) => st.destination),
+        // Only our store can be asked whether it already has the message (exactly once, §6): an
+        // entry with a destination at another operator keeps its removal durable.
+        states.some((st) => st.destination !== LOCAL_DESTINATION),
       );
     this.#d.onSettled?.(envelope, states);
     return true;

@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, type ReadStream, createReadStream } from 'node:fs';
+import {
+  close,
+  createReadStream,
+  createWriteStream,
+  fsync,
+  open as openCb,
+  type ReadStream,
+  type WriteStream,
+} from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { GatewayError } from '../errors/index.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
 
@@ -29,6 +38,25 @@ export class Spool {
   readonly #queue: string;
   readonly #failed: string;
   readonly #state: string;
+  /**
+   * Entries this process committed and has not yet handed to the store: no earlier attempt can
+   * exist for them, so their first local attempt needs no check of the store (see takeFresh).
+   */
+  readonly #fresh = new Set<string>();
+  /** Envelopes committed by this process and still queued: never read back from disk. */
+  readonly #envelopes = new Map<string, SpoolEnvelope>();
+  /**
+   * State files known to exist (written or read here). An entry committed here has no state file
+   * until one is written: reading or removing one then would only fail (ENOENT).
+   */
+  readonly #statesOnDisk = new Set<string>();
+  /** Entries committed by this process (so their state files are all known to #statesOnDisk). */
+  readonly #committedHere = new Set<string>();
+  /** Directory fsyncs in progress and waiting, shared by concurrent commits (group commit). */
+  readonly #dirSyncs = new Map<
+    string,
+    { running?: Promise<void> | undefined; next?: Promise<void> | undefined }
+  >();
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -55,30 +83,56 @@ export class Spool {
   /**
    * Streams `prefix` then `body` into a temporary file and fsyncs it. Returns the byte count.
    * Call `commit` to make it part of the queue, or `discard` to drop it.
+   *
+   * `signal` aborts the write (the client went away during DATA): the body may then never end nor
+   * fail, so without it the write would wait forever holding its descriptor. On abort, as on any
+   * failure, the descriptor is closed and the temporary file removed before this rejects.
    */
-  async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
+  async writeMessage(
+    id: string,
+    prefix: Buffer,
+    body: Readable,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<number> {
     const file = path.join(this.#tmp, `${id}.eml`);
-    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    const { signal } = options;
+    let fd: number | undefined;
+    let out: WriteStream | undefined;
     let bytes = 0;
     try {
-      await new Promise<void>((resolve, reject) => {
-        out.once('error', reject);
-        out.write(prefix, (err) => (err ? reject(err) : resolve()));
-      });
-      bytes += prefix.length;
+      signal?.throwIfAborted();
+      fd = await openFd(file, 'wx', 0o600);
+      // The descriptor stays ours (autoClose off): fsynced and closed below, in one place, so no
+      // second open is needed for the fsync. (A FileHandle's close waits for its stream: not used.)
+      const stream = createWriteStream('', { fd, autoClose: false });
+      out = stream;
+      if (prefix.length > 0) {
+        await new Promise<void>((resolve, reject) =>
+          stream.write(prefix, (err) => (err ? reject(err) : resolve())),
+        );
+        bytes += prefix.length;
+      }
       body.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      await pipeline(body, out);
-      await fsyncFile(file);
+      await pipeline(body, stream, signal ? { signal } : {});
+      await fsyncFd(fd);
       return bytes;
     } catch (err) {
-      out.destroy();
+      body.destroy();
+      // A write still in progress must end before the descriptor is closed (its number could be
+      // reused by then): the stream emits 'close' once its I/O is done.
+      if (out && !out.closed)
+        await new Promise<void>((resolve) => out!.destroy().once('close', () => resolve()));
+      if (fd !== undefined) await closeFd(fd).catch(() => undefined);
+      fd = undefined;
       await rm(file, { force: true });
       throw new GatewayError(
         'SPOOL_FAILED',
-        `cannot write spool file: ${(err as Error).message}`,
+        signal?.aborted ? 'message transfer aborted' : `cannot write spool file: ${(err as Error).message}`,
         {},
         { cause: err },
       );
+    } finally {
+      if (fd !== undefined) await closeFd(fd);
     }
   }
 
@@ -113,7 +167,10 @@ export class Spool {
       await writeFileDurably(path.join(this.#tmp, `${id}.json`), JSON.stringify(envelope));
       await rename(path.join(this.#tmp, `${id}.eml`), path.join(this.#queue, `${id}.eml`));
       await rename(path.join(this.#tmp, `${id}.json`), path.join(this.#queue, `${id}.json`));
-      await fsyncDir(this.#queue);
+      await this.#syncDir(this.#queue);
+      if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
+      this.#committedHere.add(id);
+      if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
     } catch (err) {
       await this.discard(id);
       throw new GatewayError(
@@ -123,6 +180,23 @@ export class Spool {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * True once for an entry committed by this process and never attempted locally since: the caller
+   * is about to make its first attempt. False for everything else (recovered after a restart, or
+   * attempted before), whose earlier attempt may have reached the store unrecorded.
+   */
+  takeFresh(id: string): boolean {
+    return this.#fresh.delete(id);
+  }
+
+  /**
+   * Marks an entry still queued here as having no attempt that may have reached the store unseen:
+   * this process's own last attempt got a definite answer (or none could be sent).
+   */
+  markFresh(id: string): void {
+    if (this.#committedHere.has(id)) this.#fresh.add(id);
   }
 
   async discard(id: string): Promise<void> {
@@ -136,6 +210,8 @@ export class Spool {
 
   /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
   async readEnvelope(id: string): Promise<SpoolEnvelope | undefined> {
+    const known = this.#envelopes.get(id);
+    if (known) return known;
     const text = await readFile(path.join(this.#queue, `${id}.json`), 'utf8').catch(ignoreMissing);
     return text === undefined ? undefined : (JSON.parse(text) as SpoolEnvelope);
   }
@@ -163,8 +239,12 @@ export class Spool {
   }
 
   async readState(id: string, destination: string): Promise<DestinationState | undefined> {
+    const key = `${id}~${destination}`;
+    if (this.#committedHere.has(id) && !this.#statesOnDisk.has(key)) return undefined;
     const text = await readFile(this.#statePath(id, destination), 'utf8').catch(ignoreMissing);
-    return text === undefined ? undefined : (JSON.parse(text) as DestinationState);
+    if (text === undefined) return undefined;
+    this.#statesOnDisk.add(key);
+    return JSON.parse(text) as DestinationState;
   }
 
   /** Writes a destination's state durably (fsync, rename, directory fsync) before anyone is told. */
@@ -173,19 +253,61 @@ export class Spool {
     const tmp = `${target}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFileDurably(tmp, JSON.stringify(state));
     await rename(tmp, target);
-    await fsyncDir(this.#state);
+    await this.#syncDir(this.#state);
+    this.#statesOnDisk.add(`${state.spoolId}~${state.destination}`);
   }
 
-  /** Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep removes. */
-  async remove(id: string, destinations: readonly string[]): Promise<void> {
+  /**
+   * fsync of a directory, shared by concurrent callers (group commit): a caller whose rename came
+   * while an fsync was running waits for the next one, which every caller arriving meanwhile joins.
+   */
+  #syncDir(dir: string): Promise<void> {
+    let g = this.#dirSyncs.get(dir);
+    if (!g) this.#dirSyncs.set(dir, (g = {}));
+    const group = g;
+    const start = (): Promise<void> => {
+      const run = fsyncDir(dir).finally(() => {
+        if (group.running === run) group.running = undefined;
+      });
+      group.running = run;
+      return run;
+    };
+    if (!group.running) return start();
+    group.next ??= group.running
+      .catch(() => undefined)
+      .then(() => {
+        group.next = undefined;
+        return start();
+      });
+    return group.next;
+  }
+
+  /**
+   * Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep
+   * removes. `durable` (when a destination is another operator) fsyncs the removal; without it a
+   * power loss may bring back an entry already delivered into our store, which the next attempt
+   * finds there (exactly once, §6) rather than delivering again, so the fsync is saved.
+   */
+  async remove(id: string, destinations: readonly string[], durable = true): Promise<void> {
+    this.#fresh.delete(id);
+    this.#envelopes.delete(id);
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
     await rm(path.join(this.#queue, `${id}.eml`), { force: true });
-    await fsyncDir(this.#queue);
+    if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
 
   async #removeStates(id: string, destinations: readonly string[]): Promise<void> {
-    await Promise.all(destinations.map((d) => rm(this.#statePath(id, d), { force: true })));
+    await Promise.all(
+      destinations.map((d) => {
+        const key = `${id}~${d}`;
+        // Committed here and never given a state file: nothing to remove (no failing unlink).
+        const none = this.#committedHere.has(id) && !this.#statesOnDisk.has(key);
+        this.#statesOnDisk.delete(key);
+        return none ? Promise.resolve() : rm(this.#statePath(id, d), { force: true });
+      }),
+    );
+    this.#committedHere.delete(id);
   }
 
   /**
@@ -194,6 +316,8 @@ export class Spool {
    */
   async moveToFailed(envelope: SpoolEnvelope, states: readonly DestinationState[]): Promise<void> {
     const { id } = envelope;
+    this.#fresh.delete(id);
+    this.#envelopes.delete(id);
     await writeFileDurably(path.join(this.#failed, `${id}.json`), JSON.stringify({ envelope, states }));
     try {
       await rename(path.join(this.#queue, `${id}.eml`), path.join(this.#failed, `${id}.eml`));
@@ -201,8 +325,8 @@ export class Spool {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     await rm(path.join(this.#queue, `${id}.json`), { force: true });
-    await fsyncDir(this.#failed);
-    await fsyncDir(this.#queue);
+    await this.#syncDir(this.#failed);
+    await this.#syncDir(this.#queue);
     await this.#removeStates(
       id,
       states.map((st) => st.destination),
@@ -251,6 +375,13 @@ export class Spool {
     return { removedUncommitted };
   }
 }
+
+/** Envelopes kept in memory at most (a backlog beyond is read from disk when its turn comes). */
+const ENVELOPE_CACHE_LIMIT = 20_000;
+
+const openFd = promisify(openCb);
+const fsyncFd = promisify(fsync);
+const closeFd = promisify(close);
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;

@@ -8,7 +8,10 @@ import type { MetricSources } from './metrics.js';
 export interface GaugeSourcePorts {
   readonly clock: Clock;
   readonly spool: { stats(now: Date): Promise<{ messages: number; oldestAgeSeconds: number }> };
-  readonly queue: { counts(): Promise<ReadonlyArray<{ queue: string; state: string; count: number }>> };
+  readonly queue: {
+    counts(): Promise<ReadonlyArray<{ queue: string; node: string; state: string; count: number }>>;
+    nodes(): Promise<ReadonlyArray<{ node: string; lastSeen: string }>>;
+  };
   readonly relay: { connections(): ReadonlyMap<string, number> };
   readonly lockouts: { activeLockouts(): Promise<Record<string, number>> };
   readonly redis: { ping(): Promise<string> };
@@ -38,6 +41,7 @@ export function gaugeSources(p: GaugeSourcePorts): MetricSources {
   return {
     spoolStats: () => p.spool.stats(clock.now()),
     queueJobs: () => p.queue.counts(),
+    nodes: () => p.queue.nodes(),
     relayConnections: () =>
       [...p.relay.connections()].map(([destination, count]) => ({ destination, count })),
     authLockoutsActive: () => p.lockouts.activeLockouts(),

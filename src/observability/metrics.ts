@@ -9,7 +9,9 @@ export interface MetricSources {
   /** Committed spool entries and the age of the oldest (delivery/DeliveryQueue.spoolStats). */
   spoolStats?: () => Promise<{ messages: number; oldestAgeSeconds: number }>;
   /** Jobs of the delivery queues by queue (local, relay) and BullMQ state. */
-  queueJobs?: () => Promise<ReadonlyArray<{ queue: string; state: string; count: number }>>;
+  queueJobs?: () => Promise<ReadonlyArray<{ queue: string; node: string; state: string; count: number }>>;
+  /** Every node known to the cluster and when it last reconciled (its heartbeat). */
+  nodes?: () => Promise<ReadonlyArray<{ node: string; lastSeen: string }>>;
   /** Open relay connections by recipient domain (this process). */
   relayConnections?: () => ReadonlyArray<{ destination: string; count: number }>;
   authLockoutsActive?: () => Promise<Record<string, number>>;
@@ -133,13 +135,24 @@ export function createMetrics() {
     }),
     queueJobs: new Gauge({
       name: 'mssgw_queue_jobs',
-      help: 'Delivery jobs (one per message and destination) by queue and state',
-      labelNames: ['queue', 'state'] as const,
+      help: 'Delivery jobs (one per message and destination) by queue, owning node and state',
+      labelNames: ['queue', 'node', 'state'] as const,
       registers: r,
       async collect() {
         this.reset();
         for (const row of (await sources.queueJobs?.().catch(() => undefined)) ?? [])
-          this.set({ queue: row.queue, state: row.state }, row.count);
+          this.set({ queue: row.queue, node: row.node, state: row.state }, row.count);
+      },
+    }),
+    nodeLastSeen: new Gauge({
+      name: 'mssgw_node_last_seen_timestamp_seconds',
+      help: 'When each node known to the cluster last reconciled its spool (a node down stops moving)',
+      labelNames: ['node'] as const,
+      registers: r,
+      async collect() {
+        this.reset();
+        for (const row of (await sources.nodes?.().catch(() => undefined)) ?? [])
+          this.set({ node: row.node }, Date.parse(row.lastSeen) / 1000);
       },
     }),
     queueOldestAge: new Gauge({

@@ -1,5 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { DotStuffEncoder } from '../store/index.js';
 import { RelayError } from './relay-error.js';
 import type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 
@@ -76,27 +77,20 @@ function xtext(value: string): string {
 }
 
 /**
- * SMTP's DATA encoding (RFC 5321 §4.5.2): a line that starts with `.` gets one more; bare LF becomes
- * CRLF; the end is `CRLF.CRLF`, with a CRLF added when the message does not end with one.
+ * SMTP's DATA encoding (RFC 5321 §4.5.2) as a stream: a line that starts with `.` gets one more;
+ * bare CR and bare LF become CRLF (§2.3.8: they are only sent as line ends); the end is
+ * `CRLF.CRLF`, with a CRLF added when the message does not end with one. The byte encoder is the
+ * one LMTP uses (store/), so the relay and local delivery send the same bytes.
  */
 export class DotStuffer extends Transform {
-  #atLineStart = true;
-  #lastCr = false;
+  readonly #encoder = new DotStuffEncoder();
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const out: number[] = [];
-    for (const byte of chunk) {
-      if (byte === 0x0a && !this.#lastCr) out.push(0x0d);
-      if (this.#atLineStart && byte === 0x2e) out.push(0x2e);
-      out.push(byte);
-      this.#lastCr = byte === 0x0d;
-      this.#atLineStart = byte === 0x0a;
-    }
-    done(null, Buffer.from(out));
+    done(null, this.#encoder.encode(chunk));
   }
 
   override _flush(done: TransformCallback): void {
-    done(null, Buffer.from(this.#atLineStart ? '.\r\n' : this.#lastCr ? '\n.\r\n' : '\r\n.\r\n'));
+    done(null, this.#encoder.end());
   }
 }
 

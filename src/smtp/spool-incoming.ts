@@ -31,13 +31,26 @@ export type SpoolOutcome =
 export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
   const { spool, stream, transaction } = m;
   const capture = new HeaderCapture();
+  // smtp-server destroys the data stream when the client goes away mid-message; the write must
+  // then stop at once (its descriptor closed, its temporary file removed), not wait for an end.
+  const aborted = new AbortController();
+  const onClose = (): void => {
+    if (!stream.readableEnded) aborted.abort();
+  };
+  stream.once('close', onClose);
+  stream.once('error', () => aborted.abort());
   stream.pipe(capture);
   let size: number;
   try {
-    size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture);
+    size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture, {
+      signal: aborted.signal,
+    });
   } catch (cause) {
     stream.resume();
+    if (aborted.signal.aborted) return { ok: false, code: 'SPOOL_FAILED', reason: 'client_aborted' };
     return { ok: false, code: 'SPOOL_FAILED', reason: 'spool_failed', cause };
+  } finally {
+    stream.off('close', onClose);
   }
   if (stream.sizeExceeded) {
     await spool.discard(transaction.id);

@@ -15,12 +15,14 @@ import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { journalEvents } from '../helpers/journal.js';
 
 /**
- * ARCHITECTURE.md §6: "250 OK" means the message is safe. The gateway is killed with SIGKILL while
- * peers are sending; after a restart on the same data directory every message a peer saw
- * acknowledged must be in the mailbox. Delivery is at-least-once: a kill between the store's LMTP
- * answer and the spool removal may deliver a message twice, at most once per parallel delivery.
+ * ARCHITECTURE.md §6: "250 OK" means the message is safe, and it reaches our store exactly once. The
+ * gateway is killed with SIGKILL while peers are sending and while it delivers; after a restart on
+ * the same data directory every message a peer saw acknowledged must be in the mailbox, and no
+ * message twice: a kill between the store's LMTP answer and the spool removal is recovered by asking
+ * the store for the spool id before delivering again.
  */
 
+/** Restarts, recoveries and the store checks of recovered entries take time on a busy machine. */
 const BURST = 60;
 const CONNECTIONS = 4;
 const KILL_AFTER_ACKS = 20;
@@ -214,11 +216,7 @@ async function expectEveryAckedDelivered(
   // Nothing arrives that no peer sent.
   expect([...copies.keys()].filter((id) => !outcomes.some((o) => o.messageId === id))).toEqual([]);
   const duplicated = [...copies].filter(([, n]) => n > 1);
-  expect(duplicated.length, 'messages delivered twice').toBeLessThanOrEqual(DELIVERY_CONCURRENCY);
-  expect(
-    duplicated.every(([, n]) => n === 2),
-    'no message delivered three times',
-  ).toBe(true);
+  expect(duplicated, 'messages delivered more than once').toEqual([]);
   return {
     duplicates: duplicated.length,
     unackedArrived: failed.filter((o) => copies.has(o.messageId)).length,
@@ -270,7 +268,7 @@ describe('crash safety: SIGKILL during a burst of deliveries', () => {
     );
     second.kill('SIGTERM');
     expect((await second.waitExit()).code).toBe(0);
-  });
+  }, 180_000);
 
   it('a second SIGKILL during the recovery sweep loses nothing either', async (context) => {
     const dataDir = scratchDir('crash-sweep');
@@ -319,5 +317,140 @@ describe('crash safety: SIGKILL during a burst of deliveries', () => {
     );
     third.kill('SIGTERM');
     expect((await third.waitExit()).code).toBe(0);
-  });
+  }, 180_000);
+});
+
+/** Kills of the loop below; the campaign (`npm run bench -- crash`) sets more with CRASH_KILLS. */
+const LOOP_KILLS = Number(process.env.CRASH_KILLS ?? 20);
+const LOOP_LANES = 4;
+/** The kill comes at a random instant this long after the gateway is ready (recovery, then load). */
+const LOOP_KILL_WINDOW_MS = [150, 1500] as const;
+
+/**
+ * Peers send without pause over reused connections (one per lane) until `stopped()`; each message
+ * has its own Message-ID. Resolves with every message's outcome once the lanes stop.
+ */
+async function sendUntil(
+  gw: ReadyChildGateway,
+  to: string,
+  run: string,
+  stopped: () => boolean,
+  outcomes: Map<string, Outcome>,
+): Promise<void> {
+  const peer = identity('peer-trusted');
+  const lane = async (n: number) => {
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.ports.mx,
+      secure: false,
+      requireTLS: true,
+      pool: true,
+      maxConnections: 1,
+      tls: { key: peer.key, cert: peer.cert, ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+      name: `mx.${PEER_DOMAIN}`,
+      connectionTimeout: 5_000,
+      greetingTimeout: 5_000,
+      socketTimeout: 5_000,
+    });
+    try {
+      for (let k = 0; !stopped(); k += 1) {
+        const messageId = `<loop-${run}-${n}-${k}@${PEER_DOMAIN}>`;
+        outcomes.set(messageId, { messageId, state: 'unsent' });
+        try {
+          const info = await transport.sendMail({
+            envelope: { from: `sender@${PEER_DOMAIN}`, to: [to] },
+            from: `Dr Sender <sender@${PEER_DOMAIN}>`,
+            to,
+            subject: `loop ${run} ${n} ${k}`,
+            messageId,
+            text: `message ${k} of lane ${n}, run ${run}\n`.repeat(20),
+          });
+          outcomes.set(messageId, { messageId, state: 'acked', response: info.response });
+        } catch (err) {
+          const { message, responseCode } = err as Error & { responseCode?: number };
+          outcomes.set(messageId, {
+            messageId,
+            state: 'failed',
+            error: message,
+            ...(responseCode === undefined ? {} : { responseCode }),
+          });
+          return;
+        }
+      }
+    } finally {
+      transport.close();
+    }
+  };
+  await Promise.all(Array.from({ length: LOOP_LANES }, (_, n) => lane(n)));
+}
+
+describe('exactly once into our store: SIGKILL at random instants, over and over', () => {
+  it(
+    `${LOOP_KILLS} kills under load: no acknowledged message lost, none delivered twice`,
+    async (context) => {
+      const dataDir = scratchDir('crash-loop');
+      const config = gatewayConfig(dataDir);
+      const bal = uniqueBal('loop');
+      const outcomes = new Map<string, Outcome>();
+      const killedDuringDelivery: number[] = [];
+      let created = false;
+      for (let round = 0; round < LOOP_KILLS; round += 1) {
+        // A restart recovers a spool full of entries on a machine that may be very busy.
+        const gw = await startChildGateway({ config, name: `loop-${round}`, readyTimeoutMs: 120_000 });
+        if (!created) {
+          await createBal(gw, bal);
+          created = true;
+        }
+        let killed = false;
+        const [low, high] = LOOP_KILL_WINDOW_MS;
+        const delay = low + Math.random() * (high - low);
+        const killer = new Promise<void>((resolve) =>
+          setTimeout(() => {
+            killed = true;
+            gw.kill('SIGKILL');
+            resolve();
+          }, delay),
+        );
+        await Promise.all([sendUntil(gw, bal, `${round}`, () => killed, outcomes), killer]);
+        expect((await gw.waitExit()).signal).toBe('SIGKILL');
+        killedDuringDelivery.push(queueEntries(dataDir));
+        if (process.env.CRASH_KILLS && round % 10 === 9) {
+          // Campaign progress: a second copy, once in the store, never goes away: it shows already.
+          const copies = await copiesIn(bal);
+          const twice = [...copies.values()].filter((n) => n > 1).length;
+          const acked = [...outcomes.values()].filter((o) => o.state === 'acked').length;
+          process.stdout.write(
+            `crash-campaign progress: ${round + 1} kills, ${acked} acknowledged, ${copies.size} in the mailbox, ${twice} with more than one copy\n`,
+          );
+        }
+      }
+      const last = await startChildGateway({ config, name: 'loop-final' });
+      const all = [...outcomes.values()];
+      const { acked, failed } = tally(all);
+      expect(acked.length).toBeGreaterThan(LOOP_KILLS);
+      expect(
+        failed.filter((o) => o.responseCode !== undefined),
+        'refused rather than cut short',
+      ).toEqual([]);
+      const { unackedArrived } = await expectEveryAckedDelivered(bal, dataDir, all);
+      const spooled = killedDuringDelivery.reduce((a, b) => a + b, 0);
+      // How many times a restart found the message already in the store and did not deliver it again.
+      const foundInStore = journalEvents(dataDir).filter(
+        (e) => e.event === 'delivery.local.delivered' && String(e.result).includes('already in the mailbox'),
+      ).length;
+      // The kills did land while messages were waiting for, or in, delivery.
+      expect(spooled).toBeGreaterThan(0);
+      const summary =
+        `${LOOP_KILLS} kills: ${acked.length} acknowledged, all delivered once; ${failed.length} cut ` +
+        `short (${unackedArrived} of them delivered, once); ${foundInStore} found in the store on recovery ` +
+        `(not delivered again); spool entries at the kills: ` +
+        killedDuringDelivery.join(',');
+      await context.annotate(summary);
+      // The campaign (bench/crash-campaign.ts) reads its figures from here.
+      if (process.env.CRASH_KILLS) process.stdout.write(`crash-campaign: ${summary}\n`);
+      last.kill('SIGTERM');
+      expect((await last.waitExit()).code).toBe(0);
+    },
+    60_000 + LOOP_KILLS * 45_000,
+  );
 });

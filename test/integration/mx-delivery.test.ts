@@ -201,7 +201,6 @@ describe('MX delivery into the store', () => {
       'mssgw_delivery_local_attempts_total{outcome="delivered"}',
       'mssgw_delivery_local_latency_seconds_bucket',
       'mssgw_spool_messages ',
-      'mssgw_queue_jobs{queue="relay",state="waiting"}',
       'mssgw_redis_up 1',
       'mssgw_store_up{service="lmtp"} 1',
       'mssgw_whitelist_entries{kind="domains"} 2',
@@ -210,6 +209,9 @@ describe('MX delivery into the store', () => {
     ]) {
       expect(text).toContain(name);
     }
+    // Queues are per node (node.id, the host name by default).
+    expect(text).toMatch(/^mssgw_queue_jobs\{queue="relay",node="[^"]+",state="waiting"\} \d+$/m);
+    expect(text).toMatch(/^mssgw_node_last_seen_timestamp_seconds\{node="[^"]+"\} \d/m);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
 });

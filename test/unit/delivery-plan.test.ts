@@ -135,6 +135,9 @@ describe('SMTP DATA encoding', () => {
     [['no end'], 'no end\r\n.\r\n'],
     [['bare\nlf\n'], 'bare\r\nlf\r\n.\r\n'],
     [['ends with cr\r'], 'ends with cr\r\n.\r\n'],
+    // RFC 5321 §2.3.8: a bare CR is sent as a line end too, and the line after it is stuffed.
+    [['bare\rcr\r\n'], 'bare\r\ncr\r\n.\r\n'],
+    [['a\r.b'], 'a\r\n..b\r\n.\r\n'],
   ])('%j → %j', async (input, expected) => {
     expect(await stuff(input)).toBe(expected);
   });
