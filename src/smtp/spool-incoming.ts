@@ -17,6 +17,8 @@ export interface IncomingMessage {
   readonly received: string;
   readonly transaction: Omit<AcceptedTransaction, 'size' | 'messageId'>;
   readonly inspect?: (headers: HeaderCapture) => Promise<HeaderInspection>;
+  /** Aborted when the connection closes before the message is complete. */
+  readonly signal?: AbortSignal;
 }
 
 export type SpoolOutcome =
@@ -31,13 +33,26 @@ export type SpoolOutcome =
 export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
   const { spool, stream, transaction } = m;
   const capture = new HeaderCapture();
+  // Its errors reach the spool write through its pipeline; this covers the moment before that.
+  capture.on('error', () => {});
   stream.pipe(capture);
+  // smtp-server never ends the data stream of a connection that dropped mid-DATA: the body is
+  // failed here instead, so that the spool write gives up and removes its temporary file.
+  const onAbort = () => {
+    stream.unpipe(capture);
+    stream.resume();
+    capture.destroy(new Error('connection closed during DATA'));
+  };
+  if (m.signal?.aborted) onAbort();
+  else m.signal?.addEventListener('abort', onAbort, { once: true });
   let size: number;
   try {
     size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture);
   } catch (cause) {
     stream.resume();
     return { ok: false, code: 'SPOOL_FAILED', reason: 'spool_failed', cause };
+  } finally {
+    m.signal?.removeEventListener('abort', onAbort);
   }
   if (stream.sizeExceeded) {
     await spool.discard(transaction.id);

@@ -26,12 +26,11 @@ import {
 } from '../routing/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import type { HeaderCapture } from './header-scan.js';
-import { receivedHeader } from './received-header.js';
 import { type SmtpHookError, smtpError, smtpReplyFor } from './replies.js';
 import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
 import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
-import { spoolIncoming } from './spool-incoming.js';
+import { DataFlow } from './data-flow.js';
 import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
 
 const LISTENER = 'submission';
@@ -73,10 +72,12 @@ export class SubmissionServer {
   readonly #domains: ReadonlySet<string>;
   readonly #state = new Map<string, SessionState>();
   readonly #sink: RefusalSink;
+  readonly #data: DataFlow;
 
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
+    this.#data = new DataFlow({ ...deps, hostname: deps.config.smtp.hostname });
     this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
@@ -132,6 +133,7 @@ export class SubmissionServer {
       onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.#onData(stream, session, cb),
       onClose: (session) => {
+        this.#data.abort(session.id);
         if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
       },
     };
@@ -290,7 +292,7 @@ export class SubmissionServer {
       : { ok: true as const };
   }
 
-  async #onData(
+  #onData(
     stream: SMTPServerDataStream,
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
@@ -299,46 +301,26 @@ export class SubmissionServer {
     const access = this.#access(session);
     if (!st || !access) {
       stream.resume();
-      return cb(smtpError('AUTH_REQUIRED'));
+      cb(smtpError('AUTH_REQUIRED'));
+      return Promise.resolve();
     }
-    const now = this.#d.clock.now();
-    const id = this.#d.spool.newId(now);
-    const rcpts = session.envelope.rcptTo;
-    const received = receivedHeader({
-      helo: session.hostNameAppearsAs,
-      remoteAddress: session.remoteAddress,
-      hostname: this.#d.config.smtp.hostname,
-      protocol: 'ESMTPSA',
-      ...(st.cipher ? { tlsProtocol: st.cipher.protocol, tlsCipher: st.cipher.cipher } : {}),
-      id,
-      ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
-      date: now,
-    });
-    const outcome = await spoolIncoming({
-      spool: this.#d.spool,
-      session,
+    return this.#data.receive(
       stream,
-      received,
-      transaction: {
-        id,
-        now,
+      session,
+      {
+        protocol: 'ESMTPSA',
         channel: 'submission',
-        routeOf: (a) => st.routes.get(a) ?? 'local',
+        log: st.log,
+        spoolErrorEvent: 'smtp.submission.spool_error',
         ...(st.cipher ? { tls: st.cipher } : {}),
+        routeOf: (a) => st.routes.get(a) ?? 'local',
+        inspect: (headers) => this.#inspect(access, headers),
+        // The size is not journalled for submission refusals.
+        refuse: (code, reason) => this.#refuse(session, 'DATA', code, reason),
+        accepted: (envelope) => this.#accepted(envelope, access, st),
       },
-      inspect: (headers) => this.#inspect(access, headers),
-    });
-    if (!outcome.ok) {
-      if (outcome.cause)
-        st.log.error(
-          { event: 'smtp.submission.spool_error', err: toGatewayError(outcome.cause).message },
-          'spool failed',
-        );
-      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason));
-    }
-    this.#accepted(outcome.envelope, access, st);
-    cb(null, `2.0.0 Ok: queued as ${id}`);
-    this.#d.onAccepted(outcome.envelope);
+      cb,
+    );
   }
 
   #accepted(envelope: SpoolEnvelope, access: Access, st: SessionState): void {
