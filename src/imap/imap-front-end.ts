@@ -18,10 +18,12 @@ import { untaggedLine } from './responses.js';
 import {
   type ImapTlsMaterial,
   StartTlsUpgrader,
+  discardFailedHandshake,
   handshakeDetail,
   imapContextOptions,
   imapServerOptions,
   peerKey,
+  secured,
 } from './tls-upgrade.js';
 
 export interface ImapFrontEndDeps {
@@ -86,6 +88,7 @@ export class ImapFrontEnd {
     }
     this.#implicit.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       this.#handshaking.delete(peerKey(socket));
+      discardFailedHandshake(socket);
       this.#observer.tlsHandshake(
         'implicit',
         'failed',
@@ -177,6 +180,7 @@ export class ImapFrontEnd {
 
   #acceptImplicit(socket: tls.TLSSocket): void {
     this.#handshaking.delete(peerKey(socket));
+    secured(socket);
     this.#observer.tlsHandshake('implicit', 'ok', socket.isSessionReused() ? 'resumed' : 'full');
     if (this.#refused(socket, 'implicit')) return;
     this.#accept(socket, 'implicit');
