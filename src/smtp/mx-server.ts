@@ -26,6 +26,8 @@ import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
 import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
+import { ConnectionGate } from '../shared/index.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { DataFlow } from './data-flow.js';
 import type { SmtpHookError } from './replies.js';
 
@@ -66,10 +68,14 @@ export class MxServer {
   readonly #state = new Map<string, ConnectionState>();
   readonly #sink: RefusalSink;
   readonly #data: DataFlow;
+  readonly #gate: ConnectionGate;
+  readonly #guard: ConnectionGuard;
 
   constructor(deps: MxServerDeps) {
     this.#d = deps;
     this.#data = new DataFlow({ ...deps, hostname: deps.config.smtp.hostname });
+    const { mx, hostname } = deps.config.smtp;
+    this.#gate = new ConnectionGate(mx);
     this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
@@ -78,6 +84,16 @@ export class MxServer {
       journal: deps.journal,
     };
     this.server = new SMTPServer(this.#options());
+    this.#guard = new ConnectionGuard(this.server, {
+      listener: LISTENER,
+      gate: this.#gate,
+      implicitTls: false,
+      deadlineMs: mx.preTlsTimeoutSeconds * 1000,
+      deadlineReason: 'pretls-timeout',
+      hostname,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
     this.server.on('error', (err: Error & { code?: string; meta?: { stage?: string } }) =>
       this.#onServerError(err),
     );
@@ -119,11 +135,13 @@ export class MxServer {
   }
 
   close(): Promise<void> {
+    this.#gate.close();
     return closeSmtp(this.server);
   }
 
   #onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     adoptEnhancedCodes(this.server, session.id);
+    this.#guard.bind(session);
     const log = this.#d.logger.child({ cid: session.id, remote: session.remoteAddress, listener: LISTENER });
     this.#state.set(session.id, { log });
     this.#d.metrics.smtpConnections.inc({ listener: LISTENER });
@@ -160,6 +178,8 @@ export class MxServer {
       this.#d.whitelist.current(),
     );
     const v = st.verdict;
+    // A trusted operator: no longer held to the pre-TLS deadline nor to its address's quota.
+    if (v.ok) this.#guard.authenticated(session);
     this.#d.metrics.peerVerdicts.inc({ listener: LISTENER, outcome: v.ok ? 'accepted' : v.reason });
     const fields = {
       event: 'smtp.mx.peer',

@@ -30,6 +30,8 @@ import { type SmtpHookError, smtpError, smtpReplyFor } from './replies.js';
 import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
 import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
+import { ConnectionGate } from '../shared/index.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { DataFlow } from './data-flow.js';
 import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
 
@@ -73,11 +75,16 @@ export class SubmissionServer {
   readonly #state = new Map<string, SessionState>();
   readonly #sink: RefusalSink;
   readonly #data: DataFlow;
+  /** One limit for both ports. */
+  readonly #gate: ConnectionGate;
+  readonly #guards: { readonly starttls: ConnectionGuard; readonly implicit: ConnectionGuard };
 
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
     this.#data = new DataFlow({ ...deps, hostname: deps.config.smtp.hostname });
+    const { submission, hostname } = deps.config.smtp;
+    this.#gate = new ConnectionGate(submission);
     this.#domains = new Set(deps.config.domains.map((d) => d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
@@ -87,6 +94,18 @@ export class SubmissionServer {
     };
     this.starttls = new SMTPServer(this.#options(false));
     this.implicit = new SMTPServer(this.#options(true));
+    const guard = (server: SMTPServer, implicitTls: boolean) =>
+      new ConnectionGuard(server, {
+        listener: implicitTls ? `${LISTENER}-tls` : LISTENER,
+        gate: this.#gate,
+        implicitTls,
+        deadlineMs: submission.preauthTimeoutSeconds * 1000,
+        deadlineReason: 'preauth-timeout',
+        hostname,
+        metrics: deps.metrics,
+        logger: deps.logger,
+      });
+    this.#guards = { starttls: guard(this.starttls, false), implicit: guard(this.implicit, true) };
     for (const s of [this.starttls, this.implicit]) {
       s.on('error', (err: Error) =>
         this.#d.logger.debug({ event: 'smtp.socket_error', listener: LISTENER, err: err.message }, 'error'),
@@ -121,6 +140,7 @@ export class SubmissionServer {
       socketTimeout: smtp.submission.socketTimeoutSeconds * 1000,
       onConnect: (session, cb) => {
         adoptEnhancedCodes(server(), session.id);
+        this.#guard(secure).bind(session);
         this.#onConnect(session);
         cb();
       },
@@ -128,7 +148,12 @@ export class SubmissionServer {
         this.#onSecure(socket as TLSSocket, session);
         cb();
       },
-      onAuth: (auth, session, cb) => void this.#onAuth(auth, session, cb),
+      onAuth: (auth, session, cb) =>
+        void this.#onAuth(auth, session, (err, response) => {
+          // Logged in: no longer held to the pre-auth deadline nor to its address's quota.
+          if (!err && response?.user !== undefined) this.#guard(secure).authenticated(session);
+          cb(err, response);
+        }),
       onMailFrom: (address, session, cb) => this.#onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.#onData(stream, session, cb),
@@ -150,7 +175,12 @@ export class SubmissionServer {
     };
   }
 
+  #guard(secure: boolean): ConnectionGuard {
+    return secure ? this.#guards.implicit : this.#guards.starttls;
+  }
+
   close(): Promise<void> {
+    this.#gate.close();
     return Promise.all([closeSmtp(this.starttls), closeSmtp(this.implicit)]).then(() => undefined);
   }
 
