@@ -2,6 +2,7 @@ import { Gateway, describeAddresses } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { isGatewayError } from './errors/index.js';
 import { createLogger } from './observability/index.js';
+import { checkOpenFiles } from './shared/index.js';
 
 /** EX_CONFIG from sysexits.h: the configuration is wrong, restarting will not help. */
 const EXIT_CONFIG = 78;
@@ -22,6 +23,13 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.log.level });
+  // Descriptors for every connection limit (IMAP sessions hold two), plus room for the rest.
+  const { smtp, imap } = config;
+  const files = checkOpenFiles(
+    smtp.mx.maxConnections + smtp.submission.maxConnections + 2 * imap.maxConnections + 1024,
+  );
+  if (files.kind === 'short')
+    logger.warn({ event: 'process.nofile.short', ...files }, 'open-files limit below the connection limits');
   // Signals are caught from here on: a stop asked for while Redis and Dovecot are starting is
   // honoured once start-up has finished, so nothing started is left orphaned.
   let onSignal = (signal: string) => {
