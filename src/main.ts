@@ -2,6 +2,7 @@ import { Gateway, describeAddresses } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { isGatewayError } from './errors/index.js';
 import { createLogger } from './observability/index.js';
+import { SupervisedProcess } from './redis/index.js';
 import { checkOpenFiles } from './shared/index.js';
 
 /** EX_CONFIG from sysexits.h: the configuration is wrong, restarting will not help. */
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   // honoured once start-up has finished, so nothing started is left orphaned.
   let onSignal = (signal: string) => {
     stopRequested ??= signal;
+    SupervisedProcess.haltRestarts();
     logger.info({ event: 'gateway.stop_requested', signal }, 'stop requested during start-up');
   };
   let stopRequested: string | undefined;
@@ -72,6 +74,19 @@ async function main(): Promise<void> {
     stopping = true;
     closing = true;
     logger.info({ event: 'gateway.stopping', signal }, 'stopping');
+    SupervisedProcess.haltRestarts();
+    // The stop always ends: past the drain and 10 s for the rest, children are killed and we exit.
+    // Nothing acknowledged is lost: accepted messages are in the spool, which the next start reads.
+    const limitMs = (config.delivery.drainSeconds + 10) * 1000;
+    setTimeout(() => {
+      logger.fatal({ event: 'gateway.stop_timeout', limitMs }, 'stop took too long: stopping children');
+      SupervisedProcess.signalAll('SIGTERM');
+      setTimeout(() => {
+        SupervisedProcess.signalAll('SIGKILL');
+        logger.flush();
+        process.exit(1);
+      }, 1_000);
+    }, limitMs - 2_000).unref();
     void gateway.stop().then(
       () => {
         logger.info({ event: 'gateway.stopped' }, 'stopped');
