@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
+import { reportErrors } from '../observability/index.js';
 import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';
@@ -84,14 +85,13 @@ export class DeliveryQueue extends EventEmitter {
     this.#d = deps;
     for (const name of QUEUE_NAMES) {
       const connection = this.#connect(`queue-${name}`);
-      this.#queues.set(
-        name,
-        new Queue<DeliveryJobData>(name, {
-          connection,
-          prefix: deps.options.prefix,
-          defaultJobOptions: { removeOnComplete: true, removeOnFail: false, attempts: 1 },
-        }),
-      );
+      const queue = new Queue<DeliveryJobData>(name, {
+        connection,
+        prefix: deps.options.prefix,
+        defaultJobOptions: { removeOnComplete: true, removeOnFail: false, attempts: 1 },
+      });
+      reportErrors(queue, deps.logger, { queue: name });
+      this.#queues.set(name, queue);
     }
   }
 

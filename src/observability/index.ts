@@ -6,3 +6,4 @@ export { createMetrics } from './metrics.js';
 export type { MetricSources, Metrics } from './metrics.js';
 export { createObservabilityServer, listenHttp } from './http-server.js';
 export type { ReadinessCheck } from './http-server.js';
+export { reportErrors, type ErrorEmitter } from './error-reporter.js';
