@@ -23,7 +23,10 @@ let bal: string;
 beforeAll(async () => {
   gw = await startTestGateway({
     overrides: {
-      smtp: { mx: { maxPreauthPerSource: PER_SOURCE }, submission: { maxPreauthPerSource: PER_SOURCE } },
+      smtp: {
+        mx: { maxPreauthPerSource: PER_SOURCE, preTlsTimeoutSeconds: 5 },
+        submission: { maxPreauthPerSource: PER_SOURCE, preauthTimeoutSeconds: 5 },
+      },
       imap: { maxPreauthPerSource: PER_SOURCE },
       relay: { enabled: false },
     },
@@ -244,4 +247,35 @@ describe('one address holding 10,000 connections does not lock out another', () 
       }
     },
   );
+});
+
+describe('deadlines before TLS and before authentication', () => {
+  /** The lines the gateway sends until it closes the connection. */
+  function linesUntilClosed(socket: net.Socket): Promise<string[]> {
+    return new Promise((resolve) => {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        // EHLO once greeted (an early talker is refused for that alone), then nothing more.
+        if (text === '') socket.write('EHLO slow.example\r\n');
+        text += chunk.toString('latin1');
+      });
+      socket.on('error', () => {});
+      socket.once('close', () => resolve(text.split('\r\n').filter(Boolean)));
+    });
+  }
+
+  it('MX: a client that never starts TLS gets 421 4.7.0 at smtp.mx.preTlsTimeoutSeconds', async () => {
+    const socket = net.connect({ port: gw.addresses.mx!.port, host: '127.0.0.1' });
+    const lines = linesUntilClosed(socket);
+    const started = Date.now();
+    const seen = await lines;
+    expect(seen.at(-1)).toBe('421 4.7.0 mx.op.mssante.test Too slow, closing connection');
+    expect(Date.now() - started).toBeGreaterThan(3_000);
+  });
+
+  it('submission: a client that never authenticates gets 421 4.7.0 at preauthTimeoutSeconds', async () => {
+    const socket = net.connect({ port: gw.addresses.submission!.port, host: '127.0.0.1' });
+    const lines = linesUntilClosed(socket);
+    expect((await lines).at(-1)).toBe('421 4.7.0 mx.op.mssante.test Too slow, closing connection');
+  });
 });
