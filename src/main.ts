@@ -2,6 +2,7 @@ import { Gateway, describeAddresses } from './app/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { isGatewayError } from './errors/index.js';
 import { type Logger, createLogger } from './observability/index.js';
+import { SupervisedProcess, checkOpenFiles } from './shared/index.js';
 
 /** EX_CONFIG from sysexits.h: the configuration is wrong, restarting will not help. */
 const EXIT_CONFIG = 78;
@@ -22,10 +23,18 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.log.level });
+  // Descriptors for every connection limit (IMAP sessions hold two), plus room for the rest.
+  const { smtp, imap } = config;
+  const files = checkOpenFiles(
+    smtp.mx.maxConnections + smtp.submission.maxConnections + 2 * imap.maxConnections + 1024,
+  );
+  if (files.kind === 'short')
+    logger.warn({ event: 'process.nofile.short', ...files }, 'open-files limit below the connection limits');
   // Signals are caught from here on: a stop asked for while Redis and Dovecot are starting is
   // honoured once start-up has finished, so nothing started is left orphaned.
   let onSignal = (signal: string) => {
     stopRequested ??= signal;
+    SupervisedProcess.haltRestarts();
     logger.info({ event: 'gateway.stop_requested', signal }, 'stop requested during start-up');
   };
   let stopRequested: string | undefined;
@@ -64,6 +73,19 @@ async function main(): Promise<void> {
     stopping = true;
     closing = logger;
     logger.info({ event: 'gateway.stopping', signal }, 'stopping');
+    SupervisedProcess.haltRestarts();
+    // The stop always ends: past the drain and 10 s for the rest, children are killed and we exit.
+    // Nothing acknowledged is lost: accepted messages are in the spool, which the next start reads.
+    const limitMs = (config.delivery.drainSeconds + 10) * 1000;
+    setTimeout(() => {
+      logger.fatal({ event: 'gateway.stop_timeout', limitMs }, 'stop took too long: stopping children');
+      SupervisedProcess.signalAll('SIGTERM');
+      setTimeout(() => {
+        SupervisedProcess.signalAll('SIGKILL');
+        logger.flush();
+        process.exit(1);
+      }, 1_000);
+    }, limitMs - 2_000).unref();
     void gateway.stop().then(
       () => {
         logger.info({ event: 'gateway.stopped' }, 'stopped');

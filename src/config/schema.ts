@@ -57,6 +57,18 @@ const MxConfig = z
     host: host.default('0.0.0.0').describe('Listen address of the inter-operator SMTP (MX) port'),
     port: port.default(2525).describe('MX port (25 in production)'),
     maxConnections: z.number().int().min(1).default(200),
+    maxPreauthPerSource: z
+      .number()
+      .int()
+      .min(1)
+      .default(20)
+      .describe('Connections from one address (IPv6: one /64) without a trusted certificate yet'),
+    preTlsTimeoutSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .default(30)
+      .describe('Time from connect until TLS with a trusted certificate; then 421 4.7.0 and close'),
     socketTimeoutSeconds: z.number().int().min(5).default(300).describe('RFC 5321 §4.5.3.2 server timeout'),
   })
   .prefault({});
@@ -66,7 +78,15 @@ const listenerFields = (starttlsPort: number, implicitPort: number, what: string
   host: host.default('0.0.0.0').describe(`Listen address of ${what}`),
   port: port.default(starttlsPort).describe(`${what} with STARTTLS`),
   tlsPort: port.default(implicitPort).describe(`${what} with implicit TLS`),
-  maxConnections: z.number().int().min(1).default(500),
+  maxConnections: z.number().int().min(1).default(500).describe('Connections open at once, all ports'),
+  maxPreauthPerSource: z
+    .number()
+    .int()
+    .min(1)
+    .default(20)
+    .describe(
+      'Connections from one address (IPv6: one /64) not logged in yet; logged-in ones count only in maxConnections',
+    ),
 });
 
 const ImapConfig = z
@@ -95,7 +115,13 @@ const ImapConfig = z
 const SubmissionConfig = z
   .strictObject({
     ...listenerFields(5870, 4650, 'SMTP submission (587/465 in production)'),
-    socketTimeoutSeconds: z.number().int().min(5).default(300),
+    socketTimeoutSeconds: z.number().int().min(5).default(300).describe('Idle limit of a connection'),
+    preauthTimeoutSeconds: z
+      .number()
+      .int()
+      .min(5)
+      .default(60)
+      .describe('Time from connect until AUTH succeeded (TLS included); then 421 4.7.0 and close'),
   })
   .prefault({});
 

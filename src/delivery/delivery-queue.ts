@@ -3,7 +3,7 @@ import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
-import type { Logger } from '../observability/index.js';
+import { type Logger, reportErrors } from '../observability/index.js';
 import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';
@@ -127,6 +127,7 @@ export class DeliveryQueue extends EventEmitter {
         prefix: this.#d.options.prefix,
         defaultJobOptions: { removeOnComplete: true, removeOnFail: false, attempts: 1 },
       });
+      reportErrors(q, this.#d.logger, { queue: name });
       this.#queues.set(name, q);
     }
     return q;

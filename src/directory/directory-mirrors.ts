@@ -6,6 +6,7 @@ import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger, MetricSources, Metrics } from '../observability/index.js';
+import { reportErrors } from '../observability/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 import { type MirrorKind, crlFile, crlKind, extractionKind, whitelistKind } from './mirror-kinds.js';
 import type { RefreshResult } from './mirror-outcome.js';
@@ -127,6 +128,7 @@ export class DirectoryMirrors {
       connection: this.#connect('mssgw-directory-queue'),
       prefix,
     });
+    reportErrors(queue, this.#o.logger, { queue: MIRROR_QUEUE });
     this.#queue = queue;
     const known = new Set(this.mirrors.map(schedulerId));
     for (const s of await queue.getJobSchedulers()) {

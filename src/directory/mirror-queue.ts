@@ -45,6 +45,10 @@ export async function requestRefresh(options: {
   const eventsConnection = options.connect();
   const queue = new Queue<RefreshJobData>(MIRROR_QUEUE, { connection, prefix });
   const events = new QueueEvents(MIRROR_QUEUE, { connection: eventsConnection, prefix });
+  // A command-line call: failures reach the caller through the awaited calls below; without these
+  // listeners BullMQ would also print each one's stack.
+  queue.on('error', () => {});
+  events.on('error', () => {});
   try {
     await events.waitUntilReady();
     // CLIENT LIST may be refused by a managed Redis: then we can only wait and see.

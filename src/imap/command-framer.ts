@@ -37,6 +37,14 @@ export type LineEvent =
   | { readonly kind: 'line'; readonly line: Buffer }
   | { readonly kind: 'too-big'; readonly what: 'line'; readonly head: Buffer };
 
+/**
+ * RFC 2971 §3.3 bounds an ID command: at most 30 pairs, a field of at most 30 octets, a value of at
+ * most 1024. Quoted with every octet escaped that is 30 × (2 × 30 + 2 × 1024 + 6) octets; a command
+ * that names ID may be that long, and no other gets more than the configured limits.
+ */
+export const MAX_ID_COMMAND_BYTES = 30 * (2 * 30 + 2 * 1024 + 6) + 64;
+/** `tag SP "ID" SP`: the start of an ID command, before the rest of it has arrived. */
+const ID_HEAD = /^[!-~]{1,64} ID[ (]/i;
 const LF = 0x0a;
 const CR = 0x0d;
 /** A literal marker ends its line (RFC 9051 §9 `literal`); ten digits bound the number. */
@@ -98,7 +106,7 @@ export class CommandFramer {
         if (event !== 'done') return event;
         continue;
       }
-      const line = this.#readLine();
+      const line = this.#readLine(this.#maxLineBytes);
       if (line === undefined) return undefined;
       if (line.kind === 'too-big') return this.#fail('line', line.head);
       this.#lines.push(line.line);
@@ -125,14 +133,27 @@ export class CommandFramer {
   /** One bare line: a client response in a SASL exchange (RFC 9051 §6.2.2), with no literal. */
   nextLine(): LineEvent | undefined {
     if (this.#broken) return undefined;
-    const line = this.#readLine();
+    const line = this.#readLine(this.#limits.maxLineBytes);
     if (line?.kind === 'too-big') this.#broken = true;
     return line;
   }
 
-  /** A whole command may hold one maximal line and one maximal literal, not more. */
+  /** A whole command may hold one maximal line and one maximal literal, not more (ID: its RFC bound). */
   get #maxCommandBytes(): number {
-    return this.#limits.maxLineBytes + this.#limits.maxLiteralBytes;
+    const normal = this.#limits.maxLineBytes + this.#limits.maxLiteralBytes;
+    return this.#isId() ? Math.max(normal, MAX_ID_COMMAND_BYTES) : normal;
+  }
+
+  get #maxLineBytes(): number {
+    return this.#isId()
+      ? Math.max(this.#limits.maxLineBytes, MAX_ID_COMMAND_BYTES)
+      : this.#limits.maxLineBytes;
+  }
+
+  /** Whether the command being read is an ID (its first line, read or still arriving). */
+  #isId(): boolean {
+    const first = this.#lines[0] ?? this.#buf.subarray(0, 80);
+    return ID_HEAD.test(first.subarray(0, 80).toString('latin1'));
   }
 
   #readLiteral(literal: PendingLiteral): FrameEvent | undefined | 'done' {
@@ -150,8 +171,7 @@ export class CommandFramer {
   }
 
   /** A line up to LF (CR before it optional, for robustness), or too-big once the limit is passed. */
-  #readLine(): LineEvent | undefined {
-    const max = this.#limits.maxLineBytes;
+  #readLine(max: number): LineEvent | undefined {
     const lf = this.#buf.subarray(0, max + 2).indexOf(LF);
     if (lf < 0) {
       return this.#buf.length > max + 1 ? { kind: 'too-big', what: 'line', head: this.#head() } : undefined;

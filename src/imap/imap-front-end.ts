@@ -5,23 +5,21 @@ import type { ClientAuthenticator, SessionIndex } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
+import { ConnectionGate, type ConnectionTicket } from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
-import {
-  type ImapListenerName,
-  type ImapObserver,
-  type ImapRefusal,
-  NOOP_IMAP_OBSERVER,
-} from './imap-observer.js';
+import { type ImapListenerName, type ImapObserver, NOOP_IMAP_OBSERVER } from './imap-observer.js';
 import { ImapSession } from './imap-session.js';
 import type { StoreAccess } from './login-flow.js';
 import { untaggedLine } from './responses.js';
 import {
   type ImapTlsMaterial,
   StartTlsUpgrader,
+  discardFailedHandshake,
   handshakeDetail,
   imapContextOptions,
   imapServerOptions,
   peerKey,
+  secured,
 } from './tls-upgrade.js';
 
 export interface ImapFrontEndDeps {
@@ -61,16 +59,19 @@ export class ImapFrontEnd {
   readonly #upgrader: StartTlsUpgrader;
   readonly #sessions = new Set<ImapSession>();
   /** Implicit-TLS connections still in their handshake, by peer: they count against the limit. */
-  readonly #handshaking = new Map<string, net.Socket>();
+  readonly #handshaking = new Map<string, { raw: net.Socket; ticket: ConnectionTicket }>();
+  /** Total and per-source limits, shared by both ports. */
+  readonly #gate: ConnectionGate;
   #closing: Promise<void> | undefined;
 
   constructor(deps: ImapFrontEndDeps) {
     this.#d = deps;
     this.#observer = deps.observer ?? NOOP_IMAP_OBSERVER;
+    this.#gate = new ConnectionGate(deps.config);
     const options = imapServerOptions(deps.tls(), deps.config.preauthTimeoutSeconds * 1000);
     this.#upgrader = new StartTlsUpgrader(options);
     // Half-open: when a client ends its side, what the store still sends reaches it.
-    this.#plain = net.createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket, 'starttls'));
+    this.#plain = net.createServer({ allowHalfOpen: true }, (socket) => this.#acceptPlain(socket));
     this.#implicit = tls.createServer(options, (socket) => this.#acceptImplicit(socket));
     this.#implicit.on('connection', (raw: net.Socket) => this.#handshakeStarted(raw));
     // Accept errors (EMFILE, ...) after listen: logged, never fatal to the process.
@@ -88,6 +89,7 @@ export class ImapFrontEnd {
     }
     this.#implicit.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       this.#handshaking.delete(peerKey(socket));
+      discardFailedHandshake(socket);
       this.#observer.tlsHandshake(
         'implicit',
         'failed',
@@ -98,7 +100,7 @@ export class ImapFrontEnd {
 
   /** Connections open now (sessions and implicit-TLS handshakes). */
   get connections(): number {
-    return this.#sessions.size + this.#handshaking.size;
+    return this.#gate.size;
   }
 
   /** Listens on both ports; a port that cannot be bound is reported with its setting's key. */
@@ -133,59 +135,80 @@ export class ImapFrontEnd {
 
   async #shutdown(): Promise<void> {
     const grace = this.#d.shutdownGraceMs ?? 10_000;
+    this.#gate.close();
     const stopped = [this.#plain, this.#implicit].map(
       (server) =>
         new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
     );
-    for (const socket of this.#handshaking.values()) socket.destroy();
+    for (const { raw } of this.#handshaking.values()) raw.destroy();
     for (const session of this.#sessions) session.shutdown(grace);
     await Promise.all([...stopped, ...[...this.#sessions].map((s) => s.closed)]);
     this.#d.logger.info({ event: 'imap.stopped' }, 'IMAP stopped');
   }
 
-  /** Refuses with a BYE when over the limit or closing (RFC 9051 §7.1.5). */
-  #refused(socket: net.Socket | tls.TLSSocket, listener: ImapListenerName): boolean {
-    const reason: ImapRefusal | undefined =
-      this.#closing !== undefined
-        ? 'shutting-down'
-        : this.connections >= this.#d.config.maxConnections
-          ? 'max-connections'
-          : undefined;
-    if (reason === undefined) return false;
+  /**
+   * Every accepted socket passes the gate (total, and per source before login), before any TLS work.
+   * A refusal on the STARTTLS port is a BYE (RFC 9051 §7.1.5); on the TLS port nothing can be said
+   * before the handshake, so the socket is just closed. The ticket is given back when it closes.
+   */
+  #admit(raw: net.Socket, listener: ImapListenerName): ConnectionTicket | undefined {
+    raw.on('error', () => {});
+    const admission = this.#gate.admit(raw.remoteAddress);
+    if (admission.ok) {
+      raw.once('close', () => admission.ticket.release());
+      return admission.ticket;
+    }
+    const { reason } = admission;
     this.#observer.connectionRefused(listener, reason);
-    socket.on('error', () => {});
+    if (listener === 'implicit') {
+      raw.destroy();
+      return undefined;
+    }
     const text =
-      reason === 'shutting-down' ? 'Server shutting down' : 'Too many connections, try again later';
-    socket.end(untaggedLine('BYE', text, 'UNAVAILABLE'));
-    socket.destroySoon();
-    return true;
+      reason === 'shutting-down'
+        ? 'Server shutting down'
+        : reason === 'max-per-source'
+          ? 'Too many connections from your address, try again later'
+          : 'Too many connections, try again later';
+    raw.end(untaggedLine('BYE', text, 'UNAVAILABLE'));
+    // A client that does not read its BYE does not keep the socket.
+    setTimeout(() => raw.destroy(), 2_000).unref();
+    return undefined;
   }
 
   /** A raw connection on the implicit-TLS port, before its handshake (tls.Server wraps it). */
   #handshakeStarted(raw: net.Socket): void {
-    raw.on('error', () => {});
-    // Counted before the handshake: TLS work is what a flood would cost us.
-    if (this.#closing !== undefined || this.connections >= this.#d.config.maxConnections) {
-      this.#observer.connectionRefused('implicit', this.#closing ? 'shutting-down' : 'max-connections');
-      raw.destroy();
-      return;
-    }
+    const ticket = this.#admit(raw, 'implicit');
+    if (!ticket) return;
     const key = peerKey(raw);
-    this.#handshaking.set(key, raw);
+    this.#handshaking.set(key, { raw, ticket });
     raw.once('close', () => {
-      if (this.#handshaking.get(key) === raw) this.#handshaking.delete(key);
+      if (this.#handshaking.get(key)?.raw === raw) this.#handshaking.delete(key);
     });
   }
 
   #acceptImplicit(socket: tls.TLSSocket): void {
-    this.#handshaking.delete(peerKey(socket));
+    const key = peerKey(socket);
+    const handshaking = this.#handshaking.get(key);
+    this.#handshaking.delete(key);
+    secured(socket);
     this.#observer.tlsHandshake('implicit', 'ok', socket.isSessionReused() ? 'resumed' : 'full');
-    if (this.#refused(socket, 'implicit')) return;
-    this.#accept(socket, 'implicit');
+    if (!handshaking || this.#closing !== undefined) {
+      this.#observer.connectionRefused('implicit', 'shutting-down');
+      socket.on('error', () => {});
+      socket.end(untaggedLine('BYE', 'Server shutting down', 'UNAVAILABLE'));
+      socket.destroySoon();
+      return;
+    }
+    this.#accept(socket, 'implicit', handshaking.ticket);
   }
 
-  #accept(socket: net.Socket, listener: ImapListenerName): void {
-    if (listener === 'starttls' && this.#refused(socket, listener)) return;
+  #acceptPlain(socket: net.Socket): void {
+    const ticket = this.#admit(socket, 'starttls');
+    if (ticket) this.#accept(socket, 'starttls', ticket);
+  }
+
+  #accept(socket: net.Socket, listener: ImapListenerName, ticket: ConnectionTicket): void {
     socket.setNoDelay(true);
     const cid = randomUUID().slice(0, 8);
     const log = this.#d.logger.child({ cid, remote: socket.remoteAddress, listener });
@@ -208,6 +231,8 @@ export class ImapFrontEnd {
         ...(this.#d.sessions ? { sessions: this.#d.sessions } : {}),
       },
       log,
+      // Logged in: it no longer counts against its address's pre-login quota.
+      () => ticket.authenticated(),
     );
     this.#sessions.add(session);
     this.#observer.connectionOpened(listener);

@@ -9,7 +9,7 @@ export type ImapListenerName = 'starttls' | 'implicit';
 /** Phase of a connection when it closes: still before login, or piped to the store. */
 export type ImapPhase = 'preauth' | 'proxied';
 
-export type ImapRefusal = 'max-connections' | 'shutting-down';
+export type ImapRefusal = 'max-connections' | 'max-per-source' | 'shutting-down';
 
 export type ImapProtocolError =
   | 'syntax'

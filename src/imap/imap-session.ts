@@ -101,9 +101,17 @@ export class ImapSession {
   #badCommands = 0;
   #failedLogins = 0;
   #resolveClosed!: () => void;
+  readonly #onLoggedIn: () => void;
 
-  constructor(socket: net.Socket, listener: ImapListenerName, deps: SessionDeps, log: Logger) {
+  constructor(
+    socket: net.Socket,
+    listener: ImapListenerName,
+    deps: SessionDeps,
+    log: Logger,
+    onLoggedIn: () => void = () => {},
+  ) {
     this.#d = deps;
+    this.#onLoggedIn = onLoggedIn;
     this.listener = listener;
     this.remote = socket.remoteAddress ?? 'unknown';
     this.#log = log;
@@ -328,6 +336,7 @@ export class ImapSession {
         return 'stop';
       case 'logged-in': {
         clearTimeout(this.#preauthTimer);
+        this.#onLoggedIn();
         const context = {
           ...this.#d,
           log: this.#log,

@@ -19,8 +19,10 @@ export type PreauthCommand =
 export type DecodeResult =
   { readonly ok: true; readonly command: PreauthCommand } | { readonly ok: false; readonly text: string };
 
-/** RFC 2971 §3.3: at most 30 field-value pairs. */
+/** RFC 2971 §3.3: at most 30 field-value pairs, fields of 30 octets, values of 1024. */
 const MAX_ID_PAIRS = 30;
+const MAX_ID_FIELD_OCTETS = 30;
+const MAX_ID_VALUE_OCTETS = 1024;
 
 function bad(text: string): DecodeResult {
   return { ok: false, text };
@@ -51,6 +53,9 @@ function decodeId(args: readonly Arg[]): DecodeResult {
     if (field?.type !== 'string' || !(value?.type === 'string' || isNil(value))) {
       return bad('ID fields are strings and values strings or NIL');
     }
+    if (field.value.length > MAX_ID_FIELD_OCTETS) return bad('ID field longer than 30 octets');
+    if (value?.type === 'string' && value.value.length > MAX_ID_VALUE_OCTETS)
+      return bad('ID value longer than 1024 octets');
   }
   return { ok: true, command: { name: 'ID' } };
 }

@@ -30,9 +30,29 @@ export function imapServerOptions(material: ImapTlsMaterial, handshakeTimeoutMs:
     requestCert: true,
     rejectUnauthorized: false,
     handshakeTimeout: handshakeTimeoutMs,
-    // Half-open: when a client ends its side, what the store still sends reaches it.
-    allowHalfOpen: true,
+    // Not half-open during the handshake: a client that connects and closes (a port scan, a load
+    // balancer's health check) must release its socket at once, not hold it in CLOSE-WAIT.
+    // `secured` makes the session half-open once TLS is up.
+    allowHalfOpen: false,
   };
+}
+
+/**
+ * A socket whose handshake succeeded becomes half-open: when a client ends its side, what the store
+ * still sends reaches it (the property is read when the client's FIN arrives).
+ */
+export function secured(socket: tls.TLSSocket): tls.TLSSocket {
+  socket.allowHalfOpen = true;
+  return socket;
+}
+
+/**
+ * A handshake that failed or timed out: Node reports it ('tlsClientError') but leaves the socket
+ * open, so it is destroyed here, whatever the state it stopped in.
+ */
+export function discardFailedHandshake(socket: tls.TLSSocket): void {
+  socket.on('error', () => {});
+  socket.destroy();
 }
 
 /** A live TCP connection is one remote address and port: how a TLS socket is matched to its raw one. */
@@ -82,11 +102,12 @@ export class StartTlsUpgrader {
   constructor(options: tls.TlsOptions) {
     this.#server = tls.createServer(options);
     this.#server.on('secureConnection', (socket: tls.TLSSocket) =>
-      this.#settle(peerKey(socket), { ok: true, socket, resumed: socket.isSessionReused() }),
+      this.#settle(peerKey(socket), { ok: true, socket: secured(socket), resumed: socket.isSessionReused() }),
     );
-    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) =>
-      this.#settle(peerKey(socket), { ok: false, reason: err.code ?? 'error' }),
-    );
+    this.#server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      this.#settle(peerKey(socket), { ok: false, reason: err.code ?? 'error' });
+      discardFailedHandshake(socket);
+    });
   }
 
   setSecureContext(options: tls.SecureContextOptions): void {
@@ -95,11 +116,21 @@ export class StartTlsUpgrader {
 
   /** Resolves once the handshake is done or failed (the server's handshake timeout applies). */
   upgrade(socket: net.Socket): Promise<HandshakeResult> {
+    // A client that already closed its side cannot send a ClientHello: do not wait for one. Its FIN
+    // may have been read and not yet emitted (the socket was paused right after STARTTLS), which
+    // only the stream state tells; the TLS layer would never see it and wait for the deadline.
+    const state = (socket as unknown as { _readableState?: { ended?: boolean } })._readableState;
+    if (socket.destroyed || socket.readableEnded || state?.ended === true)
+      return Promise.resolve({ ok: false, reason: 'closed' });
     const key = peerKey(socket);
     return new Promise((resolve) => {
       const onClose = () => this.#settle(key, { ok: false, reason: 'closed' });
       socket.once('close', onClose);
       this.#waiting.set(key, { resolve, cleanup: () => socket.off('close', onClose) });
+      // During the handshake a client's FIN ends the connection (half-open again once secured).
+      // Resumed so the TLS layer reads on; plaintext sent after STARTTLS is discarded on the way.
+      socket.allowHalfOpen = false;
+      socket.resume();
       this.#server.emit('connection', socket);
     });
   }

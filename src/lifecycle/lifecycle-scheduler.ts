@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/index.js';
 import { GatewayError, toGatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
+import { reportErrors } from '../observability/index.js';
 import { dailyCron } from './lifecycle-time.js';
 import type { RunSummary } from './lifecycle-runner.js';
 
@@ -55,6 +56,7 @@ export class LifecycleScheduler {
   async start(): Promise<void> {
     const { connection, bullPrefix, config, logger } = this.#o;
     this.#queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix: bullPrefix });
+    reportErrors(this.#queue, logger, { queue: LIFECYCLE_QUEUE });
     if (!config.enabled) {
       // Disabled here: no process should keep running it on a schedule left by an earlier start.
       await this.#queue.removeJobScheduler(LIFECYCLE_SCHEDULER_ID);

@@ -10,3 +10,4 @@ export { gaugeSources } from './gauge-sources.js';
 export type { GaugeSourcePorts } from './gauge-sources.js';
 export { readinessChecks } from './readiness-checks.js';
 export type { ListenerReadiness, ReadinessPorts } from './readiness-checks.js';
+export { reportErrors, type ErrorEmitter } from './error-reporter.js';

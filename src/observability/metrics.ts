@@ -45,6 +45,12 @@ export function createMetrics() {
       labelNames: ['listener'] as const,
       registers: r,
     }),
+    smtpConnectionsRefused: new Counter({
+      name: 'mssgw_smtp_connections_refused_total',
+      help: 'SMTP connections refused or closed by a limit (max-connections, max-per-source, shutting-down, pretls-timeout, preauth-timeout), by listener',
+      labelNames: ['listener', 'reason'] as const,
+      registers: r,
+    }),
     smtpActiveConnections: new Gauge({
       name: 'mssgw_smtp_connections_active',
       help: 'SMTP connections open now, by listener',

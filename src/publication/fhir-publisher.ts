@@ -101,7 +101,11 @@ export class FhirPublisher implements Publisher {
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
       request.on('socket', (socket) => {
-        (socket as TLSSocket).once('secureConnect', () => (secured = true));
+        (socket as TLSSocket).once('secureConnect', () => {
+          secured = true;
+          // The national directory asking to renegotiate gets an error, not another handshake.
+          (socket as TLSSocket).disableRenegotiation();
+        });
       });
       request.on('error', fail);
       request.on('response', (res: IncomingMessage) => {

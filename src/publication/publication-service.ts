@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { addressKey, type Clock } from '../shared/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
+import { reportErrors } from '../observability/index.js';
 import type { Bal, BalChange, BalObserver } from '../registry/index.js';
 import { computeDrift, type DriftReport, type ExtractionView } from './drift.js';
 import { desiredFor } from './publication-decision.js';
@@ -86,6 +87,7 @@ export class PublicationService implements BalObserver {
       connection: this.#connection,
       prefix: this.#bullPrefix,
     });
+    reportErrors(this.#queue, options.logger, { queue: PUBLICATION_QUEUE });
     this.#work = new PublicationWork({
       store: this.#store,
       bals: options.bals,

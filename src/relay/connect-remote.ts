@@ -180,6 +180,8 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
         throw new RelayError('protocol_error', { ...where, reply: 'data after 220' });
       tls = startTls(plain, o);
       await settled(tls, 'secureConnect', (cause) => new RelayError('tls_failed', where, { cause }));
+      // A remote MX asking to renegotiate gets an error rather than another handshake.
+      tls.disableRenegotiation();
       const facts = factsOf(tls, o.trust);
       reader = new SmtpReplyReader(tls);
       return { socket: tls, reader, greeting, ehlo, facts };

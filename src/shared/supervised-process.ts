@@ -69,6 +69,11 @@ function fileSize(file: string): number {
   }
 }
 
+/** Every supervisor with a child that may still run, for the process-wide stop. */
+const supervisors = new Set<SupervisedProcess>();
+/** Set once the gateway is stopping: no child is (re)started after that, whatever happens. */
+let halted = false;
+
 export class SupervisedProcess {
   readonly #o: SupervisedProcessOptions;
   readonly #live = new Map<ChildProcess, Promise<ExitInfo>>();
@@ -87,8 +92,29 @@ export class SupervisedProcess {
   /** Spawns the child and resolves once it answers; rejects (and leaves nothing running) otherwise. */
   static async start(options: SupervisedProcessOptions): Promise<SupervisedProcess> {
     const supervised = new SupervisedProcess(options);
-    await supervised.#launch();
+    supervisors.add(supervised);
+    try {
+      await supervised.#launch();
+    } catch (err) {
+      supervisors.delete(supervised);
+      throw err;
+    }
     return supervised;
+  }
+
+  /**
+   * The gateway is stopping (SIGTERM/SIGINT): from now on no supervisor restarts its child, even
+   * one that dies before its orderly stop; pending restarts are cancelled. Children keep running
+   * until their supervisor's stop(), in the gateway's order.
+   */
+  static haltRestarts(): void {
+    halted = true;
+    for (const s of supervisors) clearTimeout(s.#timer);
+  }
+
+  /** Last resort when the stop runs out of time: `signal` to every child and its process group. */
+  static signalAll(signal: NodeJS.Signals): void {
+    for (const s of supervisors) for (const child of s.#live.keys()) killGroup(child, signal);
   }
 
   /** Pid of the current child (it changes after a restart). */
@@ -108,7 +134,9 @@ export class SupervisedProcess {
     const fd = openSync(this.#o.outputFile, 'a', 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(this.#o.command, this.#o.args, { stdio: ['ignore', fd, fd] });
+      // Its own process group: a SIGTERM to the gateway's group (a shell's Ctrl-C, systemd without
+      // KillMode=mixed, a container runtime) reaches the gateway only, which stops children in order.
+      child = spawn(this.#o.command, this.#o.args, { stdio: ['ignore', fd, fd], detached: true });
     } finally {
       closeSync(fd);
     }
@@ -176,6 +204,13 @@ export class SupervisedProcess {
 
   #onExit(child: ChildProcess, info: ExitInfo): void {
     if (this.#stopping || child !== this.#current) return;
+    if (halted) {
+      this.#o.logger.warn(
+        { event: `${this.#o.name}.exited`, childPid: child.pid, code: info.code, signal: info.signal },
+        `${this.#o.name} exited while the gateway stops: not restarted`,
+      );
+      return;
+    }
     const ranMs = Date.now() - this.#startedAt;
     const { initial, max } = this.#o.restartDelayMs ?? { initial: 500, max: 30_000 };
     if (ranMs >= (this.#o.stableAfterMs ?? 60_000)) this.#delay = initial;
@@ -195,11 +230,12 @@ export class SupervisedProcess {
     );
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#restarting = this.#restart();
+      if (!halted) this.#restarting = this.#restart();
     }, delayMs);
   }
 
   async #restart(): Promise<void> {
+    if (halted) return;
     try {
       await this.#launch();
     } catch (err) {
@@ -223,7 +259,7 @@ export class SupervisedProcess {
         { event: `${this.#o.name}.kill`, childPid: child.pid },
         'no exit after SIGTERM, SIGKILL',
       );
-      child.kill('SIGKILL');
+      killGroup(child, 'SIGKILL');
       await exited;
     }
   }
@@ -234,6 +270,17 @@ export class SupervisedProcess {
     await Promise.all([...this.#live].map(([child, exited]) => this.#kill(child, exited, graceMs)));
     await this.#restarting;
     await this.#o.afterStop?.();
+    supervisors.delete(this);
     this.#o.logger.info({ event: `${this.#o.name}.stopped` }, `${this.#o.name} stopped`);
+  }
+}
+
+/** A signal to the child's whole group (Dovecot's service processes), else to the child alone. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
   }
 }

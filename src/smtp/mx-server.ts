@@ -9,7 +9,7 @@ import {
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
-import { GatewayError, type ErrorCode, toGatewayError } from '../errors/index.js';
+import { GatewayError, type ErrorCode } from '../errors/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import {
   type PeerVerdict,
@@ -25,8 +25,9 @@ import { adoptEnhancedCodes } from './enhanced-replies.js';
 import { tlsFailureReason } from './mx-transaction.js';
 import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
-import { spoolIncoming } from './spool-incoming.js';
-import { receivedHeader } from './received-header.js';
+import { ConnectionGate } from '../shared/index.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { DataFlow } from './data-flow.js';
 import type { SmtpHookError } from './replies.js';
 
 const LISTENER = 'mx';
@@ -65,9 +66,15 @@ export class MxServer {
   readonly #domains: ReadonlySet<string>;
   readonly #state = new Map<string, ConnectionState>();
   readonly #sink: RefusalSink;
+  readonly #data: DataFlow;
+  readonly #gate: ConnectionGate;
+  readonly #guard: ConnectionGuard;
 
   constructor(deps: MxServerDeps) {
     this.#d = deps;
+    this.#data = new DataFlow({ ...deps, hostname: deps.config.smtp.hostname });
+    const { mx, hostname } = deps.config.smtp;
+    this.#gate = new ConnectionGate(mx);
     this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
@@ -76,6 +83,16 @@ export class MxServer {
       journal: deps.journal,
     };
     this.server = new SMTPServer(this.#options());
+    this.#guard = new ConnectionGuard(this.server, {
+      listener: LISTENER,
+      gate: this.#gate,
+      implicitTls: false,
+      deadlineMs: mx.preTlsTimeoutSeconds * 1000,
+      deadlineReason: 'pretls-timeout',
+      hostname,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
     this.server.on('error', (err: Error & { code?: string; meta?: { stage?: string } }) =>
       this.#onServerError(err),
     );
@@ -117,11 +134,13 @@ export class MxServer {
   }
 
   close(): Promise<void> {
+    this.#gate.close();
     return closeSmtp(this.server);
   }
 
   #onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     adoptEnhancedCodes(this.server, session.id);
+    this.#guard.bind(session);
     const log = this.#d.logger.child({ cid: session.id, remote: session.remoteAddress, listener: LISTENER });
     this.#state.set(session.id, { log });
     this.#d.metrics.smtpConnections.inc({ listener: LISTENER });
@@ -158,6 +177,8 @@ export class MxServer {
       this.#d.whitelist.current(),
     );
     const v = st.verdict;
+    // A trusted operator: no longer held to the pre-TLS deadline nor to its address's quota.
+    if (v.ok) this.#guard.authenticated(session);
     this.#d.metrics.peerVerdicts.inc({ listener: LISTENER, outcome: v.ok ? 'accepted' : v.reason });
     const fields = {
       event: 'smtp.mx.peer',
@@ -244,53 +265,28 @@ export class MxServer {
     cb();
   }
 
-  async #onData(
+  #onData(
     stream: SMTPServerDataStream,
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
   ): Promise<void> {
     const st = this.#state.get(session.id);
-    const now = this.#d.clock.now();
-    const id = this.#d.spool.newId(now);
-    const rcpts = session.envelope.rcptTo;
     const peerDn = st?.verdict?.ok ? st.verdict.dn : undefined;
-    const header = receivedHeader({
-      helo: session.hostNameAppearsAs,
-      remoteAddress: session.remoteAddress,
-      hostname: this.#d.config.smtp.hostname,
-      protocol: 'ESMTPS',
-      ...(st?.tls ? { tlsProtocol: st.tls.protocol, tlsCipher: st.tls.cipher } : {}),
-      ...(peerDn ? { peerDn } : {}),
-      id,
-      ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
-      date: now,
-    });
-    const outcome = await spoolIncoming({
-      spool: this.#d.spool,
-      session,
+    return this.#data.receive(
       stream,
-      received: header,
-      transaction: {
-        id,
-        now,
+      session,
+      {
+        protocol: 'ESMTPS',
         channel: 'mx',
-        ...(peerDn ? { peerDn } : {}),
+        log: st?.log,
+        spoolErrorEvent: 'smtp.mx.spool_error',
         ...(st?.tls ? { tls: st.tls } : {}),
+        ...(peerDn ? { peerDn } : {}),
+        refuse: (code, reason, extra) => this.#refuse(session, 'DATA', code, reason, extra),
+        accepted: (envelope) => this.#accepted(envelope, st),
       },
-    });
-    if (!outcome.ok) {
-      if (outcome.cause) {
-        st?.log.error(
-          { event: 'smtp.mx.spool_error', err: toGatewayError(outcome.cause).message },
-          'spool failed',
-        );
-      }
-      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason, { size: stream.byteLength }));
-    }
-    const { envelope } = outcome;
-    this.#accepted(envelope, st);
-    cb(null, `2.0.0 Ok: queued as ${id}`);
-    this.#d.onAccepted(envelope);
+      cb,
+    );
   }
 
   #accepted(envelope: SpoolEnvelope, st: ConnectionState | undefined): void {
@@ -313,6 +309,7 @@ export class MxServer {
   }
 
   #onClose(session: SMTPServerSession): void {
+    this.#data.abort(session.id);
     if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
   }
 

@@ -17,6 +17,8 @@ export interface IncomingMessage {
   readonly received: string;
   readonly transaction: Omit<AcceptedTransaction, 'size' | 'messageId'>;
   readonly inspect?: (headers: HeaderCapture) => Promise<HeaderInspection>;
+  /** Aborted when the connection closes before the message is complete. */
+  readonly signal?: AbortSignal;
 }
 
 export type SpoolOutcome =
@@ -31,14 +33,20 @@ export type SpoolOutcome =
 export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
   const { spool, stream, transaction } = m;
   const capture = new HeaderCapture();
-  // smtp-server destroys the data stream when the client goes away mid-message; the write must
-  // then stop at once (its descriptor closed, its temporary file removed), not wait for an end.
+  // smtp-server destroys the data stream when the client goes away mid-message (and the session's
+  // own signal says the connection closed, data-flow.ts); the write must then stop at once (its
+  // descriptor closed, its temporary file removed), not wait for an end that never comes.
   const aborted = new AbortController();
+  const abort = (): void => aborted.abort();
   const onClose = (): void => {
-    if (!stream.readableEnded) aborted.abort();
+    if (!stream.readableEnded) abort();
   };
   stream.once('close', onClose);
-  stream.once('error', () => aborted.abort());
+  stream.once('error', abort);
+  if (m.signal?.aborted) abort();
+  else m.signal?.addEventListener('abort', abort, { once: true });
+  // Its errors reach the spool write through its pipeline; this covers the moment before that.
+  capture.on('error', () => {});
   stream.pipe(capture);
   let size: number;
   try {
@@ -51,6 +59,7 @@ export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
     return { ok: false, code: 'SPOOL_FAILED', reason: 'spool_failed', cause };
   } finally {
     stream.off('close', onClose);
+    m.signal?.removeEventListener('abort', abort);
   }
   if (stream.sizeExceeded) {
     await spool.discard(transaction.id);

@@ -33,12 +33,13 @@ import {
 } from '../routing/index.js';
 import { adoptEnhancedCodes } from './enhanced-replies.js';
 import type { HeaderCapture } from './header-scan.js';
-import { receivedHeader } from './received-header.js';
 import { type SmtpHookError, smtpError, smtpReplyFor } from './replies.js';
 import { type AuthResponse, installSaslExtensions } from './sasl-extensions.js';
 import { type RefusalSink, closeSmtp, listenSmtp, lookupLocalRecipient, refuse } from './listener-support.js';
 import { baseServerOptions, secureContextOf } from './server-options.js';
-import { spoolIncoming } from './spool-incoming.js';
+import { ConnectionGate } from '../shared/index.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { DataFlow } from './data-flow.js';
 import { type SaslDecoders, addressList, describePrincipal, toAuthRequest } from './submission-auth.js';
 
 const LISTENER = 'submission';
@@ -84,10 +85,17 @@ export class SubmissionServer {
   readonly #domains: ReadonlySet<string>;
   readonly #state = new Map<string, SessionState>();
   readonly #sink: RefusalSink;
+  readonly #data: DataFlow;
+  /** One limit for both ports. */
+  readonly #gate: ConnectionGate;
+  readonly #guards: { readonly starttls: ConnectionGuard; readonly implicit: ConnectionGuard };
 
   constructor(deps: SubmissionServerDeps) {
     installSaslExtensions();
     this.#d = deps;
+    this.#data = new DataFlow({ ...deps, hostname: deps.config.smtp.hostname });
+    const { submission, hostname } = deps.config.smtp;
+    this.#gate = new ConnectionGate(submission);
     this.#domains = new Set(deps.config.domains.map((d) => normalizeDomain(d) ?? d.toLowerCase()));
     this.#sink = {
       listener: LISTENER,
@@ -97,6 +105,18 @@ export class SubmissionServer {
     };
     this.starttls = new SMTPServer(this.#options(false));
     this.implicit = new SMTPServer(this.#options(true));
+    const guard = (server: SMTPServer, implicitTls: boolean) =>
+      new ConnectionGuard(server, {
+        listener: implicitTls ? `${LISTENER}-tls` : LISTENER,
+        gate: this.#gate,
+        implicitTls,
+        deadlineMs: submission.preauthTimeoutSeconds * 1000,
+        deadlineReason: 'preauth-timeout',
+        hostname,
+        metrics: deps.metrics,
+        logger: deps.logger,
+      });
+    this.#guards = { starttls: guard(this.starttls, false), implicit: guard(this.implicit, true) };
     for (const s of [this.starttls, this.implicit]) {
       s.on('error', (err: Error) =>
         this.#d.logger.debug({ event: 'smtp.socket_error', listener: LISTENER, err: err.message }, 'error'),
@@ -131,6 +151,7 @@ export class SubmissionServer {
       socketTimeout: smtp.submission.socketTimeoutSeconds * 1000,
       onConnect: (session, cb) => {
         adoptEnhancedCodes(server(), session.id);
+        this.#guard(secure).bind(session);
         this.#onConnect(session);
         cb();
       },
@@ -138,11 +159,17 @@ export class SubmissionServer {
         this.#onSecure(socket as TLSSocket, session);
         cb();
       },
-      onAuth: (auth, session, cb) => void this.#onAuth(auth, session, cb),
+      onAuth: (auth, session, cb) =>
+        void this.#onAuth(auth, session, (err, response) => {
+          // Logged in: no longer held to the pre-auth deadline nor to its address's quota.
+          if (!err && response?.user !== undefined) this.#guard(secure).authenticated(session);
+          cb(err, response);
+        }),
       onMailFrom: (address, session, cb) => void this.#onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.#onData(stream, session, cb),
       onClose: (session) => {
+        this.#data.abort(session.id);
         this.#state.get(session.id)?.watched?.close();
         if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
       },
@@ -160,7 +187,12 @@ export class SubmissionServer {
     };
   }
 
+  #guard(secure: boolean): ConnectionGuard {
+    return secure ? this.#guards.implicit : this.#guards.starttls;
+  }
+
   close(): Promise<void> {
+    this.#gate.close();
     return Promise.all([closeSmtp(this.starttls), closeSmtp(this.implicit)]).then(() => undefined);
   }
 
@@ -327,7 +359,7 @@ export class SubmissionServer {
     return { ok: true as const };
   }
 
-  async #onData(
+  #onData(
     stream: SMTPServerDataStream,
     session: SMTPServerSession,
     cb: (err?: Error | null, message?: string) => void,
@@ -336,53 +368,35 @@ export class SubmissionServer {
     const access = this.#access(session);
     if (!st || !access) {
       stream.resume();
-      return cb(smtpError('AUTH_REQUIRED'));
+      cb(smtpError('AUTH_REQUIRED'));
+      return Promise.resolve();
     }
-    const now = this.#d.clock.now();
-    const id = this.#d.spool.newId(now);
-    const rcpts = session.envelope.rcptTo;
-    const received = receivedHeader({
-      helo: session.hostNameAppearsAs,
-      remoteAddress: session.remoteAddress,
-      hostname: this.#d.config.smtp.hostname,
-      protocol: 'ESMTPSA',
-      ...(st.cipher ? { tlsProtocol: st.cipher.protocol, tlsCipher: st.cipher.cipher } : {}),
-      id,
-      ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
-      date: now,
-    });
-    const outcome = await spoolIncoming({
-      spool: this.#d.spool,
-      session,
+    return this.#data.receive(
       stream,
-      received,
-      transaction: {
-        id,
-        now,
+      session,
+      {
+        protocol: 'ESMTPSA',
         channel: 'submission',
-        routeOf: (a) => st.routes.get(a) ?? 'local',
+        log: st.log,
+        spoolErrorEvent: 'smtp.submission.spool_error',
         ...(st.cipher ? { tls: st.cipher } : {}),
+        routeOf: (a) => st.routes.get(a) ?? 'local',
+        inspect: async (headers) => {
+          // The right may have gone while the message was coming in: nothing is committed then.
+          const cut = await st.watched?.check();
+          if (cut !== undefined) return { ok: false, code: 'AUTH_NOT_AUTHORISED', reason: cut };
+          return this.#inspect(access, headers);
+        },
+        // The size is not journalled for submission refusals; a cut names the person.
+        refuse: (code, reason) => {
+          const cut = code === 'AUTH_NOT_AUTHORISED' && st.watched?.cut !== undefined;
+          const extra = cut ? { principal: describePrincipal(access.principal) } : {};
+          return this.#refuse(session, 'DATA', code, reason, extra);
+        },
+        accepted: (envelope) => this.#accepted(envelope, access, st),
       },
-      inspect: async (headers) => {
-        // The right may have gone while the message was coming in: nothing is committed then.
-        const cut = await st.watched?.check();
-        if (cut !== undefined) return { ok: false, code: 'AUTH_NOT_AUTHORISED', reason: cut };
-        return this.#inspect(access, headers);
-      },
-    });
-    if (!outcome.ok) {
-      if (outcome.cause)
-        st.log.error(
-          { event: 'smtp.submission.spool_error', err: toGatewayError(outcome.cause).message },
-          'spool failed',
-        );
-      const cut = outcome.code === 'AUTH_NOT_AUTHORISED' && st.watched?.cut !== undefined;
-      const extra = cut ? { principal: describePrincipal(access.principal) } : {};
-      return cb(this.#refuse(session, 'DATA', outcome.code, outcome.reason, extra));
-    }
-    this.#accepted(outcome.envelope, access, st);
-    cb(null, `2.0.0 Ok: queued as ${id}`);
-    this.#d.onAccepted(outcome.envelope);
+      cb,
+    );
   }
 
   #accepted(envelope: SpoolEnvelope, access: Access, st: SessionState): void {

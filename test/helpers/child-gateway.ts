@@ -25,6 +25,8 @@ export interface ChildGatewayOptions {
   readonly env?: Record<string, string>;
   /** Label in failure output; default `gateway`. */
   readonly name?: string;
+  /** Its own process group (pid = group id), so a test can signal the whole group as a shell would. */
+  readonly detached?: boolean;
 }
 
 export interface ChildExit {
@@ -118,6 +120,7 @@ export function launchChildGateway(options: ChildGatewayOptions): ChildGateway {
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
   const pid = child.pid;

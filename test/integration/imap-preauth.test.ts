@@ -110,6 +110,43 @@ describe('IMAP before TLS', () => {
     expect(h.observed).toContainEqual(['protocolError', 'line-too-long']);
   });
 
+  it('takes an RFC 2971 ID at its limits (30 pairs, 30-octet fields, 1024-octet values)', async () => {
+    // 30 × 1024-octet values: about 31 KB on one line, far over this harness's 1024-octet lines.
+    const pairs = Array.from({ length: 30 }, (_, i) => `"${`f${i}`.padEnd(30, 'x')}" "${'v'.repeat(1024)}"`);
+    const { client } = await plain();
+    expect(await client.command('i1', `ID (${pairs.join(' ')})`)).toEqual({
+      untagged: ['* ID ("name" "mssgw")'],
+      tagged: 'i1 OK ID completed',
+    });
+    // Still usable afterwards; and the other commands keep their limits.
+    expect((await client.command('i2', 'NOOP')).tagged).toBe('i2 OK NOOP completed');
+    client.write(`i3 LOGIN ${'x'.repeat(2000)}\r\n`);
+    expect(await client.readToEnd()).toEqual([
+      'i3 BAD [TOOBIG] Line too long',
+      '* BYE Too much data before login',
+    ]);
+  });
+
+  it('refuses an ID over the RFC 2971 limits with BAD, and a longer one with TOOBIG', async () => {
+    const { client } = await plain();
+    const value = (n: number) => `"${'v'.repeat(n)}"`;
+    expect((await client.command('j1', `ID ("name" ${value(1025)})`)).tagged).toBe(
+      'j1 BAD ID value longer than 1024 octets',
+    );
+    expect((await client.command('j2', `ID ("${'f'.repeat(31)}" "x")`)).tagged).toBe(
+      'j2 BAD ID field longer than 30 octets',
+    );
+    const pairs31 = Array.from({ length: 31 }, (_, i) => `"f${i}" "v"`).join(' ');
+    expect((await client.command('j3', `ID (${pairs31})`)).tagged).toBe(
+      'j3 BAD ID expects field-value pairs',
+    );
+    client.write(`j4 ID ("name" ${value(100_000)})\r\n`);
+    expect(await client.readToEnd()).toEqual([
+      'j4 BAD [TOOBIG] Line too long',
+      '* BYE Too much data before login',
+    ]);
+  });
+
   it('ends the connection on a literal over the limit, without asking for it', async () => {
     const { client } = await plain();
     client.write('t2 LOGIN {100000}\r\n');

@@ -1,0 +1,127 @@
+import type net from 'node:net';
+import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+import type { Logger, Metrics } from '../observability/index.js';
+import { type ConnectionGate, type ConnectionTicket, sourceOf } from '../shared/index.js';
+
+export interface ConnectionGuardOptions {
+  /** Metric label: `mx`, `submission`, `submission-tls`. */
+  readonly listener: string;
+  readonly gate: ConnectionGate;
+  /** Implicit TLS: nothing can be written before the handshake, a refused socket is just closed. */
+  readonly implicitTls: boolean;
+  /** Time from connect until `authenticated` (MX: a trusted certificate; submission: AUTH). */
+  readonly deadlineMs: number;
+  /** Why the deadline closes the connection: a bounded metric label. */
+  readonly deadlineReason: 'pretls-timeout' | 'preauth-timeout';
+  /** Our name, in the 421 replies. */
+  readonly hostname: string;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+interface Guarded {
+  readonly ticket: ConnectionTicket;
+  readonly socket: net.Socket;
+  timer: NodeJS.Timeout | undefined;
+  sessionId?: string;
+}
+
+interface ConnectionLike {
+  readonly id: string;
+  send(code: number, data: string): void;
+}
+
+/** How a connection is matched between the accepted socket and smtp-server's session. */
+function peerOf(address: string | undefined, port: number | undefined): string {
+  return `${sourceOf(address)}|${port ?? 0}`;
+}
+
+/**
+ * Bounded, fair resources on an smtp-server listener (issue #11): every accepted socket passes the
+ * gate before smtp-server sees it (a refusal costs no session, no TLS and no 100 ms greeting delay),
+ * gets `421 4.7.0` when refused, and is closed with `421 4.7.0` if it has not authenticated within
+ * the deadline. smtp-server's own `maxClients` stays as a backstop.
+ */
+export class ConnectionGuard {
+  readonly #o: ConnectionGuardOptions;
+  readonly #server: SMTPServer;
+  readonly #byPeer = new Map<string, Guarded>();
+
+  constructor(server: SMTPServer, options: ConnectionGuardOptions) {
+    this.#o = options;
+    this.#server = server;
+    const net = server.server;
+    // smtp-server's accept handler runs only for admitted sockets.
+    const accept = net.listeners('connection') as Array<(socket: net.Socket) => void>;
+    net.removeAllListeners('connection');
+    net.on('connection', (socket: net.Socket) => {
+      if (this.#admit(socket)) for (const handler of accept) handler.call(net, socket);
+    });
+  }
+
+  /** The session of an admitted socket: from now on its deadline closes it with a reply. */
+  bind(session: SMTPServerSession): void {
+    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    if (guarded) guarded.sessionId = session.id;
+  }
+
+  /** The connection proved who it is: its deadline is lifted and it leaves its source's quota. */
+  authenticated(session: SMTPServerSession): void {
+    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    if (!guarded) return;
+    clearTimeout(guarded.timer);
+    guarded.timer = undefined;
+    guarded.ticket.authenticated();
+  }
+
+  #admit(socket: net.Socket): boolean {
+    const o = this.#o;
+    const admission = o.gate.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      o.metrics.smtpConnectionsRefused.inc({ listener: o.listener, reason: admission.reason });
+      socket.on('error', () => {});
+      if (o.implicitTls) {
+        socket.destroy();
+      } else {
+        const text =
+          admission.reason === 'shutting-down'
+            ? 'Server shutting down'
+            : admission.reason === 'max-per-source'
+              ? 'Too many connections from your address, try again later'
+              : 'Too many connections, try again later';
+        socket.end(`421 4.7.0 ${o.hostname} ${text}\r\n`);
+        // A client that does not read its reply does not keep the socket.
+        setTimeout(() => socket.destroy(), 2_000).unref();
+      }
+      return false;
+    }
+    const key = peerOf(socket.remoteAddress, socket.remotePort);
+    const guarded: Guarded = { ticket: admission.ticket, socket, timer: undefined };
+    guarded.timer = setTimeout(() => this.#expired(guarded), o.deadlineMs);
+    guarded.timer.unref();
+    this.#byPeer.set(key, guarded);
+    socket.once('close', () => {
+      clearTimeout(guarded.timer);
+      admission.ticket.release();
+      if (this.#byPeer.get(key) === guarded) this.#byPeer.delete(key);
+    });
+    return true;
+  }
+
+  #expired(guarded: Guarded): void {
+    guarded.timer = undefined;
+    const o = this.#o;
+    o.metrics.smtpConnectionsRefused.inc({ listener: o.listener, reason: o.deadlineReason });
+    o.logger.info(
+      { event: 'smtp.connection.deadline', listener: o.listener, reason: o.deadlineReason },
+      'connection closed: not authenticated in time',
+    );
+    const connections = (this.#server as unknown as { connections: Set<ConnectionLike> }).connections;
+    const connection = [...connections].find((c) => c.id === guarded.sessionId);
+    // send() closes the connection after a 421 (and writes nothing in the middle of a handshake).
+    if (connection) connection.send(421, `4.7.0 ${o.hostname} Too slow, closing connection`);
+    else guarded.socket.destroy();
+    // A client that does not read its reply does not keep the socket.
+    setTimeout(() => guarded.socket.destroy(), 2_000).unref();
+  }
+}

@@ -1,0 +1,125 @@
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { devPkiSettings } from '../../src/pki/index.js';
+import {
+  type ChildGateway,
+  embeddedProcessesOf,
+  launchChildGateway,
+  startChildGateway,
+  stopChildGateways,
+} from '../helpers/child-gateway.js';
+import { scratchDir } from '../helpers/gateway.js';
+
+/**
+ * Issue #11 item 6: SIGTERM or SIGINT to the gateway's whole process group (a shell's Ctrl-C, systemd
+ * without KillMode=mixed, a container runtime) stops it within delivery.drainSeconds + 10 s in every
+ * state, never restarts Redis or Dovecot once stopping, and leaves neither running. The gateway runs
+ * embedded (its own Redis and Dovecot) in its own process group, which the test signals.
+ */
+const DRAIN_SECONDS = 5;
+const LIMIT_MS = (DRAIN_SECONDS + 10) * 1000;
+
+afterEach((context) => stopChildGateways(context));
+
+function embeddedConfig(dataDir: string): Record<string, unknown> {
+  return {
+    dataDir,
+    ...devPkiSettings(inject('pkiDir')),
+    smtp: {
+      hostname: 'mx.op.mssante.test',
+      mx: { host: '127.0.0.1', port: 0 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    delivery: { retryInitialSeconds: 0.2, retryMaxSeconds: 1, drainSeconds: DRAIN_SECONDS },
+    metrics: { port: 0 },
+    admin: { port: 0 },
+    log: { level: 'info' },
+  };
+}
+
+/** Signals the whole group and checks the stop: in time, no restart, nothing left running. */
+async function stopGroup(
+  gw: ChildGateway,
+  dataDir: string,
+  signal: NodeJS.Signals,
+  exitCode: 0 | 1 = 0,
+): Promise<number> {
+  const started = Date.now();
+  process.kill(-gw.pid, signal);
+  const exit = await gw.waitExit(LIMIT_MS + 5_000);
+  const ms = Date.now() - started;
+  expect(exit, gw.tail()).toEqual({ code: exitCode, signal: null });
+  expect(ms).toBeLessThan(LIMIT_MS);
+  const events = gw.events();
+  const stopAt = events.findIndex(
+    (e) => e.event === 'gateway.stopping' || e.event === 'gateway.stop_requested',
+  );
+  const before = events.slice(0, stopAt);
+  const after = events.slice(stopAt);
+  // A restart: a restart scheduled, or a child started again (a first start may still finish).
+  const restarts = after.filter((e) => {
+    const name = String(e.event);
+    if (name.endsWith('.restart.scheduled')) return true;
+    return name.endsWith('.started') && before.some((b) => b.event === name);
+  });
+  expect(restarts, 'a child was restarted while stopping').toEqual([]);
+  expect(await embeddedProcessesOf(dataDir), 'redis-server or dovecot left running').toEqual([]);
+  return ms;
+}
+
+function pidOf(gw: ChildGateway, event: string): number {
+  const e = [...gw.events()].reverse().find((x) => x.event === event);
+  const pid = e?.childPid;
+  if (typeof pid !== 'number') throw new Error(`no ${event} with a pid:\n${gw.tail()}`);
+  return pid;
+}
+
+describe('a signal to the whole process group always stops the gateway', () => {
+  it('idle: SIGTERM to the group', async () => {
+    const dataDir = scratchDir('stop-idle');
+    const gw = await startChildGateway({
+      config: embeddedConfig(dataDir),
+      name: 'stop-idle',
+      detached: true,
+    });
+    const ms = await stopGroup(gw, dataDir, 'SIGTERM');
+    console.error(`stop (idle, group SIGTERM): ${ms} ms`);
+  });
+
+  it('Redis down: SIGINT to the group while Redis is dead', async () => {
+    const dataDir = scratchDir('stop-redis-down');
+    const gw = await startChildGateway({
+      config: embeddedConfig(dataDir),
+      name: 'stop-redis',
+      detached: true,
+    });
+    process.kill(pidOf(gw, 'redis.started'), 'SIGKILL');
+    await gw.waitForEvent((e) => e.event === 'redis.exited');
+    // With Redis gone the queue cannot close in order: the stop deadline ends it (exit 1), still in
+    // time, with nothing left running; accepted messages stay in the spool for the next start.
+    const ms = await stopGroup(gw, dataDir, 'SIGINT', 1);
+    expect(gw.events().some((e) => e.event === 'gateway.stop_timeout')).toBe(true);
+    console.error(`stop (Redis down, group SIGINT): ${ms} ms`);
+  });
+
+  it('Dovecot down: SIGTERM to the group while Dovecot is dead', async () => {
+    const dataDir = scratchDir('stop-dovecot-down');
+    const gw = await startChildGateway({
+      config: embeddedConfig(dataDir),
+      name: 'stop-dovecot',
+      detached: true,
+    });
+    process.kill(pidOf(gw, 'dovecot.started'), 'SIGKILL');
+    await gw.waitForEvent((e) => e.event === 'dovecot.exited');
+    const ms = await stopGroup(gw, dataDir, 'SIGTERM');
+    console.error(`stop (Dovecot down, group SIGTERM): ${ms} ms`);
+  });
+
+  it('during start-up: SIGTERM to the group before the gateway is ready', async () => {
+    const dataDir = scratchDir('stop-startup');
+    const gw = launchChildGateway({ config: embeddedConfig(dataDir), name: 'stop-startup', detached: true });
+    await gw.waitForEvent((e) => e.event === 'redis.started', 30_000);
+    const ms = await stopGroup(gw, dataDir, 'SIGTERM');
+    console.error(`stop (start-up, group SIGTERM): ${ms} ms`);
+  });
+});
