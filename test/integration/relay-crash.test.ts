@@ -277,9 +277,14 @@ describe('relay queue crash safety', () => {
       (n) => n >= ids.length,
     );
     expectExactlyOnce(p, ids);
-    // Each node delivered what it accepted: the messages in its own spool.
-    const delivered = dirs.map(
-      (dir) => journalEvents(dir).filter((e) => e.event === 'delivery.relay.delivered').length,
+    // Each node delivered what it accepted: the messages in its own spool. A node journals its
+    // delivery after the peer's reply, so the last lines may trail the peer's count.
+    const delivered = await eventually(
+      () =>
+        Promise.resolve(
+          dirs.map((dir) => journalEvents(dir).filter((e) => e.event === 'delivery.relay.delivered').length),
+        ),
+      (counts) => counts.every((n) => n >= 10),
     );
     expect(delivered, 'deliveries by node').toEqual([10, 10]);
   });
