@@ -138,7 +138,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   );
   const lifecycleJob = stops.add(
     'lifecycle',
-    buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue }),
+    buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue, mirrors }),
   );
   const authenticator = await buildAuthenticator({ ...base, registry, lifecycle: lifecycle.events });
   const sessions = stops.add('sessions', await startSessionWatch({ ...base, registry, authenticator }));

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { DeliveryQueue, Spool } from '../delivery/index.js';
+import type { DirectoryMirrors } from '../directory/index.js';
 import {
   IndicatorRecorder,
   LifecycleActivity,
@@ -13,7 +14,8 @@ import {
 } from '../lifecycle/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import type { PublicationService } from '../publication/index.js';
-import { ActivityStore, type BalRegistry } from '../registry/index.js';
+import { ActivityStore, type Bal, type BalRegistry, ownedAddresses } from '../registry/index.js';
+import { normalizeDomain } from '../shared/index.js';
 import type { Backends } from './backends.js';
 import { storePurger } from './store-adapters.js';
 
@@ -71,6 +73,30 @@ export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart 
   return { indicators, activity, events };
 }
 
+/**
+ * Who else reads a mailbox's inactivity warning (issue #13 item 5): for a PER mailbox, its owner's
+ * other addresses; for an ORG or CAB one, each manager's own addresses. A person's addresses are
+ * the active mailboxes she owns here and those the national extraction lists for her elsewhere.
+ */
+function warningAudience(
+  registry: BalRegistry,
+  mirrors: Pick<DirectoryMirrors, 'directory'>,
+  ourDomains: readonly string[],
+): (bal: Bal) => Promise<{ owner: string[]; managers: string[] }> {
+  const national = { addressesOf: (id: string) => mirrors.directory.addressesOf(id), ourDomains };
+  return async (bal) => {
+    if (bal.type === 'PER') {
+      return { owner: await ownedAddresses(registry, bal.owner, national), managers: [] };
+    }
+    if (bal.type !== 'ORG' && bal.type !== 'CAB') return { owner: [], managers: [] };
+    const managers = (await registry.grants(bal.address)).flatMap((g) =>
+      g.right === 'manager' && !g.expired && g.subject.kind === 'person' ? [g.subject.nationalId] : [],
+    );
+    const each = await Promise.all(managers.map((id) => ownedAddresses(registry, id, national)));
+    return { owner: [], managers: each.flat() };
+  };
+}
+
 /** Issue #6, second half: the daily job (warnings into the mailbox, unpublication, purge). */
 export interface LifecycleJobPart {
   readonly scheduler: LifecycleScheduler;
@@ -80,12 +106,16 @@ export interface LifecycleJobPart {
 }
 
 export function buildLifecycleJob(
-  d: LifecyclePartDeps & { readonly delivery: DeliveryQueue },
+  d: LifecyclePartDeps & {
+    readonly delivery: DeliveryQueue;
+    readonly mirrors: Pick<DirectoryMirrors, 'directory'>;
+  },
 ): LifecycleJobPart {
   const lc = d.config.lifecycle;
   const prefix = d.config.redis.prefix;
   const { redis } = d.backends;
   const { publisher, states } = lifecyclePublicationPorts(d.publication);
+  const ours = new Set(d.config.domains.map((x) => normalizeDomain(x) ?? x));
   const runner = new LifecycleRunner({
     redis,
     prefix,
@@ -95,11 +125,15 @@ export function buildLifecycleJob(
     publication: states,
     publisher,
     warnings: {
-      // Into the mailbox itself, where the owner and co-managers read it.
+      // Into our store for our domains; through the relay, like any submitted mail, for an
+      // owner's or manager's address at another operator.
       deliver: async (address, raw) => {
-        await d.delivery.inject({ from: '', to: address, route: 'local', raw });
+        const domain = address.slice(address.lastIndexOf('@') + 1);
+        const route = ours.has(normalizeDomain(domain) ?? domain) ? 'local' : 'relay';
+        await d.delivery.inject({ from: '', to: address, route, raw });
       },
     },
+    warningAudience: warningAudience(d.registry, d.mirrors, d.config.domains),
     mailPurger: storePurger(d.backends.store),
     clock: d.clock,
     journal: d.journal,

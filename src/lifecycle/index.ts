@@ -18,8 +18,15 @@ export type {
   MailPurger,
   PublicationStateReader,
   PublicationView,
+  WarningAudienceOf,
   WarningDelivery,
 } from './lifecycle-ports.js';
+export {
+  warningRecipients,
+  type WarningAudience,
+  type WarningChannel,
+  type WarningRecipient,
+} from './warning-recipients.js';
 export { AssumedPublication } from './assumed-publication.js';
 export { lifecycleMetricsObserver } from './lifecycle-metrics.js';
 export {

@@ -6,6 +6,7 @@
  * | key                                   | type   | content                                                    |
  * |---------------------------------------|--------|------------------------------------------------------------|
  * | `lifecycle:warned`                    | hash   | address → ms of the last inactivity warning put in the BAL  |
+ * | `lifecycle:warned-to:<address>`       | hash   | recipient → start (ms) of the period its warning was for    |
  * | `lifecycle:unpublished-inactive`      | set    | BALs unpublished (or being unpublished) for inactivity      |
  * | `lifecycle:mail-purged`               | set    | deleted BALs whose mail was purged from the store           |
  * | `lifecycle:lock`                      | string | token of the process running the daily job (with a TTL)     |
@@ -27,6 +28,11 @@ export class LifecycleKeys {
 
   get warned(): string {
     return `${this.prefix}lifecycle:warned`;
+  }
+
+  /** The channels (recipients) of a mailbox's warning already sent, by inactivity period. */
+  warnedTo(address: string): string {
+    return `${this.prefix}lifecycle:warned-to:${address}`;
   }
 
   get unpublishedInactive(): string {

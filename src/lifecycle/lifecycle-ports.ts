@@ -1,6 +1,7 @@
 import type { Bal, BalListQuery, BalPage, GrantView } from '../registry/index.js';
 import type { PublicationStateName } from '../publication/index.js';
 import type { InactivityEvidence } from './inactivity-policy.js';
+import type { WarningAudience } from './warning-recipients.js';
 
 /**
  * What the lifecycle needs from the rest of the gateway, as interfaces: the composition root
@@ -35,10 +36,20 @@ export interface LifecyclePublisher {
   republish(address: string): Promise<DirectoryAnswer>;
 }
 
-/** Puts a message into the mailbox itself (the local delivery queue); resolves once it is durable. */
+/**
+ * Sends a warning to one address through the delivery queue: into our store for our domains,
+ * through the relay for an MSSanté address at another operator. Resolves once it is durable.
+ */
 export interface WarningDelivery {
   deliver(address: string, message: Buffer): Promise<void>;
 }
+
+/**
+ * Who else reads a mailbox's warning (warning-recipients.ts): the owner's other addresses (PER),
+ * the managers' own addresses (ORG, CAB). The composition root asks the registry and the national
+ * extraction; an empty audience sends the warning to the mailbox only.
+ */
+export type WarningAudienceOf = (bal: Bal) => Promise<WarningAudience>;
 
 /** The publication state of one mailbox, as the publication module keeps it. */
 export interface PublicationView {

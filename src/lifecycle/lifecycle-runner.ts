@@ -15,12 +15,15 @@ import type {
   LifecycleRegistry,
   MailPurger,
   PublicationStateReader,
+  WarningAudienceOf,
   WarningDelivery,
 } from './lifecycle-ports.js';
-import { dayInZone } from './lifecycle-time.js';
+import type { Bal } from '../registry/index.js';
+import { DAY_MS, dayInZone } from './lifecycle-time.js';
 import type { MailPurgeDecision } from './mail-retention.js';
 import { RunLock } from './run-lock.js';
 import { buildWarningMessage } from './warning-message.js';
+import { type WarningAudience, type WarningRecipient, warningRecipients } from './warning-recipients.js';
 
 export interface LifecycleRunnerOptions {
   readonly redis: Redis;
@@ -35,6 +38,8 @@ export interface LifecycleRunnerOptions {
   readonly publication: PublicationStateReader;
   readonly publisher: LifecyclePublisher;
   readonly warnings: WarningDelivery;
+  /** Who else gets a mailbox's warning (issue #13); without it, the mailbox only. */
+  readonly warningAudience?: WarningAudienceOf;
   /** Without it, the mail of deleted mailboxes is not purged (and no purge is planned). */
   readonly mailPurger?: MailPurger;
   readonly clock: Clock;
@@ -257,7 +262,7 @@ export class LifecycleRunner {
       const confirmed = this.#confirmInFlight(item, fresh);
       if (confirmed !== undefined) return confirmed;
     }
-    if (current === undefined || current.action !== item.action) {
+    if (fresh === undefined || current === undefined || current.action !== item.action) {
       this.#o.journal.record({
         event: 'lifecycle.step.superseded',
         address: item.address,
@@ -270,7 +275,7 @@ export class LifecycleRunner {
     }
     switch (current.action) {
       case 'warn':
-        return this.#warn(current, now);
+        return this.#warn(current, fresh.bal, now, wasInFlight);
       case 'unpublish-inactive':
         return this.#unpublish(current);
       case 'purge-mail':
@@ -307,6 +312,8 @@ export class LifecycleRunner {
         address: item.address,
         reason: item.reason,
         evidence: item.evidence,
+        channel: 'mailbox',
+        recipient: item.address,
         resumedInFlight: true,
       });
       return 'warned';
@@ -314,30 +321,87 @@ export class LifecycleRunner {
     return undefined;
   }
 
-  async #warn(decision: Extract<InactivityDecision, { action: 'warn' }>, now: Date): Promise<StepOutcome> {
+  /**
+   * Sends the warning to each recipient (warning-recipients.ts) not yet sent this inactivity period,
+   * recording each one after its delivery, then marks the mailbox warned: a run killed half-way
+   * sends the rest when taken up, never one twice (a crash between a delivery and its record repeats
+   * that one message rather than skipping it). A failed channel leaves the mailbox unmarked, so the
+   * next run sends what is missing.
+   */
+  async #warn(
+    decision: Extract<InactivityDecision, { action: 'warn' }>,
+    bal: Bal,
+    now: Date,
+    wasInFlight: boolean,
+  ): Promise<StepOutcome> {
+    const { redis, journal, logger } = this.#o;
     const { address, evidence } = decision;
-    const message = buildWarningMessage({
-      address,
-      unpublishAt: new Date(evidence.unpublishAt),
-      ...(evidence.lastActivityAt === null ? {} : { lastActivityAt: new Date(evidence.lastActivityAt) }),
-      inactivityDays: this.#o.config.inactivityDays,
-      timeZone: this.#o.config.timeZone,
-      date: now,
-    });
-    try {
-      await this.#o.warnings.deliver(address, message.raw);
-    } catch (err) {
-      const why = toGatewayError(err).message;
-      this.#o.journal.record({ event: 'lifecycle.warning.failed', address, evidence, error: why });
-      this.#o.logger.warn({ event: 'lifecycle.warning.failed', address, err: why }, 'warning not delivered');
+    const period = Date.parse(evidence.inactiveSince);
+    const sentKey = this.#keys.warnedTo(address);
+    const [recipients, sent] = await Promise.all([this.#recipientsOf(bal), redis.hgetall(sentKey)]);
+    let failed = 0;
+    for (const r of recipients) {
+      const line = { address, reason: decision.reason, channel: r.channel, recipient: r.address, evidence };
+      if (Number(sent[r.address]) >= period) {
+        // Sent by the run that was killed: journaled again, as it may have died before journaling.
+        if (wasInFlight) journal.record({ event: 'lifecycle.warning.sent', ...line, resumedInFlight: true });
+        continue;
+      }
+      const message = buildWarningMessage({
+        address,
+        to: r.address,
+        unpublishAt: new Date(evidence.unpublishAt),
+        ...(evidence.lastActivityAt === null ? {} : { lastActivityAt: new Date(evidence.lastActivityAt) }),
+        inactivityDays: this.#o.config.inactivityDays,
+        timeZone: this.#o.config.timeZone,
+        date: now,
+      });
+      try {
+        await this.#o.warnings.deliver(r.address, message.raw);
+      } catch (err) {
+        const why = toGatewayError(err).message;
+        failed += 1;
+        journal.record({ event: 'lifecycle.warning.failed', ...line, error: why });
+        logger.warn(
+          { event: 'lifecycle.warning.failed', address, channel: r.channel, err: why },
+          'warning not delivered',
+        );
+        continue;
+      }
+      await redis
+        .multi()
+        .hset(sentKey, r.address, String(period))
+        .expire(sentKey, Math.ceil((2 * this.#o.config.inactivityDays * DAY_MS) / 1000))
+        .exec();
+      journal.record({ event: 'lifecycle.warning.sent', ...line });
+    }
+    if (failed > 0) {
       this.#o.observer?.warning('error');
       return 'warning-failed';
     }
-    // After the delivery: a crash in between repeats the warning rather than skipping it.
-    await this.#o.redis.hset(this.#keys.warned, address, String(now.getTime()));
-    this.#o.journal.record({ event: 'lifecycle.warning.sent', address, reason: decision.reason, evidence });
+    await redis.hset(this.#keys.warned, address, String(now.getTime()));
     this.#o.observer?.warning('ok');
     return 'warned';
+  }
+
+  /** The mailbox, and whoever else should read its warning; the mailbox alone if the lookup fails. */
+  async #recipientsOf(bal: Bal): Promise<WarningRecipient[]> {
+    let audience: WarningAudience = { owner: [], managers: [] };
+    try {
+      if (this.#o.warningAudience) audience = await this.#o.warningAudience(bal);
+    } catch (err) {
+      const why = toGatewayError(err).message;
+      this.#o.journal.record({
+        event: 'lifecycle.warning.audience_failed',
+        address: bal.address,
+        error: why,
+      });
+      this.#o.logger.warn(
+        { event: 'lifecycle.warning.audience_failed', address: bal.address, err: why },
+        'owner and managers not found; the warning goes to the mailbox only',
+      );
+    }
+    return warningRecipients(bal.address, audience);
   }
 
   async #unpublish(

@@ -5,14 +5,16 @@ import { mailDate } from '../delivery/index.js';
 import { frenchDate } from './lifecycle-time.js';
 
 /**
- * The inactivity warning (issue #6): an RFC 5322 message put into the mailbox itself, where its owner
- * and co-managers read it, before the address is unpublished from the national directory. French,
- * UTF-8, quoted-printable (RFC 2045 §6.7) so that it survives any store; the subject is an RFC 2047
- * encoded word. Pure: the caller gives the clock's `date` and delivers the bytes (WarningDelivery).
+ * The inactivity warning (issue #6): an RFC 5322 message put into the mailbox itself, and sent to
+ * its owner's other addresses and its managers' (issue #13, warning-recipients.ts), before the
+ * address is unpublished from the national directory. French, UTF-8, quoted-printable (RFC 2045
+ * §6.7) so that it survives any store; the subject is an RFC 2047 encoded word. Pure: the caller gives the clock's `date` and delivers the bytes (WarningDelivery).
  */
 export interface WarningMessageInput {
-  /** The mailbox warned; the message goes to it. */
+  /** The mailbox warned, named in the text. */
   readonly address: string;
+  /** Where the message goes (`To:`): the owner's or a manager's other address. Default: `address`. */
+  readonly to?: string;
   /** When the address will be unpublished, as announced (the decision's `unpublishAt`). */
   readonly unpublishAt: Date;
   /** Latest use of the mailbox; undefined when it was never used. */
@@ -77,7 +79,7 @@ export function buildWarningMessage(input: WarningMessageInput): WarningMessage 
   const body = qpWrap(qpEncode(warningText(input)), 76).replace(/\r?\n/g, '\r\n');
   const head = [
     `From: =?UTF-8?Q?Postmaster_MSSant=C3=A9?= <postmaster@${domain}>`,
-    `To: <${input.address}>`,
+    `To: <${input.to ?? input.address}>`,
     foldLines(`Subject: ${encodeWords(subject, 'Q', 52)}`, 76).replace(/\r?\n/g, '\r\n'),
     `Date: ${mailDate(input.date)}`,
     `Message-ID: ${input.messageId ?? `<lifecycle-${randomUUID()}@${domain}>`}`,
@@ -92,5 +94,5 @@ export function buildWarningMessage(input: WarningMessageInput): WarningMessage 
     `${head.join('\r\n')}\r\n\r\n${body}${body.endsWith('\r\n') ? '' : '\r\n'}`,
     'ascii',
   );
-  return { envelope: { from: '', to: input.address }, subject, raw };
+  return { envelope: { from: '', to: input.to ?? input.address }, subject, raw };
 }

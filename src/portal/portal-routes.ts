@@ -196,6 +196,13 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
     const at = now();
     const bals = await registry.balsForPerson(s.nationalId, at);
     const owned = await Promise.all(bals.filter((b) => b.right === 'owner').map((b) => ownedView(b.bal, at)));
+    // A mailbox he co-manages is warned to him too (lifecycle, #13 item 5): the same deadline shows.
+    const managed = await Promise.all(
+      bals
+        .filter((b) => b.right === 'manager')
+        .map(async (b) => [b.bal, await ownedView(b.bal, at)] as const),
+    );
+    const near = new Map(managed.filter(([, v]) => v.deadlineNear).map(([a, v]) => [a, v.deadline]));
     const others = bals
       .filter((b) => b.right !== 'owner')
       .map((b) => ({
@@ -205,6 +212,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
         scopes: b.scopes,
         ...(b.expiresAt === undefined ? {} : { expiresAt: lastDay(b.expiresAt, tz) }),
         manageable: b.right === 'manager',
+        ...(near.has(b.bal) ? { deadlineNear: near.get(b.bal) ?? '' } : {}),
       }));
     const national = await deps.nationalAddresses?.(s.nationalId);
     const elsewhere = national?.map((e) => ({

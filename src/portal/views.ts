@@ -91,6 +91,8 @@ export interface AccessView {
   /** Last day the right works (dd/mm/yyyy in the operator's time zone). */
   readonly expiresAt?: string;
   readonly manageable: boolean;
+  /** A managed mailbox near its unpublication for inactivity: the date (dd/mm/yyyy). */
+  readonly deadlineNear?: string;
 }
 
 export interface ElsewhereView {
@@ -184,6 +186,16 @@ export function homePage(frame: PageFrame, view: HomeView): string {
         </td>
       </tr>`,
   );
+  const managedNear = view.others.flatMap((a) =>
+    a.deadlineNear === undefined
+      ? []
+      : [
+          html`<p class="warning" role="note">
+            <strong>Attention :</strong> sans utilisation d'ici le ${a.deadlineNear}, la boîte ${a.address}
+            que vous gérez sera retirée de l'annuaire national.
+          </p>`,
+        ],
+  );
   return page(
     frame,
     html`<section aria-labelledby="ici">
@@ -211,6 +223,7 @@ export function homePage(frame: PageFrame, view: HomeView): string {
                 </tbody>
               </table>`
         }
+        ${managedNear}
       </section>
       <section aria-labelledby="ailleurs">
         <h2 id="ailleurs">Dans l'annuaire national</h2>

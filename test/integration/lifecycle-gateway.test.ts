@@ -19,7 +19,12 @@ import { eventually, inboxMessages } from '../helpers/mailbox.js';
  */
 
 const DAY = 86_400_000;
-const OWNER = `8${String(Math.floor(Math.random() * 1e11)).padStart(11, '0')}`;
+const personId = () => `8${String(Math.floor(Math.random() * 1e11)).padStart(11, '0')}`;
+const OWNER = personId();
+// Issue #13 item 5: a doctor with two mailboxes here, a practice (ORG) and its manager.
+const DOCTOR = personId();
+const MANAGER = personId();
+const STRUCTURE = String(1_700_000_000 + Math.floor(Math.random() * 99_999_999));
 const system = { kind: 'system', id: 'test' } as const;
 let now = Date.parse('2026-03-02T10:00:00Z');
 const clock = { now: () => new Date(now) };
@@ -32,6 +37,18 @@ beforeAll(async () => {
     resourceType: 'Practitioner',
     id: `pr-${randomUUID()}`,
     identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.1', value: OWNER }],
+  });
+  for (const id of [DOCTOR, MANAGER]) {
+    fhir.put({
+      resourceType: 'Practitioner',
+      id: `pr-${randomUUID()}`,
+      identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.1', value: id }],
+    });
+  }
+  fhir.put({
+    resourceType: 'Organization',
+    id: `org-${randomUUID()}`,
+    identifier: [{ system: 'urn:oid:1.2.250.1.71.4.2.2', value: STRUCTURE }],
   });
   const config = testConfig({
     overrides: {
@@ -198,5 +215,87 @@ describe('mailbox lifecycle in the running gateway', () => {
     expect(journalEvents(gw.config.dataDir)).toEqual(
       expect.arrayContaining([expect.objectContaining({ event: 'lifecycle.mail.purged', address: bal })]),
     );
+  });
+
+  it('sends the warning to the owner’s other mailbox and to the managers of an ORG mailbox, once', async () => {
+    const idle = uniqueBal('doc-idle');
+    const other = uniqueBal('doc-other');
+    const org = uniqueBal('cabinet');
+    const mgr = uniqueBal('manager');
+    await gw.registry.create({ address: idle, type: 'PER', owner: DOCTOR }, system);
+    await gw.registry.create({ address: other, type: 'PER', owner: DOCTOR }, system);
+    await gw.registry.create({ address: org, type: 'ORG', owner: STRUCTURE }, system);
+    await gw.registry.create({ address: mgr, type: 'PER', owner: MANAGER }, system);
+    await gw.registry.grant(org, { right: 'manager', person: MANAGER }, system);
+    for (const bal of [idle, other, org, mgr]) {
+      await eventually(
+        () => publicationOf(bal),
+        (s) => s === 'published',
+      );
+    }
+
+    now += 30 * DAY + 3_600_000;
+    // The doctor reads `other`, the manager reads `mgr`: those two are not warned themselves.
+    await gw.registry.recordActivity(other, 'imap', clock.now());
+    await gw.registry.recordActivity(mgr, 'imap', clock.now());
+    await runDailyJob();
+    const warningsOf = async (address: string) =>
+      (await inboxMessages(address))
+        .map((m) => m.toString('latin1'))
+        .filter((t) => /^Auto-Submitted/m.test(t));
+    for (const [box, about] of [
+      [idle, idle],
+      [other, idle],
+      [org, org],
+      [mgr, org],
+    ] as const) {
+      const got = await eventually(
+        () => warningsOf(box),
+        (m) => m.length === 1,
+      );
+      expect(got[0]).toMatch(new RegExp(`^To: <${box.replace(/\./g, '\\.')}>`, 'm'));
+      // The text (quoted-printable, soft line breaks) names the mailbox warned.
+      expect(got[0]!.replace(/=\r\n/g, '')).toContain(about);
+    }
+    const sent = () =>
+      journalEvents(gw.config.dataDir).filter(
+        (e) => e.event === 'lifecycle.warning.sent' && (e.address === idle || e.address === org),
+      );
+    expect(
+      sent()
+        .map((e) => `${String(e.address)} ${String(e.channel)} ${String(e.recipient)}`)
+        .sort(),
+    ).toEqual(
+      [
+        `${idle} mailbox ${idle}`,
+        `${idle} owner_address ${other}`,
+        `${org} mailbox ${org}`,
+        `${org} manager_address ${mgr}`,
+      ].sort(),
+    );
+
+    // A runner killed after sending and before marking the mailbox warned: the next run finds each
+    // channel recorded for this period and sends nothing again. Then a plain next run: nothing.
+    await gw.backends.redis.hdel(`${gw.config.redis.prefix}lifecycle:warned`, idle);
+    now += DAY;
+    await runDailyJob();
+    expect(await gw.backends.redis.hexists(`${gw.config.redis.prefix}lifecycle:warned`, idle)).toBe(1);
+    now += DAY;
+    await runDailyJob();
+    expect(sent()).toHaveLength(4);
+    // A message delivered after the runs arrives behind anything they would have queued.
+    for (const box of [idle, other, org, mgr]) {
+      await gw.delivery.inject({
+        from: '',
+        to: box,
+        route: 'local',
+        raw: Buffer.from('Subject: marker\r\n\r\nbody\r\n'),
+      });
+      await eventually(
+        () => inboxMessages(box),
+        (m) => m.some((b) => b.toString('latin1').includes('Subject: marker')),
+      );
+      expect(await warningsOf(box)).toHaveLength(1);
+    }
   });
 });
