@@ -8,7 +8,7 @@ import {
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { LifecycleEvents } from '../lifecycle/index.js';
-import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
+import { type AuditJournal, type Logger, type Metrics, reportErrors } from '../observability/index.js';
 import type { BalRegistry } from '../registry/index.js';
 import type { Backends } from './backends.js';
 import type { TrustPart } from './trust.js';
@@ -74,8 +74,10 @@ export async function startSessionWatch(
     readonly authenticator: GatewayAuthenticator;
   },
 ): Promise<SessionWatch> {
+  const subscriber = d.backends.redis.duplicate({ connectionName: 'mssgw-sessions' });
+  reportErrors(subscriber, d.logger, { client: 'sessions' });
   const sessions = new SessionWatch({
-    subscriber: d.backends.redis.duplicate({ connectionName: 'mssgw-sessions' }),
+    subscriber,
     channel: d.registry.accessChannel,
     reauthorise: (access) => d.authenticator.reauthorise(access),
     journal: d.journal,

@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import {
-  close,
-  createReadStream,
-  createWriteStream,
-  fsync,
-  open as openCb,
-  type ReadStream,
-  type WriteStream,
-} from 'node:fs';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { GatewayError } from '../errors/index.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
 
@@ -88,51 +79,32 @@ export class Spool {
    * fail, so without it the write would wait forever holding its descriptor. On abort, as on any
    * failure, the descriptor is closed and the temporary file removed before this rejects.
    */
-  async writeMessage(
-    id: string,
-    prefix: Buffer,
-    body: Readable,
-    options: { readonly signal?: AbortSignal } = {},
-  ): Promise<number> {
+  async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
     const file = path.join(this.#tmp, `${id}.eml`);
-    const { signal } = options;
-    let fd: number | undefined;
-    let out: WriteStream | undefined;
+    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
     let bytes = 0;
     try {
-      signal?.throwIfAborted();
-      fd = await openFd(file, 'wx', 0o600);
-      // The descriptor stays ours (autoClose off): fsynced and closed below, in one place, so no
-      // second open is needed for the fsync. (A FileHandle's close waits for its stream: not used.)
-      const stream = createWriteStream('', { fd, autoClose: false });
-      out = stream;
-      if (prefix.length > 0) {
-        await new Promise<void>((resolve, reject) =>
-          stream.write(prefix, (err) => (err ? reject(err) : resolve())),
-        );
-        bytes += prefix.length;
-      }
+      await new Promise<void>((resolve, reject) => {
+        out.once('error', reject);
+        out.write(prefix, (err) => (err ? reject(err) : resolve()));
+      });
+      bytes += prefix.length;
       body.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      await pipeline(body, stream, signal ? { signal } : {});
-      await fsyncFd(fd);
+      // A body that fails (the client went away mid-DATA: smtp/spool-incoming.ts destroys it) ends
+      // the pipeline at once, and the file goes below.
+      await pipeline(body, out);
+      await fsyncFile(file);
       return bytes;
     } catch (err) {
       body.destroy();
-      // A write still in progress must end before the descriptor is closed (its number could be
-      // reused by then): the stream emits 'close' once its I/O is done.
-      if (out && !out.closed)
-        await new Promise<void>((resolve) => out!.destroy().once('close', () => resolve()));
-      if (fd !== undefined) await closeFd(fd).catch(() => undefined);
-      fd = undefined;
+      out.destroy();
       await rm(file, { force: true });
       throw new GatewayError(
         'SPOOL_FAILED',
-        signal?.aborted ? 'message transfer aborted' : `cannot write spool file: ${(err as Error).message}`,
+        `cannot write spool file: ${(err as Error).message}`,
         {},
         { cause: err },
       );
-    } finally {
-      if (fd !== undefined) await closeFd(fd);
     }
   }
 
@@ -378,10 +350,6 @@ export class Spool {
 
 /** Envelopes kept in memory at most (a backlog beyond is read from disk when its turn comes). */
 const ENVELOPE_CACHE_LIMIT = 20_000;
-
-const openFd = promisify(openCb);
-const fsyncFd = promisify(fsync);
-const closeFd = promisify(close);
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Provider, { type Configuration } from 'oidc-provider';
+import type { Configuration, default as ProviderClass } from 'oidc-provider';
 
 /**
  * The local OpenID provider standing in for Pro Santé Connect in development and in tests
@@ -41,6 +41,8 @@ export interface DevProviderOptions {
   readonly redirectUris: readonly string[];
   /** Claim holding the national id; default SubjectNameID. */
   readonly nationalIdClaim?: string;
+  /** Where the package's own notices go (it prints them on the console otherwise). */
+  readonly notice?: (text: string) => void;
 }
 
 export interface DevProvider {
@@ -49,7 +51,25 @@ export interface DevProvider {
   close(): Promise<void>;
 }
 
+/**
+ * Loads oidc-provider, whose import prints notices (e.g. about the Node.js version) with console.warn:
+ * they go to `notice` instead, so that the gateway's stderr stays JSON lines (issue #11 item 8).
+ */
+async function loadProvider(notice: (text: string) => void): Promise<typeof ProviderClass> {
+  /* eslint-disable no-console -- swapped for the time of the import only */
+  const { warn, info } = console;
+  console.warn = console.info = (...args: unknown[]) => notice(args.map(String).join(' '));
+  try {
+    return (await import('oidc-provider')).default;
+  } finally {
+    console.warn = warn;
+    console.info = info;
+  }
+  /* eslint-enable no-console */
+}
+
 export async function startDevProvider(options: DevProviderOptions): Promise<DevProvider> {
+  const Provider = await loadProvider(options.notice ?? (() => {}));
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -130,6 +130,8 @@ export function buildPortal(deps: PortalDeps): Portal {
         port: devProvider.port,
         redirectUris: [redirectUri],
         nationalIdClaim: oidc.nationalIdClaim,
+        notice: (text) =>
+          deps.logger.warn({ event: 'portal.dev_provider.notice', text }, 'OpenID provider notice'),
       });
       deps.logger.warn(
         { event: 'portal.dev_provider.started', issuer: dev.issuer },

@@ -1,6 +1,6 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
-import type { ErrorCode } from '../errors/index.js';
+import { type ErrorCode, GatewayError } from '../errors/index.js';
 import { HeaderCapture } from './header-scan.js';
 import { type AcceptedTransaction, spoolEnvelopeOf } from './mx-transaction.js';
 
@@ -33,33 +33,26 @@ export type SpoolOutcome =
 export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
   const { spool, stream, transaction } = m;
   const capture = new HeaderCapture();
-  // smtp-server destroys the data stream when the client goes away mid-message (and the session's
-  // own signal says the connection closed, data-flow.ts); the write must then stop at once (its
-  // descriptor closed, its temporary file removed), not wait for an end that never comes.
-  const aborted = new AbortController();
-  const abort = (): void => aborted.abort();
-  const onClose = (): void => {
-    if (!stream.readableEnded) abort();
-  };
-  stream.once('close', onClose);
-  stream.once('error', abort);
-  if (m.signal?.aborted) abort();
-  else m.signal?.addEventListener('abort', abort, { once: true });
   // Its errors reach the spool write through its pipeline; this covers the moment before that.
   capture.on('error', () => {});
   stream.pipe(capture);
+  // smtp-server never ends the data stream of a connection that dropped mid-DATA: the body is
+  // failed here instead, so that the spool write gives up and removes its temporary file.
+  const onAbort = () => {
+    stream.unpipe(capture);
+    stream.resume();
+    capture.destroy(new GatewayError('SPOOL_FAILED', 'connection closed during DATA'));
+  };
+  if (m.signal?.aborted) onAbort();
+  else m.signal?.addEventListener('abort', onAbort, { once: true });
   let size: number;
   try {
-    size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture, {
-      signal: aborted.signal,
-    });
+    size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture);
   } catch (cause) {
     stream.resume();
-    if (aborted.signal.aborted) return { ok: false, code: 'SPOOL_FAILED', reason: 'client_aborted' };
     return { ok: false, code: 'SPOOL_FAILED', reason: 'spool_failed', cause };
   } finally {
-    stream.off('close', onClose);
-    m.signal?.removeEventListener('abort', abort);
+    m.signal?.removeEventListener('abort', onAbort);
   }
   if (stream.sizeExceeded) {
     await spool.discard(transaction.id);

@@ -226,6 +226,12 @@ describe('two gateway nodes', () => {
       await sendTo(b, bal, 'down-2'),
       await sendTo(b, bal, 'down-3'),
     ];
+    // The 250 comes once the spool holds the message; its queue job follows a moment later. Kill B
+    // once Redis has all three (a job not added yet would wait in B's spool for its next start).
+    await eventually(
+      async () => (await call(admin(a), 'GET', '/v1/queue')).body as { items: QueueEntry[] },
+      (page) => page.items.filter((j) => j.node === 'node-b').length === ids.length,
+    );
     b.kill('SIGKILL');
     expect((await b.waitExit()).signal).toBe('SIGKILL');
 
