@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import type { DovecotAccounts, DovecotPaths } from './dovecot-config.js';
-
-const run = promisify(execFile);
 
 /** Accounts plus the numeric ids the gateway needs to set file ownership. */
 export interface ResolvedAccounts extends DovecotAccounts {
@@ -22,13 +19,28 @@ interface PasswdEntry {
   readonly gid: number;
 }
 
-async function getent(database: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
-  try {
-    const { stdout } = await run('getent', [database, key]);
-    return stdout.trim().split(':');
-  } catch {
-    return undefined; // exit 2: no such entry
-  }
+/**
+ * getent(1), in its own process group like the supervised children: a signal to the gateway's group
+ * (a stop during start-up) must not kill the look-up and make a present user look missing. Exit 2
+ * is "no such entry"; anything else is a failed look-up, not an answer.
+ */
+function getent(database: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('getent', [database, key], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.once('error', (err) =>
+      reject(new GatewayError('DEPENDENCY_MISSING', 'getent cannot run', { key }, { cause: err })),
+    );
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(stdout.trim().split(':'));
+      else if (code === 2) resolve(undefined);
+      else
+        reject(
+          new GatewayError('DEPENDENCY_MISSING', `getent ${database} ${key} failed`, { key, code, signal }),
+        );
+    });
+  });
 }
 
 async function lookupUser(name: string, key: string): Promise<PasswdEntry> {
