@@ -20,6 +20,8 @@ const needs = [
         // The portal's browser tests (test/integration/portal-browser.test.ts) drive Debian's Chromium
         // with playwright-core: never a browser download.
         { pkg: 'chromium', ok: () => existsSync('/usr/bin/chromium') },
+        // test/integration/redis-sentinel.test.ts runs a primary, a replica and three sentinels.
+        { pkg: 'redis-sentinel', ok: () => onPath('redis-sentinel') },
       ]
     : []),
 ];
@@ -51,6 +53,26 @@ for (const args of [
     );
     process.exit(1);
   }
+}
+// The gateway and the tests run their own Redis and Dovecot: the system services these packages
+// start (where an init system runs them) would only hold ports and memory.
+const SERVICES = {
+  'redis-server': 'redis-server',
+  'redis-sentinel': 'redis-sentinel',
+  'dovecot-imapd': 'dovecot',
+  prometheus: 'prometheus',
+};
+const systemd = existsSync('/run/systemd/system');
+for (const pkg of missing) {
+  const service = SERVICES[pkg];
+  if (!service) continue;
+  const steps = systemd
+    ? [
+        ['systemctl', ['stop', service]],
+        ['systemctl', ['disable', service]],
+      ]
+    : [['service', [service, 'stop']]];
+  for (const [cmd, args] of steps) spawnSync(cmd, args, { stdio: 'ignore', env });
 }
 const still = needs.filter((n) => !n.ok()).map((n) => n.pkg);
 if (still.length > 0) {

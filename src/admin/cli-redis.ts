@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from '../config/index.js';
 import { type ErrorCode, GatewayError, isGatewayError } from '../errors/index.js';
-import { createRedisClient, redisPaths } from '../redis/index.js';
+import { createRedisClient, redisPaths, redisTargetOf } from '../redis/index.js';
 
 /**
  * A client of the gateway's Redis for the commands that read it directly: `redis.url`, else the
@@ -10,9 +10,14 @@ import { createRedisClient, redisPaths } from '../redis/index.js';
  * `maxRetriesPerRequest` 1 fails fast when Redis is down; BullMQ connections need null.
  */
 export function gatewayRedisClient(config: Config, maxRetriesPerRequest: number | null = 1): Redis {
-  const url = config.redis.url ?? `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
+  const sentinelPassword = config.redis.sentinelPasswordFile
+    ? readSecretFile(config.redis.sentinelPasswordFile)
+    : undefined;
+  const target =
+    redisTargetOf(config.redis, sentinelPassword) ??
+    `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
   const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
-  return createRedisClient(url, {
+  return createRedisClient(target, {
     name: 'mssgw-cli',
     maxRetriesPerRequest,
     ...(password === undefined ? {} : { password }),
@@ -37,7 +42,7 @@ export async function withGatewayRedis<T>(
     const why = err instanceof Error ? err.message : String(err);
     throw new GatewayError(
       unavailable,
-      `cannot read the gateway's Redis: ${why} (is the gateway running? is redis.url right?)`,
+      `cannot read the gateway's Redis: ${why} (is the gateway running? are redis.url or redis.sentinels right?)`,
       {},
       { cause: err },
     );

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
-import { createRedisClient, startEmbeddedRedis } from '../redis/index.js';
+import { createRedisClient, redisTargetOf, startEmbeddedRedis, type RedisTarget } from '../redis/index.js';
 import { startEmbeddedDovecot } from '../store/index.js';
 
 /** Where the mailbox store is, whether we run it or an operator does. */
@@ -39,18 +39,20 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
       await s().catch((err: unknown) => logger.error({ err }, 'backend stop failed'));
   };
   try {
-    let url = config.redis.url;
-    if (!url) {
+    const external = redisTargetOf(config.redis, secretOf(config.redis.sentinelPasswordFile));
+    let target: RedisTarget;
+    if (external) target = external;
+    else {
       const embedded = await startEmbeddedRedis({
         dataDir: config.dataDir,
         binary: config.redis.serverBinary,
         logger: logger.child({ component: 'redis' }),
       });
       stops.push(() => embedded.stop());
-      url = embedded.url;
+      target = embedded.url;
     }
-    const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
-    const redis = createRedisClient(url, { ...(password ? { password } : {}), name: 'mssgw' });
+    const password = secretOf(config.redis.passwordFile);
+    const redis = createRedisClient(target, { ...(password ? { password } : {}), name: 'mssgw' });
     stops.push(async () => {
       await redis.quit().catch(() => redis.disconnect());
     });
@@ -90,9 +92,8 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
         master: { user: dovecot.masterUser, password: dovecot.masterPassword },
       };
     }
-    const redisUrl = url;
     const connect = (name: string) =>
-      createRedisClient(redisUrl, {
+      createRedisClient(target, {
         ...(password ? { password } : {}),
         name: `mssgw-${name}`,
         maxRetriesPerRequest: null,
@@ -101,13 +102,17 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
       redis,
       connect,
       store,
-      embedded: { redis: !config.redis.url, store: !(imap && lmtp) },
+      embedded: { redis: !external, store: !(imap && lmtp) },
       stop: stopAll,
     };
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+function secretOf(file: string | undefined): string | undefined {
+  return file ? readSecretFile(file) : undefined;
 }
 
 /** Where the embedded Dovecot keeps its files when the data directory cannot host them. */

@@ -148,6 +148,21 @@ const RedisConfig = z
       .optional()
       .describe('redis:// or rediss:// URL of an external Redis; absent: the gateway runs its own'),
     passwordFile: filePath.optional().describe('File holding the Redis password (kept out of the URL)'),
+    sentinels: z
+      .array(Endpoint)
+      .min(1)
+      .optional()
+      .describe(
+        'Redis Sentinel addresses of an external Redis (instead of url): the primary is asked of them and followed across failovers',
+      ),
+    masterName: z
+      .string()
+      .min(1)
+      .default('mssgw')
+      .describe('With sentinels: the name the sentinels monitor the primary under (sentinel monitor NAME …)'),
+    sentinelPasswordFile: filePath
+      .optional()
+      .describe("With sentinels: file holding the sentinels' own password (requirepass of sentinel.conf)"),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9:_-]*$/)
@@ -808,6 +823,13 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       code: 'custom',
       path: ['store', 'masterPasswordFile'],
       message: 'required with an external store',
+    });
+  }
+  if (c.redis.url !== undefined && c.redis.sentinels !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['redis', 'sentinels'],
+      message: 'set either redis.url (one server) or redis.sentinels (Redis Sentinel), not both',
     });
   }
   const loopback = ['::1', 'localhost'].includes(c.admin.host) || /^127\.\d+\.\d+\.\d+$/.test(c.admin.host);

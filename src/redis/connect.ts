@@ -17,6 +17,57 @@ export interface RedisClientOptions {
   readonly maxRetriesPerRequest?: number | null;
 }
 
+/**
+ * A Redis reached through Redis Sentinel (https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/):
+ * the client asks the sentinels for the current primary of `masterName`, and asks again when the
+ * connection is lost or the server answers READONLY (a failover).
+ */
+export interface RedisSentinelTarget {
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+  readonly masterName: string;
+  /** Password of the sentinels themselves (`requirepass` in sentinel.conf), when they have one. */
+  readonly sentinelPassword?: string;
+}
+
+/** Where the gateway's Redis is: a URL (one server) or a set of sentinels. */
+export type RedisTarget = string | RedisSentinelTarget;
+
+/** The external Redis that settings name, or undefined when the gateway runs its own. */
+export function redisTargetOf(
+  settings: {
+    readonly url?: string | undefined;
+    readonly sentinels?: readonly { readonly host: string; readonly port: number }[] | undefined;
+    readonly masterName: string;
+  },
+  sentinelPassword?: string,
+): RedisTarget | undefined {
+  if (settings.sentinels && settings.sentinels.length > 0) {
+    return {
+      sentinels: settings.sentinels,
+      masterName: settings.masterName,
+      ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+    };
+  }
+  return settings.url;
+}
+
+/** ioredis options for a target: see redisOptionsFromUrl and RedisSentinelTarget. */
+export function redisOptionsFor(target: RedisTarget): RedisOptions {
+  if (typeof target === 'string') return redisOptionsFromUrl(target);
+  return {
+    sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: target.masterName,
+    role: 'master',
+    ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+    // No `failoverDetector`: its +switch-master handler disconnects the connector, and when that
+    // lands while the client is asking the sentinels (reconnecting after the primary died) ioredis
+    // ends the client for good ("Connection is closed.", found by redis-sentinel.test.ts). A dead
+    // primary closes our connections, and a demoted one answers READONLY (reconnectOnError), so
+    // the failover is followed without it.
+    sentinelRetryStrategy: retryStrategy,
+  };
+}
+
 /** Options for one Redis URL: `unix:///path/redis.sock`, `redis://` or `rediss://`. */
 export function redisOptionsFromUrl(url: string): RedisOptions {
   let parsed: URL;
@@ -69,9 +120,9 @@ function retryStrategy(times: number): number {
  * A Redis client for the gateway's services. Connects at once; connection errors are logged (at
  * most one line per distinct error every 30 s, since ioredis reports each failed reconnection).
  */
-export function createRedisClient(url: string, options: RedisClientOptions = {}): Redis {
+export function createRedisClient(target: RedisTarget, options: RedisClientOptions = {}): Redis {
   const redisOptions: RedisOptions = {
-    ...redisOptionsFromUrl(url),
+    ...redisOptionsFor(target),
     connectTimeout: 5_000,
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
     retryStrategy,

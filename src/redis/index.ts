@@ -1,4 +1,12 @@
-export { createRedisClient, redisOptionsFromUrl, type RedisClientOptions } from './connect.js';
+export {
+  createRedisClient,
+  redisOptionsFor,
+  redisOptionsFromUrl,
+  redisTargetOf,
+  type RedisClientOptions,
+  type RedisSentinelTarget,
+  type RedisTarget,
+} from './connect.js';
 export { redisPaths, type RedisPaths } from './redis-config.js';
 export {
   startEmbeddedRedis,
