@@ -64,8 +64,8 @@ const BUDGET_MS = 9 * 60_000;
 /** Longest wait for the last message of a run to reach the store. */
 const DRAIN_TIMEOUT_MS = 120_000;
 /** A measured run lasts about this long for the slower side (its count is at most the scenario's). */
-const RUN_SECONDS = (quick: boolean) => (quick ? 3 : 7);
-const MIN_MESSAGES = 20;
+const RUN_SECONDS = (quick: boolean) => (quick ? 3 : 12);
+const MIN_MESSAGES = (quick: boolean) => (quick ? 20 : 50);
 
 export function scenarios(quick: boolean): Scenario[] {
   const small = quick ? 40 : 300;
@@ -423,7 +423,7 @@ export async function runVsPostfix({ quick, say }: VsPostfixOptions): Promise<bo
       );
       const messages = Math.min(
         scenario.messages,
-        Math.max(MIN_MESSAGES, Math.round(slowest * RUN_SECONDS(quick))),
+        Math.max(MIN_MESSAGES(quick), Math.round(slowest * RUN_SECONDS(quick))),
       );
       const results: Record<Side, RunResult[]> = { gateway: [], postfix: [] };
       const loads: string[] = [];
