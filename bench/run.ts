@@ -9,10 +9,12 @@ import {
 } from './lifecycle-policy.js';
 import { runMxBench } from './mx-throughput.js';
 import { formatRelayBench, runRelayBench } from './relay-throughput.js';
+import { runVsPostfix } from './vs-postfix.js';
 
 /**
  * `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS.
  * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
+ * `npm run bench -- vs-postfix [--quick]`: the gateway against Postfix configured the same way.
  */
 const [only, arg] = process.argv.slice(2);
 if (only === 'crash') {
@@ -20,8 +22,12 @@ if (only === 'crash') {
   console.log(`crash campaign: ${ok ? 'PASSED' : 'FAILED'}\n  ${summary}`);
   process.exit(ok ? 0 : 1);
 }
+if (only === 'vs-postfix') {
+  const ok = await runVsPostfix({ quick: arg === '--quick', say: (line) => console.log(line) });
+  process.exit(ok ? 0 : 1);
+}
 if (only !== undefined) {
-  console.error(`unknown benchmark ${only}; known: crash`);
+  console.error(`unknown benchmark ${only}; known: crash, vs-postfix`);
   process.exit(2);
 }
 
