@@ -394,7 +394,9 @@ export function mailboxPage(frame: PageFrame, view: MailboxView): string {
               value="${form.jusqua ?? ''}"
               aria-describedby="jusqua-aide"
             />
-            <span id="jusqua-aide" class="hint">Date au format jj/mm/aaaa ; vide : sans fin.</span>
+            <span id="jusqua-aide" class="hint"
+              >Choisissez le jour (ou écrivez-le jj/mm/aaaa) ; vide : sans fin.</span
+            >
           </p>
           <p><button type="submit">Donner l'accès</button></p>
         </form>

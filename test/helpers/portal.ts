@@ -29,7 +29,8 @@ export async function openBrowser(options: { mobile?: boolean } = {}): Promise<P
       '--disable-gpu',
       '--disable-background-networking',
       '--disable-component-update',
-      // The date field's order (jj/mm/aaaa) follows the browser's language, not the page's.
+      // The date field's order follows the browser's language, not the page's (French with Debian's
+      // chromium-l10n; without it Chromium has only en-US and shows mm/dd/yyyy).
       '--lang=fr-FR',
     ],
     // The development PKI's root is not in Chromium's store; node-side requests do verify it.
