@@ -15,7 +15,7 @@ import {
   gaugeSources,
 } from '../observability/index.js';
 import type { TrustMaterial } from '../pki/index.js';
-import type { Portal } from '../portal/index.js';
+import { recordMailboxUses, type Portal } from '../portal/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { RelayTransport } from '../relay/index.js';
 import type { BalRegistry } from '../registry/index.js';
@@ -108,6 +108,9 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     },
   });
   const backends = stops.add('backends', await startBackends(config, logger));
+  // "Qui a utilisé ma boîte" (portal, #13): every node indexes the delegated uses it journals in
+  // Redis, portal on or off, so that the page sees the uses of all nodes.
+  journal.onRecord(recordMailboxUses({ redis: backends.redis, prefix: config.redis.prefix, logger }));
   const base = { config, backends, trust, clock, journal, logger, metrics };
 
   // The registry tells publication of every change; publication reads the mailboxes back from the

@@ -67,7 +67,6 @@ export function buildPortalPart(d: PortalPartDeps): {
         submissionStarttls: a.submission?.port ?? config.smtp.submission.port,
       };
     },
-    journalDir: `${config.dataDir}/journal`,
     journal: d.journal,
     logger: d.logger.child({ component: 'portal' }),
     clock: d.clock,

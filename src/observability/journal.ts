@@ -14,6 +14,15 @@ export interface AuditEvent {
   readonly [field: string]: unknown;
 }
 
+/** A journal line as written: the event with its time (ISO) and node. */
+export type JournalEntry = AuditEvent & { readonly time: string; readonly node: string };
+
+/**
+ * Told of each line once it is written. It must not throw nor block: the line is already in the
+ * journal, and `record` is on the hot path of logins and submissions.
+ */
+export type JournalListener = (entry: JournalEntry) => void;
+
 export interface AuditJournal {
   record(event: AuditEvent): void;
   flush(): void;
@@ -26,6 +35,7 @@ export class FileAuditJournal implements AuditJournal {
   readonly #node: string;
   #day = '';
   #fd: number | undefined;
+  readonly #listeners: JournalListener[] = [];
 
   constructor(options: { dir: string; clock: Clock; node?: string }) {
     this.#dir = options.dir;
@@ -47,8 +57,14 @@ export class FileAuditJournal implements AuditJournal {
       this.#fd = openSync(this.fileFor(day), 'a', 0o640);
       this.#day = day;
     }
-    const line = JSON.stringify({ time: now.toISOString(), node: this.#node, ...event }) + '\n';
-    writeSync(this.#fd, line);
+    const entry: JournalEntry = { time: now.toISOString(), node: this.#node, ...event };
+    writeSync(this.#fd, JSON.stringify(entry) + '\n');
+    notify(this.#listeners, entry);
+  }
+
+  /** Adds a listener of every line this journal writes (e.g. a cluster-wide index in Redis). */
+  onRecord(listener: JournalListener): void {
+    this.#listeners.push(listener);
   }
 
   flush(): void {
@@ -67,9 +83,31 @@ export class FileAuditJournal implements AuditJournal {
 /** Keeps events in memory: for pure-logic unit tests only. */
 export class MemoryAuditJournal implements AuditJournal {
   readonly events: AuditEvent[] = [];
+  readonly #listeners: JournalListener[] = [];
+  readonly #clock: Clock | undefined;
+  constructor(clock?: Clock) {
+    this.#clock = clock;
+  }
   record(event: AuditEvent): void {
     this.events.push(event);
+    if (this.#listeners.length === 0) return;
+    const time = (this.#clock?.now() ?? new Date()).toISOString();
+    notify(this.#listeners, { time, node: 'memory', ...event });
+  }
+  onRecord(listener: JournalListener): void {
+    this.#listeners.push(listener);
   }
   flush(): void {}
   close(): void {}
+}
+
+/** A listener's failure must not undo nor hide the line already written: it is dropped here. */
+function notify(listeners: readonly JournalListener[], entry: JournalEntry): void {
+  for (const listener of listeners) {
+    try {
+      listener(entry);
+    } catch {
+      // Listeners catch their own errors (see JournalListener); nothing to add to the journal.
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Configuration, default as ProviderClass } from 'oidc-provider';
@@ -30,6 +30,16 @@ export const DEV_PEOPLE: ReadonlyArray<{
 
 /** The portal's client at the development provider. Not a secret: development only. */
 export const DEV_PROVIDER_CLIENT = { clientId: 'mssgw-portal', clientSecret: 'mssgw-portal-development' };
+
+/**
+ * Mail software's client at the development provider, as Thunderbird is one at Pro Santé Connect: a
+ * public client (no secret, PKCE), redirected to a loopback address, receiving a signed JWT
+ * access token for IMAP and submission (XOAUTH2/OAUTHBEARER).
+ */
+export const DEV_MAIL_CLIENT = { clientId: 'mssgw-mail-client', redirectUri: 'http://127.0.0.1/oauth2' };
+
+/** The resource (audience) of the mail access tokens: IMAP and submission of this gateway. */
+export const DEV_MAIL_RESOURCE = 'urn:mssgw:mail';
 
 /** Claims of the scope Pro Santé Connect names `scope_all`. */
 const PERSON_CLAIMS = ['SubjectNameID', 'given_name', 'family_name', 'SubjectRole'];
@@ -80,7 +90,17 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   const issuer = `http://${host}:${address.port}`;
   const claim = options.nationalIdClaim ?? 'SubjectNameID';
   const claims = [...new Set([claim, ...PERSON_CLAIMS])];
+  // A fresh signing key per start: tokens of an earlier run are refused, none of oidc-provider's
+  // built-in development keys is trusted.
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const signingKey = {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: randomBytes(8).toString('hex'),
+    use: 'sig',
+    alg: 'RS256',
+  };
   const configuration: Configuration = {
+    jwks: { keys: [signingKey] },
     clients: [
       {
         client_id: DEV_PROVIDER_CLIENT.clientId,
@@ -90,6 +110,14 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      {
+        client_id: DEV_MAIL_CLIENT.clientId,
+        redirect_uris: [DEV_MAIL_CLIENT.redirectUri],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+        // Not application_type native: oidc-provider then asks for consent at every login.
+      },
     ],
     scopes: ['openid', 'scope_all'],
     claims: { openid: ['sub'], scope_all: claims },
@@ -97,7 +125,26 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
     conformIdTokenClaims: false,
     pkce: { required: () => true },
     cookies: { keys: [randomBytes(32).toString('hex')] },
-    features: { devInteractions: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      // The mail client's access token is a JWT with the national id, shaped like Pro Santé
+      // Connect's, so that the gateway's token verifier checks it as it checks PSC's (JWKS, iss, exp).
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, client) =>
+          client?.clientId === DEV_MAIL_CLIENT.clientId ? DEV_MAIL_RESOURCE : undefined,
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'scope_all',
+          audience: DEV_MAIL_RESOURCE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 600,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+    },
+    extraTokenClaims: (_ctx, token) =>
+      'accountId' in token && typeof token.accountId === 'string' ? { [claim]: token.accountId } : undefined,
     findAccount: (_ctx, id) => {
       const person = DEV_PEOPLE.find((p) => p.nationalId === id.trim());
       if (person === undefined) return undefined;
@@ -119,6 +166,8 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
       const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
       grant.addOIDCScope('openid scope_all');
       grant.addOIDCClaims(claims);
+      if (client.clientId === DEV_MAIL_CLIENT.clientId)
+        grant.addResourceScope(DEV_MAIL_RESOURCE, 'scope_all');
       await grant.save();
       return grant;
     },

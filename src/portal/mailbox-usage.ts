@@ -1,6 +1,7 @@
-import { createReadStream, existsSync } from 'node:fs';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { GatewayError } from '../errors/index.js';
+import type { JournalEntry, JournalListener, Logger } from '../observability/index.js';
 
 /** One use of a mailbox by someone other than its owner ("qui a utilisé ma boîte"). */
 export interface MailboxUse {
@@ -13,66 +14,109 @@ export interface MailboxUse {
   readonly channel: string;
 }
 
-/** Days of journal shown (issue #13: "over the last 90 days"). */
+/** Days of uses kept and shown (issue #13: "over the last 90 days"). */
 export const USAGE_DAYS = 90;
 
-/** Uses kept per page, newest first: the page stays readable however busy the mailbox. */
-const MAX_USES = 500;
+/** Uses kept per mailbox, newest first: memory stays bounded however busy the mailbox. */
+export const MAX_USES = 500;
 
 const DAY_MS = 86_400_000;
 
-interface JournalLine {
-  readonly time?: string;
-  readonly event?: string;
-  readonly bal?: string;
-  readonly right?: string;
-  readonly channel?: string;
-  readonly principal?: { readonly nationalId?: string; readonly dn?: string };
+export interface MailboxUsesOptions {
+  readonly redis: Redis;
+  /** Configuration `redis.prefix`. */
+  readonly prefix: string;
+}
+
+/** One sorted set per mailbox, scored by the use's time (ms): every node writes and reads the same. */
+export function usesKey(prefix: string, bal: string): string {
+  return `${prefix}portal:uses:${bal.toLowerCase()}`;
 }
 
 /**
- * Delegated and member uses of the given mailboxes, read from the audit journal files of this node
- * (`<dataDir>/journal/audit-YYYY-MM-DD.jsonl`, one per UTC day) for the last 90 days: a successful
- * authentication (`auth.succeeded`) is a login, an accepted submission (`smtp.submission.accepted`)
- * a sending. The journal names both identities for every right other than owner (ARCHITECTURE.md
- * §4), so nothing else needs recording. Files are streamed line by line.
+ * The journal listener that makes "qui a utilisé ma boîte" whole across nodes: each node journals
+ * its own logins and submissions in its own files, so each also adds the delegated and member ones
+ * to the mailbox's sorted set in the shared Redis, from the very line it journals (one event, one
+ * rule: `auth.succeeded` is a login, `smtp.submission.accepted` a sending, the owner's own uses are
+ * not listed). Uses older than 90 days and beyond the newest 500 are trimmed at each write, and the
+ * key expires 90 days after the last use. The write is not awaited (the journal's `record` is
+ * synchronous, on the login path): a Redis failure is logged, the journal file still holds the use.
  */
+export function recordMailboxUses(
+  options: MailboxUsesOptions & { readonly logger: Logger },
+): JournalListener {
+  const { redis, prefix, logger } = options;
+  return (entry) => {
+    const use = mailboxUseOf(entry);
+    if (use === undefined) return;
+    const atMs = Date.parse(use.at);
+    const key = usesKey(prefix, use.bal);
+    // A random tag keeps two identical uses in the same millisecond as two members.
+    const member = JSON.stringify({ ...use, tag: randomBytes(6).toString('base64url') });
+    redis
+      .multi()
+      .zadd(key, atMs, member)
+      .zremrangebyscore(key, '-inf', `(${atMs - USAGE_DAYS * DAY_MS}`)
+      .zremrangebyrank(key, 0, -(MAX_USES + 1))
+      .pexpire(key, USAGE_DAYS * DAY_MS)
+      .exec()
+      .then((replies) => {
+        const failed = replies?.find(([err]) => err !== null)?.[0];
+        if (replies === null || failed) throw failed ?? new GatewayError('INTERNAL', 'transaction discarded');
+      })
+      .catch((err: unknown) =>
+        logger.warn(
+          { event: 'portal.uses.write_failed', bal: use.bal, err: (err as Error).message },
+          'mailbox use not indexed in Redis (still in the journal file)',
+        ),
+      );
+  };
+}
+
+/** Delegated and member uses of the given mailboxes over the last 90 days, newest first, all nodes. */
 export async function readMailboxUses(
-  journalDir: string,
+  options: MailboxUsesOptions,
   mailboxes: ReadonlySet<string>,
   now: Date,
 ): Promise<MailboxUse[]> {
   if (mailboxes.size === 0) return [];
-  const uses: MailboxUse[] = [];
   const since = now.getTime() - USAGE_DAYS * DAY_MS;
-  for (let d = 0; d <= USAGE_DAYS; d++) {
-    const day = new Date(now.getTime() - d * DAY_MS).toISOString().slice(0, 10);
-    const file = path.join(journalDir, `audit-${day}.jsonl`);
-    if (!existsSync(file)) continue;
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-    for await (const text of lines) {
-      // Cheap filter before parsing: most lines are of other events.
-      if (!text.includes('"auth.succeeded"') && !text.includes('"smtp.submission.accepted"')) continue;
-      const use = useOf(text, mailboxes);
-      if (use !== undefined && Date.parse(use.at) >= since) uses.push(use);
+  const pipeline = options.redis.pipeline();
+  for (const bal of mailboxes) {
+    pipeline.zrevrangebyscore(usesKey(options.prefix, bal), '+inf', since, 'LIMIT', 0, MAX_USES);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  const uses: MailboxUse[] = [];
+  for (const [err, members] of replies) {
+    if (err) throw err;
+    for (const member of members as string[]) {
+      const use = parseUse(member);
+      if (use !== undefined) uses.push(use);
     }
   }
   return uses.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, MAX_USES);
 }
 
-function useOf(text: string, mailboxes: ReadonlySet<string>): MailboxUse | undefined {
-  let line: JournalLine;
+function parseUse(member: string): MailboxUse | undefined {
   try {
-    line = JSON.parse(text) as JournalLine;
+    const { at, bal, who, right, action, channel } = JSON.parse(member) as MailboxUse;
+    return { at, bal, who, right, action, channel };
   } catch {
     return undefined;
   }
-  const { time, event, bal, right, principal } = line;
-  if (time === undefined || bal === undefined || right === undefined || right === 'owner') return undefined;
-  if (!mailboxes.has(bal.toLowerCase())) return undefined;
-  const who = principal?.nationalId ?? principal?.dn ?? '?';
+}
+
+/** The use a journal line records, if it is a login or a sending by someone other than the owner. */
+export function mailboxUseOf(entry: JournalEntry): MailboxUse | undefined {
+  const { time, event } = entry;
+  const bal = typeof entry.bal === 'string' ? entry.bal.toLowerCase() : undefined;
+  const right = typeof entry.right === 'string' ? entry.right : undefined;
+  if (bal === undefined || right === undefined || right === 'owner') return undefined;
+  const principal = (entry.principal ?? {}) as { nationalId?: string; dn?: string };
+  const who = principal.nationalId ?? principal.dn ?? '?';
   if (event === 'auth.succeeded') {
-    return { at: time, bal, who, right, action: 'login', channel: line.channel ?? '?' };
+    const channel = typeof entry.channel === 'string' ? entry.channel : '?';
+    return { at: time, bal, who, right, action: 'login', channel };
   }
   if (event === 'smtp.submission.accepted') {
     return { at: time, bal, who, right, action: 'send', channel: 'submission' };

@@ -35,8 +35,6 @@ export interface PortalDeps {
   readonly tls: () => { readonly cert: string; readonly key: string };
   /** Where mail software connects: host name and the bound ports of IMAP and submission. */
   readonly clientEndpoints: () => ClientEndpoints;
-  /** Folder of the audit journal files (`<dataDir>/journal`). */
-  readonly journalDir: string;
   readonly journal: AuditJournal;
   readonly logger: Logger;
   readonly clock: { now(): Date };

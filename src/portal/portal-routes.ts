@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, isGatewayError, toGatewayError } from '../errors/index.js';
-import { DAY_MS, frenchDate, zonedInstant } from '../lifecycle/index.js';
+import { DAY_MS, dayInZone, frenchDate } from '../lifecycle/index.js';
 import {
   assertPersonMayManage,
   type Actor,
@@ -9,6 +9,7 @@ import {
   type GrantView,
 } from '../registry/index.js';
 import { autoconfigXml } from './autoconfig.js';
+import { endOfDay, isEndDateRefusal, parseEndDay } from './end-date.js';
 import { readMailboxUses } from './mailbox-usage.js';
 import type { OidcLogin } from './oidc-login.js';
 import type { PortalDeps } from './portal-deps.js';
@@ -324,6 +325,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
         grantable,
         grants: rows,
         form: clean,
+        today: dayInZone(now().getTime(), tz),
       }),
     );
   };
@@ -345,6 +347,15 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
     const s = me(req);
     const bal = await mailbox(req.body.adresse);
     const form = req.body;
+    let until: string | undefined;
+    try {
+      if (form.jusqua) until = endOfDay(parseEndDay(form.jusqua, dayInZone(now().getTime(), tz)), tz);
+    } catch (err) {
+      if (!isEndDateRefusal(err)) throw err;
+      // Not shown again: a date picker holds only a valid date, and the alert quotes what was typed.
+      const { jusqua: _typed, ...rest } = form;
+      return renderMailbox(reply, s, bal, 400, { error: err.message, form: rest });
+    }
     try {
       const right = PORTAL_RIGHTS.find((r) => r === form.droit);
       if (right === undefined) throw new GatewayError('RIGHT_INVALID', `unknown right "${form.droit ?? ''}"`);
@@ -356,7 +367,7 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
           right,
           person: form.personne ?? '',
           ...(right === 'delegate' ? { scopes: (form.portee ?? '').split(' ').filter((x) => x !== '') } : {}),
-          ...(form.jusqua ? { expiresAt: endOfDay(form.jusqua, tz) } : {}),
+          ...(until === undefined ? {} : { expiresAt: until }),
         },
         actorOf(req, s),
       );
@@ -392,7 +403,11 @@ export function registerPortalRoutes(app: FastifyInstance, ctx: PortalRouteConte
     if (s === undefined) return reply.redirect('/', 303);
     const bals = await registry.balsForPerson(s.nationalId, now());
     const mine = bals.filter((b) => b.right === 'owner' || b.right === 'manager').map((b) => b.bal);
-    const uses = await readMailboxUses(deps.journalDir, new Set(mine), now());
+    const uses = await readMailboxUses(
+      { redis: deps.redis, prefix: deps.config.redis.prefix },
+      new Set(mine),
+      now(),
+    );
     const rows = uses.map((u) => ({
       ...u,
       at: new Intl.DateTimeFormat('fr-FR', { dateStyle: 'short', timeStyle: 'short', timeZone: tz }).format(
@@ -466,15 +481,6 @@ function publicationLabel(p: { state: string; reason?: string } | undefined): st
 /** The last day a right works, as the person chose it (it stops at the next midnight). */
 function lastDay(expiresAt: string, timeZone: string): string {
   return frenchDate(Date.parse(expiresAt) - 1, timeZone);
-}
-
-/** A right "until 31/03" works through that whole day in the operator's time zone. */
-function endOfDay(day: string, timeZone: string): string {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`))) {
-    throw new GatewayError('RIGHT_INVALID', `"${day}" is not a date (YYYY-MM-DD)`);
-  }
-  const next = new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
-  return new Date(zonedInstant(next, '00:00', timeZone)).toISOString();
 }
 
 declare module 'fastify' {

@@ -1,4 +1,5 @@
 import { html, type SafeHtml } from './html.js';
+import type { ClientEndpoints } from './portal-deps.js';
 
 /**
  * The portal's pages: French, semantic HTML (landmarks, one h1, labelled fields, table captions and
@@ -40,7 +41,7 @@ export function page(frame: PageFrame, body: SafeHtml): string {
                     </ul>
                   </nav>
                   <form method="post" action="/deconnexion" class="logout">
-                    <input type="hidden" name="_csrf" value="${csrf ?? ''}" />
+                    ${csrfField(csrf)}
                     <p>
                       ${person.name ?? person.nationalId} <span class="id">(${person.nationalId})</span>
                       <button type="submit">Se déconnecter</button>
@@ -57,6 +58,50 @@ export function page(frame: PageFrame, body: SafeHtml): string {
         <footer><p>Espace de confiance MSSanté — connexion par Pro Santé Connect.</p></footer>
       </body>
     </html> `.value;
+}
+
+/** The hidden CSRF field every changing form carries. */
+function csrfField(csrf: string | undefined): SafeHtml {
+  return html`<input type="hidden" name="_csrf" value="${csrf ?? ''}" />`;
+}
+
+/** One cell of a data table; `head` makes it the row's header cell. */
+interface Cell {
+  readonly content: SafeHtml | string | number;
+  readonly head?: boolean;
+}
+
+/**
+ * A data table: caption, column headers, rows. Each cell repeats its column's name in `data-label`,
+ * which the phone layout shows before the value when the table is laid out as stacked cards.
+ */
+function dataTable(
+  caption: string,
+  columns: readonly string[],
+  rows: ReadonlyArray<readonly Cell[]>,
+): SafeHtml {
+  return html`<table>
+    <caption>
+      ${caption}
+    </caption>
+    <thead>
+      <tr>
+        ${columns.map((c) => html`<th scope="col">${c}</th>`)}
+      </tr>
+    </thead>
+    <tbody>
+      ${rows.map(
+        (row) =>
+          html`<tr>
+            ${row.map((cell, i) =>
+              cell.head
+                ? html`<th scope="row" data-label="${columns[i] ?? ''}">${cell.content}</th>`
+                : html`<td data-label="${columns[i] ?? ''}">${cell.content}</td>`,
+            )}
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
 }
 
 export function welcomePage(frame: PageFrame): string {
@@ -166,26 +211,23 @@ export function homePage(frame: PageFrame, view: HomeView): string {
             : ''
         }
         <form method="post" action="/boite/garder">
-          <input type="hidden" name="_csrf" value="${frame.csrf ?? ''}" />
+          ${csrfField(frame.csrf)}
           <input type="hidden" name="adresse" value="${m.address}" />
           <button type="submit">Je garde cette adresse</button>
         </form>
         <p><a href="/boite?adresse=${encodeURIComponent(m.address)}">Gérer les accès à ${m.address}</a></p>
       </article>`,
   );
-  const others = view.others.map(
-    (a) =>
-      html`<tr>
-        <th scope="row">${a.address}</th>
-        <td>${a.type}</td>
-        <td>${rightLabel(a.right)}</td>
-        <td>${scopesLabel(a.scopes)}</td>
-        <td>${a.expiresAt ?? 'sans fin'}</td>
-        <td>
-          ${a.manageable ? html`<a href="/boite?adresse=${encodeURIComponent(a.address)}">Gérer</a>` : ''}
-        </td>
-      </tr>`,
-  );
+  const others = view.others.map((a): Cell[] => [
+    { content: a.address, head: true },
+    { content: a.type },
+    { content: rightLabel(a.right) },
+    { content: scopesLabel(a.scopes) },
+    { content: a.expiresAt ?? 'sans fin' },
+    {
+      content: a.manageable ? html`<a href="/boite?adresse=${encodeURIComponent(a.address)}">Gérer</a>` : '',
+    },
+  ]);
   const managedNear = view.others.flatMap((a) =>
     a.deadlineNear === undefined
       ? []
@@ -204,24 +246,11 @@ export function homePage(frame: PageFrame, view: HomeView): string {
         ${
           others.length === 0
             ? html`<p>Aucune autre boîte ne vous est ouverte ici.</p>`
-            : html`<table>
-                <caption>
-                  Boîtes que vous pouvez ouvrir
-                </caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Adresse</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Droit</th>
-                    <th scope="col">Portée</th>
-                    <th scope="col">Jusqu'au</th>
-                    <th scope="col">Action</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${others}
-                </tbody>
-              </table>`
+            : dataTable(
+                'Boîtes que vous pouvez ouvrir',
+                ['Adresse', 'Type', 'Droit', 'Portée', "Jusqu'au", 'Action'],
+                others,
+              )
         }
         ${managedNear}
       </section>
@@ -262,32 +291,29 @@ export interface MailboxView {
   readonly grants: readonly GrantRowView[];
   /** Form values to show again after a refusal. */
   readonly form?: Readonly<Record<string, string>>;
+  /** Today in the operator's time zone (YYYY-MM-DD): the earliest end date. */
+  readonly today: string;
 }
 
 export function mailboxPage(frame: PageFrame, view: MailboxView): string {
   const csrf = frame.csrf ?? '';
   const form = view.form ?? {};
-  const rows = view.grants.map(
-    (g) =>
-      html`<tr>
-        <th scope="row">${g.person}</th>
-        <td>${rightLabel(g.right)}</td>
-        <td>${scopesLabel(g.scopes)}</td>
-        <td>${g.expiresAt ?? 'sans fin'}${g.expired ? ' (terminé)' : ''}</td>
-        <td>
-          ${
-            view.grantable.includes(g.right)
-              ? html`<form method="post" action="/boite/droits/retirer">
-                  <input type="hidden" name="_csrf" value="${csrf}" />
-                  <input type="hidden" name="adresse" value="${view.address}" />
-                  <input type="hidden" name="personne" value="${g.person}" />
-                  <button type="submit" aria-label="Retirer l'accès de ${g.person}">Retirer</button>
-                </form>`
-              : ''
-          }
-        </td>
-      </tr>`,
-  );
+  const rows = view.grants.map((g): Cell[] => [
+    { content: g.person, head: true },
+    { content: rightLabel(g.right) },
+    { content: scopesLabel(g.scopes) },
+    { content: `${g.expiresAt ?? 'sans fin'}${g.expired ? ' (terminé)' : ''}` },
+    {
+      content: view.grantable.includes(g.right)
+        ? html`<form method="post" action="/boite/droits/retirer">
+            ${csrfField(csrf)}
+            <input type="hidden" name="adresse" value="${view.address}" />
+            <input type="hidden" name="personne" value="${g.person}" />
+            <button type="submit" aria-label="Retirer l'accès de ${g.person}">Retirer</button>
+          </form>`
+        : '',
+    },
+  ]);
   const rightOptions = view.grantable.map(
     (r) =>
       html`<option value="${r}" ${form.droit === r ? html`selected` : ''}>
@@ -302,29 +328,17 @@ export function mailboxPage(frame: PageFrame, view: MailboxView): string {
         ${
           rows.length === 0
             ? html`<p>Personne d'autre n'a accès à cette boîte.</p>`
-            : html`<table>
-                <caption>
-                  Personnes ayant accès à ${view.address}
-                </caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Identifiant national</th>
-                    <th scope="col">Droit</th>
-                    <th scope="col">Portée</th>
-                    <th scope="col">Jusqu'au</th>
-                    <th scope="col">Action</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${rows}
-                </tbody>
-              </table>`
+            : dataTable(
+                `Personnes ayant accès à ${view.address}`,
+                ['Identifiant national', 'Droit', 'Portée', "Jusqu'au", 'Action'],
+                rows,
+              )
         }
       </section>
       <section aria-labelledby="donner">
         <h2 id="donner">Donner un accès</h2>
         <form method="post" action="/boite/droits" class="grant">
-          <input type="hidden" name="_csrf" value="${csrf}" />
+          ${csrfField(csrf)}
           <input type="hidden" name="adresse" value="${view.address}" />
           <p>
             <label for="personne">Identifiant national de la personne (8 + RPPS ou 0 + ADELI)</label>
@@ -371,7 +385,18 @@ export function mailboxPage(frame: PageFrame, view: MailboxView): string {
           </fieldset>
           <p>
             <label for="jusqua">Jusqu'au (inclus, facultatif)</label>
-            <input type="date" id="jusqua" name="jusqua" value="${form.jusqua ?? ''}" />
+            <input
+              type="date"
+              lang="fr"
+              id="jusqua"
+              name="jusqua"
+              min="${view.today}"
+              value="${form.jusqua ?? ''}"
+              aria-describedby="jusqua-aide"
+            />
+            <span id="jusqua-aide" class="hint"
+              >Choisissez le jour (ou écrivez-le jj/mm/aaaa) ; vide : sans fin.</span
+            >
           </p>
           <p><button type="submit">Donner l'accès</button></p>
         </form>
@@ -403,99 +428,51 @@ export function usagePage(
       ${
         uses.length === 0
           ? html`<p>Aucune utilisation par une autre personne ces 90 derniers jours.</p>`
-          : html`<table>
-              <caption>
-                Utilisations de vos boîtes
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Quand</th>
-                  <th scope="col">Boîte</th>
-                  <th scope="col">Qui</th>
-                  <th scope="col">Droit</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Par</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${uses.map(
-                  (u) =>
-                    html`<tr>
-                      <td>${u.at}</td>
-                      <td>${u.bal}</td>
-                      <th scope="row">${u.who}</th>
-                      <td>${rightLabel(u.right)}</td>
-                      <td>${u.action}</td>
-                      <td>${u.channel}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
+          : dataTable(
+              'Utilisations de vos boîtes',
+              ['Quand', 'Boîte', 'Qui', 'Droit', 'Action', 'Par'],
+              uses.map((u) => [
+                { content: u.at },
+                { content: u.bal },
+                { content: u.who, head: true },
+                { content: rightLabel(u.right) },
+                { content: u.action },
+                { content: u.channel },
+              ]),
+            )
       }`,
   );
 }
 
-export interface ClientSettingsView {
-  readonly host: string;
-  readonly imapTls: number;
-  readonly imapStarttls: number;
-  readonly submissionTls: number;
-  readonly submissionStarttls: number;
+export interface ClientSettingsView extends ClientEndpoints {
   readonly mailboxes: readonly string[];
   readonly autoconfigUrl: string;
 }
 
 export function settingsPage(frame: PageFrame, v: ClientSettingsView): string {
+  const services: ReadonlyArray<readonly [string, number, string]> = [
+    ['Réception (IMAP)', v.imapTls, 'SSL/TLS'],
+    ['Réception (IMAP)', v.imapStarttls, 'STARTTLS'],
+    ['Envoi (SMTP)', v.submissionTls, 'SSL/TLS'],
+    ['Envoi (SMTP)', v.submissionStarttls, 'STARTTLS'],
+  ];
   return page(
     frame,
     html`<p>
         Votre logiciel de messagerie se connecte avec Pro Santé Connect (OAuth2) : aucun mot de passe à
         saisir. Thunderbird se configure seul à partir de votre adresse.
       </p>
-      <table>
-        <caption>
-          Paramètres de connexion
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Service</th>
-            <th scope="col">Serveur</th>
-            <th scope="col">Port</th>
-            <th scope="col">Sécurité</th>
-            <th scope="col">Authentification</th>
-          </tr>
-        </thead>
-        <tbody>
-          <tr>
-            <th scope="row">Réception (IMAP)</th>
-            <td>${v.host}</td>
-            <td>${v.imapTls}</td>
-            <td>SSL/TLS</td>
-            <td>OAuth2</td>
-          </tr>
-          <tr>
-            <th scope="row">Réception (IMAP)</th>
-            <td>${v.host}</td>
-            <td>${v.imapStarttls}</td>
-            <td>STARTTLS</td>
-            <td>OAuth2</td>
-          </tr>
-          <tr>
-            <th scope="row">Envoi (SMTP)</th>
-            <td>${v.host}</td>
-            <td>${v.submissionTls}</td>
-            <td>SSL/TLS</td>
-            <td>OAuth2</td>
-          </tr>
-          <tr>
-            <th scope="row">Envoi (SMTP)</th>
-            <td>${v.host}</td>
-            <td>${v.submissionStarttls}</td>
-            <td>STARTTLS</td>
-            <td>OAuth2</td>
-          </tr>
-        </tbody>
-      </table>
+      ${dataTable(
+        'Paramètres de connexion',
+        ['Service', 'Serveur', 'Port', 'Sécurité', 'Authentification'],
+        services.map(([service, port, security]) => [
+          { content: service, head: true },
+          { content: v.host },
+          { content: port },
+          { content: security },
+          { content: 'OAuth2' },
+        ]),
+      )}
       <p>
         Nom d'utilisateur : l'adresse de la boîte à
         ouvrir${v.mailboxes.length > 0 ? html` (${v.mailboxes.join(', ')})` : ''}.
@@ -510,30 +487,42 @@ export function errorPage(frame: PageFrame): string {
 
 export const STYLESHEET = `
 :root { font-family: system-ui, sans-serif; line-height: 1.5; color: #1a1a1a; background: #fff; }
-body { margin: 0 auto; max-width: 60rem; padding: 0 1rem; }
+*, *::before, *::after { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 60rem; padding: 0 1rem; overflow-wrap: anywhere; }
 .skip { position: absolute; left: -999px; }
 .skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .5rem; }
 header { border-bottom: 2px solid #000091; padding: .5rem 0; }
-header nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: 1rem; padding: 0; margin: .5rem 0; }
+header nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: .5rem 1rem; padding: 0; margin: .5rem 0; }
 .brand a { font-weight: bold; color: #000091; text-decoration: none; }
 a { color: #000091; }
 .id, .hint { color: #3a3a3a; font-size: .9em; }
+.hint { display: block; }
 .button, button { display: inline-block; background: #000091; color: #fff; border: 0; padding: .6rem 1rem;
-  font: inherit; text-decoration: none; border-radius: 4px; cursor: pointer; }
+  font: inherit; text-decoration: none; border-radius: 4px; cursor: pointer; min-height: 44px; }
 button:focus, a:focus, input:focus, select:focus { outline: 3px solid #0a76f6; outline-offset: 2px; }
 .mailbox { border: 1px solid #ccc; border-radius: 4px; padding: 0 1rem 1rem; margin: 1rem 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
 dt { font-weight: bold; }
 dd { margin: 0; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; display: block; overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
 caption { text-align: left; font-weight: bold; }
 th, td { border: 1px solid #ccc; padding: .4rem; text-align: left; vertical-align: top; }
 .notice { background: #e8f5e9; border-left: 4px solid #18753c; padding: .5rem 1rem; }
 .error { background: #fdecea; border-left: 4px solid #ce0500; padding: .5rem 1rem; }
 .warning { background: #fff4e5; border-left: 4px solid #b34000; padding: .5rem 1rem; }
 input, select { font: inherit; padding: .4rem; max-width: 100%; }
+input[type="date"], #personne, select { width: 100%; max-width: 20rem; min-height: 44px; }
 label { display: block; font-weight: bold; }
+fieldset { min-width: 0; }
 fieldset p label { display: inline; font-weight: normal; }
 footer { border-top: 1px solid #ccc; margin-top: 2rem; color: #3a3a3a; }
-@media (max-width: 40rem) { dl { grid-template-columns: 1fr; } }
+@media (max-width: 40rem) {
+  dl { grid-template-columns: 1fr; }
+  /* A phone: each table row becomes a card, each cell preceded by its column's name. */
+  table, thead, tbody, tr, th, td, caption { display: block; }
+  thead tr { position: absolute; left: -999px; }
+  tr { border: 1px solid #ccc; border-radius: 4px; margin: .5rem 0; }
+  th, td { border: 0; }
+  th[data-label]::before, td[data-label]::before { content: attr(data-label) " : "; font-weight: bold; }
+}
 `;

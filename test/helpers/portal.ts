@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,7 @@ import path from 'node:path';
 import axe from 'axe-core';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
+import { DEV_MAIL_CLIENT } from '../../src/portal/index.js';
 import { pkiFile } from './gateway.js';
 
 /** Debian's Chromium (scripts/system-deps.mjs installs it for the tests): never a browser download. */
@@ -27,6 +29,9 @@ export async function openBrowser(options: { mobile?: boolean } = {}): Promise<P
       '--disable-gpu',
       '--disable-background-networking',
       '--disable-component-update',
+      // The date field's order follows the browser's language, not the page's (French with Debian's
+      // chromium-l10n; without it Chromium has only en-US and shows mm/dd/yyyy).
+      '--lang=fr-FR',
     ],
     // The development PKI's root is not in Chromium's store; node-side requests do verify it.
     ignoreHTTPSErrors: true,
@@ -112,4 +117,83 @@ export async function loginAs(page: Page, portalUrl: string, nationalId: string)
   await page.locator('button[type="submit"]').click();
   await page.waitForURL(`${portalUrl}/`);
   await expect.poll(() => page.locator('h1').textContent()).toBe('Mes adresses MSSanté');
+}
+
+/**
+ * An access token for mail software, got as Thunderbird gets one from Pro Santé Connect: the
+ * authorization code flow with PKCE of the development provider's public mail client, the person
+ * logging in through the provider's own form in her own browser, then the code exchanged at the
+ * token endpoint. The loopback redirect is caught in the browser, as a native client's listener would.
+ */
+export async function mailClientToken(issuer: string, nationalId: string): Promise<string> {
+  const { clientId, redirectUri } = DEV_MAIL_CLIENT;
+  const browser = await openBrowser();
+  try {
+    const page = await browser.context.newPage();
+    page.setDefaultTimeout(20_000);
+    const verifier = randomBytes(32).toString('base64url');
+    const state = randomBytes(16).toString('base64url');
+    let callback: URL | undefined;
+    await page.route(`${redirectUri}**`, async (route) => {
+      callback = new URL(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'ok' });
+    });
+    const auth = new URL(`${issuer}/auth`);
+    auth.search = new URLSearchParams({
+      client_id: clientId,
+      response_type: 'code',
+      scope: 'openid scope_all',
+      redirect_uri: redirectUri,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      state,
+    }).toString();
+    await page.goto(auth.href);
+    await page.locator('input[name="login"]').fill(nationalId);
+    await page.locator('input[name="password"]').fill('development');
+    await page.locator('button[type="submit"]').click();
+    await page.waitForURL(`${redirectUri}**`);
+    expect(callback?.searchParams.get('state')).toBe(state);
+    const code = callback?.searchParams.get('code');
+    expect(code).toBeTruthy();
+    const res = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: code ?? '',
+        redirect_uri: redirectUri,
+        client_id: clientId,
+        code_verifier: verifier,
+      }).toString(),
+    });
+    const body = (await res.json()) as { access_token?: string; token_type?: string };
+    expect(res.status).toBe(200);
+    expect(body.token_type).toBe('Bearer');
+    return body.access_token ?? '';
+  } finally {
+    await browser.close();
+  }
+}
+
+/**
+ * The phone check of one page: no horizontal scrolling, and every visible control (link, button,
+ * field) lies within the viewport's width, so that it can be reached by scrolling down only.
+ */
+export async function phoneLayoutProblems(page: Page): Promise<string[]> {
+  // A string, evaluated in the page: this project's TypeScript has no DOM types.
+  return page.evaluate<string[]>(`(() => {
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth) problems.push('page ' + root.scrollWidth + 'px wide for ' + root.clientWidth);
+    for (const el of document.querySelectorAll('a, button, input:not([type=hidden]), select, textarea')) {
+      if (el.classList.contains('skip')) continue; // shown on focus only
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.left < 0 || r.right > root.clientWidth + 0.5) {
+        problems.push((el.textContent || el.getAttribute('name') || el.tagName).trim() + ' at ' + Math.round(r.left) + '..' + Math.round(r.right));
+      }
+    }
+    return problems;
+  })()`);
 }

@@ -6,15 +6,18 @@ import nodemailer from 'nodemailer';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
-import { mintDevToken } from '../../src/auth/index.js';
+import { frenchDate } from '../../src/lifecycle/index.js';
 import { deliverLmtp } from '../../src/store/index.js';
 import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { freePort } from '../helpers/free-port.js';
 import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';
 import { directClient, gatewayClient } from '../helpers/imap-clients.js';
 import { journalEvents } from '../helpers/journal.js';
 import {
   loginAs,
+  mailClientToken,
   openBrowser,
+  phoneLayoutProblems,
   portalRequest,
   screenshot,
   seriousViolations,
@@ -39,7 +42,8 @@ let portal: string;
 let doctorBal: string;
 const consoleErrors: string[] = [];
 
-const token = (subject: string) => mintDevToken({ pkiDir: gw.config.pkiDir, subject, ttlSeconds: 600 });
+/** The secretary's access token, from the local OpenID provider (her own login, the mail client). */
+let secretaryToken: string;
 
 /** The day after 30 days from now, as the date field takes it (YYYY-MM-DD). */
 const until = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
@@ -51,12 +55,22 @@ beforeAll(async () => {
   const extraction = path.join(scratchDir('extraction'), 'Extraction_Correspondance_MSSante.txt');
   // extractionLine(_, 1) is national id 8 + 10000000001 = the doctor's.
   writeFileSync(extraction, `${EXTRACTION_HEADER}\n${extractionLine(DOCTOR_ELSEWHERE, 1)}\n`);
+  // The provider's port is known beforehand so that the token verifier can trust it as it trusts
+  // Pro Santé Connect: one more auth.issuers entry (its JWKS URL), no development shortcut.
+  const providerPort = await freePort();
+  const provider = `http://127.0.0.1:${providerPort}`;
   gw = await startTestGateway({
     overrides: {
-      portal: { enabled: true, port: 0, devProvider: { enabled: true, port: 0 } },
+      portal: { enabled: true, port: 0, devProvider: { enabled: true, port: providerPort } },
+      auth: {
+        issuers: [
+          { name: 'development-oidc', issuer: provider, jwksUrl: `${provider}/jwks`, development: true },
+        ],
+      },
       directory: { extraction: { source: extraction } },
     },
   });
+  expect(gw.portal!.devIssuer()).toBe(provider);
   await gw.mirrors.refresh('extraction');
   portal = gw.portal!.publicUrl()!;
   doctorBal = uniqueBal('dr.martin');
@@ -129,8 +143,43 @@ describe("the professionals' portal in Chromium", () => {
     expect(login).toMatchObject({ nationalId: DOCTOR });
   });
 
-  it('grants the secretary read+send until a date, through the registry operation, journaled with the doctor', async () => {
+  it('refuses a past or malformed end date with a French message, and grants nothing', async () => {
     await page.getByRole('link', { name: `Gérer les accès à ${doctorBal}` }).click();
+    const field = page.getByLabel("Jusqu'au (inclus, facultatif)");
+    // The browser's own date picker, in French, from today on (Paris time).
+    expect(await field.getAttribute('type')).toBe('date');
+    expect(await field.getAttribute('lang')).toBe('fr');
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Paris' }).format(new Date());
+    expect(await field.getAttribute('min')).toBe(today);
+    // The server checks too: a browser without a picker, or a forged form, sends anything.
+    const tryDate = async (value: string) => {
+      await page.evaluate("document.querySelector('form.grant').noValidate = true");
+      await page.evaluate(`document.getElementById('jusqua').type = 'text'`);
+      await page.getByLabel('Identifiant national de la personne').fill(SECRETARY);
+      await page.getByLabel("Jusqu'au (inclus, facultatif)").fill(value);
+      await page.getByRole('button', { name: "Donner l'accès" }).click();
+    };
+    const alert = () => page.getByRole('alert').textContent();
+    await tryDate('01/02/2020');
+    await expect
+      .poll(alert)
+      .toBe('La date de fin 01/02/2020 est déjà passée : choisissez aujourd’hui ou un jour à venir.');
+    await tryDate('31/02/2031');
+    await expect
+      .poll(alert)
+      .toMatch(
+        /^La date de fin « 31\/02\/2031 » n’est pas une date valable : écrivez-la au format jj\/mm\/aaaa/,
+      );
+    await tryDate('demain');
+    await expect.poll(alert).toMatch(/^La date de fin « demain » n’est pas une date valable/);
+    // What was typed stays in the form but for the date; nothing was granted.
+    expect(await page.getByLabel('Identifiant national de la personne').inputValue()).toBe(SECRETARY);
+    expect(await gw.registry.grants(doctorBal)).toEqual([]);
+    expect(await seriousViolations(page)).toEqual([]);
+  });
+
+  it('grants the secretary read+send until a date, through the registry operation, journaled with the doctor', async () => {
+    await page.goto(`${portal}/boite?adresse=${encodeURIComponent(doctorBal)}`);
     expect(await seriousViolations(page)).toEqual([]);
     await page.getByLabel('Identifiant national de la personne').fill(SECRETARY);
     await page.getByLabel('Droit').selectOption('delegate');
@@ -148,21 +197,30 @@ describe("the professionals' portal in Chromium", () => {
     // Through the chosen day, in Paris time.
     expect(Date.parse(grant!.expiresAt!)).toBeGreaterThan(Date.parse(`${until}T12:00:00Z`));
     expect(Date.parse(grant!.expiresAt!)).toBeLessThan(Date.parse(`${until}T23:59:59Z`));
-    expect(await page.getByRole('row', { name: new RegExp(SECRETARY) }).count()).toBe(1);
+    const row = page.getByRole('row', { name: new RegExp(SECRETARY) });
+    expect(await row.count()).toBe(1);
+    // Shown back the French way.
+    expect(await row.textContent()).toContain(frenchDate(Date.parse(`${until}T12:00:00Z`), 'Europe/Paris'));
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'acces');
     const granted = journalEvents(gw.config.dataDir).find((e) => e.event === 'registry.right.granted');
     expect(granted).toMatchObject({ address: doctorBal, actor: { kind: 'portal', id: DOCTOR } });
   });
 
+  it('gives the secretary, logging in herself at the OpenID provider, an access token the gateway accepts', async () => {
+    secretaryToken = await mailClientToken(gw.portal!.devIssuer()!, SECRETARY);
+    // A JWT like Pro Santé Connect's: the provider's issuer, her national id in SubjectNameID.
+    const [, payload] = secretaryToken.split('.');
+    const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(claims).toMatchObject({ iss: gw.portal!.devIssuer(), SubjectNameID: SECRETARY });
+  });
+
   it("lets the secretary, with her own token, read the doctor's INBOX over IMAP and send on his behalf", async () => {
     const subject = await deliverOne(doctorBal);
-    const imap = await gatewayClient(
-      gw.addresses.imapTls!.port,
-      doctorBal,
-      await token(SECRETARY),
-      'implicit',
-    );
+    const imap = await gatewayClient(gw.addresses.imapTls!.port, doctorBal, secretaryToken, 'implicit');
     try {
       expect(await inboxSubjects(imap)).toContain(subject);
     } finally {
@@ -174,7 +232,7 @@ describe("the professionals' portal in Chromium", () => {
       port: gw.addresses.submission!.port,
       secure: false,
       requireTLS: true,
-      auth: { type: 'OAuth2', user: doctorBal, accessToken: await token(SECRETARY) },
+      auth: { type: 'OAuth2', user: doctorBal, accessToken: secretaryToken },
       tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
     });
     const sent = await transport.sendMail({
@@ -223,6 +281,10 @@ describe("the professionals' portal in Chromium", () => {
       (e) => e.event === 'smtp.submission.accepted' && e.bal === doctorBal,
     );
     expect(accepted).toMatchObject({ right: 'delegate', principal: { nationalId: SECRETARY } });
+    const login = journalEvents(gw.config.dataDir).find(
+      (e) => e.event === 'auth.succeeded' && e.bal === doctorBal,
+    );
+    expect(login).toMatchObject({ principal: { nationalId: SECRETARY, via: 'development-oidc' } });
   });
 
   it('shows the doctor who used his mailbox: her login and her sending', async () => {
@@ -294,6 +356,28 @@ describe("the professionals' portal in Chromium", () => {
     expect(grants.map((g) => g.subject)).toEqual([{ kind: 'person', nationalId: SECRETARY }]);
   });
 
+  it('fits a phone (375×740): no horizontal scrolling, every control within reach, on each page', async () => {
+    await page.setViewportSize({ width: 375, height: 740 });
+    const pages: ReadonlyArray<readonly [string, string]> = [
+      ['/', 'telephone-adresses'],
+      [`/boite?adresse=${encodeURIComponent(doctorBal)}`, 'telephone-acces'],
+      ['/utilisation', 'telephone-utilisation'],
+      ['/messagerie', 'telephone-messagerie'],
+    ];
+    for (const [url, name] of pages) {
+      await page.goto(`${portal}${url}`);
+      expect({ url, problems: await phoneLayoutProblems(page) }).toEqual({ url, problems: [] });
+      expect(await seriousViolations(page)).toEqual([]);
+      await screenshot(page, name);
+    }
+    // The controls work at that size: the revoke button of the table laid out as cards is reachable.
+    await page.goto(`${portal}/boite?adresse=${encodeURIComponent(doctorBal)}`);
+    const revoke = page.getByRole('button', { name: `Retirer l'accès de ${SECRETARY}` });
+    await revoke.scrollIntoViewIfNeeded();
+    const box = await revoke.boundingBox();
+    expect(box!.x + box!.width).toBeLessThanOrEqual(375);
+  });
+
   it('refuses a grant the registry refuses, with its precise reason, and lets the doctor revoke the secretary', async () => {
     await page.goto(`${portal}/boite?adresse=${encodeURIComponent(doctorBal)}`);
     // The owner himself: the registry's rule (an owner needs no delegation), said in the page.
@@ -311,8 +395,15 @@ describe("the professionals' portal in Chromium", () => {
     const revoked = journalEvents(gw.config.dataDir).find((e) => e.event === 'registry.right.revoked');
     expect(revoked).toMatchObject({ address: doctorBal, actor: { kind: 'portal', id: DOCTOR } });
     await expect(
-      gatewayClient(gw.addresses.imapTls!.port, doctorBal, await token(SECRETARY), 'implicit'),
+      gatewayClient(gw.addresses.imapTls!.port, doctorBal, secretaryToken, 'implicit'),
     ).rejects.toMatchObject({ authenticationFailed: true });
+  });
+
+  it('logs out from a phone and shows the welcome page within its width', async () => {
+    await page.getByRole('button', { name: 'Se déconnecter' }).click();
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Bienvenue');
+    expect(await phoneLayoutProblems(page)).toEqual([]);
+    await screenshot(page, 'telephone-accueil');
   });
 
   it('broke no rule of its Content-Security-Policy on any page', () => {
