@@ -10,7 +10,14 @@ export { ENTRY_FIELDS } from './extraction-format.js';
 export type { DirectoryEntry, EntryField } from './extraction-format.js';
 export { loadExtraction } from './extraction-loader.js';
 export type { ExtractionLoadOptions, ExtractionLoadResult } from './extraction-loader.js';
-export { canonicalSubject, crlDer, crlIssuer, crlPem, parseCrl } from './crl-check.js';
+export {
+  authoritiesWithoutRevocation,
+  canonicalSubject,
+  crlDer,
+  crlIssuer,
+  crlPem,
+  parseCrl,
+} from './crl-check.js';
 export type { CrlFacts } from './crl-check.js';
 export { crlFile } from './mirror-kinds.js';
 export { configuredMirrors, readMirrorStatuses } from './mirror-status.js';
