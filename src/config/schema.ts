@@ -322,6 +322,14 @@ const DirectoryConfig = z
         ),
         refreshSeconds: refreshSeconds(3600),
         maxShrinkShare,
+        maxInvalidShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe(
+            'Malformed Domaine entries are left out and reported; refuse the file when their share is above this',
+          ),
       })
       .prefault({}),
     extraction: z

@@ -1,5 +1,5 @@
 export { parseWhitelistXml } from './whitelist-parser.js';
-export type { ParsedWhitelist, WhitelistEntry } from './whitelist-parser.js';
+export type { ParsedWhitelist, RejectedWhitelistEntry, WhitelistEntry } from './whitelist-parser.js';
 export { Whitelist, WhitelistHolder } from './whitelist.js';
 export { loadWhitelistFile } from './load-whitelist.js';
 export { DirectoryMirrors } from './directory-mirrors.js';
