@@ -99,7 +99,9 @@ export async function runExtractionBench(lines = 536_000): Promise<ExtractionBen
     redis,
     connect: (name) => createRedisClient(redisServer.url, { name, maxRetriesPerRequest: null }),
     trust: () => trust,
-    whitelist: new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, systemClock)),
+    whitelist: new WhitelistHolder(
+      await loadWhitelistFile(config.whitelistFile, systemClock, config.directory.whitelist.maxInvalidShare),
+    ),
     clock: systemClock,
     logger: createLogger({ level: 'silent' }),
     journal: new MemoryAuditJournal(),

@@ -101,6 +101,11 @@ function formatStatus(s: MirrorStatus): string {
     if (s.added !== undefined || s.removed !== undefined)
       lines.push(`  changes:     +${s.added ?? 0} −${s.removed ?? 0} since the previous copy`);
     if (s.generatedAt) lines.push(`  generated:   ${s.generatedAt}`);
+    if (s.rejected)
+      lines.push(
+        `  left out:    ${s.rejected} malformed entries`,
+        ...(s.rejectedEntries ?? '').split('\n').map((problem) => `    ${problem}`),
+      );
     if (s.nextUpdate) lines.push(`  next update: ${s.nextUpdate}`);
   }
   lines.push(

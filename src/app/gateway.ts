@@ -99,7 +99,9 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   const metrics = createMetrics();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const trust = await buildTrust(config, logger);
-  const whitelist = new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, clock));
+  const whitelist = new WhitelistHolder(
+    await loadWhitelistFile(config.whitelistFile, clock, config.directory.whitelist.maxInvalidShare),
+  );
   const journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock });
   stops.add('journal', {
     stop: () => {

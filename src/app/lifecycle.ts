@@ -66,7 +66,6 @@ export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart 
   const events = new LifecycleEvents({
     indicators,
     activity,
-    spool: d.spool,
     clock: d.clock,
     logger: d.logger,
   });

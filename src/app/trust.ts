@@ -1,4 +1,6 @@
 import type { Config } from '../config/index.js';
+import { authoritiesWithoutRevocation } from '../directory/index.js';
+import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { type TrustMaterial, assertProductionTrust, ensureDevPki, loadTrustMaterial } from '../pki/index.js';
 
@@ -25,7 +27,10 @@ export async function buildTrust(config: Config, logger: Logger): Promise<TrustP
       );
   }
   let material = loadTrustMaterial(config.tls).material;
-  if (config.mode === 'production') assertProductionTrust(material);
+  if (config.mode === 'production') {
+    assertProductionTrust(material);
+    assertRevocationSources(config, material);
+  }
   const listeners: Array<() => void> = [];
   return {
     current: () => material,
@@ -44,4 +49,24 @@ export async function buildTrust(config: Config, logger: Logger): Promise<TrustP
     },
     onReload: (listener) => void listeners.push(listener),
   };
+}
+
+/**
+ * Production: every trusted authority has a revocation list, from a file (tls.crlFiles, matched by
+ * the CRL's issuer) or a mirror naming it (directory.crls[].issuer). The configuration checks
+ * already refused a configuration with no source at all; this one needs the files read.
+ */
+function assertRevocationSources(config: Config, material: TrustMaterial): void {
+  const mirrorIssuers = config.directory.crls.flatMap((m) => (m.issuer === undefined ? [] : [m.issuer]));
+  const uncovered = authoritiesWithoutRevocation(
+    material.authorities,
+    material.crlByFile.values(),
+    mirrorIssuers,
+  );
+  if (uncovered.length === 0) return;
+  const names = uncovered.map((a) => a.subject.replace(/\n/g, ', ')).join('; ');
+  throw new GatewayError(
+    'PKI_NO_REVOCATION',
+    `mode is production but no revocation list covers ${names}: add its CRL to tls.crlFiles or a mirror naming it as issuer to directory.crls`,
+  );
 }

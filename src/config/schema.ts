@@ -337,6 +337,14 @@ const DirectoryConfig = z
         ),
         refreshSeconds: refreshSeconds(3600),
         maxShrinkShare,
+        maxInvalidShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.05)
+          .describe(
+            'Malformed Domaine entries are left out and reported; refuse the file when their share is above this',
+          ),
       })
       .prefault({}),
     extraction: z
@@ -888,8 +896,16 @@ function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: st
       });
     }
   }
+  issues.push(...revocationRefusals(c));
   c.auth.issuers.forEach((issuer, i) => {
     const at = (k: string) => ['auth', 'issuers', i, k];
+    // A token minted for another client of the same realm would otherwise open our mailboxes.
+    if (issuer.audience === undefined && issuer.authorizedParty === undefined) {
+      issues.push({
+        path: at('audience'),
+        message: `mode is production but token issuer ${issuer.name} checks neither \`aud\` nor \`azp\`: set auth.issuers.${i}.audience or auth.issuers.${i}.authorizedParty to the operator's client ids`,
+      });
+    }
     if (issuer.development) {
       issues.push({
         path: at('development'),
@@ -911,6 +927,32 @@ function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: st
     }
   });
   issues.push(...portalRefusals(c));
+  return issues;
+}
+
+/**
+ * Revocation must be checked (MSSANTE.md "Certificates"): production needs a CRL source for each
+ * trusted authority. Which authority a CRL file is for is read from the file at start (app/trust.ts);
+ * here, a configuration with no source at all, and mirrors that do not say their authority (without
+ * `issuer`, it is known only once a first copy arrives, too late to refuse the start).
+ */
+function revocationRefusals(c: Config): Array<{ path: PropertyKey[]; message: string }> {
+  const issues: Array<{ path: PropertyKey[]; message: string }> = [];
+  if (c.tls.crlFiles.length === 0 && c.directory.crls.length === 0) {
+    issues.push({
+      path: ['tls', 'crlFiles'],
+      message:
+        'mode is production but no revocation list is configured: give each authority of tls.caFiles a CRL file in tls.crlFiles or a mirror in directory.crls',
+    });
+  }
+  c.directory.crls.forEach((mirror, i) => {
+    if (mirror.issuer === undefined) {
+      issues.push({
+        path: ['directory', 'crls', i, 'issuer'],
+        message: `mode is production but CRL mirror ${mirror.name} does not name its authority: set the subject DN of the authority (one of tls.caFiles) it is for`,
+      });
+    }
+  });
   return issues;
 }
 

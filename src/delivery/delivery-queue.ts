@@ -7,6 +7,7 @@ import { type Logger, reportErrors } from '../observability/index.js';
 import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';
+import { indicatorHeadersOf, scanHeaders } from './message-format.js';
 import type { Spool } from './spool.js';
 import { type DestinationState, LOCAL_DESTINATION, type SpoolEnvelope } from './spool-entry.js';
 
@@ -324,6 +325,8 @@ export class DeliveryQueue extends EventEmitter {
       channel: 'internal',
       size,
       ...(message.messageId ? { messageId: message.messageId } : {}),
+      // Held in memory already: the DSN's report type, read before it is written.
+      headers: indicatorHeadersOf(scanHeaders(message.raw)),
       peer: { address: 'internal' },
       recipients: [{ address: message.to, route: message.route, state: 'pending', attempts: 0 }],
       nextAttemptAt: now.toISOString(),

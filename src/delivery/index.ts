@@ -42,7 +42,7 @@ export type {
 } from './delivery-queue.js';
 export { buildDsn, dsnWanted } from './dsn.js';
 export type { BuiltDsn, DsnAction, DsnInput, DsnPolicy, DsnRecipientReport } from './dsn.js';
-export { mailDate, scanHeaders } from './message-format.js';
-export type { ScannedHeaders } from './message-format.js';
+export { indicatorHeadersOf, mailDate, scanHeaders } from './message-format.js';
+export type { IndicatorHeaders, ScannedHeaders } from './message-format.js';
 export { queueAdministration } from './queue-administration.js';
 export type { QueueAdministration, QueueAdministrationDeps } from './queue-administration.js';

@@ -28,6 +28,46 @@ export function scanHeaders(message: Buffer | string): ScannedHeaders {
   };
 }
 
+/**
+ * The headers the monthly indicators count (MSSANTE.md "Headers set by LPS software" and "Lifecycle
+ * and indicators"), captured when the message is received and kept in its spool envelope, so that
+ * counting a delivery never reads the message again. Each value is bounded: a sender cannot grow
+ * the envelope.
+ */
+export interface IndicatorHeaders {
+  /** `X-MSS-CODECDA`: document type codes of attached CDA, comma separated. */
+  readonly cda?: string;
+  /** `X-MSS-INS`: `O`/`N`, a qualified patient identity is present. */
+  readonly ins?: string;
+  /** `X-MSS-MES`: `FIN` closes a conversation with a patient. */
+  readonly mes?: string;
+  /** `X-MSS-NIL`: product reference of the sending software. */
+  readonly nil?: string;
+  /** `report-type` of a `multipart/report` (RFC 6522): `delivery-status` (DSN) or `disposition-notification` (MDN). */
+  readonly reportType?: string;
+}
+
+const INDICATOR_HEADER_MAX = 256;
+
+/** The indicator headers of a scanned header section (absent ones left out). */
+export function indicatorHeadersOf(headers: ScannedHeaders): IndicatorHeaders {
+  const get = (name: string) => headers.value(name)?.slice(0, INDICATOR_HEADER_MAX) || undefined;
+  const reportType = /report-type\s*=\s*"?([a-z-]+)/i
+    .exec(headers.value('Content-Type') ?? '')?.[1]
+    ?.toLowerCase();
+  const cda = get('X-MSS-CODECDA');
+  const ins = get('X-MSS-INS');
+  const mes = get('X-MSS-MES');
+  const nil = get('X-MSS-NIL');
+  return {
+    ...(cda ? { cda } : {}),
+    ...(ins ? { ins } : {}),
+    ...(mes ? { mes } : {}),
+    ...(nil ? { nil } : {}),
+    ...(reportType ? { reportType } : {}),
+  };
+}
+
 /** RFC 5322 §3.3 date-time in UTC, e.g. `Tue, 04 Mar 2025 10:00:00 +0000`. */
 export function mailDate(d: Date): string {
   return d.toUTCString().replace(/GMT$/, '+0000');

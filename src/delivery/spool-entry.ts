@@ -1,3 +1,4 @@
+import type { IndicatorHeaders } from './message-format.js';
 /**
  * What the spool keeps beside each message: the envelope, fixed at commit. The recipients' `state`,
  * `attempts` and `lastResult` are their values at commit; progress is kept per destination in a
@@ -31,6 +32,8 @@ export interface SpoolEnvelope {
   readonly channel: 'mx' | 'submission' | 'internal';
   readonly size: number;
   readonly messageId?: string;
+  /** The headers the indicators count, captured at receipt (absent in envelopes spooled before). */
+  readonly headers?: IndicatorHeaders;
   readonly peer: {
     readonly address: string;
     readonly helo?: string;

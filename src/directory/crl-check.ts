@@ -147,6 +147,24 @@ export function crlIssuer(
   return signer;
 }
 
+/**
+ * The authorities of tls.caFiles that no revocation list covers: none of the CRLs in service is
+ * issued by them and no mirror names them as its `issuer`. Production refuses to start with any
+ * (MSSANTE.md "Certificates": revocation must be checked), since a peer certificate from such an
+ * authority could never be checked.
+ */
+export function authoritiesWithoutRevocation(
+  authorities: readonly X509Certificate[],
+  crlPems: Iterable<string>,
+  mirrorIssuers: readonly string[],
+): X509Certificate[] {
+  const issuers = [...crlPems].map((pem) => parseCrl(Buffer.from(pem, 'latin1')).issuerName);
+  const mirrored = new Set(mirrorIssuers.map(normalizeDn));
+  return authorities.filter(
+    (a) => !mirrored.has(canonicalSubject(a)) && !issuers.some((name) => subjectNameDer(a).equals(name)),
+  );
+}
+
 /** PEM form of a CRL's DER (what Node's TLS contexts take). */
 export function crlPem(der: Buffer): string {
   const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');

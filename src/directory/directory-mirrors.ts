@@ -75,6 +75,7 @@ export class DirectoryMirrors {
         source: directory.whitelist.source ?? whitelistFile,
         refreshSeconds: directory.whitelist.refreshSeconds,
         maxShrinkShare: directory.whitelist.maxShrinkShare,
+        maxInvalidShare: directory.whitelist.maxInvalidShare,
         holder: options.whitelist,
         clock: options.clock,
       }),

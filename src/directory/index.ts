@@ -1,5 +1,5 @@
 export { parseWhitelistXml } from './whitelist-parser.js';
-export type { ParsedWhitelist, WhitelistEntry } from './whitelist-parser.js';
+export type { ParsedWhitelist, RejectedWhitelistEntry, WhitelistEntry } from './whitelist-parser.js';
 export { Whitelist, WhitelistHolder } from './whitelist.js';
 export { loadWhitelistFile } from './load-whitelist.js';
 export { DirectoryMirrors } from './directory-mirrors.js';
@@ -10,7 +10,14 @@ export { ENTRY_FIELDS } from './extraction-format.js';
 export type { DirectoryEntry, EntryField } from './extraction-format.js';
 export { loadExtraction } from './extraction-loader.js';
 export type { ExtractionLoadOptions, ExtractionLoadResult } from './extraction-loader.js';
-export { canonicalSubject, crlDer, crlIssuer, crlPem, parseCrl } from './crl-check.js';
+export {
+  authoritiesWithoutRevocation,
+  canonicalSubject,
+  crlDer,
+  crlIssuer,
+  crlPem,
+  parseCrl,
+} from './crl-check.js';
 export type { CrlFacts } from './crl-check.js';
 export { crlFile } from './mirror-kinds.js';
 export { configuredMirrors, readMirrorStatuses } from './mirror-status.js';

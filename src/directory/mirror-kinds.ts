@@ -41,6 +41,8 @@ export interface PreparedCopy {
   readonly stale?: boolean;
   /** CRL mirrors: the canonical DN of the authority that issued the copy (kept in the state). */
   readonly issuer?: string;
+  /** Whitelist: the malformed entries left out, each as `Domaine #n (domain): problem`. */
+  readonly rejected?: readonly string[];
   /** Extra facts for the journal. */
   readonly details?: Record<string, unknown>;
 }
@@ -75,9 +77,9 @@ function pairsOf(parsed: ParsedWhitelist): Set<string> {
   return new Set(parsed.entries.map((e) => `${e.domain}\n${e.canonicalDn}`));
 }
 
-function parseWhitelist(xml: Buffer): ParsedWhitelist {
+function parseWhitelist(xml: Buffer, maxInvalidShare: number): ParsedWhitelist {
   try {
-    return parseWhitelistXml(xml);
+    return parseWhitelistXml(xml, maxInvalidShare);
   } catch (err) {
     if (isGatewayError(err) && err.code === 'WHITELIST_INVALID') throw refusal('malformed', err.message);
     // The XML parser's own errors (nesting, entity limits) mean the same: not a whitelist.
@@ -90,6 +92,7 @@ export function whitelistKind(options: {
   source: string;
   refreshSeconds: number;
   maxShrinkShare: number;
+  maxInvalidShare: number;
   holder: WhitelistHolder;
   clock: Clock;
 }): MirrorKind {
@@ -99,12 +102,13 @@ export function whitelistKind(options: {
     refreshSeconds: options.refreshSeconds,
     async prepare(ctx) {
       const xml = await readFile(ctx.file);
-      const parsed = parseWhitelist(xml);
+      const parsed = parseWhitelist(xml, options.maxInvalidShare);
       checkShrink(ctx.previous.entries, parsed.entries.length, options.maxShrinkShare, ctx.acceptShrink);
       let diff: { added: number; removed: number } | undefined;
       const before = ctx.previousDataKey ? await ctx.redis.getBuffer(ctx.previousDataKey) : null;
       if (before) {
-        const old = pairsOf(parseWhitelistXml(before));
+        // A copy in service was accepted once: its bad entries are not counted against it again.
+        const old = pairsOf(parseWhitelistXml(before, 1));
         const now = pairsOf(parsed);
         diff = {
           added: [...now].filter((p) => !old.has(p)).length,
@@ -112,7 +116,14 @@ export function whitelistKind(options: {
         };
       }
       await ctx.redis.set(ctx.dataKey, xml);
-      return { entries: parsed.entries.length, generatedAt: parsed.generatedAt, ...diff };
+      const rejected = parsed.rejected.map((r) => r.problem);
+      return {
+        entries: parsed.entries.length,
+        generatedAt: parsed.generatedAt,
+        ...diff,
+        rejected,
+        ...(rejected.length > 0 ? { details: { rejected: rejected.length, rejectedEntries: rejected } } : {}),
+      };
     },
     async apply(redis, dataKey, state) {
       const xml = await redis.getBuffer(dataKey);
@@ -122,7 +133,7 @@ export function whitelistKind(options: {
           `whitelist copy ${dataKey} is gone (a newer one replaced it)`,
         );
       const label = `${options.source} (mirror version ${state.version ?? '?'})`;
-      options.holder.swap(new Whitelist(parseWhitelistXml(xml), label, options.clock.now()));
+      options.holder.swap(new Whitelist(parseWhitelistXml(xml, 1), label, options.clock.now()));
     },
   };
 }

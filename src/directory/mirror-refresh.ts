@@ -111,6 +111,8 @@ export async function runRefresh(
       generatedAt: prepared.generatedAt,
       nextUpdate: prepared.nextUpdate,
       issuer: prepared.issuer,
+      rejected: prepared.rejected?.length,
+      rejectedEntries: prepared.rejected?.length ? prepared.rejected.join('\n') : undefined,
       acceptedAt: at.toISOString(),
     });
     staged = undefined; // switched in, or dropped by switchTo

@@ -68,13 +68,16 @@ export interface MirrorState {
   readonly nextUpdate?: string;
   /** CRL mirrors: the canonical DN of the authority the copies must come from (pinned at the first). */
   readonly issuer?: string;
+  /** Whitelist: malformed entries left out of the copy in service, and what is wrong with each (one a line). */
+  readonly rejected?: number;
+  readonly rejectedEntries?: string;
   readonly lastAttemptAt?: string;
   readonly lastOutcome?: string;
   readonly lastReason?: string;
   readonly lastError?: string;
 }
 
-const NUMBER_FIELDS = new Set(['version', 'sizeBytes', 'entries', 'added', 'removed']);
+const NUMBER_FIELDS = new Set(['version', 'sizeBytes', 'entries', 'added', 'removed', 'rejected']);
 
 export function stateFromHash(hash: Record<string, string>): MirrorState {
   const out: Record<string, string | number> = {};
@@ -116,7 +119,7 @@ local cur = redis.call('HGET', KEYS[1], 'version') or ''
 if cur ~= ARGV[1] then return {0, cur} end
 redis.call('HSET', KEYS[1], 'version', ARGV[2])
 for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-for _, f in ipairs({'added', 'removed', 'nextUpdate', 'generatedAt'}) do
+for _, f in ipairs({'added', 'removed', 'nextUpdate', 'generatedAt', 'rejected', 'rejectedEntries'}) do
   local set = false
   for i = 5, #ARGV - 1, 2 do if ARGV[i] == f then set = true end end
   if not set then redis.call('HDEL', KEYS[1], f) end

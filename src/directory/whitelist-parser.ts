@@ -15,10 +15,24 @@ export interface WhitelistEntry {
   readonly updatedAt?: string;
 }
 
+/** A `Domaine` entry left out because it is malformed: where it is and what is wrong with it. */
+export interface RejectedWhitelistEntry {
+  /** 1-based position among the `Domaine` elements. */
+  readonly position: number;
+  /** Its domain, when `Nom` could be read. */
+  readonly domain?: string;
+  readonly problem: string;
+}
+
 export interface ParsedWhitelist {
   readonly generatedAt: string;
   readonly entries: readonly WhitelistEntry[];
+  /** Malformed entries left out (their share stayed within the allowed one). */
+  readonly rejected: readonly RejectedWhitelistEntry[];
 }
+
+/** At most this many problems are quoted in a refusal message (the journal lists them all). */
+const QUOTED_PROBLEMS = 5;
 
 function text(v: unknown): string | undefined {
   if (typeof v === 'string') return v.trim();
@@ -61,13 +75,17 @@ function onlyChildren(
 }
 
 /**
- * Parses `listeblanchemssante.xml`. Refuses the whole file on any structural problem, naming the
- * entry and the field, so that a broken download never replaces the last good copy. Only the
+ * Parses `listeblanchemssante.xml`. Refuses the whole file on any structural problem of the document,
+ * so that a broken download never replaces the last good copy. A malformed `Domaine` entry (bad
+ * `Nom`, missing or unreadable DN, element or attribute outside the schema) is left out and reported
+ * with its position and field; the file is refused only when the share of such entries is above
+ * `maxInvalidShare` (directory.whitelist.maxInvalidShare; 0 here: any bad entry refuses), so that one
+ * typo at the agency does not freeze every later refresh, nor keep newly listed operators out. Only the
  * national schema is accepted: no DOCTYPE (so no entity definitions, no entity expansion, no
  * external reference), no processing instruction but the XML declaration, no element or attribute
  * the schema does not define, fields as text only.
  */
-export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
+export function parseWhitelistXml(xml: string | Buffer, maxInvalidShare = 0): ParsedWhitelist {
   const source = typeof xml === 'string' ? xml : xml.toString('utf8');
   // Before any parser sees it: a DTD is how entity bombs and external entities arrive.
   if (/<!DOCTYPE/i.test(source))
@@ -110,42 +128,59 @@ export function parseWhitelistXml(xml: string | Buffer): ParsedWhitelist {
   if (!Array.isArray(domaines) || domaines.length === 0) {
     throw new GatewayError('WHITELIST_INVALID', 'ListeDomaines holds no Domaine entry');
   }
-  const entries = domaines.map((d, i): WhitelistEntry => {
-    const at = `Domaine #${i + 1}`;
-    if (!d || typeof d !== 'object') throw new GatewayError('WHITELIST_INVALID', `${at} is empty`);
-    const rec = d as Record<string, unknown>;
-    onlyChildren(rec, at, DOMAINE_CHILDREN);
-    for (const [field, value] of Object.entries(rec)) {
-      if (typeof value !== 'string' && typeof value !== 'number')
-        throw invalid(`${at}: ${field} must be text, as the national schema defines it`);
-    }
-    const nom = text(rec.Nom);
-    const domain = nom === undefined ? undefined : normalizeDomain(nom);
-    if (!domain)
-      throw new GatewayError(
-        'WHITELIST_INVALID',
-        `${at}: Nom ${JSON.stringify(nom ?? null)} is not a domain`,
-      );
-    const dn = text(rec.DNCertificatOperateur);
-    if (!dn)
-      throw new GatewayError('WHITELIST_INVALID', `${at} (${domain}): DNCertificatOperateur is missing`);
-    let canonical: string;
-    try {
-      canonical = normalizeDn(dn);
-    } catch (err) {
-      throw new GatewayError(
-        'WHITELIST_INVALID',
-        `${at} (${domain}): DNCertificatOperateur is not a DN: ${(err as Error).message}`,
-      );
-    }
-    const updatedAt = text(rec.DateMAJ);
-    return {
-      domain,
-      dn,
-      canonicalDn: canonical,
-      description: text(rec.Description) ?? '',
-      ...(updatedAt ? { updatedAt } : {}),
-    };
+  const entries: WhitelistEntry[] = [];
+  const rejected: RejectedWhitelistEntry[] = [];
+  domaines.forEach((d, i) => {
+    const entry = parseEntry(d, i + 1);
+    if ('problem' in entry) rejected.push(entry);
+    else entries.push(entry);
   });
-  return { generatedAt, entries };
+  if (rejected.length > 0 && (entries.length === 0 || rejected.length / domaines.length > maxInvalidShare)) {
+    const quoted = rejected.slice(0, QUOTED_PROBLEMS).map((r) => r.problem);
+    const more = rejected.length > QUOTED_PROBLEMS ? `; and ${rejected.length - QUOTED_PROBLEMS} more` : '';
+    throw invalid(
+      `${quoted.join('; ')}${more} (${rejected.length} of ${domaines.length} Domaine entries malformed, over directory.whitelist.maxInvalidShare ${maxInvalidShare})`,
+    );
+  }
+  return { generatedAt, entries, rejected };
+}
+
+/** One `Domaine` element: the entry, or what is wrong with it. */
+function parseEntry(d: unknown, position: number): WhitelistEntry | RejectedWhitelistEntry {
+  const at = `Domaine #${position}`;
+  const bad = (problem: string, domain?: string): RejectedWhitelistEntry => ({
+    position,
+    ...(domain === undefined ? {} : { domain }),
+    problem,
+  });
+  if (!d || typeof d !== 'object') return bad(`${at} is empty`);
+  const rec = d as Record<string, unknown>;
+  try {
+    onlyChildren(rec, at, DOMAINE_CHILDREN);
+  } catch (err) {
+    return bad((err as Error).message);
+  }
+  for (const [field, value] of Object.entries(rec)) {
+    if (typeof value !== 'string' && typeof value !== 'number')
+      return bad(`${at}: ${field} must be text, as the national schema defines it`);
+  }
+  const nom = text(rec.Nom);
+  const domain = nom === undefined ? undefined : normalizeDomain(nom);
+  if (!domain) return bad(`${at}: Nom ${JSON.stringify(nom ?? null)} is not a domain`);
+  const dn = text(rec.DNCertificatOperateur);
+  if (!dn) return bad(`${at} (${domain}): DNCertificatOperateur is missing`, domain);
+  let canonical: string;
+  try {
+    canonical = normalizeDn(dn);
+  } catch (err) {
+    return bad(`${at} (${domain}): DNCertificatOperateur is not a DN: ${(err as Error).message}`, domain);
+  }
+  const updatedAt = text(rec.DateMAJ);
+  return {
+    domain,
+    dn,
+    canonicalDn: canonical,
+    description: text(rec.Description) ?? '',
+    ...(updatedAt ? { updatedAt } : {}),
+  };
 }

@@ -1,4 +1,4 @@
-import type { ParsedWhitelist, WhitelistEntry } from './whitelist-parser.js';
+import type { ParsedWhitelist, RejectedWhitelistEntry, WhitelistEntry } from './whitelist-parser.js';
 import { normalizeDomain } from '../shared/index.js';
 
 /**
@@ -12,9 +12,12 @@ export class Whitelist {
   readonly #dnsByDomain = new Map<string, Set<string>>();
   readonly #domainsByDn = new Map<string, Set<string>>();
   readonly size: number;
+  /** Malformed entries of the file left out of the index (reported by metric, journal, status). */
+  readonly rejected: readonly RejectedWhitelistEntry[];
 
   constructor(parsed: ParsedWhitelist, source: string, loadedAt: Date) {
     this.generatedAt = parsed.generatedAt;
+    this.rejected = parsed.rejected;
     this.source = source;
     this.loadedAt = loadedAt;
     this.size = parsed.entries.length;

@@ -171,6 +171,12 @@ export const ERROR_CODES = {
     http: 400,
     summary: 'a test or development authority is trusted in production mode',
   },
+  PKI_NO_REVOCATION: {
+    side: 'client',
+    temporary: false,
+    http: 400,
+    summary: 'a trusted authority has no revocation list source in production mode',
+  },
   WHITELIST_INVALID: { side: 'remote', temporary: false, http: 422, summary: 'whitelist file is not valid' },
   // National directory mirrors (whitelist, BAL extraction, CRLs): a copy that fails is never used.
   MIRROR_SOURCE_UNAVAILABLE: {

@@ -1,6 +1,5 @@
-import { open } from 'node:fs/promises';
 import type { Clock } from '../shared/index.js';
-import { type DestinationState, type SpoolEnvelope, scanHeaders } from '../delivery/index.js';
+import type { DestinationState, SpoolEnvelope } from '../delivery/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ActivityChannel } from '../registry/index.js';
 import { PATIENT_DOMAIN } from '../routing/index.js';
@@ -10,21 +9,32 @@ import type { LifecycleActivity } from './lifecycle-activity.js';
 export interface LifecycleEventsDeps {
   readonly indicators: IndicatorRecorder;
   readonly activity: LifecycleActivity;
-  /** Where a spooled message's bytes are, to read its headers. */
-  readonly spool: { messagePath(id: string): string };
   readonly clock: Clock;
   readonly logger: Logger;
 }
 
-/** Headers the indicators count, read from the top of a spooled message. */
-interface IndicatorHeaders {
+/** What the indicators count of a message's headers. */
+interface CountedHeaders {
   readonly hasCda: boolean;
   readonly nil?: string;
   readonly kind: 'message' | 'dsn' | 'mdn';
 }
 
-/** The header section is read from the first 64 KiB, as the SMTP listeners capture it. */
-const HEAD_BYTES = 64 * 1024;
+/**
+ * From the headers captured at receipt and kept in the envelope (smtp/ spool-incoming, delivery/
+ * inject): the message may have left the spool by the time it is counted, and is never read again.
+ * RFC 6522 multipart/report: a DSN (RFC 3464, null reverse-path) or an MDN (RFC 8098).
+ */
+function countedHeaders(envelope: SpoolEnvelope): CountedHeaders {
+  const h = envelope.headers ?? {};
+  const kind =
+    envelope.mailFrom === '' && h.reportType === 'delivery-status'
+      ? 'dsn'
+      : h.reportType === 'disposition-notification'
+        ? 'mdn'
+        : 'message';
+  return { hasCda: h.cda !== undefined, ...(h.nil ? { nil: h.nil } : {}), kind };
+}
 
 /**
  * What the rest of the gateway tells the lifecycle (issue #6): every login, submission and local
@@ -45,20 +55,16 @@ export class LifecycleEvents {
 
   /** An accepted submission: one `sent` for the sending mailbox. */
   onSubmitted(envelope: SpoolEnvelope): void {
-    void this.#headers(envelope)
-      .then((h) =>
-        this.#d.indicators.recordMessage(
-          {
-            bal: envelope.mailFrom.toLowerCase(),
-            direction: 'sent',
-            interOperator: envelope.recipients.some((r) => r.route === 'relay'),
-            toPatient: envelope.recipients.some((r) =>
-              r.address.toLowerCase().endsWith(`@${PATIENT_DOMAIN}`),
-            ),
-            ...h,
-          },
-          new Date(envelope.receivedAt),
-        ),
+    this.#d.indicators
+      .recordMessage(
+        {
+          bal: envelope.mailFrom.toLowerCase(),
+          direction: 'sent',
+          interOperator: envelope.recipients.some((r) => r.route === 'relay'),
+          toPatient: envelope.recipients.some((r) => r.address.toLowerCase().endsWith(`@${PATIENT_DOMAIN}`)),
+          ...countedHeaders(envelope),
+        },
+        new Date(envelope.receivedAt),
       )
       .catch((err: unknown) => this.#failed('sent', err));
   }
@@ -69,7 +75,7 @@ export class LifecycleEvents {
     const delivered = local?.recipients.filter((r) => r.state === 'delivered') ?? [];
     if (delivered.length === 0) return;
     void (async () => {
-      const h = await this.#headers(envelope);
+      const h = countedHeaders(envelope);
       for (const r of delivered)
         await this.#d.indicators.recordMessage(
           {
@@ -82,30 +88,6 @@ export class LifecycleEvents {
           this.#d.clock.now(),
         );
     })().catch((err: unknown) => this.#failed('received', err));
-  }
-
-  async #headers(envelope: SpoolEnvelope): Promise<IndicatorHeaders> {
-    const fh = await open(this.#d.spool.messagePath(envelope.id), 'r').catch(() => undefined);
-    if (!fh) return { hasCda: false, kind: 'message' };
-    try {
-      const buf = Buffer.alloc(HEAD_BYTES);
-      const { bytesRead } = await fh.read(buf, 0, HEAD_BYTES, 0);
-      const headers = scanHeaders(buf.subarray(0, bytesRead));
-      // RFC 6522 multipart/report: a DSN (RFC 3464, null reverse-path) or an MDN (RFC 8098).
-      const reportType = /report-type\s*=\s*"?([a-z-]+)/i
-        .exec(headers.value('Content-Type') ?? '')?.[1]
-        ?.toLowerCase();
-      const kind =
-        envelope.mailFrom === '' && reportType === 'delivery-status'
-          ? 'dsn'
-          : reportType === 'disposition-notification'
-            ? 'mdn'
-            : 'message';
-      const nil = headers.value('X-MSS-NIL');
-      return { hasCda: headers.value('X-MSS-CODECDA') !== undefined, ...(nil ? { nil } : {}), kind };
-    } finally {
-      await fh.close();
-    }
   }
 
   #failed(what: string, err: unknown): void {

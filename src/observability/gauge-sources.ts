@@ -17,7 +17,13 @@ export interface GaugeSourcePorts {
   readonly redis: { ping(): Promise<string> };
   readonly store: { check(): Promise<{ imap: boolean; lmtp: boolean }> };
   readonly whitelist: {
-    current(): { size: number; domainCount: number; operatorCount: number; generatedAt: string };
+    current(): {
+      size: number;
+      domainCount: number;
+      operatorCount: number;
+      generatedAt: string;
+      rejected: readonly unknown[];
+    };
   };
   readonly bals: { countByStatusAndType(): Promise<Record<string, Record<string, number>>> };
   readonly mirrors: Required<Pick<MetricSources, 'mirrors' | 'crlNextUpdates'>>;
@@ -53,6 +59,7 @@ export function gaugeSources(p: GaugeSourcePorts): MetricSources {
         entries: w.size,
         domains: w.domainCount,
         operators: w.operatorCount,
+        rejected: w.rejected.length,
         ageSeconds: (clock.now().getTime() - Date.parse(w.generatedAt)) / 1000,
       };
     },

@@ -17,7 +17,13 @@ export interface MetricSources {
   authLockoutsActive?: () => Promise<Record<string, number>>;
   redisUp?: () => Promise<boolean>;
   storeUp?: () => Promise<{ imap: boolean; lmtp: boolean }>;
-  whitelist?: () => { entries: number; domains: number; operators: number; ageSeconds: number };
+  whitelist?: () => {
+    entries: number;
+    domains: number;
+    operators: number;
+    rejected: number;
+    ageSeconds: number;
+  };
   bals?: () => Promise<Array<{ type: string; status: string; count: number }>>;
   certificateExpirySeconds?: () => number;
   /** Mailboxes per publication state (publication/PublicationService.countByState). */
@@ -224,7 +230,7 @@ export function createMetrics() {
     }),
     whitelistEntries: new Gauge({
       name: 'mssgw_whitelist_entries',
-      help: 'Whitelist in service: entries, domains and operator DNs',
+      help: 'Whitelist in service: entries, domains, operator DNs and malformed entries left out (rejected)',
       labelNames: ['kind'] as const,
       registers: r,
       collect() {
@@ -233,6 +239,7 @@ export function createMetrics() {
         this.set({ kind: 'entries' }, w.entries);
         this.set({ kind: 'domains' }, w.domains);
         this.set({ kind: 'operators' }, w.operators);
+        this.set({ kind: 'rejected' }, w.rejected);
       },
     }),
     whitelistAge: new Gauge({

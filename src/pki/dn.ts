@@ -43,8 +43,12 @@ function canonicalType(type: string): string {
   return TYPE_ALIASES[t] ?? t;
 }
 
+/**
+ * White space folded, and Unicode in NFC: a DN spelled with combining accents (NFD, as some tools
+ * write `é`) is the same DN as its precomposed twin, in a certificate or in the whitelist alike.
+ */
 function foldSpace(value: string): string {
-  return value.replace(/\s+/g, ' ').trim();
+  return value.normalize('NFC').replace(/\s+/g, ' ').trim();
 }
 
 /** Splits an RFC 4514 string into attributes; `,`, `;` separate RDNs and `+` multi-valued parts. */

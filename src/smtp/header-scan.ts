@@ -1,9 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { scanHeaders } from '../delivery/index.js';
+import { type ScannedHeaders, scanHeaders } from '../delivery/index.js';
 
 /**
  * Passes the message through untouched while keeping the header block (up to a limit), so that the
- * journal can record the Message-ID without a second read of the message.
+ * journal's Message-ID and the indicators' headers are read without a second read of the message.
  */
 export class HeaderCapture extends Transform {
   #head: Buffer[] = [];
@@ -31,6 +31,11 @@ export class HeaderCapture extends Transform {
 
   /** A header's unfolded value, or undefined. */
   header(name: string): string | undefined {
-    return scanHeaders(Buffer.concat(this.#head)).value(name);
+    return this.headers().value(name);
+  }
+
+  /** The captured header section, scanned. */
+  headers(): ScannedHeaders {
+    return scanHeaders(Buffer.concat(this.#head));
   }
 }

@@ -1,5 +1,5 @@
 import type { SMTPServerSession } from 'smtp-server';
-import type { SpoolEnvelope } from '../delivery/index.js';
+import type { IndicatorHeaders, SpoolEnvelope } from '../delivery/index.js';
 
 export interface AcceptedTransaction {
   readonly id: string;
@@ -7,6 +7,8 @@ export interface AcceptedTransaction {
   readonly size: number;
   readonly channel: SpoolEnvelope['channel'];
   readonly messageId?: string;
+  /** The headers the indicators count, captured while the message streamed in. */
+  readonly headers?: IndicatorHeaders;
   readonly peerDn?: string;
   readonly tls?: { readonly protocol: string; readonly cipher: string };
   /** Where each recipient goes; local when absent (the MX path only delivers locally). */
@@ -27,6 +29,7 @@ export function spoolEnvelopeOf(session: SMTPServerSession, t: AcceptedTransacti
     channel: t.channel,
     size: t.size,
     ...(t.messageId ? { messageId: t.messageId } : {}),
+    ...(t.headers ? { headers: t.headers } : {}),
     peer: {
       address: session.remoteAddress,
       helo: session.hostNameAppearsAs,

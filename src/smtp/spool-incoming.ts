@@ -1,5 +1,5 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import type { Spool, SpoolEnvelope } from '../delivery/index.js';
+import { type Spool, type SpoolEnvelope, indicatorHeadersOf } from '../delivery/index.js';
 import { type ErrorCode, GatewayError } from '../errors/index.js';
 import { HeaderCapture } from './header-scan.js';
 import { type AcceptedTransaction, spoolEnvelopeOf } from './mx-transaction.js';
@@ -66,11 +66,13 @@ export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
     }
     if (verdict.prepend)
       size = await spool.prependToUncommitted(transaction.id, Buffer.from(verdict.prepend, 'latin1'));
-    const messageId = capture.header('Message-ID');
+    const headers = capture.headers();
+    const messageId = headers.value('Message-ID');
     const envelope = spoolEnvelopeOf(m.session, {
       ...transaction,
       size,
       ...(messageId ? { messageId } : {}),
+      headers: indicatorHeadersOf(headers),
     });
     await spool.commit(envelope);
     return { ok: true, envelope };

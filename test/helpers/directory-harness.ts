@@ -67,7 +67,9 @@ export async function startMirrors(options: {
   const trust = loadTrustMaterial(config.tls).material;
   const clock = options.clock ?? systemClock;
   const redis = createRedisClient(redisUrl, { name: 'test-mirrors' });
-  const holder = new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, clock));
+  const holder = new WhitelistHolder(
+    await loadWhitelistFile(config.whitelistFile, clock, config.directory.whitelist.maxInvalidShare),
+  );
   const journal = new MemoryAuditJournal();
   const metrics = createMetrics();
   const crlChanges: Array<{ name: string; file: string }> = [];

@@ -114,6 +114,16 @@ describe('mssgw directory', () => {
     );
   });
 
+  it('lists the malformed entries left out of the whitelist in service', async () => {
+    server.serve('/lb.xml', whitelistXml(40, { extra: [{ domain: 'not a domain', dn: 'CN=x,C=FR' }] }));
+    const ok = await mssgw(['directory', 'refresh', 'whitelist', '--accept-shrink'], env);
+    expect(ok).toMatchObject({ code: 0, stderr: '' });
+    const status = await mssgw(['directory', 'status'], env);
+    expect(status.stdout).toContain(
+      '  left out:    1 malformed entries\n    Domaine #1: Nom "not a domain" is not a domain\n',
+    );
+  });
+
   it('says so at once when no gateway process works the refreshes', async () => {
     const run = await mssgw(['directory', 'refresh', 'whitelist'], {
       ...env,

@@ -140,6 +140,49 @@ describe('whitelist mirror', () => {
     expect(h.holder.current().dnsOf(NEW_DOMAIN).size).toBe(1);
   });
 
+  it('keeps the valid entries of a copy with a few malformed ones, reporting each bad entry', async () => {
+    const bad = [
+      { domain: 'not a domain', dn: 'CN=mx.bad,O=Bad,C=FR' },
+      { domain: 'nodn.mssante.test', dn: 'no equals sign' },
+    ];
+    // 2 bad of 102: under the default share (directory.whitelist.maxInvalidShare 0.05).
+    server().serve(
+      '/partial.xml',
+      whitelistXml(100, { extra: [bad[0]!, { domain: NEW_DOMAIN, dn: NEW_DN }, bad[1]!] }),
+    );
+    const h = await mirrorsFor('/partial.xml');
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'accepted', entries: 101 });
+    expect([...h.holder.current().dnsOf(NEW_DOMAIN)]).toEqual([normalizeDn(NEW_DN)]);
+    const problems = [
+      'Domaine #1: Nom "not a domain" is not a domain',
+      'Domaine #3 (nodn.mssante.test): DNCertificatOperateur is not a DN: attribute without \'=\' in DN: "no equals sign"',
+    ];
+    expect(h.holder.current().rejected.map((r) => r.problem)).toEqual(problems);
+    expect(h.events('directory.mirror.accepted')).toEqual([
+      expect.objectContaining({ mirror: 'whitelist', entries: 101, rejected: 2, rejectedEntries: problems }),
+    ]);
+    const [status] = await h.mirrors.status();
+    expect(status).toMatchObject({ entries: 101, rejected: 2, rejectedEntries: problems.join('\n') });
+
+    // Past the share, the copy is refused and the one in service (with its 101 entries) stays.
+    server().serve('/partial.xml', whitelistXml(20, { extra: bad }));
+    expect(await h.mirrors.refresh('whitelist', { acceptShrink: true })).toMatchObject({
+      outcome: 'refused',
+      reason: 'malformed',
+      error: expect.stringMatching(
+        /\(2 of 22 Domaine entries malformed, over directory\.whitelist\.maxInvalidShare 0\.05\)$/,
+      ) as unknown,
+    });
+    expect(h.holder.current().size).toBe(101);
+    // A clean copy clears the report.
+    server().serve('/partial.xml', withNew(100));
+    expect(await h.mirrors.refresh('whitelist')).toMatchObject({ outcome: 'accepted', entries: 101 });
+    const [clean] = await h.mirrors.status();
+    expect(clean?.rejected).toBe(0);
+    expect(clean?.rejectedEntries).toBeUndefined();
+    expect(h.holder.current().rejected).toEqual([]);
+  });
+
   it('keeps the last good copy when the source fails, times out or is down', async () => {
     server().serve('/down.xml', withNew(50));
     const h = await mirrorsFor('/down.xml', { timeoutSeconds: 1 });

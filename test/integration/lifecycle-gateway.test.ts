@@ -8,7 +8,7 @@ import { IndicatorReport } from '../../src/lifecycle/index.js';
 import { ActivityStore } from '../../src/registry/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { type FhirTestServer, startFhirServer } from '../helpers/fhir-server.js';
-import { pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { identity, PEER_DOMAIN, pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 
@@ -190,6 +190,91 @@ describe('mailbox lifecycle in the running gateway', () => {
     );
     expect(Number(received.counters['received'])).toBe(1);
     expect(received.counters['received.inter']).toBeUndefined();
+    // Counted from the headers captured at receipt (the message has left the spool by then).
+    expect(Number(received.counters['received.cda'])).toBe(1);
+    expect(received.software).toEqual({ 'received:LPS-IND 2.1': 1 });
+  });
+
+  it('counts what a peer operator delivers through the MX: CDA, software, DSN and MDN', async () => {
+    const to = uniqueBal('ind-mx');
+    await gw.registry.create({ address: to, type: 'PER', owner: OWNER }, system);
+    const peer = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: gw.addresses.mx!.port,
+      secure: false,
+      requireTLS: true,
+      name: 'mx.peer.mssante.test',
+      tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+    });
+    const from = `martin@${PEER_DOMAIN}`;
+    const report = (boundary: string, type: string, part: string) =>
+      [
+        `From: <${from}>`,
+        `To: <${to}>`,
+        'Subject: report',
+        'MIME-Version: 1.0',
+        `Content-Type: multipart/report; report-type=${type};`,
+        `\tboundary="${boundary}"`,
+        '',
+        `--${boundary}`,
+        'Content-Type: text/plain',
+        '',
+        'notice',
+        `--${boundary}`,
+        `Content-Type: message/${type}`,
+        '',
+        part,
+        `--${boundary}--`,
+        '',
+      ].join('\r\n');
+    await peer.sendMail({
+      envelope: { from, to: [to] },
+      raw: `From: <${from}>\r\nTo: <${to}>\r\nSubject: CR\r\nX-MSS-CODECDA: 11488-4,34133-9\r\nX-MSS-INS: O\r\nX-MSS-NIL: LPS-PEER 1.0\r\n\r\nx\r\n`,
+    });
+    // A DSN comes from the null reverse-path (RFC 3461 §6.2); an MDN from the reader's mailbox.
+    await peer.sendMail({
+      envelope: { from: '', to: [to] },
+      raw: report(
+        'dsn-b',
+        'delivery-status',
+        'Reporting-MTA: dns; mx.peer.mssante.test\r\n\r\nFinal-Recipient: rfc822; x@peer.mssante.test\r\nAction: failed\r\nStatus: 5.1.1',
+      ),
+    });
+    await peer.sendMail({
+      envelope: { from, to: [to] },
+      raw: report(
+        'mdn-b',
+        'disposition-notification',
+        'Final-Recipient: rfc822; martin@peer.mssante.test\r\nDisposition: manual-action/MDN-sent-manually; displayed',
+      ),
+    });
+    peer.close();
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: gw.config.lifecycle.timeZone }).format(
+      clock.now(),
+    );
+    const indicators = new IndicatorReport({
+      redis: gw.backends.redis,
+      prefix: gw.config.redis.prefix,
+      timeZone: gw.config.lifecycle.timeZone,
+      retentionDays: gw.config.lifecycle.indicatorsRetentionDays,
+      registry: gw.registry,
+      activity: ActivityStore.withPrefix(gw.backends.redis, gw.config.redis.prefix),
+    });
+    const received = await eventually(
+      () => indicators.day(to, day),
+      (d) =>
+        d.counters['received'] !== undefined &&
+        d.counters['dsn.received'] !== undefined &&
+        d.counters['mdn.received'] !== undefined,
+    );
+    expect(received.counters).toMatchObject({
+      received: 1,
+      'received.inter': 1,
+      'received.cda': 1,
+      'dsn.received': 1,
+      'mdn.received': 1,
+    });
+    expect(received.software).toEqual({ 'received:LPS-PEER 1.0': 1 });
   });
 
   it('keeps the mail of a deleted mailbox for the retention, then purges it', async () => {

@@ -204,6 +204,7 @@ describe('MX delivery into the store', () => {
       'mssgw_redis_up 1',
       'mssgw_store_up{service="lmtp"} 1',
       'mssgw_whitelist_entries{kind="domains"} 2',
+      'mssgw_whitelist_entries{kind="rejected"} 0',
       'mssgw_registry_bals{type="PER",status="active"}',
       'mssgw_tls_certificate_expiry_seconds',
     ]) {

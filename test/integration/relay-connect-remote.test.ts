@@ -30,7 +30,7 @@ const pki = (file: string) => readFileSync(path.join(inject('pkiDir'), file), 'u
 beforeAll(async () => {
   const settings = devPkiSettings(inject('pkiDir'));
   trust = loadTrustMaterial(settings.tls).material;
-  whitelist = await loadWhitelistFile(settings.whitelistFile, systemClock);
+  whitelist = await loadWhitelistFile(settings.whitelistFile, systemClock, 0);
 });
 afterAll(async () => {
   await Promise.all(closers.map((close) => close()));

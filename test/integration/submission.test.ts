@@ -247,17 +247,24 @@ describe('submission: never an open relay', () => {
     );
     expect((await client.command(`MAIL FROM:<${doctor}> RET=HDRS ENVID=e1`)).code).toBe(250);
     const rcpts = await Promise.all(
-      ['someone@gmail.com', '185057800608492@patient.mssante.fr', 'jean@patient.mssante.fr'].map(
-        async (r) => (await client.command(`RCPT TO:<${r}>`)).raw,
-      ),
+      [
+        'someone@gmail.com',
+        '185057800608492@patient.mssante.fr',
+        'jean@patient.mssante.fr',
+        // Born in Corse-du-Sud, key computed as if 2A read 20 instead of 19: refused.
+        '185052A00400649@patient.mssante.fr',
+      ].map(async (r) => (await client.command(`RCPT TO:<${r}>`)).raw),
     );
     expect(rcpts).toEqual([
       '550 5.7.1 Relaying denied: this is not a domain of ours',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
+      '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
     ]);
     expect((await client.command('RCPT TO:<martin@peer.mssante.test> NOTIFY=FAILURE,DELAY')).code).toBe(250);
     expect((await client.command('RCPT TO:<185057800608491@patient.mssante.fr>')).code).toBe(250);
+    // The same person's Corsican twin, key computed with 19 for 2A: reachable like everyone else.
+    expect((await client.command('RCPT TO:<185052A00400676@patient.mssante.fr>')).code).toBe(250);
     const data = await client.data(
       `From: ${doctor}\r\nTo: martin@peer.mssante.test\r\nSubject: relay\r\n\r\nhello\r\n`,
     );
@@ -275,6 +282,7 @@ describe('submission: never an open relay', () => {
         dsn: { notify: ['FAILURE', 'DELAY'] },
       }),
       expect.objectContaining({ address: '185057800608491@patient.mssante.fr', route: 'relay' }),
+      expect.objectContaining({ address: '185052a00400676@patient.mssante.fr', route: 'relay' }),
     ]);
     // One job per destination domain, waiting for the relay.
     const jobs = await eventually(
@@ -288,7 +296,12 @@ describe('submission: never an open relay', () => {
         .map((j) => [j.id, j.queue, j.state, j.data.recipients])
         .sort(),
     ).toEqual([
-      [`${id}~patient.mssante.fr`, 'relay', 'waiting', ['185057800608491@patient.mssante.fr']],
+      [
+        `${id}~patient.mssante.fr`,
+        'relay',
+        'waiting',
+        ['185057800608491@patient.mssante.fr', '185052a00400676@patient.mssante.fr'],
+      ],
       [`${id}~peer.mssante.test`, 'relay', 'waiting', ['martin@peer.mssante.test']],
     ]);
   });

@@ -127,11 +127,13 @@ describe('production mode refusals', () => {
   it('refuses development PKI files and development token issuers, naming each setting', () => {
     const found = issues({ ...dev, mode: 'production' });
     expect(found.map((i) => i.key).sort()).toEqual([
+      'auth.issuers.0.audience',
       'auth.issuers.0.development',
       'auth.issuers.0.issuer',
       'auth.issuers.0.jwksFile',
       'tls.caFiles.1',
       'tls.certFile',
+      'tls.crlFiles',
       'whitelistFile',
     ]);
     expect(found.find((i) => i.key === 'tls.certFile')?.message).toMatch(
@@ -140,6 +142,68 @@ describe('production mode refusals', () => {
     expect(found.find((i) => i.key === 'auth.issuers.0.development')?.message).toMatch(
       /remove it from auth\.issuers/,
     );
+  });
+
+  it('refuses no revocation source, an unnamed CRL mirror and an issuer without aud/azp check, naming each setting', () => {
+    const prod = {
+      mode: 'production',
+      pkiDir: '/srv/dev-pki',
+      whitelistFile: '/etc/mssgw/whitelist.xml',
+      tls: {
+        certFile: '/etc/mssgw/tls/gateway.crt',
+        keyFile: '/etc/mssgw/tls/gateway.key',
+        chainFiles: [],
+        caFiles: ['/etc/mssgw/tls/root.crt'],
+        crlFiles: [],
+      },
+    };
+    const psc = {
+      name: 'psc-production',
+      issuer: 'https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet',
+      jwksUrl: 'https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet/protocol/openid-connect/certs',
+    };
+    const found = issues({ ...prod, auth: { issuers: [psc] } });
+    expect(found).toEqual([
+      {
+        key: 'tls.crlFiles',
+        message:
+          'mode is production but no revocation list is configured: give each authority of tls.caFiles a CRL file in tls.crlFiles or a mirror in directory.crls',
+      },
+      {
+        key: 'auth.issuers.0.audience',
+        message:
+          "mode is production but token issuer psc-production checks neither `aud` nor `azp`: set auth.issuers.0.audience or auth.issuers.0.authorizedParty to the operator's client ids",
+      },
+    ]);
+    const mirror = { name: 'root', source: 'https://crl.example.invalid/root.crl' };
+    expect(
+      issues({
+        ...prod,
+        directory: { crls: [mirror] },
+        auth: { issuers: [{ ...psc, authorizedParty: ['op'] }] },
+      }),
+    ).toEqual([
+      {
+        key: 'directory.crls.0.issuer',
+        message:
+          'mode is production but CRL mirror root does not name its authority: set the subject DN of the authority (one of tls.caFiles) it is for',
+      },
+    ]);
+    // Either check is enough; a mirror naming its authority or a CRL file is a source.
+    expect(
+      issues({
+        ...prod,
+        directory: { crls: [{ ...mirror, issuer: 'CN=AC RACINE,O=ASIP-SANTE,C=FR' }] },
+        auth: { issuers: [{ ...psc, audience: ['op'] }] },
+      }),
+    ).toEqual([]);
+    expect(
+      issues({
+        ...prod,
+        tls: { ...prod.tls, crlFiles: ['/etc/mssgw/tls/root.crl'] },
+        auth: { issuers: [{ ...psc, authorizedParty: ['op'] }] },
+      }),
+    ).toEqual([]);
   });
 
   it('refuses the defaults, which are the development PKI, when only the mode is production', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mailDate, scanHeaders } from '../../src/delivery/index.js';
+import { indicatorHeadersOf, mailDate, scanHeaders } from '../../src/delivery/index.js';
 
 const MESSAGE = [
   'Received: from a by b;',
@@ -54,6 +54,33 @@ describe('scanHeaders', () => {
   it('reads a Buffer octet for octet (latin1), as the spool holds it', () => {
     const raw = Buffer.concat([Buffer.from('Subject: '), Buffer.from([0xc3, 0xa9]), Buffer.from('\r\n\r\n')]);
     expect(scanHeaders(raw).value('Subject')).toBe('\xc3\xa9');
+  });
+});
+
+describe('indicatorHeadersOf', () => {
+  it('keeps every X-MSS header the indicators count, and the report type of a multipart/report', () => {
+    const head = [
+      'From: <a@op.example>',
+      'X-MSS-CODECDA: 11488-4,',
+      ' 34133-9',
+      'x-mss-ins: O',
+      'X-MSS-MES: FIN',
+      'X-MSS-NIL: LPS 1.0',
+      'Content-Type: multipart/report; report-type="Disposition-Notification";',
+      '\tboundary="b"',
+      '',
+      'X-MSS-NIL: in the body, not a header',
+    ].join('\r\n');
+    expect(indicatorHeadersOf(scanHeaders(head))).toEqual({
+      cda: '11488-4, 34133-9',
+      ins: 'O',
+      mes: 'FIN',
+      nil: 'LPS 1.0',
+      reportType: 'disposition-notification',
+    });
+    expect(indicatorHeadersOf(scanHeaders('Subject: x\r\n\r\nbody'))).toEqual({});
+    // A sender cannot grow the spool envelope.
+    expect(indicatorHeadersOf(scanHeaders(`X-MSS-NIL: ${'x'.repeat(5000)}\r\n\r\n`)).nil).toHaveLength(256);
   });
 });
 
