@@ -58,3 +58,9 @@ export class MemoryPeak {
     return this.heap / MiB;
   }
 }
+
+/** `2.41 s (target ≤ 3 s: met)`: a figure next to its target, for the figures an issue sets a bound on. */
+export function againstTarget(value: number, target: number, unit: string, digits = 1): string {
+  const verdict = value <= target ? 'met' : 'NOT met';
+  return `${value.toFixed(digits)} ${unit} (target ≤ ${target} ${unit}: ${verdict})`;
+}
