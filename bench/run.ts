@@ -15,8 +15,29 @@ import { runVsPostfix } from './vs-postfix.js';
  * `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS.
  * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
  * `npm run bench -- vs-postfix [--quick]`: the gateway against Postfix configured the same way.
+ * `npm run bench -- extraction` / `lifecycle`: that benchmark alone, with its figures against their targets.
  */
 const [only, arg] = process.argv.slice(2);
+const extraction = async () =>
+  console.log(
+    formatExtractionBench(await runExtractionBench(Number(process.env.BENCH_EXTRACTION_LINES ?? 536_000))),
+  );
+const lifecycle = async () => {
+  console.log(
+    formatLifecyclePolicyBench(
+      runLifecyclePolicyBench(Number(process.env.BENCH_LIFECYCLE_BALS ?? 1_000_000)),
+    ),
+  );
+  console.log(
+    formatLifecyclePlannerBench(
+      await runLifecyclePlannerBench(Number(process.env.BENCH_LIFECYCLE_REGISTRY_BALS ?? 100_000)),
+    ),
+  );
+};
+if (only === 'extraction' || only === 'lifecycle') {
+  await (only === 'extraction' ? extraction() : lifecycle());
+  process.exit(0);
+}
 if (only === 'crash') {
   const { ok, summary } = await runCrashCampaign(Number(arg ?? 100));
   console.log(`crash campaign: ${ok ? 'PASSED' : 'FAILED'}\n  ${summary}`);
@@ -27,7 +48,7 @@ if (only === 'vs-postfix') {
   process.exit(ok ? 0 : 1);
 }
 if (only !== undefined) {
-  console.error(`unknown benchmark ${only}; known: crash, vs-postfix`);
+  console.error(`unknown benchmark ${only}; known: crash, vs-postfix, extraction, lifecycle`);
   process.exit(2);
 }
 
@@ -51,15 +72,5 @@ console.log(formatRelayBench(await runRelayBench(messages, connections, 8 * 1024
 
 console.log(formatImapLoginBench(await runImapLoginBench(Number(process.env.BENCH_IMAP_ROUNDS ?? 50))));
 
-console.log(
-  formatExtractionBench(await runExtractionBench(Number(process.env.BENCH_EXTRACTION_LINES ?? 536_000))),
-);
-
-console.log(
-  formatLifecyclePolicyBench(runLifecyclePolicyBench(Number(process.env.BENCH_LIFECYCLE_BALS ?? 1_000_000))),
-);
-console.log(
-  formatLifecyclePlannerBench(
-    await runLifecyclePlannerBench(Number(process.env.BENCH_LIFECYCLE_REGISTRY_BALS ?? 100_000)),
-  ),
-);
+await extraction();
+await lifecycle();

@@ -126,3 +126,9 @@ export function processTreeCpuMs(root: number, exclude?: RegExp): number {
 export function loadAverage(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
+
+/** `2.41 s (target ≤ 3 s: met)`: a figure next to its target, for the figures an issue sets a bound on. */
+export function againstTarget(value: number, target: number, unit: string, digits = 1): string {
+  const verdict = value <= target ? 'met' : 'NOT met';
+  return `${value.toFixed(digits)} ${unit} (target ≤ ${target} ${unit}: ${verdict})`;
+}

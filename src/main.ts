@@ -1,4 +1,5 @@
-import { Gateway, describeAddresses } from './app/index.js';
+import path from 'node:path';
+import { Gateway, describeAddresses, readySummary } from './app/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { isGatewayError } from './errors/index.js';
 import { type Logger, createLogger } from './observability/index.js';
@@ -66,6 +67,19 @@ async function main(): Promise<void> {
     },
     'gateway ready',
   );
+  // On a terminal, a person reads this; piped (tests, CI, a service manager) only the JSON lines go out.
+  if (process.stdout.isTTY) {
+    process.stdout.write(
+      readySummary({
+        mode: config.mode,
+        dataDir: path.resolve(config.dataDir),
+        pkiDir: path.resolve(config.pkiDir),
+        listening,
+        embedded: gateway.backends.embedded,
+        startedInMs: Math.round(performance.now()),
+      }),
+    );
+  }
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -1,11 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import {
-  type MirrorStatus,
-  type RefreshResult,
-  configuredMirrors,
-  readMirrorStatuses,
-  requestRefresh,
-} from '../directory/index.js';
+import type { MirrorStatus, RefreshResult } from '../directory/index.js';
 import { GatewayError } from '../errors/index.js';
 import type { CliIo } from './cli-context.js';
 import { gatewayRedisClient, withGatewayRedis } from './cli-redis.js';
@@ -25,6 +19,7 @@ export function registerDirectoryCommands(program: Command, io: CliIo): void {
     .description("each mirror's source, copy in service (version, age, size, entries) and last refresh")
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
+      const { readMirrorStatuses } = await import('../directory/index.js');
       const config = io.loadConfig(io.env);
       await withGatewayRedis(config, 'DIRECTORY_UNAVAILABLE', async (redis) => {
         const rows = await readMirrorStatuses(redis, config, new Date());
@@ -38,6 +33,7 @@ export function registerDirectoryCommands(program: Command, io: CliIo): void {
     .option('--accept-shrink', 'accept a copy that lost more entries than maxShrinkShare allows')
     .option('--timeout <seconds>', 'how long to wait for the outcome', parseSeconds, 600)
     .action(async (mirror: string | undefined, opts: { acceptShrink?: boolean; timeout: number }) => {
+      const { configuredMirrors, requestRefresh } = await import('../directory/index.js');
       const config = io.loadConfig(io.env);
       const known = configuredMirrors(config).map((m) => m.name);
       if (mirror !== undefined && !known.includes(mirror))

@@ -1,10 +1,9 @@
 import { open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import { IndicatorReport, indicatorCsvHeader, indicatorCsvLine, isMonth } from '../lifecycle/index.js';
-import { ActivityStore } from '../registry/index.js';
+import type { Command } from 'commander';
+import type * as LifecycleModule from '../lifecycle/index.js';
 import type { CliIo } from './cli-context.js';
-import { readOnlyRegistry } from './cli-lifecycle.js';
+import { lifecycleDeps, readOnlyRegistry } from './cli-lifecycle.js';
 import { withGatewayRedis } from './cli-redis.js';
 
 /**
@@ -19,26 +18,35 @@ export function registerIndicatorCommands(program: Command, io: CliIo): void {
   indicators
     .command('export')
     .description('write the monthly CSV report: per mailbox logins, last connection, messages, DSN/MDN')
-    .requiredOption('--month <YYYY-MM>', 'the month to report, e.g. 2026-03', parseMonth)
+    .requiredOption('--month <YYYY-MM>', 'the month to report, e.g. 2026-03')
     .option('--out <file>', 'write the CSV to this file (default: standard output)')
-    .action(async (opts: { month: string; out?: string }) => {
+    .action(async (opts: { month: string; out?: string }, command: Command) => {
+      const { lifecycle: lib, registry } = await lifecycleDeps();
+      // Checked here rather than by an option parser, which would load the lifecycle module for every command.
+      if (!lib.isMonth(opts.month)) {
+        command.error(
+          `error: option '--month <YYYY-MM>' argument '${opts.month}' is invalid. give a month as YYYY-MM, e.g. 2026-03`,
+          { code: 'commander.invalidArgument' },
+        );
+      }
+      const { indicatorCsvHeader, indicatorCsvLine } = lib;
       const config = io.loadConfig(io.env);
       const { timeZone, indicatorsRetentionDays } = config.lifecycle;
       await withGatewayRedis(config, 'REGISTRY_UNAVAILABLE', async (redis) => {
-        const report = new IndicatorReport({
+        const report = new lib.IndicatorReport({
           redis,
           prefix: config.redis.prefix,
           timeZone,
           retentionDays: indicatorsRetentionDays,
           registry: readOnlyRegistry(redis, config),
-          activity: ActivityStore.withPrefix(redis, config.redis.prefix),
+          activity: registry.ActivityStore.withPrefix(redis, config.redis.prefix),
         });
         if (opts.out === undefined) {
           io.stdout(indicatorCsvHeader());
           for await (const row of report.rows(opts.month)) io.stdout(indicatorCsvLine(row));
           return;
         }
-        const rows = await writeCsvFile(opts.out, report.rows(opts.month));
+        const rows = await writeCsvFile(opts.out, report.rows(opts.month), lib);
         io.stderr(`${rows} mailboxes of ${opts.month} written to ${opts.out}\n`);
       });
     });
@@ -46,7 +54,8 @@ export function registerIndicatorCommands(program: Command, io: CliIo): void {
 
 async function writeCsvFile(
   file: string,
-  rows: AsyncIterable<Parameters<typeof indicatorCsvLine>[0]>,
+  rows: AsyncIterable<Parameters<typeof LifecycleModule.indicatorCsvLine>[0]>,
+  { indicatorCsvHeader, indicatorCsvLine }: typeof LifecycleModule,
 ): Promise<number> {
   const target = path.resolve(file);
   const partial = `${target}.partial-${process.pid}`;
@@ -72,9 +81,4 @@ async function writeCsvFile(
     await rm(partial, { force: true });
     throw err;
   }
-}
-
-function parseMonth(value: string): string {
-  if (isMonth(value)) return value;
-  throw new InvalidArgumentError('give a month as YYYY-MM, e.g. 2026-03');
 }

@@ -1,22 +1,44 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Redis } from 'ioredis';
-import { systemClock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
-import {
-  AssumedPublication,
-  LifecyclePlanner,
-  frenchDate,
-  nextDailyRun,
-  type PlannedBal,
-  type PublicationStateReader,
-  type PublicationView,
-} from '../lifecycle/index.js';
-import { MemoryAuditJournal } from '../observability/index.js';
-import { PUBLICATION_STATES, type PublicationStateName } from '../publication/index.js';
-import { ActivityStore, BalRegistry, type Bal } from '../registry/index.js';
+import type * as LifecycleModule from '../lifecycle/index.js';
+import type { PlannedBal, PublicationStateReader, PublicationView } from '../lifecycle/index.js';
+import type * as ObservabilityModule from '../observability/index.js';
+import type * as PublicationModule from '../publication/index.js';
+import type { PublicationStateName } from '../publication/index.js';
+import type * as RegistryModule from '../registry/index.js';
+import type { Bal, BalRegistry } from '../registry/index.js';
+import type * as SharedModule from '../shared/index.js';
 import type { CliIo } from './cli-context.js';
 import { withGatewayRedis } from './cli-redis.js';
+
+/** The modules the lifecycle commands work with, imported when one runs: `mssgw --help` does without. */
+interface LifecycleDeps {
+  readonly lifecycle: typeof LifecycleModule;
+  readonly observability: typeof ObservabilityModule;
+  readonly publication: typeof PublicationModule;
+  readonly registry: typeof RegistryModule;
+  readonly shared: typeof SharedModule;
+}
+
+let loaded: LifecycleDeps | undefined;
+
+export async function lifecycleDeps(): Promise<LifecycleDeps> {
+  const [lifecycle, observability, publication, registry, shared] = await Promise.all([
+    import('../lifecycle/index.js'),
+    import('../observability/index.js'),
+    import('../publication/index.js'),
+    import('../registry/index.js'),
+    import('../shared/index.js'),
+  ]);
+  return (loaded ??= { lifecycle, observability, publication, registry, shared });
+}
+
+function deps(): LifecycleDeps {
+  if (loaded === undefined) throw new GatewayError('INTERNAL', 'lifecycleDeps() was not awaited');
+  return loaded;
+}
 
 /**
  * `mssgw lifecycle preview`: what the next daily run would do and why, without doing it. Reads the
@@ -40,17 +62,19 @@ export function registerLifecycleCommands(program: Command, io: CliIo): void {
     .option('--all', 'also list the mailboxes left alone, with the reason')
     .option('--json', 'print JSON: { asOf, thresholds, publicationSource, items, counts }')
     .action(async (opts: { at?: Date; all?: boolean; json?: boolean }) => {
+      const { lifecycle: lib, registry, shared } = await lifecycleDeps();
       const config = io.loadConfig(io.env);
       const { inactivityDays, warningLeadDays, runAt, timeZone } = config.lifecycle;
-      const asOf = opts.at?.getTime() ?? nextDailyRun(systemClock.now().getTime(), runAt, timeZone);
+      const asOf =
+        opts.at?.getTime() ?? lib.nextDailyRun(shared.systemClock.now().getTime(), runAt, timeZone);
       await withGatewayRedis(config, 'REGISTRY_UNAVAILABLE', async (redis) => {
         const publication = new StoredPublication(redis, config.redis.prefix);
-        const planner = new LifecyclePlanner({
+        const planner = new lib.LifecyclePlanner({
           redis,
           prefix: config.redis.prefix,
           thresholds: { inactivityDays, warningLeadDays },
           registry: readOnlyRegistry(redis, config),
-          activity: ActivityStore.withPrefix(redis, config.redis.prefix),
+          activity: registry.ActivityStore.withPrefix(redis, config.redis.prefix),
           publication,
         });
         const items: PreviewItem[] = [];
@@ -157,7 +181,8 @@ function formatItem(item: PreviewItem, timeZone: string): string {
     facts.push(`last use ${item.lastActivityAt === null ? 'never' : item.lastActivityAt}`);
   }
   if (item.warnedAt) facts.push(`warned ${item.warnedAt}`);
-  if (item.unpublishAt) facts.push(`unpublication ${frenchDate(Date.parse(item.unpublishAt), timeZone)}`);
+  if (item.unpublishAt)
+    facts.push(`unpublication ${deps().lifecycle.frenchDate(Date.parse(item.unpublishAt), timeZone)}`);
   if (item.purgeAfter) facts.push(`retention over since ${item.purgeAfter}`);
   return `${item.action.padEnd(18)} ${item.address}  ${item.reason}${facts.length ? `  (${facts.join(', ')})` : ''}`;
 }
@@ -180,12 +205,12 @@ class StoredPublication implements PublicationStateReader {
   assumed = 0;
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #fallback: AssumedPublication;
+  readonly #fallback: LifecycleModule.AssumedPublication;
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
     this.#prefix = prefix;
-    this.#fallback = new AssumedPublication({ redis, prefix });
+    this.#fallback = new (deps().lifecycle.AssumedPublication)({ redis, prefix });
   }
 
   async statesOf(bals: readonly Bal[]): Promise<Array<PublicationView | undefined>> {
@@ -206,7 +231,7 @@ class StoredPublication implements PublicationStateReader {
         return assumed[next++];
       }
       this.stored += 1;
-      const known = (PUBLICATION_STATES as readonly string[]).includes(state);
+      const known = (deps().publication.PUBLICATION_STATES as readonly string[]).includes(state);
       return known ? { state: state as PublicationStateName, redListed: reason === 'red-list' } : undefined;
     });
   }
@@ -214,12 +239,13 @@ class StoredPublication implements PublicationStateReader {
 
 /** The registry for reading only: the CLI never creates a mailbox, so no store is needed. */
 export function readOnlyRegistry(redis: Redis, config: Config): BalRegistry {
-  return new BalRegistry({
+  const { observability, registry, shared } = deps();
+  return new registry.BalRegistry({
     redis,
     prefix: config.redis.prefix,
     domains: config.domains,
-    clock: systemClock,
-    journal: new MemoryAuditJournal(),
+    clock: shared.systemClock,
+    journal: new observability.MemoryAuditJournal(),
     provisioner: {
       provision: () =>
         Promise.reject(new GatewayError('INTERNAL', 'the command line reads the registry only')),

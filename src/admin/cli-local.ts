@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { environmentVariables } from '../config/index.js';
-import { generateDevPki } from '../pki/index.js';
 import type { CliIo } from './cli-context.js';
 
 /**
@@ -14,6 +13,7 @@ export function registerLocalCommands(program: Command, io: CliIo): void {
     .description('(re)generate the development PKI and whitelist (never for production)')
     .option('--dir <dir>', 'output folder (default: pkiDir of the configuration, certs-dev)')
     .action(async (opts: { dir?: string }) => {
+      const { generateDevPki } = await import('../pki/index.js');
       const dir = path.resolve(opts.dir ?? io.loadConfig(io.env).pkiDir);
       const manifest = await generateDevPki(dir);
       io.stdout(

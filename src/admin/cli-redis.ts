@@ -2,14 +2,25 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from '../config/index.js';
 import { type ErrorCode, GatewayError, isGatewayError } from '../errors/index.js';
-import { createRedisClient, redisPaths, redisTargetOf } from '../redis/index.js';
+import type * as RedisModule from '../redis/index.js';
+
+/** ioredis and our wrapper, imported by the first command that reads Redis (not by `mssgw --help`). */
+let redisModule: typeof RedisModule | undefined;
+
+async function loadRedisModule(): Promise<typeof RedisModule> {
+  return (redisModule ??= await import('../redis/index.js'));
+}
 
 /**
  * A client of the gateway's Redis for the commands that read it directly: `redis.url`, else the
  * embedded one's socket under the data directory; the password from `redis.passwordFile`.
  * `maxRetriesPerRequest` 1 fails fast when Redis is down; BullMQ connections need null.
+ * Synchronous for BullMQ's connect callbacks: call it within withGatewayRedis, which loads the module.
  */
 export function gatewayRedisClient(config: Config, maxRetriesPerRequest: number | null = 1): Redis {
+  if (redisModule === undefined)
+    throw new GatewayError('INTERNAL', 'gatewayRedisClient is called within withGatewayRedis');
+  const { createRedisClient, redisPaths, redisTargetOf } = redisModule;
   const sentinelPassword = config.redis.sentinelPasswordFile
     ? readSecretFile(config.redis.sentinelPasswordFile)
     : undefined;
@@ -34,6 +45,7 @@ export async function withGatewayRedis<T>(
   unavailable: ErrorCode,
   fn: (redis: Redis) => Promise<T>,
 ): Promise<T> {
+  await loadRedisModule();
   const redis = gatewayRedisClient(config);
   try {
     return await fn(redis);
