@@ -1,7 +1,10 @@
 export type { ImapEndpoint, LmtpEndpoint, MasterCredentials } from './store-endpoints.js';
 export {
   deliverLmtp,
+  LmtpPool,
   type LmtpDeliveryOptions,
+  type LmtpMessage,
+  type LmtpPoolOptions,
   type LmtpEnvelope,
   type LmtpRecipientResult,
 } from './lmtp-client.js';

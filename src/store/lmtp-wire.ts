@@ -79,6 +79,14 @@ export class ReplyReader {
     return this.#failure;
   }
 
+  /**
+   * Whether bytes arrived that no command asked for (an idle connection the store is closing says
+   * why first): such a connection is out of step and must not carry another transaction.
+   */
+  get unsolicited(): boolean {
+    return this.#replies.length > 0 || this.#pending.length > 0 || this.#buffer.length > 0;
+  }
+
   /** The first failure wins: a timeout stays a timeout when the close follows. */
   fail(error: LmtpConnectionError): void {
     this.#failure ??= error;
