@@ -32,4 +32,3 @@ export {
 } from './dovecot-config.js';
 export { StoreHealthMonitor } from './store-health-monitor.js';
 export { isInMailbox, type DeliveredCheck } from './lmtp-delivered-check.js';
-export { DotStuffer as DotStuffEncoder } from './lmtp-wire.js';

@@ -2,7 +2,8 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import { describeEndpoint, type LmtpEndpoint } from './store-endpoints.js';
-import { DotStuffer, LmtpConnectionError, ReplyReader, type LmtpReply } from './lmtp-wire.js';
+import { DotStuffer, type ReplyReader } from '../shared/index.js';
+import { LmtpConnectionError, lmtpReplyReader, type LmtpReply } from './lmtp-wire.js';
 
 /** The store's answer for one recipient. */
 export interface LmtpRecipientResult {
@@ -74,7 +75,7 @@ class LmtpSession {
       'path' in endpoint ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
     this.#timeoutMs = timeoutMs;
     this.#socket = net.connect({ ...target, timeout: timeoutMs });
-    this.#reader = new ReplyReader(this.#socket);
+    this.#reader = lmtpReplyReader(this.#socket);
     this.#socket.on('timeout', () => {
       this.#reader.fail(new LmtpConnectionError('timeout', `no activity for ${timeoutMs} ms`));
       this.#socket.destroy();
