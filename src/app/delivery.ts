@@ -88,15 +88,19 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     inject: (m) => queue.inject(m),
     onSent: (action) => metrics.dsnSent.inc({ action }),
   });
+  const lmtp = lmtpTransport(d.backends.store, {
+    lhlo: hostname,
+    timeoutMs: config.delivery.lmtpTimeoutSeconds * 1000,
+    size: config.delivery.lmtpConnections,
+    idleMs: config.delivery.lmtpIdleSeconds * 1000,
+  });
   const worker = new DestinationWorker({
     spool,
     clock,
     logger: logger.child({ component: 'delivery' }),
     journal,
     policy,
-    local: localDestination(
-      lmtpTransport(d.backends.store, hostname, config.delivery.lmtpTimeoutSeconds * 1000),
-    ),
+    local: localDestination(lmtp),
     relay: relayDestination(relay, { trustRetryAttempts: config.relay.trustRetryAttempts }),
     notifier,
     observer: {
@@ -141,6 +145,7 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
       try {
         await queue.stop();
       } finally {
+        lmtp.close();
         relay.close();
       }
     },

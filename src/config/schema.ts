@@ -190,7 +190,25 @@ const StoreConfig = z
 
 const DeliveryConfig = z
   .strictObject({
-    concurrency: z.number().int().min(1).max(64).default(4).describe('Parallel LMTP deliveries'),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(20)
+      .describe('Parallel local deliveries (enough to keep up with 20 accepting connections)'),
+    lmtpConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(20)
+      .describe('Persistent LMTP connections to the store at most (Postfix caches as many)'),
+    lmtpIdleSeconds: z
+      .number()
+      .min(0.1)
+      .default(30)
+      .describe('An idle LMTP connection is closed after this long'),
     retryInitialSeconds: z
       .number()
       .min(0.1)

@@ -96,6 +96,9 @@ export class DeliveryQueue extends EventEmitter {
   #timer: NodeJS.Timeout | undefined;
   #reconciling: Promise<unknown> | undefined;
   #stopped = false;
+  #started = false;
+  /** Local attempts started right after commit, in this process (bounded by localConcurrency). */
+  readonly #handoffs = new Set<Promise<void>>();
 
   constructor(deps: DeliveryQueueDeps) {
     super();
@@ -171,7 +174,8 @@ export class DeliveryQueue extends EventEmitter {
 
   /** Reconciles with the spool, then starts the workers and the periodic reconciliation. */
   async start(): Promise<{ entries: number; added: number; removedUncommitted: number }> {
-    const first = await this.reconcile();
+    const first = await this.reconcile({ promote: true });
+    this.#started = true;
     const { options } = this.#d;
     const workerOptions = {
       prefix: options.prefix,
@@ -236,7 +240,9 @@ export class DeliveryQueue extends EventEmitter {
    * is not final has its job: added when missing (with its next attempt time), retried when parked
    * as failed. Idempotent.
    */
-  async reconcile(): Promise<{ entries: number; added: number; removedUncommitted: number }> {
+  async reconcile(
+    options: { readonly promote?: boolean } = {},
+  ): Promise<{ entries: number; added: number; removedUncommitted: number }> {
     const { spool, clock, logger } = this.#d;
     await this.#heartbeat();
     const { removedUncommitted } = await spool.sweep(clock.now());
@@ -249,7 +255,8 @@ export class DeliveryQueue extends EventEmitter {
         const state = await spool.readState(id, destination);
         if (state?.final) continue;
         const due = state?.nextAttemptAt ? Date.parse(state.nextAttemptAt) - clock.now().getTime() : 0;
-        if (await this.#ensureJob(envelope, destination, Math.max(0, due))) added += 1;
+        if (await this.#ensureJob(envelope, destination, Math.max(0, due), options.promote === true))
+          added += 1;
       }
     }
     if (ids.length > 0 || removedUncommitted > 0)
@@ -260,12 +267,21 @@ export class DeliveryQueue extends EventEmitter {
     return { entries: ids.length, added, removedUncommitted };
   }
 
-  async #ensureJob(envelope: SpoolEnvelope, destination: string, delay: number): Promise<boolean> {
+  async #ensureJob(
+    envelope: SpoolEnvelope,
+    destination: string,
+    delay: number,
+    promote: boolean,
+  ): Promise<boolean> {
     const queue = this.#queue(queueOf(destination));
     const id = jobIdOf(envelope.id, destination);
     const existing = await queue.getJob(id);
     if (existing?.data?.spoolId === envelope.id) {
       if (await existing.isFailed()) await existing.retry('failed');
+      // At start-up, an entry due now whose job waits as a hand-off's safety net (the process died
+      // during that attempt) is worked at once rather than when the net would have caught it.
+      else if (promote && delay === 0 && (await existing.isDelayed()))
+        await existing.promote().catch(() => undefined);
       return false;
     }
     // Redis lost the job, or kept only a fragment of it (a script touched a key it had lost).
@@ -292,22 +308,77 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /**
-   * Queues a committed entry: one job per destination. Never throws: the entry is durable in the
-   * spool already, and reconciliation adds what could not be added now (Redis down).
+   * Queues a committed entry: one job per destination. The local destination is attempted at once
+   * in this process when a slot is free (ARCHITECTURE.md §6, local delivery right after commit): its
+   * job is then added delayed, as the safety net that works it should this process die during the
+   * attempt, and is removed (done) or rescheduled (retry) after it. Never throws: the entry is
+   * durable in the spool already, and reconciliation adds what could not be added now (Redis down).
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
-    try {
-      for (const destination of destinationsOf(envelope).keys()) {
-        await this.#queue(queueOf(destination)).add(destination, this.#dataOf(envelope, destination), {
-          jobId: jobIdOf(envelope.id, destination),
-        });
+    for (const destination of destinationsOf(envelope).keys()) {
+      const handOff =
+        destination === LOCAL_DESTINATION &&
+        this.#started &&
+        !this.#stopped &&
+        this.#handoffs.size < this.#d.options.localConcurrency;
+      if (!handOff) {
+        await this.#add(envelope, destination, 0);
+        continue;
       }
+      const run = this.#handOff(envelope).finally(() => this.#handoffs.delete(run));
+      this.#handoffs.add(run);
+    }
+  }
+
+  /** Adds a destination's job; on failure, logs and leaves it to reconciliation. */
+  async #add(envelope: SpoolEnvelope, destination: string, delay: number): Promise<boolean> {
+    try {
+      await this.#queue(queueOf(destination)).add(destination, this.#dataOf(envelope, destination), {
+        jobId: jobIdOf(envelope.id, destination),
+        ...(delay > 0 ? { delay } : {}),
+      });
+      return true;
     } catch (err) {
       this.#d.logger.warn(
         { event: 'queue.enqueue_failed', spoolId: envelope.id, err: (err as Error).message },
         'queue unavailable; the spooled message will be queued by reconciliation',
       );
       this.reconcileSoon();
+      return false;
+    }
+  }
+
+  /**
+   * The local attempt right after commit. The safety-net job is added while the attempt runs; should
+   * it come due first (an attempt longer than the lock), the worker's in-flight guard defers it.
+   */
+  async #handOff(envelope: SpoolEnvelope): Promise<void> {
+    const { worker, clock, logger, options } = this.#d;
+    const added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+    let retryAt: Date | undefined;
+    try {
+      const outcome = await worker.work(envelope.id, LOCAL_DESTINATION);
+      if (outcome.kind === 'retry') retryAt = outcome.at;
+    } catch (err) {
+      logger.error(
+        { event: 'queue.job_error', spoolId: envelope.id, err: (err as Error).message },
+        'delivery attempt failed; retrying later',
+      );
+      retryAt = new Date(clock.now().getTime() + 30_000);
+    }
+    if (!(await added)) return; // reconciliation adds the job, from the spool's state
+    const id = jobIdOf(envelope.id, LOCAL_DESTINATION);
+    try {
+      // 0: the net came due and a worker holds it; that run sees the outcome in the spool.
+      const removed = await this.#queue('local').remove(id, { removeChildren: false });
+      if (removed === 1 && retryAt)
+        await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
+    } catch (err) {
+      // The net stays as it is: it works the entry when due, from the state in the spool.
+      logger.warn(
+        { event: 'queue.handoff_settle_failed', spoolId: envelope.id, err: (err as Error).message },
+        'could not settle the queue job after the attempt; it stays as a safety net',
+      );
     }
   }
 
@@ -478,7 +549,7 @@ export class DeliveryQueue extends EventEmitter {
     // next start, takes them).
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
-      Promise.all(this.#workers.map((w) => w.close())).then(() => true),
+      Promise.all([...this.#workers.map((w) => w.close()), ...this.#handoffs]).then(() => true),
       new Promise<boolean>(
         (resolve) => (timer = setTimeout(() => resolve(false), this.#d.options.drainSeconds * 1000)),
       ),

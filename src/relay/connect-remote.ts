@@ -10,7 +10,7 @@ import {
 import { GatewayError } from '../errors/index.js';
 import { RelayError, type RelayFailureReason } from './relay-error.js';
 import { type RemoteTlsFacts, type RemoteWhitelistView, judgeRemote } from './remote-verdict.js';
-import { type SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
+import { type SmtpReply, type SmtpReplyReader, relayReplyReader } from './smtp-reply-reader.js';
 
 export interface ConnectRemoteOptions {
   readonly host: string;
@@ -166,7 +166,7 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
     return await withDeadline(o.timeoutMs, abort, async () => {
       plain = netConnect(where);
       await settled(plain, 'connect', (cause) => new RelayError('connect_failed', where, { cause }));
-      reader = new SmtpReplyReader(plain);
+      reader = relayReplyReader(plain);
       const greeting = await reader.next();
       if (greeting.code !== 220) throw new RelayError('greeting_refused', { ...where, reply: greeting.raw });
       send(plain, `EHLO ${o.heloName}`);
@@ -183,7 +183,7 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
       // A remote MX asking to renegotiate gets an error rather than another handshake.
       tls.disableRenegotiation();
       const facts = factsOf(tls, o.trust);
-      reader = new SmtpReplyReader(tls);
+      reader = relayReplyReader(tls);
       return { socket: tls, reader, greeting, ehlo, facts };
     });
   } catch (err) {

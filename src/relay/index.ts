@@ -23,8 +23,8 @@ export type {
   RemoteVerdict,
   RemoteWhitelistView,
 } from './remote-verdict.js';
-export { SmtpReplyReader } from './smtp-reply-reader.js';
-export type { SmtpReply } from './smtp-reply-reader.js';
+export { relayReplyReader } from './smtp-reply-reader.js';
+export type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 export { RELAY_STATUS_DETAIL, TRUST_FAILURES } from './relay-error.js';
 export { RelayTransport } from './relay-transport.js';
 export type { RelayAttempt, RelayTransportOptions } from './relay-transport.js';

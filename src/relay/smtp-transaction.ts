@@ -1,6 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { DotStuffEncoder } from '../store/index.js';
+import { DotStuffer as DotStuffEncoder } from '../shared/index.js';
 import { RelayError } from './relay-error.js';
 import type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 
@@ -80,7 +80,7 @@ function xtext(value: string): string {
  * SMTP's DATA encoding (RFC 5321 §4.5.2) as a stream: a line that starts with `.` gets one more;
  * bare CR and bare LF become CRLF (§2.3.8: they are only sent as line ends); the end is
  * `CRLF.CRLF`, with a CRLF added when the message does not end with one. The byte encoder is the
- * one LMTP uses (store/), so the relay and local delivery send the same bytes.
+ * one LMTP uses (shared/smtp-wire.ts), so the relay and local delivery send the same bytes.
  */
 export class DotStuffer extends Transform {
   readonly #encoder = new DotStuffEncoder();

@@ -1,7 +1,10 @@
 export type { ImapEndpoint, LmtpEndpoint, MasterCredentials } from './store-endpoints.js';
 export {
   deliverLmtp,
+  LmtpPool,
   type LmtpDeliveryOptions,
+  type LmtpMessage,
+  type LmtpPoolOptions,
   type LmtpEnvelope,
   type LmtpRecipientResult,
 } from './lmtp-client.js';
@@ -29,4 +32,3 @@ export {
 } from './dovecot-config.js';
 export { StoreHealthMonitor } from './store-health-monitor.js';
 export { isInMailbox, type DeliveredCheck } from './lmtp-delivered-check.js';
-export { DotStuffer as DotStuffEncoder } from './lmtp-wire.js';

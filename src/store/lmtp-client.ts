@@ -2,7 +2,8 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import { describeEndpoint, type LmtpEndpoint } from './store-endpoints.js';
-import { DotStuffer, LmtpConnectionError, ReplyReader, type LmtpReply } from './lmtp-wire.js';
+import { DotStuffer, type ReplyReader } from '../shared/index.js';
+import { LmtpConnectionError, lmtpReplyReader, type LmtpReply } from './lmtp-wire.js';
 
 /** The store's answer for one recipient. */
 export interface LmtpRecipientResult {
@@ -56,19 +57,62 @@ function connectionFailure(recipient: string, err: LmtpConnectionError, where: s
   };
 }
 
+/** What a delivery sends: the bytes, a stream read once, or a way to open the stream when needed. */
+export type LmtpMessage = Buffer | NodeJS.ReadableStream | (() => NodeJS.ReadableStream);
+
+/** One connection to the store; it may carry several transactions (RFC 2033 §4.1, like SMTP). */
 class LmtpSession {
   readonly #socket: net.Socket;
   readonly #reader: ReplyReader;
+  readonly #timeoutMs: number;
+  #eightBit = false;
+  #pipelining = false;
+  /** Whether a transaction began here: the next one starts with RSET. */
+  used = false;
 
   constructor(endpoint: LmtpEndpoint, timeoutMs: number) {
     const target =
       'path' in endpoint ? { path: endpoint.path } : { host: endpoint.host, port: endpoint.port };
+    this.#timeoutMs = timeoutMs;
     this.#socket = net.connect({ ...target, timeout: timeoutMs });
-    this.#reader = new ReplyReader(this.#socket);
+    this.#reader = lmtpReplyReader(this.#socket);
     this.#socket.on('timeout', () => {
       this.#reader.fail(new LmtpConnectionError('timeout', `no activity for ${timeoutMs} ms`));
       this.#socket.destroy();
     });
+  }
+
+  /** Reads the greeting and says LHLO; learns whether to send BODY=8BITMIME and to pipeline. */
+  async open(lhlo: string): Promise<void> {
+    const greeting = await this.next();
+    if (greeting.code !== 220)
+      throw new LmtpConnectionError('protocol', `greeting ${greeting.code} ${greeting.text}`);
+    const hello = await this.command(`LHLO ${lhlo}`);
+    if (hello.code !== 250) throw new LmtpConnectionError('protocol', `LHLO ${hello.code} ${hello.text}`);
+    this.#eightBit = hello.lines.some((l) => /^8BITMIME\b/i.test(l));
+    this.#pipelining = hello.lines.some((l) => /^PIPELINING\b/i.test(l));
+  }
+
+  get eightBit(): boolean {
+    return this.#eightBit;
+  }
+
+  get pipelining(): boolean {
+    return this.#pipelining;
+  }
+
+  /** Whether another transaction may use this connection: open, and nothing unasked-for read. */
+  get usable(): boolean {
+    return !this.#socket.destroyed && this.#reader.failure === undefined && !this.#reader.unsolicited;
+  }
+
+  /** Waiting in the pool: the pool's idle limit applies, not the inactivity timeout. */
+  idle(): void {
+    this.#socket.setTimeout(0);
+  }
+
+  busy(): void {
+    this.#socket.setTimeout(this.#timeoutMs);
   }
 
   next(): Promise<LmtpReply> {
@@ -76,21 +120,25 @@ class LmtpSession {
   }
 
   async command(line: string): Promise<LmtpReply> {
-    await this.#write(Buffer.from(`${line}\r\n`, 'utf8'));
+    await this.write(Buffer.from(`${line}\r\n`, 'utf8'));
     return this.#reader.next();
   }
 
-  /** Sends the message and the final "." (RFC 5321 §4.1.1.4). */
-  async sendMessage(message: Buffer | NodeJS.ReadableStream): Promise<void> {
+  /**
+   * Sends the message and the final "." (RFC 5321 §4.1.1.4). `sent.finalDot` turns true just before
+   * the "." is written: from then on the store may have delivered, whatever happens to the connection.
+   */
+  async sendMessage(message: Buffer | NodeJS.ReadableStream, sent: { finalDot: boolean }): Promise<void> {
     const stuffer = new DotStuffer();
     if (Buffer.isBuffer(message)) {
       for (let at = 0; at < message.length; at += CHUNK) {
-        await this.#write(stuffer.encode(message.subarray(at, at + CHUNK)));
+        await this.write(stuffer.encode(message.subarray(at, at + CHUNK)));
       }
     } else {
-      for await (const chunk of readChunks(message)) await this.#write(stuffer.encode(chunk));
+      for await (const chunk of readChunks(message)) await this.write(stuffer.encode(chunk));
     }
-    await this.#write(stuffer.end());
+    sent.finalDot = true;
+    await this.write(stuffer.end());
   }
 
   /** Polite QUIT without waiting for the answer; every result is already known. */
@@ -103,7 +151,7 @@ class LmtpSession {
     this.#socket.destroy();
   }
 
-  #write(data: Buffer): Promise<void> {
+  write(data: Buffer): Promise<void> {
     const failed = this.#reader.failure;
     if (failed) return Promise.reject(failed);
     if (this.#socket.write(data)) return Promise.resolve();
@@ -132,39 +180,72 @@ async function* readChunks(stream: NodeJS.ReadableStream): AsyncGenerator<Buffer
   }
 }
 
-/** MAIL, one RCPT per recipient, DATA, then one reply per accepted recipient (RFC 2033 §4.2). */
+/** How far a transaction went, for the caller deciding whether it may be tried again. */
+interface Progress {
+  finalDot: boolean;
+  /** The stream handed to the session (to release; a stream cannot be sent twice). */
+  opened?: NodeJS.ReadableStream;
+}
+
+/**
+ * One transaction on an open session: RSET when the session carried one before, MAIL, one RCPT per
+ * recipient without a result, DATA, then one reply per accepted recipient (RFC 2033 §4.2). When the
+ * store offers PIPELINING (RFC 2920) the commands up to DATA go in one write.
+ */
 async function transaction(
   session: LmtpSession,
   envelope: LmtpEnvelope,
-  message: Buffer | NodeJS.ReadableStream,
+  message: LmtpMessage,
   results: (LmtpRecipientResult | undefined)[],
-  lhlo: string,
+  progress: Progress,
 ): Promise<void> {
-  const greeting = await session.next();
-  if (greeting.code !== 220)
-    throw new LmtpConnectionError('protocol', `greeting ${greeting.code} ${greeting.text}`);
-  const hello = await session.command(`LHLO ${lhlo}`);
-  if (hello.code !== 250) throw new LmtpConnectionError('protocol', `LHLO ${hello.code} ${hello.text}`);
-  const eightBit = hello.lines.some((l) => /^8BITMIME\b/i.test(l)) ? ' BODY=8BITMIME' : '';
+  const reset = session.used;
+  session.used = true;
   const pending = results.flatMap((r, i) => (r === undefined ? [i] : []));
-  const mail = await session.command(`MAIL FROM:<${envelope.from}>${eightBit}`);
+  const mailLine = `MAIL FROM:<${envelope.from}>${session.eightBit ? ' BODY=8BITMIME' : ''}`;
+  const rcptLine = (i: number): string => `RCPT TO:<${envelope.to[i] ?? ''}>`;
+  const checkReset = (reply: LmtpReply): void => {
+    if (reply.code !== 250) throw new LmtpConnectionError('protocol', `RSET ${reply.code} ${reply.text}`);
+  };
+  let mail: LmtpReply;
+  const rcpts: LmtpReply[] = [];
+  let data: LmtpReply | undefined;
+  if (session.pipelining) {
+    const lines = [...(reset ? ['RSET'] : []), mailLine, ...pending.map(rcptLine), 'DATA'];
+    await session.write(Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'));
+    if (reset) checkReset(await session.next());
+    mail = await session.next();
+    for (const _ of pending) rcpts.push(await session.next());
+    data = await session.next();
+  } else {
+    if (reset) checkReset(await session.command('RSET'));
+    mail = await session.command(mailLine);
+    if (mail.code === 250) for (const i of pending) rcpts.push(await session.command(rcptLine(i)));
+  }
   if (mail.code !== 250) {
     for (const i of pending) results[i] = fromReply(envelope.to[i] ?? '', mail);
-    return;
   }
   const accepted: number[] = [];
-  for (const i of pending) {
-    const reply = await session.command(`RCPT TO:<${envelope.to[i] ?? ''}>`);
+  pending.forEach((i, n) => {
+    const reply = rcpts[n];
+    if (results[i] !== undefined || !reply) return;
     if (reply.code >= 200 && reply.code < 300) accepted.push(i);
     else results[i] = fromReply(envelope.to[i] ?? '', reply);
+  });
+  if (accepted.length === 0) {
+    // RFC 2920 §3.1: with no valid recipient the pipelined DATA must be refused; a store that
+    // accepts it is out of step, and the connection is not used again.
+    if (data?.code === 354) throw new LmtpConnectionError('protocol', 'DATA accepted without recipients');
+    return;
   }
-  if (accepted.length === 0) return;
-  const data = await session.command('DATA');
+  data ??= await session.command('DATA');
   if (data.code !== 354) {
     for (const i of accepted) results[i] = fromReply(envelope.to[i] ?? '', data);
     return;
   }
-  await session.sendMessage(message);
+  const body = typeof message === 'function' ? message() : message;
+  if (!Buffer.isBuffer(body)) progress.opened = body;
+  await session.sendMessage(body, progress);
   // One reply per recipient accepted at RCPT, in RCPT order: each is that recipient's own fate.
   for (const i of accepted) results[i] = fromReply(envelope.to[i] ?? '', await session.next());
 }
@@ -180,62 +261,219 @@ function invalidRecipient(recipient: string): LmtpRecipientResult | undefined {
   };
 }
 
+export interface LmtpPoolOptions extends LmtpDeliveryOptions {
+  /** Connections open at most, in use or idle. Default 20 (Postfix keeps as many). */
+  readonly size?: number;
+  /** An idle connection is closed after this long. Default 30 s. */
+  readonly idleMs?: number;
+}
+
 /**
- * Delivers one message to the store over LMTP (RFC 2033) and returns one result per recipient, in
- * the order of `envelope.to`: refused at RCPT, refused or accepted after DATA, or, when the
- * connection failed before the store answered for it, `temporary` 421 4.4.1/4.4.2. Store and
- * network problems never throw: a recipient the store already answered keeps that answer (no
- * duplicate on retry), the rest are temporary. It throws only for the caller's faults: a sender
- * address that cannot be written in MAIL FROM (BAD_ADDRESS_SYNTAX), or a message stream that fails
- * while being read (INTERNAL; the transaction is aborted, nothing is delivered). Recipients whose
- * address cannot be written in RCPT TO get a local permanent 553 5.1.3.
- *
- * `message` is the raw message: a Buffer or a readable stream (e.g. fs.createReadStream of a spool
- * file), read once. Lines should end with CRLF, as received over SMTP; then the store keeps the
- * bytes unchanged (its IMAP returns them as sent, after the Return-Path it adds). Bare CR or LF are
- * sent as CRLF, and a missing final CRLF is added, as the protocol requires.
- *
- * If the connection drops after the final "." and before the replies, the store may have
- * delivered: reporting `temporary` then risks a duplicate on retry, never a loss.
+ * Persistent LMTP connections to the store (RFC 2033), shared by concurrent deliveries: a delivery
+ * takes an idle connection or opens one (up to `size`, then waits for one), and gives it back when
+ * the transaction ended cleanly; the next transaction on it starts with RSET. A connection that
+ * failed, or said something unasked-for while idle, is dropped.
+ */
+export class LmtpPool {
+  readonly #endpoint: LmtpEndpoint;
+  readonly #size: number;
+  readonly #idleMs: number;
+  readonly #timeoutMs: number;
+  readonly #lhlo: string;
+  readonly #idle: Array<{ session: LmtpSession; timer: NodeJS.Timeout }> = [];
+  readonly #waiters: Array<() => void> = [];
+  #open = 0;
+  #closed = false;
+
+  constructor(endpoint: LmtpEndpoint, options: LmtpPoolOptions = {}) {
+    this.#endpoint = endpoint;
+    this.#size = Math.max(1, options.size ?? 20);
+    this.#idleMs = options.idleMs ?? 30_000;
+    this.#timeoutMs = options.timeoutMs ?? 60_000;
+    this.#lhlo = options.lhlo ?? hostname();
+  }
+
+  /** Connections open now (in use and idle), for tests and metrics. */
+  get openConnections(): number {
+    return this.#open;
+  }
+
+  /**
+   * Delivers one message to the store and returns one result per recipient, in the order of
+   * `envelope.to`: refused at RCPT, refused or accepted after DATA, or, when the connection failed
+   * before the store answered for it, `temporary` 421 4.4.1/4.4.2. Store and network problems never
+   * throw: a recipient the store already answered keeps that answer (no duplicate on retry), the
+   * rest are temporary. It throws only for the caller's faults: a sender address that cannot be
+   * written in MAIL FROM (BAD_ADDRESS_SYNTAX), or a message stream that fails while being read
+   * (INTERNAL; the transaction is aborted, nothing is delivered). Recipients whose address cannot be
+   * written in RCPT TO get a local permanent 553 5.1.3.
+   *
+   * `message` is the raw message: a Buffer, a readable stream read once, or a function opening the
+   * stream (called only once the store accepted DATA, so nothing is opened when every recipient is
+   * refused). Lines should end with CRLF, as received over SMTP; then the store keeps the bytes
+   * unchanged. Bare CR or LF are sent as CRLF, and a missing final CRLF is added.
+   *
+   * A reused connection that fails before the final "." is sent (the store closed it while idle)
+   * cannot have delivered anything: the transaction is tried once more on a fresh connection. If a
+   * connection drops after the final "." and before the replies, the store may have delivered: the
+   * result is then 421 4.4.2, and the caller asks the store before delivering again.
+   */
+  async deliver(envelope: LmtpEnvelope, message: LmtpMessage): Promise<LmtpRecipientResult[]> {
+    if (UNSAFE_ADDRESS.test(envelope.from)) {
+      release(message);
+      throw new GatewayError('BAD_ADDRESS_SYNTAX', 'envelope sender cannot be written in MAIL FROM');
+    }
+    const results = envelope.to.map(invalidRecipient);
+    if (results.every((r) => r !== undefined)) {
+      release(message);
+      return results;
+    }
+    const progress: Progress = { finalDot: false };
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        let session: LmtpSession;
+        let reused: boolean;
+        try {
+          ({ session, reused } = await this.#acquire());
+        } catch (err) {
+          if (!(err instanceof LmtpConnectionError)) throw err;
+          return this.#failed(envelope, results, err);
+        }
+        try {
+          await transaction(session, envelope, message, results, progress);
+          this.#giveBack(session);
+          break;
+        } catch (err) {
+          session.abort(); // never send "." after a partial message, never reuse a broken session
+          this.#dropped();
+          if (isGatewayError(err) && err.code === 'MESSAGE_UNREADABLE')
+            throw new GatewayError(
+              'INTERNAL',
+              'could not read the message to deliver',
+              {},
+              { cause: err.cause },
+            );
+          if (!(err instanceof LmtpConnectionError)) throw err;
+          const again =
+            reused &&
+            attempt === 1 &&
+            !progress.finalDot &&
+            (progress.opened === undefined || typeof message === 'function');
+          if (again) {
+            if (progress.opened) release(progress.opened);
+            delete progress.opened;
+            continue;
+          }
+          return this.#failed(envelope, results, err);
+        }
+      }
+    } finally {
+      release(progress.opened ?? message);
+    }
+    return results.map((r) => {
+      if (!r) throw new GatewayError('INTERNAL', 'LMTP transaction left a recipient without a result');
+      return r;
+    });
+  }
+
+  /** Closes the idle connections; deliveries in flight finish, then close theirs. */
+  close(): void {
+    this.#closed = true;
+    for (const { session, timer } of this.#idle.splice(0)) {
+      clearTimeout(timer);
+      session.close();
+      this.#open -= 1;
+    }
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  #failed(
+    envelope: LmtpEnvelope,
+    results: readonly (LmtpRecipientResult | undefined)[],
+    err: LmtpConnectionError,
+  ): LmtpRecipientResult[] {
+    const where = describeEndpoint(this.#endpoint);
+    return results.map((r, i) => r ?? connectionFailure(envelope.to[i] ?? '', err, where));
+  }
+
+  async #acquire(): Promise<{ session: LmtpSession; reused: boolean }> {
+    for (;;) {
+      if (this.#closed) throw new LmtpConnectionError('closed', 'the LMTP pool is closed');
+      for (let idle = this.#idle.pop(); idle; idle = this.#idle.pop()) {
+        clearTimeout(idle.timer);
+        if (idle.session.usable) {
+          idle.session.busy();
+          return { session: idle.session, reused: true };
+        }
+        idle.session.abort();
+        this.#open -= 1;
+      }
+      if (this.#open < this.#size) {
+        this.#open += 1;
+        const session = new LmtpSession(this.#endpoint, this.#timeoutMs);
+        try {
+          await session.open(this.#lhlo);
+        } catch (err) {
+          session.abort();
+          this.#dropped();
+          throw err;
+        }
+        return { session, reused: false };
+      }
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  #giveBack(session: LmtpSession): void {
+    if (this.#closed || !session.usable) {
+      session.close();
+      this.#dropped();
+      return;
+    }
+    session.idle();
+    const entry = {
+      session,
+      timer: setTimeout(() => {
+        const at = this.#idle.indexOf(entry);
+        if (at >= 0) this.#idle.splice(at, 1);
+        session.close();
+        this.#dropped();
+      }, this.#idleMs),
+    };
+    entry.timer.unref();
+    this.#idle.push(entry);
+    this.#waiters.shift()?.();
+  }
+
+  /** A connection closed: room for a waiting delivery to open another. */
+  #dropped(): void {
+    this.#open -= 1;
+    this.#waiters.shift()?.();
+  }
+}
+
+/**
+ * Delivers one message over a connection of its own (closed afterwards): see LmtpPool.deliver.
+ * The gateway's delivery uses a pool; this is for one-off deliveries and tests.
  */
 export async function deliverLmtp(
   endpoint: LmtpEndpoint,
   envelope: LmtpEnvelope,
-  message: Buffer | NodeJS.ReadableStream,
+  message: LmtpMessage,
   options: LmtpDeliveryOptions = {},
 ): Promise<LmtpRecipientResult[]> {
-  if (UNSAFE_ADDRESS.test(envelope.from)) {
-    throw new GatewayError('BAD_ADDRESS_SYNTAX', 'envelope sender cannot be written in MAIL FROM');
-  }
-  const results = envelope.to.map(invalidRecipient);
-  if (results.every((r) => r !== undefined)) {
-    release(message);
-    return results;
-  }
-  const session = new LmtpSession(endpoint, options.timeoutMs ?? 60_000);
+  const pool = new LmtpPool(endpoint, { ...options, size: 1 });
   try {
-    await transaction(session, envelope, message, results, options.lhlo ?? hostname());
-  } catch (err) {
-    if (isGatewayError(err) && err.code === 'MESSAGE_UNREADABLE') {
-      session.abort(); // never send "." after a partial message
-      throw new GatewayError('INTERNAL', 'could not read the message to deliver', {}, { cause: err.cause });
-    }
-    if (!(err instanceof LmtpConnectionError)) throw err;
-    const where = describeEndpoint(endpoint);
-    return results.map((r, i) => r ?? connectionFailure(envelope.to[i] ?? '', err, where));
+    return await pool.deliver(envelope, message);
   } finally {
-    session.close();
-    release(message);
+    pool.close();
   }
-  return results.map((r) => {
-    if (!r) throw new GatewayError('INTERNAL', 'LMTP transaction left a recipient without a result');
-    return r;
-  });
 }
 
 /** A stream we did not read to the end (all recipients refused) would keep its file open. */
-function release(message: Buffer | NodeJS.ReadableStream): void {
-  if (!Buffer.isBuffer(message) && 'destroy' in message && typeof message.destroy === 'function') {
+function release(message: LmtpMessage): void {
+  if (typeof message === 'function' || Buffer.isBuffer(message)) return;
+  if ('destroy' in message && typeof message.destroy === 'function') {
     (message as { destroy(): void }).destroy();
   }
 }

@@ -146,10 +146,11 @@ describe('SMTP DATA encoding', () => {
     const reply = {
       code: 250,
       raw: '250 SMTPUTF8',
+      text: 'mx.peer',
       lines: ['mx.peer', 'SIZE 1000', 'DSN', '8BITMIME', 'PIPELINING'],
     };
     expect(capabilitiesOf(reply)).toEqual({ dsn: true, eightBitMime: true, size: 1000 });
-    expect(capabilitiesOf({ code: 250, raw: '250 x', lines: ['mx', 'SIZE'] })).toEqual({
+    expect(capabilitiesOf({ code: 250, raw: '250 x', text: 'mx', lines: ['mx', 'SIZE'] })).toEqual({
       dsn: false,
       eightBitMime: false,
     });

@@ -1,0 +1,124 @@
+import net from 'node:net';
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { ReplyReader, type WireFailureKind } from '../../src/shared/index.js';
+
+/** A loopback server that writes `script` to each client, and the client socket connected to it. */
+async function connected(script: string[]): Promise<{ socket: net.Socket; close: () => Promise<void> }> {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    for (const part of script) s.write(part);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  return {
+    socket,
+    close: async () => {
+      socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+const failures = (): { kinds: WireFailureKind[]; make: (k: WireFailureKind, d: string) => Error } => {
+  const kinds: WireFailureKind[] = [];
+  return { kinds, make: (k, d) => (kinds.push(k), new Error(`${k}: ${d}`)) };
+};
+
+describe('the shared SMTP/LMTP reply reader', () => {
+  it('reads multi-line, enhanced and pipelined replies in order, whatever the chunking', async () => {
+    const { socket, close } = await connected([
+      '220 mx ready\r\n250-mx\r\n250-PIPE',
+      'LINING\r\n250 8BITMIME\r\n250 2.1.0 Ok\r\n550 5.1.1 <a@x> unknown\r\n',
+      '451 4.3.0 try later\r\n250\r\n',
+    ]);
+    try {
+      const f = failures();
+      const reader = new ReplyReader(socket, f.make);
+      expect(await reader.next()).toMatchObject({ code: 220, text: 'mx ready' });
+      expect(await reader.next()).toMatchObject({ code: 250, lines: ['mx', 'PIPELINING', '8BITMIME'] });
+      expect(await reader.next()).toMatchObject({ code: 250, enhancedCode: '2.1.0', text: 'Ok' });
+      expect(await reader.next()).toMatchObject({
+        code: 550,
+        enhancedCode: '5.1.1',
+        text: '<a@x> unknown',
+        raw: '550 5.1.1 <a@x> unknown',
+      });
+      expect(await reader.next()).toMatchObject({ code: 451, enhancedCode: '4.3.0' });
+      // A bare code is a reply (RFC 5321 §4.2: the text is optional).
+      expect(await reader.next()).toMatchObject({ code: 250, text: '' });
+      expect(f.kinds).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('keeps an enhanced code only when its class is the reply’s own', async () => {
+    const { socket, close } = await connected(['250 5.0.0 odd\r\n']);
+    try {
+      const reply = await new ReplyReader(socket, failures().make).next();
+      expect(reply.enhancedCode).toBeUndefined();
+      expect(reply.text).toBe('5.0.0 odd');
+    } finally {
+      await close();
+    }
+  });
+
+  it('fails a pending read with the caller’s error when the line is no reply, and every later read', async () => {
+    const { socket, close } = await connected(['220 ok\r\nHTTP/1.1 400 Bad Request\r\n']);
+    try {
+      const f = failures();
+      const reader = new ReplyReader(socket, f.make);
+      expect(await reader.next()).toMatchObject({ code: 220 });
+      await expect(reader.next()).rejects.toThrow('protocol: HTTP/1.1 400 Bad Request');
+      await expect(reader.next()).rejects.toThrow('protocol');
+      expect(f.kinds[0]).toBe('protocol');
+    } finally {
+      await close();
+    }
+  });
+
+  it('gives the queued replies before the failure of a connection the server closed', async () => {
+    const server = net.createServer((s) => s.end('250 2.0.0 saved\r\n'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    try {
+      const f = failures();
+      const reader = new ReplyReader(socket, f.make);
+      await once(socket, 'close');
+      expect(await reader.next()).toMatchObject({ code: 250 });
+      await expect(reader.next()).rejects.toThrow('closed');
+    } finally {
+      socket.destroy();
+      server.close();
+    }
+  });
+
+  it('says a connection that was refused is a connect failure', async () => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    server.close();
+    await once(server, 'close');
+    const socket = net.connect(port, '127.0.0.1');
+    const f = failures();
+    const reader = new ReplyReader(socket, f.make);
+    await expect(reader.next()).rejects.toThrow(/^connect: ECONNREFUSED/);
+  });
+
+  it('tells on detach whether bytes arrived after the last reply (STARTTLS injection)', async () => {
+    const { socket, close } = await connected(['220 go ahead\r\n250 injected\r\n']);
+    try {
+      const reader = new ReplyReader(socket, failures().make);
+      expect(await reader.next()).toMatchObject({ code: 220 });
+      while (!reader.unsolicited) await new Promise((resolve) => setImmediate(resolve));
+      expect(reader.detach()).toEqual({ unread: true });
+    } finally {
+      await close();
+    }
+  });
+});
