@@ -100,7 +100,12 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const trust = await buildTrust(config, logger);
   const whitelist = new WhitelistHolder(await loadWhitelistFile(config.whitelistFile, clock));
-  const journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock });
+  const journal = new FileAuditJournal({
+    dir: `${config.dataDir}/journal`,
+    clock,
+    node: config.node.id,
+    retentionDays: config.journal.retentionDays,
+  });
   stops.add('journal', {
     stop: () => {
       journal.record({ event: 'gateway.stopped' });

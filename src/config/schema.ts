@@ -742,6 +742,18 @@ export const ConfigSchema = z.strictObject({
       'production refuses test authorities, development PKI files, development token issuers and an unauthenticated non-loopback admin API',
     ),
   dataDir: filePath.default('./var').describe('Spool, journal, embedded Redis and Dovecot state'),
+  journal: z
+    .strictObject({
+      retentionDays: z
+        .number()
+        .int()
+        .min(90)
+        .default(365)
+        .describe(
+          'Days of audit journal kept (<dataDir>/journal, one file per UTC day); older files are deleted. It holds personal data: keep it no longer than your traceability duty (one year by default); at least 90, the portal shows 90 days of use',
+        ),
+    })
+    .prefault({}),
   node: z
     .strictObject({
       id: z
