@@ -75,9 +75,9 @@ export function registerJournalCommands(program: Command, io: CliIo): void {
     );
 }
 
-/** time, node, event, then the other fields as key=value (the chain fields left out). */
+/** time, node, event, then the other fields as key=value (pid and the chain fields left out). */
 function tableLine(entry: Readonly<Record<string, unknown>>): string {
-  const { time, node, event, seq: _seq, prev: _prev, hash: _hash, ...rest } = entry;
+  const { time, node, pid: _pid, event, seq: _seq, prev: _prev, hash: _hash, ...rest } = entry;
   const fields = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');

@@ -11,7 +11,7 @@ import { GENESIS, JOURNAL_FILE, entryHash, journalFiles, lastLink } from './jour
  *
  * Each line is a link of its node's hash chain (journal-chain.ts): `seq`, `prev`, `hash`, so that
  * `mssgw journal verify` detects an edited or removed line. A node continues its chain across day
- * files and restarts; one writer per node and folder. Files older than the retention are deleted
+ * files and restarts (`pid` tells the processes apart); one writer per node and folder. Files older than the retention are deleted
  * (the journal holds personal data: it must not be kept for ever), and the deletion is journaled.
  */
 export interface AuditEvent {
@@ -81,7 +81,14 @@ export class FileAuditJournal implements AuditJournal {
     const seq = this.#seq + 1;
     // Round-tripped so that the hashed form is exactly what a reader parses back (no undefined, no Date).
     const entry = JSON.parse(
-      JSON.stringify({ time: now.toISOString(), node: this.#node, ...event, seq, prev: this.#prev }),
+      JSON.stringify({
+        time: now.toISOString(),
+        node: this.#node,
+        pid: process.pid,
+        ...event,
+        seq,
+        prev: this.#prev,
+      }),
     ) as Record<string, unknown>;
     const hash = entryHash(this.#prev, entry);
     writeSync(this.#fd!, `${JSON.stringify({ ...entry, hash })}\n`);
