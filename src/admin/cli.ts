@@ -6,6 +6,7 @@ import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-clien
 import { registerBalCommands } from './cli-bal.js';
 import { registerDevTokenCommand } from './cli-dev-token.js';
 import { registerDirectoryCommands } from './cli-directory.js';
+import { registerDnsCommands } from './cli-dns.js';
 import { registerIndicatorCommands } from './cli-indicators.js';
 import { registerJournalCommands } from './cli-journal.js';
 import { registerLifecycleCommands } from './cli-lifecycle.js';
@@ -75,6 +76,7 @@ export function buildCli(io: CliIo = processIo()): Command {
   registerLifecycleCommands(program, io);
   registerIndicatorCommands(program, io);
   registerJournalCommands(program, io);
+  registerDnsCommands(program, io);
   registerDirectoryCommands(program, io);
   // After the mirrors' commands: `drift` joins their `directory` group.
   registerDirectoryDriftCommand(program, ctx);

@@ -78,6 +78,16 @@ const listenerFields = (starttlsPort: number, implicitPort: number, what: string
   host: host.default('0.0.0.0').describe(`Listen address of ${what}`),
   port: port.default(starttlsPort).describe(`${what} with STARTTLS`),
   tlsPort: port.default(implicitPort).describe(`${what} with implicit TLS`),
+  publicHost: host
+    .optional()
+    .describe(
+      'Name clients reach this service at (DNS SRV records, autoconfiguration); absent: smtp.hostname',
+    ),
+  publicPort: port
+    .min(1)
+    .optional()
+    .describe('STARTTLS port clients reach (a load balancer may map it); absent: port'),
+  publicTlsPort: port.min(1).optional().describe('Implicit-TLS port clients reach; absent: tlsPort'),
   maxConnections: z.number().int().min(1).default(500).describe('Connections open at once, all ports'),
   maxPreauthPerSource: z
     .number()
