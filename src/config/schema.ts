@@ -840,10 +840,48 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: `the admin API listens on ${c.admin.host} (not loopback): a bearer token file is required`,
     });
   }
+  for (const issue of portClashes(c)) ctx.addIssue({ code: 'custom', ...issue });
   if (c.mode === 'production') {
     for (const issue of productionRefusals(c)) ctx.addIssue({ code: 'custom', ...issue });
   }
 });
+
+/**
+ * Two enabled listeners on one port of one address (a wildcard address overlaps every other): the
+ * second could not bind, so the configuration is refused up front, naming both keys. Port 0 (any
+ * free port) never clashes.
+ */
+function portClashes(c: z.output<typeof ConfigSchema>): Array<{ path: string[]; message: string }> {
+  const listeners: Array<{ key: string; enabled: boolean; host: string; port: number }> = [
+    { key: 'smtp.mx.port', enabled: c.smtp.mx.enabled, host: c.smtp.mx.host, port: c.smtp.mx.port },
+    ...(['port', 'tlsPort'] as const).flatMap((k) => [
+      { key: `smtp.submission.${k}`, ...c.smtp.submission, port: c.smtp.submission[k] },
+      { key: `imap.${k}`, ...c.imap, port: c.imap[k] },
+    ]),
+    { key: 'metrics.port', ...c.metrics },
+    { key: 'admin.port', ...c.admin },
+    { key: 'portal.port', ...c.portal },
+    {
+      key: 'portal.devProvider.port',
+      ...c.portal.devProvider,
+      enabled: c.portal.enabled && c.portal.devProvider.enabled,
+    },
+  ];
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  const issues: Array<{ path: string[]; message: string }> = [];
+  const open = listeners.filter((l) => l.enabled && l.port !== 0);
+  open.forEach((l, i) => {
+    const other = open
+      .slice(0, i)
+      .find((o) => o.port === l.port && (o.host === l.host || wildcard(o.host) || wildcard(l.host)));
+    if (other === undefined) return;
+    issues.push({
+      path: l.key.split('.'),
+      message: `port ${l.port} is also ${other.key} (${other.host}): two listeners cannot share a port`,
+    });
+  });
+  return issues;
+}
 
 /** The repository's development PKI folder (ARCHITECTURE.md §8: never used in production). */
 const DEV_PKI_FOLDER = 'certs-dev';
