@@ -186,6 +186,13 @@ const StoreConfig = z
 const DeliveryConfig = z
   .strictObject({
     concurrency: z.number().int().min(1).max(64).default(4).describe('Parallel LMTP deliveries'),
+    dsnFrom: z
+      .string()
+      .regex(/^[^\s@<>()",;]+@[^\s@<>()",;]+$/, 'a mailbox address, e.g. postmaster@op.mssante.fr')
+      .optional()
+      .describe(
+        'From: address of delivery status notifications (DSN); absent: MAILER-DAEMON@<first of domains>',
+      ),
     retryInitialSeconds: z
       .number()
       .min(0.1)
