@@ -151,7 +151,7 @@ function notFound(address: string): GatewayError {
   const normalised = addressKey(address);
   return new GatewayError(
     'BAL_NOT_FOUND',
-    `no mailbox ${normalised} in the registry (GET /v1/bals lists them)`,
+    `no mailbox ${normalised} in the registry (mssgw bal list, or GET /v1/bals, lists them)`,
     {
       address: normalised,
     },

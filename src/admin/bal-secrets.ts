@@ -108,7 +108,7 @@ export class BalSecrets {
     const normalised = addressKey(address);
     throw new GatewayError(
       'BAL_NOT_FOUND',
-      `no mailbox ${normalised} in the registry (GET /v1/bals lists them)`,
+      `no mailbox ${normalised} in the registry (mssgw bal list, or GET /v1/bals, lists them)`,
       { address: normalised },
     );
   }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { environmentVariables } from '../config/index.js';
+import { ConfigError, environmentVariables, type Config } from '../config/index.js';
+import { GatewayError } from '../errors/index.js';
 import type { CliIo } from './cli-context.js';
 
 /**
@@ -26,9 +27,23 @@ export function registerLocalCommands(program: Command, io: CliIo): void {
   config
     .command('check')
     .description('load and validate the configuration (config/ files, MSSGW_CONFIG, MSSGW_* variables)')
-    .option('--json', 'print the effective configuration as JSON')
+    .option(
+      '--json',
+      'print the effective configuration as JSON, or { "valid": false, "problems": [{ key, message, source }] }',
+    )
     .action((opts: { json?: boolean }) => {
-      const c = io.loadConfig(io.env);
+      let c: Config;
+      try {
+        c = io.loadConfig(io.env);
+      } catch (err) {
+        if (!opts.json || !(err instanceof ConfigError)) throw err;
+        // A script reading --json gets the problems in the same format as a valid answer.
+        io.stdout(`${JSON.stringify({ valid: false, problems: err.issues }, null, 2)}\n`);
+        throw new GatewayError(
+          'CLI_INPUT_INVALID',
+          `invalid configuration (${err.issues.length} problems listed on standard output)`,
+        );
+      }
       if (opts.json) io.stdout(`${JSON.stringify(c, null, 2)}\n`);
       else io.stdout(`configuration valid (mode ${c.mode}, data directory ${c.dataDir})\n`);
     });

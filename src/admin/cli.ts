@@ -6,7 +6,9 @@ import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-clien
 import { registerBalCommands } from './cli-bal.js';
 import { registerDevTokenCommand } from './cli-dev-token.js';
 import { registerDirectoryCommands } from './cli-directory.js';
+import { registerDnsCommands } from './cli-dns.js';
 import { registerIndicatorCommands } from './cli-indicators.js';
+import { registerJournalCommands } from './cli-journal.js';
 import { registerLifecycleCommands } from './cli-lifecycle.js';
 import { registerLocalCommands } from './cli-local.js';
 import { registerDirectoryDriftCommand } from './cli-publication.js';
@@ -73,6 +75,8 @@ export function buildCli(io: CliIo = processIo()): Command {
   registerLocalCommands(program, io);
   registerLifecycleCommands(program, io);
   registerIndicatorCommands(program, io);
+  registerJournalCommands(program, io);
+  registerDnsCommands(program, io);
   registerDirectoryCommands(program, io);
   // After the mirrors' commands: `drift` joins their `directory` group.
   registerDirectoryDriftCommand(program, ctx);

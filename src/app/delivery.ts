@@ -83,6 +83,8 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     logger: logger.child({ component: 'dsn' }),
     journal,
     hostname,
+    // Not MAILER-DAEMON@<smtp.hostname>: that name (localhost by default) is no mail domain of ours.
+    from: config.delivery.dsnFrom ?? `MAILER-DAEMON@${config.domains[0]!}`,
     policy: { delayByDefault: config.delivery.delayNoticeByDefault, maxAgeHours: policy.maxAgeHours },
     routeOf,
     inject: (m) => queue.inject(m),

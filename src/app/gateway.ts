@@ -102,7 +102,12 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   const whitelist = new WhitelistHolder(
     await loadWhitelistFile(config.whitelistFile, clock, config.directory.whitelist.maxInvalidShare),
   );
-  const journal = new FileAuditJournal({ dir: `${config.dataDir}/journal`, clock });
+  const journal = new FileAuditJournal({
+    dir: `${config.dataDir}/journal`,
+    clock,
+    node: config.node.id,
+    retentionDays: config.journal.retentionDays,
+  });
   stops.add('journal', {
     stop: () => {
       journal.record({ event: 'gateway.stopped' });

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/index.js';
+import { publicClientAccess, type Config } from '../config/index.js';
 import type { DirectoryMirrors } from '../directory/index.js';
 import type { LifecycleActivity } from '../lifecycle/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
@@ -59,12 +59,19 @@ export function buildPortalPart(d: PortalPartDeps): {
     tls: () => ({ cert: d.trust.current().cert, key: d.trust.current().key }),
     clientEndpoints: () => {
       const a = d.listening();
+      // The same names and ports as `mssgw dns records` publishes (RFC 6186 SRV).
+      const { imap, submission } = publicClientAccess(config, {
+        ...(a.imap ? { imap: a.imap.port } : {}),
+        ...(a.imapTls ? { imapTls: a.imapTls.port } : {}),
+        ...(a.submission ? { submission: a.submission.port } : {}),
+        ...(a.submissionTls ? { submissionTls: a.submissionTls.port } : {}),
+      });
       return {
-        host: config.smtp.hostname,
-        imapTls: a.imapTls?.port ?? config.imap.tlsPort,
-        imapStarttls: a.imap?.port ?? config.imap.port,
-        submissionTls: a.submissionTls?.port ?? config.smtp.submission.tlsPort,
-        submissionStarttls: a.submission?.port ?? config.smtp.submission.port,
+        host: imap.host,
+        imapTls: imap.tlsPort,
+        imapStarttls: imap.starttlsPort,
+        submissionTls: submission.tlsPort,
+        submissionStarttls: submission.starttlsPort,
       };
     },
     journal: d.journal,

@@ -78,6 +78,16 @@ const listenerFields = (starttlsPort: number, implicitPort: number, what: string
   host: host.default('0.0.0.0').describe(`Listen address of ${what}`),
   port: port.default(starttlsPort).describe(`${what} with STARTTLS`),
   tlsPort: port.default(implicitPort).describe(`${what} with implicit TLS`),
+  publicHost: host
+    .optional()
+    .describe(
+      'Name clients reach this service at (DNS SRV records, autoconfiguration); absent: smtp.hostname',
+    ),
+  publicPort: port
+    .min(1)
+    .optional()
+    .describe('STARTTLS port clients reach (a load balancer may map it); absent: port'),
+  publicTlsPort: port.min(1).optional().describe('Implicit-TLS port clients reach; absent: tlsPort'),
   maxConnections: z.number().int().min(1).default(500).describe('Connections open at once, all ports'),
   maxPreauthPerSource: z
     .number()
@@ -209,6 +219,13 @@ const DeliveryConfig = z
       .min(0.1)
       .default(30)
       .describe('An idle LMTP connection is closed after this long'),
+    dsnFrom: z
+      .string()
+      .regex(/^[^\s@<>()",;]+@[^\s@<>()",;]+$/, 'a mailbox address, e.g. postmaster@op.mssante.fr')
+      .optional()
+      .describe(
+        'From: address of delivery status notifications (DSN); absent: MAILER-DAEMON@<first of domains>',
+      ),
     retryInitialSeconds: z
       .number()
       .min(0.1)
@@ -783,6 +800,18 @@ export const ConfigSchema = z.strictObject({
       'production refuses test authorities, development PKI files, development token issuers and an unauthenticated non-loopback admin API',
     ),
   dataDir: filePath.default('./var').describe('Spool, journal, embedded Redis and Dovecot state'),
+  journal: z
+    .strictObject({
+      retentionDays: z
+        .number()
+        .int()
+        .min(90)
+        .default(365)
+        .describe(
+          'Days of audit journal kept (<dataDir>/journal, one file per UTC day); older files are deleted. It holds personal data: keep it no longer than your traceability duty (one year by default); at least 90, the portal shows 90 days of use',
+        ),
+    })
+    .prefault({}),
   node: z
     .strictObject({
       id: z
@@ -866,10 +895,48 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: `the admin API listens on ${c.admin.host} (not loopback): a bearer token file is required`,
     });
   }
+  for (const issue of portClashes(c)) ctx.addIssue({ code: 'custom', ...issue });
   if (c.mode === 'production') {
     for (const issue of productionRefusals(c)) ctx.addIssue({ code: 'custom', ...issue });
   }
 });
+
+/**
+ * Two enabled listeners on one port of one address (a wildcard address overlaps every other): the
+ * second could not bind, so the configuration is refused up front, naming both keys. Port 0 (any
+ * free port) never clashes.
+ */
+function portClashes(c: z.output<typeof ConfigSchema>): Array<{ path: string[]; message: string }> {
+  const listeners: Array<{ key: string; enabled: boolean; host: string; port: number }> = [
+    { key: 'smtp.mx.port', enabled: c.smtp.mx.enabled, host: c.smtp.mx.host, port: c.smtp.mx.port },
+    ...(['port', 'tlsPort'] as const).flatMap((k) => [
+      { key: `smtp.submission.${k}`, ...c.smtp.submission, port: c.smtp.submission[k] },
+      { key: `imap.${k}`, ...c.imap, port: c.imap[k] },
+    ]),
+    { key: 'metrics.port', ...c.metrics },
+    { key: 'admin.port', ...c.admin },
+    { key: 'portal.port', ...c.portal },
+    {
+      key: 'portal.devProvider.port',
+      ...c.portal.devProvider,
+      enabled: c.portal.enabled && c.portal.devProvider.enabled,
+    },
+  ];
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  const issues: Array<{ path: string[]; message: string }> = [];
+  const open = listeners.filter((l) => l.enabled && l.port !== 0);
+  open.forEach((l, i) => {
+    const other = open
+      .slice(0, i)
+      .find((o) => o.port === l.port && (o.host === l.host || wildcard(o.host) || wildcard(l.host)));
+    if (other === undefined) return;
+    issues.push({
+      path: l.key.split('.'),
+      message: `port ${l.port} is also ${other.key} (${other.host}): two listeners cannot share a port`,
+    });
+  });
+  return issues;
+}
 
 /** The repository's development PKI folder (ARCHITECTURE.md §8: never used in production). */
 const DEV_PKI_FOLDER = 'certs-dev';

@@ -24,8 +24,10 @@ export interface DsnNotifierDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly journal: AuditJournal;
-  /** `Reporting-MTA` and the DSN's From: MAILER-DAEMON@hostname. */
+  /** `Reporting-MTA` of the DSNs. */
   readonly hostname: string;
+  /** The DSNs' From: address (delivery.dsnFrom, else MAILER-DAEMON at our first domain). */
+  readonly from: string;
   readonly policy: DsnPolicy & { readonly maxAgeHours: number };
   /** Where the original sender's mail goes (our domain, a whitelisted one, or nowhere). */
   readonly routeOf: (address: string) => GeneratedRoute;
@@ -69,6 +71,7 @@ export class DsnNotifier {
       envelope,
       recipients: reports,
       hostname: this.#d.hostname,
+      from: this.#d.from,
       // Read only when a DSN is really built (NOTIFY and the null sender are checked first).
       original: () => readFileSync(this.#d.spool.messagePath(envelope.id)),
       date: now,

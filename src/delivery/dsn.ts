@@ -33,8 +33,10 @@ export interface DsnInput {
   /** The original envelope: sender, RET, ENVID, arrival date. */
   readonly envelope: Pick<SpoolEnvelope, 'mailFrom' | 'dsn' | 'receivedAt'>;
   readonly recipients: readonly DsnRecipientReport[];
-  /** Our host name: `Reporting-MTA: dns; <hostname>` and `MAILER-DAEMON@<hostname>`. */
+  /** Our host name: `Reporting-MTA: dns; <hostname>` and the Message-ID's right side. */
   readonly hostname: string;
+  /** The DSN's From: address (a domain of ours, so replies reach someone). Default MAILER-DAEMON@hostname. */
+  readonly from?: string;
   /** The original message, or a way to read it (only called when a DSN is built). */
   readonly original: Buffer | (() => Buffer);
   /** Now, from the injected clock. */
@@ -146,7 +148,7 @@ export function buildDsn(input: DsnInput): BuiltDsn | undefined {
   );
   const boundary = `dsn-${randomUUID()}`;
   const head = [
-    `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
+    `From: Mail Delivery System <${ascii(input.from ?? `MAILER-DAEMON@${host}`, 320)}>`,
     `To: <${input.envelope.mailFrom.replace(/[\p{Cc}<>]/gu, '')}>`,
     foldLines(`Subject: ${encodeWords(DSN_SUBJECTS[input.action], 'Q', 52)}`, 76).replace(/\r?\n/g, '\r\n'),
     `Date: ${mailDate(input.date)}`,

@@ -361,6 +361,12 @@ export const ERROR_CODES = {
     http: 400,
     summary: 'a file or input the command line reads is missing or not valid',
   },
+  JOURNAL_CHAIN_BROKEN: {
+    side: 'server',
+    temporary: false,
+    http: 500,
+    summary: 'an audit journal entry was edited or removed (its hash chain is broken)',
+  },
   ADMIN_API_REFUSED: {
     side: 'remote',
     temporary: false,

@@ -1,7 +1,15 @@
 export { createLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { FileAuditJournal, MemoryAuditJournal } from './journal.js';
-export type { AuditEvent, AuditJournal, JournalEntry, JournalListener } from './journal.js';
+export type {
+  AuditEvent,
+  AuditJournal,
+  FileAuditJournalOptions,
+  JournalEntry,
+  JournalListener,
+} from './journal.js';
+export { searchJournal, verifyJournal } from './journal-reader.js';
+export type { BrokenEntry, JournalQuery, VerifyReport } from './journal-reader.js';
 export { createMetrics } from './metrics.js';
 export type { MetricSources, Metrics } from './metrics.js';
 export { createObservabilityServer, listenHttp } from './http-server.js';

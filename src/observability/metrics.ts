@@ -36,9 +36,20 @@ export interface MetricSources {
   crlNextUpdates?: () => ReadonlyArray<{ crl: string; seconds: number }>;
 }
 
+const GAUGES_NAMED_AS_COUNTERS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'mssgw_' });
+  // Node's process metrics under their usual names (process_*, nodejs_*), which dashboards and
+  // exporters expect: our prefix is for our metrics. prom-client's three active-handle gauges end in
+  // _total, which Prometheus reserves for counters; nodejs_active_resources{type} (also prom-client's)
+  // tells the same.
+  collectDefaultMetrics({ register: registry });
+  for (const name of GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(name);
   const sources: MetricSources = {};
   const r = [registry];
 

@@ -122,6 +122,22 @@ function escapeValue(value: string): string {
   return value.replace(/[\\,+"<>;=]/g, (c) => `\\${c}`).replace(/^[ #]|[ ]$/g, (c) => `\\${c}`);
 }
 
+/**
+ * A certificate subject as presented, in RFC 4514 string form: its RDNs last-to-first (the ASN.1
+ * sequence starts with C), types as Node names them, values exactly as in the certificate (spacing
+ * and case kept, special characters escaped). For people reading trace headers; compare with
+ * canonicalDn. Node groups repeated types (two OU) in one array, so their relative order to other
+ * types is not recoverable; they stay together.
+ */
+export function presentedDn(subject: Readonly<Record<string, string | string[] | undefined>>): string {
+  return Object.entries(subject)
+    .flatMap(([type, v]) =>
+      (Array.isArray(v) ? v : v === undefined ? [] : [v]).map((value) => `${type}=${escapeValue(value)}`),
+    )
+    .reverse()
+    .join(',');
+}
+
 /** The canonical form two DNs are compared by. */
 export function canonicalDn(attrs: readonly DnAttribute[]): string {
   return [...attrs]

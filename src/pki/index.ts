@@ -1,4 +1,4 @@
-export { attributesFromSubject, canonicalDn, dnAttribute, normalizeDn, parseDn } from './dn.js';
+export { attributesFromSubject, canonicalDn, dnAttribute, normalizeDn, parseDn, presentedDn } from './dn.js';
 export type { DnAttribute } from './dn.js';
 export { classifyVerifyError, issuedByOneOf, judgePeer } from './peer-verdict.js';
 export type { PeerTlsFacts, PeerVerdict, VerifyFailure, WhitelistView } from './peer-verdict.js';

@@ -26,7 +26,10 @@ export interface DataTransaction {
   /** Journal event of a spool failure, e.g. `smtp.mx.spool_error`. */
   readonly spoolErrorEvent: string;
   readonly tls?: { readonly protocol: string; readonly cipher: string };
+  /** The peer operator's DN, canonical (pki canonicalDn): the transaction and journal compare it. */
   readonly peerDn?: string;
+  /** The same DN as presented (RFC 4514), for the Received: header. */
+  readonly presentedDn?: string;
   readonly routeOf?: AcceptedTransaction['routeOf'];
   readonly inspect?: (headers: HeaderCapture) => Promise<HeaderInspection>;
   /** The listener's refusal (metric, journal, log), turned into the reply. */
@@ -65,7 +68,7 @@ export class DataFlow {
       hostname: this.#d.hostname,
       protocol: t.protocol,
       ...(t.tls ? { tlsProtocol: t.tls.protocol, tlsCipher: t.tls.cipher } : {}),
-      ...(t.peerDn ? { peerDn: t.peerDn } : {}),
+      ...(t.presentedDn ? { peerDn: t.presentedDn } : {}),
       id,
       ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
       date: now,

@@ -15,6 +15,7 @@ import {
   type PeerVerdict,
   type TrustMaterial,
   attributesFromSubject,
+  presentedDn,
   issuedByOneOf,
   judgePeer,
 } from '../pki/index.js';
@@ -52,6 +53,8 @@ export interface MxServerDeps {
 interface ConnectionState {
   readonly log: Logger;
   verdict?: PeerVerdict;
+  /** The peer's subject as presented (RFC 4514), for the Received header; the verdict holds the canonical one. */
+  presentedDn?: string;
   tls?: { protocol: string; cipher: string; resumed: boolean };
 }
 
@@ -166,6 +169,7 @@ export class MxServer {
       outcome: 'ok',
       reason: st.tls.resumed ? 'resumed' : 'full',
     });
+    if (hasCert) st.presentedDn = presentedDn(cert.subject);
     st.verdict = judgePeer(
       {
         secure: true,
@@ -272,6 +276,7 @@ export class MxServer {
   ): Promise<void> {
     const st = this.#state.get(session.id);
     const peerDn = st?.verdict?.ok ? st.verdict.dn : undefined;
+    const presented = st?.verdict?.ok ? st.presentedDn : undefined;
     return this.#data.receive(
       stream,
       session,
@@ -282,6 +287,7 @@ export class MxServer {
         spoolErrorEvent: 'smtp.mx.spool_error',
         ...(st?.tls ? { tls: st.tls } : {}),
         ...(peerDn ? { peerDn } : {}),
+        ...(presented ? { presentedDn: presented } : {}),
         refuse: (code, reason, extra) => this.#refuse(session, 'DATA', code, reason, extra),
         accepted: (envelope) => this.#accepted(envelope, st),
       },

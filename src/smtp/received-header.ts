@@ -9,6 +9,7 @@ export interface ReceivedInfo {
   readonly protocol: 'ESMTPS' | 'ESMTPSA' | 'ESMTP';
   readonly tlsProtocol?: string;
   readonly tlsCipher?: string;
+  /** The peer certificate's subject as presented (RFC 4514 string, pki presentedDn). */
   readonly peerDn?: string;
   readonly id: string;
   readonly recipient?: string;
@@ -17,6 +18,18 @@ export interface ReceivedInfo {
 
 function clean(value: string, max = 200): string {
   return value.replace(/[\p{Cc}()\\]/gu, ' ').slice(0, max);
+}
+
+/**
+ * Text kept whole inside an RFC 5322 §3.2.2 comment: `(`, `)` and `\` become quoted-pairs rather
+ * than being dropped, so a DN such as `ST=Rhone (69)` reads as presented; control characters
+ * (a header break) become spaces.
+ */
+function commentText(value: string, max = 400): string {
+  return value
+    .replace(/\p{Cc}/gu, ' ')
+    .slice(0, max)
+    .replace(/[()\\]/g, (c) => `\\${c}`);
 }
 
 /** RFC 5322 §3.3 date-time in UTC. */
@@ -29,7 +42,7 @@ export function receivedHeader(info: ReceivedInfo): string {
   const tls = info.tlsProtocol
     ? `\r\n\t(using ${clean(info.tlsProtocol, 20)} with cipher ${clean(info.tlsCipher ?? '?', 60)})`
     : '';
-  const dn = info.peerDn ? `\r\n\t(peer certificate ${clean(info.peerDn)})` : '';
+  const dn = info.peerDn ? `\r\n\t(peer certificate ${commentText(info.peerDn)})` : '';
   const by = `\r\n\tby ${clean(info.hostname, 100)} (mssgw) with ${info.protocol} id ${info.id}`;
   const rcpt = info.recipient ? `\r\n\tfor <${clean(info.recipient, 254)}>` : '';
   return `Received: ${from}${tls}${dn}${by}${rcpt};\r\n\t${rfc5322Date(info.date)}\r\n`;

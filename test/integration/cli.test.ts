@@ -155,7 +155,7 @@ describe('mssgw bal: refusals', () => {
     [
       'absent mailbox',
       ['bal', 'show', uniqueAddress('absent')],
-      /^error: no mailbox absent\..* in the registry .*\(BAL_NOT_FOUND\)\n$/,
+      /^error: no mailbox absent\..* in the registry \(mssgw bal list, or GET \/v1\/bals, lists them\) \(BAL_NOT_FOUND\)\n$/,
     ],
     [
       'resume of an active mailbox',

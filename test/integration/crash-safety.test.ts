@@ -297,7 +297,7 @@ describe('crash safety: SIGKILL during a burst of deliveries', () => {
     const second = await startChildGateway({ config, name: 'sweep-killed' });
     expect(recoveredBy(second)).toMatchObject({ entries: spooledAtFirstKill });
     const deliveredBy = (pid: number) => (events: Array<Record<string, unknown>>) =>
-      events.filter((e) => e.event === 'delivery.local.delivered' && e.node === String(pid)).length;
+      events.filter((e) => e.event === 'delivery.local.delivered' && e.pid === pid).length;
     await whenJournal(dataDir, (events) => deliveredBy(second.pid)(events) >= SWEEP_KILL_AFTER, 60_000);
     second.kill('SIGKILL');
     expect((await second.waitExit()).signal).toBe('SIGKILL');

@@ -95,7 +95,8 @@ describe('MX delivery into the store', () => {
     expect(body.equals(raw)).toBe(true);
     expect(received).toMatch(/^Received: from mx\.peer\.mssante\.test \(\[127\.0\.0\.1\]\)/);
     expect(received).toMatch(/using TLSv1\.[23] with cipher/);
-    expect(received).toMatch(/peer certificate [^\r\n]*CN=mx\.peer\.mssante\.test/);
+    // As presented (RFC 4514: CN first, C last), not in the sorted form DNs are compared by.
+    expect(received).toMatch(/\(peer certificate CN=mx\.peer\.mssante\.test,OU=[^\r\n]*,C=FR\)/);
     expect(received).toMatch(new RegExp(`for <${bal.replace(/\./g, '\\.')}>`));
     // The journal tells the whole story, and never the body.
     const journal = readdirSync(path.join(gw.config.dataDir, 'journal'))

@@ -156,7 +156,7 @@ describe('refusals change nothing', () => {
   it('refuses an unknown or deleted mailbox', async () => {
     const absent = 'nobody.here@op.mssante.test';
     expect(await refused('PUT', secretPath(absent), { secret: SECRET }, 404, 'BAL_NOT_FOUND')).toBe(
-      `no mailbox ${absent} in the registry (GET /v1/bals lists them)`,
+      `no mailbox ${absent} in the registry (mssgw bal list, or GET /v1/bals, lists them)`,
     );
     await refused('DELETE', secretPath(absent), undefined, 404, 'BAL_NOT_FOUND');
     expectProblem(await call(api, 'GET', secretPath(absent)), 404, 'BAL_NOT_FOUND');

@@ -73,6 +73,14 @@ function expectWellFormedLines(raw: Buffer): void {
 }
 
 describe('buildDsn', () => {
+  it('comes from the configured address, not MAILER-DAEMON at the host name', async () => {
+    const mail = await simpleParser(build({ hostname: 'localhost', from: 'postmaster@op.mssante.test' }));
+    expect(mail.from?.value[0]).toMatchObject({
+      name: 'Mail Delivery System',
+      address: 'postmaster@op.mssante.test',
+    });
+  });
+
   it('reports a failure with RET=HDRS: headers only, as text/rfc822-headers', async () => {
     const dsn = buildDsn(input({ envelope: { ...input().envelope, dsn: { ret: 'HDRS' } } }));
     expect(dsn?.envelope).toEqual({ from: '', to: 'emile.durand@op.mssante.test' });

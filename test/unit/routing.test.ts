@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { routeByDomain, routeLocal } from '../../src/routing/index.js';
 import { smtpError, smtpReplyFor } from '../../src/smtp/index.js';
+import { presentedDn } from '../../src/pki/index.js';
 import { receivedHeader } from '../../src/smtp/received-header.js';
 
 const ours = new Set(['op.mssante.test']);
@@ -51,6 +52,30 @@ describe('SMTP replies', () => {
     const err = smtpError('MESSAGE_TOO_LARGE');
     expect(err.responseCode).toBe(552);
     expect(err.message).toMatch(/^5\.3\.4 /);
+  });
+
+  it('keeps the peer DN as presented, its parentheses quoted in the comment (RFC 5322 §3.2.2)', () => {
+    const subject = {
+      C: 'FR',
+      ST: 'Rhone (69)',
+      O: 'Hôpital, Lyon',
+      OU: '123456789',
+      CN: 'mx.peer.mssante.test',
+    };
+    const dn = presentedDn(subject);
+    expect(dn).toBe('CN=mx.peer.mssante.test,OU=123456789,O=Hôpital\\, Lyon,ST=Rhone (69),C=FR');
+    const h = receivedHeader({
+      helo: 'mx.peer.mssante.test',
+      remoteAddress: '127.0.0.1',
+      hostname: 'mx.op.mssante.test',
+      protocol: 'ESMTPS',
+      peerDn: dn,
+      id: 'abc',
+      date: new Date('2026-11-24T10:00:00Z'),
+    });
+    expect(h).toContain(
+      '\r\n\t(peer certificate CN=mx.peer.mssante.test,OU=123456789,O=Hôpital\\\\, Lyon,ST=Rhone \\(69\\),C=FR)\r\n',
+    );
   });
 
   it('writes a Received header that client values cannot break out of', () => {

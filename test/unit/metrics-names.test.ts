@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/observability/index.js';
+
+describe('metric names', () => {
+  it('leaves Node process metrics their usual names and names no gauge like a counter', async () => {
+    const text = await createMetrics().registry.metrics();
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => ({ name, type }));
+    expect(types.map((t) => t.name)).toEqual(
+      expect.arrayContaining([
+        'process_cpu_seconds_total',
+        'nodejs_eventloop_lag_p99_seconds',
+        'nodejs_active_resources',
+      ]),
+    );
+    expect(types.filter((t) => /^mssgw_(process|nodejs)_/.test(t.name!))).toEqual([]);
+    expect(types.filter((t) => t.type === 'gauge' && t.name!.endsWith('_total'))).toEqual([]);
+    expect(types.filter((t) => t.type === 'counter' && !t.name!.endsWith('_total'))).toEqual([]);
+    expect(text).toMatch(/^nodejs_active_resources\{type="[^"]+"\} [1-9]\d*$/m);
+  });
+});
