@@ -52,7 +52,9 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
     const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
     const redis = createRedisClient(url, { ...(password ? { password } : {}), name: 'mssgw' });
     stops.push(async () => {
-      await redis.quit().catch(() => redis.disconnect());
+      // QUIT waits for a connection; with Redis away (a stop during an outage) it would never end.
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
     });
 
     let store: StoreEndpoints;
