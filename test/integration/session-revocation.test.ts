@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
-import { adminOf } from '../helpers/admin-secrets.js';
+import {
+  adminOf,
+  createMailbox,
+  secretImapClient,
+  secretPath,
+  startSecretGateway,
+  STRUCTURE,
+} from '../helpers/admin-secrets.js';
 import { call } from '../helpers/admin-http.js';
 import {
   externalBackendsConfig,
@@ -202,5 +209,61 @@ describe('on every node', () => {
     const { lines, ms } = await closedBy(imap, at);
     expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
     expect(ms).toBeLessThan(CUT_WITHIN_MS);
+  });
+});
+
+describe('a removed secret', () => {
+  let secretGw: Gateway;
+  beforeAll(async () => {
+    secretGw = await startSecretGateway();
+  });
+  afterAll(async () => {
+    await secretGw?.stop();
+  });
+
+  it('cuts the IMAP sessions opened with it (BYE [AUTHENTICATIONFAILED]) and refuses the next MAIL', async () => {
+    const admin = adminOf(secretGw);
+    const bal = await createMailbox(secretGw, 'ORG', 'secretcut');
+    const secret = `s3cret-${randomUUID()}`;
+    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret } })).status).toBe(204);
+    const plain = Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
+    const { client: imap } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
+      tls: { ca: pkiFile('ca/root.crt') },
+    });
+    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plain}`)).tagged).toMatch(/^a1 OK /);
+    expect((await imap.command('a2', 'SELECT INBOX')).tagged).toMatch(/^a2 OK /);
+    const flow = await secretImapClient(secretGw, bal, secret);
+    await flow.mailboxOpen('INBOX');
+    const flowClosed = new Promise<number>((resolve) => flow.once('close', () => resolve(Date.now())));
+    const { client: smtp } = await SmtpTranscript.connect(secretGw.addresses.submission!.port);
+    await smtp.command('EHLO lps.example');
+    await smtp.startTls({ ca: pkiFile('ca/root.crt') });
+    await smtp.command('EHLO lps.example');
+    expect((await smtp.command(`AUTH PLAIN ${plain}`)).code).toBe(235);
+
+    const removedAt = Date.now();
+    expect((await call(admin, 'DELETE', secretPath(bal))).status).toBe(204);
+    const { lines, ms } = await closedBy(imap, removedAt);
+    expect(lines.at(-1)).toBe('* BYE [AUTHENTICATIONFAILED] The secret you logged in with was removed');
+    expect(ms).toBeLessThan(CUT_WITHIN_MS);
+    expect((await flowClosed) - removedAt).toBeLessThan(CUT_WITHIN_MS);
+    expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+    await smtp.quit().catch(() => undefined);
+
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 3,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
+    for (const cut of cuts) {
+      expect(cut).toMatchObject({
+        reason: 'secret_removed',
+        principal: { kind: 'secret', bal },
+        mailboxOwner: STRUCTURE,
+      });
+    }
   });
 });
