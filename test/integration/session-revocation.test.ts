@@ -191,6 +191,48 @@ describe('open sessions lose their right at once', () => {
   });
 });
 
+describe('removal of a member of a structure mailbox', () => {
+  it('ORG and CAB: the member IMAP session gets BYE, her next MAIL is refused, the journal names her', async () => {
+    const admin = adminOf(gw);
+    const token = await delegateToken();
+    for (const type of ['ORG', 'CAB'] as const) {
+      const bal = uniqueBal(`member${type.toLowerCase()}`);
+      const created = await call(admin, 'POST', '/v1/bals', {
+        json: { address: bal, type, owner: STRUCTURE },
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const granted = await call(admin, 'POST', `/v1/bals/${encodeURIComponent(bal)}/rights`, {
+        json: { right: 'member', person: DELEGATE },
+      });
+      expect(granted.status, JSON.stringify(granted.body)).toBe(201);
+      const imap = await imapSession(gw.addresses.imapTls!.port, bal, token);
+      const smtp = await smtpSession(gw.addresses.submission!.port, bal, token);
+      const at = Date.now();
+      expect((await revoke(admin, bal)).status).toBe(200);
+      const { lines, ms } = await closedBy(imap, at);
+      expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
+      expect(ms).toBeLessThan(CUT_WITHIN_MS);
+      expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+      await smtp.quit().catch(() => undefined);
+      const cuts = await eventually(
+        () =>
+          Promise.resolve(
+            journalEvents(gw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+          ),
+        (e) => e.length >= 2,
+      );
+      expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'submission']);
+      for (const cut of cuts)
+        expect(cut).toMatchObject({
+          reason: 'right_revoked',
+          right: 'member',
+          principal: { kind: 'person', nationalId: DELEGATE },
+          mailboxOwner: STRUCTURE,
+        });
+    }
+  });
+});
+
 describe('on every node', () => {
   it('a revocation through node A cuts the session open on node B', async () => {
     const config = externalBackendsConfig({
