@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
+import { normalizeDn, readDevPkiManifest } from '../../src/pki/index.js';
 import {
   adminOf,
   createMailbox,
@@ -17,7 +18,7 @@ import {
   stopChildGateways,
   type ReadyChildGateway,
 } from '../helpers/child-gateway.js';
-import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { identity, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { gatewayClient } from '../helpers/imap-clients.js';
 import { ImapTranscript } from '../helpers/imap-transcript.js';
 import { journalEvents } from '../helpers/journal.js';
@@ -230,6 +231,61 @@ describe('removal of a member of a structure mailbox', () => {
           mailboxOwner: STRUCTURE,
         });
     }
+  });
+});
+
+describe('removal of an application certificate', () => {
+  it('the DN unbound from its APP mailbox: IMAP BYE, next MAIL refused, the journal names the DN', async () => {
+    const admin = adminOf(gw);
+    const manifest = await readDevPkiManifest(inject('pkiDir'));
+    const dn = manifest!.leaves['app-lab'].subject;
+    const bal = uniqueBal('labo');
+    const created = await call(admin, 'POST', '/v1/bals', {
+      json: { address: bal, type: 'APP', owner: STRUCTURE },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const bound = await call(admin, 'POST', `/v1/bals/${encodeURIComponent(bal)}/rights`, {
+      json: { right: 'application', certificateDn: dn },
+    });
+    expect(bound.status, JSON.stringify(bound.body)).toBe(201);
+    const app = { ...identity('app-lab'), ca: pkiFile('ca/root.crt') };
+    const { client: imap } = await ImapTranscript.connect(gw.addresses.imapTls!.port, { tls: app });
+    expect(
+      (await imap.command('a1', `AUTHENTICATE EXTERNAL ${Buffer.from(bal).toString('base64')}`)).tagged,
+    ).toMatch(/^a1 OK /);
+    const { client: smtp } = await SmtpTranscript.connect(gw.addresses.submission!.port);
+    await smtp.command('EHLO lab.example');
+    await smtp.startTls(app);
+    await smtp.command('EHLO lab.example');
+    expect((await smtp.command(`AUTH EXTERNAL ${Buffer.from(bal).toString('base64')}`)).code).toBe(235);
+
+    const at = Date.now();
+    const unbound = await call(
+      admin,
+      'DELETE',
+      `/v1/bals/${encodeURIComponent(bal)}/rights?certificateDn=${encodeURIComponent(dn)}`,
+    );
+    expect(unbound.status, JSON.stringify(unbound.body)).toBe(200);
+    const { lines, ms } = await closedBy(imap, at);
+    expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
+    expect(ms).toBeLessThan(CUT_WITHIN_MS);
+    expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+    await smtp.quit().catch(() => undefined);
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(gw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 2,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'submission']);
+    for (const cut of cuts)
+      expect(cut).toMatchObject({
+        reason: 'right_revoked',
+        right: 'application',
+        principal: { kind: 'application', dn: normalizeDn(dn) },
+        mailboxOwner: STRUCTURE,
+      });
   });
 });
 
