@@ -21,7 +21,11 @@ export interface SecretKeeper {
 }
 
 export interface BalSecretsOptions {
-  readonly registry: { get(address: string): Promise<Bal | null> };
+  readonly registry: {
+    get(address: string): Promise<Bal | null>;
+    /** Open sessions logged in with the removed secret are cut (SessionWatch, on every node). */
+    announceAccessChange?(address: string): Promise<void>;
+  };
   readonly store: SecretKeeper;
   /** Configuration `auth.passwordTypes`: the mailbox types that may have a secret. */
   readonly passwordTypes: readonly BalType[];
@@ -79,6 +83,7 @@ export class BalSecrets {
       );
     }
     this.#journalRemoved(bal, actor, 'removed');
+    await this.#o.registry.announceAccessChange?.(bal.address);
   }
 
   /**

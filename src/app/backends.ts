@@ -54,7 +54,9 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
     const password = secretOf(config.redis.passwordFile);
     const redis = createRedisClient(target, { ...(password ? { password } : {}), name: 'mssgw' });
     stops.push(async () => {
-      await redis.quit().catch(() => redis.disconnect());
+      // QUIT waits for a connection; with Redis away (a stop during an outage) it would never end.
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
     });
 
     let store: StoreEndpoints;

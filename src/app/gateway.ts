@@ -126,8 +126,10 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     ...base,
     bals: { get: (a) => registry.get(a), list: (q) => registry.list(q) },
   });
-  if (publication) stops.add('publication', publication);
-  const mirrors = stops.add('directory', buildDirectory({ ...base, whitelist, publication }));
+  if (publication) stops.add('publication', publication, { redis: true });
+  const mirrors = stops.add('directory', buildDirectory({ ...base, whitelist, publication }), {
+    redis: true,
+  });
   const registry = buildRegistry({ ...base, publication, mirrors });
   if (publication) await startPublication(publication, logger);
   await startDirectory(mirrors, trust);
@@ -145,13 +147,17 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   const delivery = stops.add(
     'delivery',
     buildDelivery({ ...base, spool, whitelist, onSettled: (e, s) => lifecycle.events.onSettled(e, s) }),
+    { redis: true },
   );
   const lifecycleJob = stops.add(
     'lifecycle',
     buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue, mirrors }),
+    { redis: true },
   );
   const authenticator = await buildAuthenticator({ ...base, registry, lifecycle: lifecycle.events });
-  const sessions = stops.add('sessions', await startSessionWatch({ ...base, registry, authenticator }));
+  const sessions = stops.add('sessions', await startSessionWatch({ ...base, registry, authenticator }), {
+    redis: true,
+  });
   const health = new StoreHealthMonitor(backends.store, () => void delivery.queue.retryLocalNow(), logger);
   Object.assign(
     metrics.sources,
@@ -229,6 +235,40 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       return trust.current();
     },
     reload,
-    stop: () => (stopping ??= stops.stopAll()),
+    stop: () => (stopping ??= stopAll(stops, backends, config.delivery.drainSeconds, logger)),
   };
+}
+
+/** Past the drain, this long more for the steps that need Redis before they are abandoned. */
+const REDIS_GRACE_MS = 2_000;
+
+/**
+ * The stop in order, with Redis allowed to be away: a stop that finds Redis unreachable, sees it go
+ * during the stop, or is still waiting on it past the drain deadline stops waiting for the steps that
+ * need Redis (StopOrder.stopAll), so that the rest (listeners, Dovecot, the embedded Redis, the
+ * journal) stops in time. What was acknowledged is in the spool; the next start queues it again.
+ */
+async function stopAll(
+  stops: StopOrder,
+  backends: Backends,
+  drainSeconds: number,
+  logger: Logger,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onLost: (() => void) | undefined;
+  const abandon = new Promise<string>((resolve) => {
+    onLost = () => resolve('redis_unreachable');
+    if (backends.redis.status !== 'ready') resolve('redis_unreachable');
+    else backends.redis.once('reconnecting', onLost);
+    timer = setTimeout(() => resolve('deadline'), drainSeconds * 1000 + REDIS_GRACE_MS);
+  });
+  void abandon.then((reason) =>
+    logger.warn({ event: 'gateway.stop.redis_abandoned', reason }, 'no longer waiting for Redis'),
+  );
+  try {
+    await stops.stopAll(abandon);
+  } finally {
+    clearTimeout(timer);
+    if (onLost) backends.redis.off('reconnecting', onLost);
+  }
 }

@@ -154,6 +154,9 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       return { cut: expired ? 'right_expired' : 'right_revoked', mailboxOwner: bal.owner };
     }
     if (bal.status !== 'active') return { cut: 'mailbox_suspended', mailboxOwner: bal.owner };
+    // A session opened with the mailbox's secret holds only as long as that secret exists.
+    if (access.principal.kind === 'secret' && !(await this.#secrets.has(bal.address)))
+      return { cut: 'secret_removed', mailboxOwner: bal.owner };
     return {
       mailboxOwner: bal.owner,
       ...(again.expiresAt === undefined ? {} : { expiresAt: again.expiresAt }),

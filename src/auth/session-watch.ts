@@ -22,7 +22,8 @@ import type { Access, Channel } from './types.js';
  * identities: the principal that acted and the mailbox with its owner.
  */
 
-export type CutReason = 'right_revoked' | 'right_expired' | 'mailbox_suspended' | 'mailbox_deleted';
+export type CutReason =
+  'right_revoked' | 'right_expired' | 'mailbox_suspended' | 'mailbox_deleted' | 'secret_removed';
 
 /** What the authorisation function says of an access now. */
 export interface Reauthorisation {

@@ -63,12 +63,14 @@ const CUT_CODE: Record<CutReason, ImapResponseCode> = {
   right_revoked: 'AUTHORIZATIONFAILED',
   mailbox_suspended: 'AUTHORIZATIONFAILED',
   mailbox_deleted: 'AUTHORIZATIONFAILED',
+  secret_removed: 'AUTHENTICATIONFAILED',
 };
 const CUT_TEXT: Record<CutReason, string> = {
   right_expired: 'Your right on this mailbox has expired',
   right_revoked: 'Your right on this mailbox was revoked',
   mailbox_suspended: 'This mailbox was suspended',
   mailbox_deleted: 'This mailbox was deleted',
+  secret_removed: 'The secret you logged in with was removed',
 };
 /** Like Dovecot's login processes: a client that keeps sending nonsense or failing is let go. */
 const MAX_BAD_COMMANDS = 10;

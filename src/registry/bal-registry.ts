@@ -334,6 +334,14 @@ export class BalRegistry {
     return purged;
   }
 
+  /**
+   * Tells every node that access to a mailbox changed for a reason kept outside the registry (its
+   * secret removed): open sessions on it are checked again.
+   */
+  announceAccessChange(address: string): Promise<void> {
+    return this.#announce(address);
+  }
+
   /** Address of every mailbox whose access changes are announced (see RegistryKeys.accessChannel). */
   get accessChannel(): string {
     return this.#keys.accessChannel;

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, watch } from 'node:fs';
+import { watch } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
-import { call } from '../helpers/admin-http.js';
 import {
   externalBackendsConfig,
   startChildGateway,
@@ -11,8 +10,17 @@ import {
   type ReadyChildGateway,
 } from '../helpers/child-gateway.js';
 import { identity, PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
-import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { inboxMessages } from '../helpers/mailbox.js';
 import { journalEvents } from '../helpers/journal.js';
+import {
+  type Outcome,
+  burstUntilInterrupted,
+  copiesIn,
+  createBal,
+  expectEveryAckedDelivered,
+  queueEntries,
+  tally,
+} from '../helpers/delivery-burst.js';
 
 /**
  * ARCHITECTURE.md §6: "250 OK" means the message is safe, and it reaches our store exactly once. The
@@ -32,99 +40,7 @@ const STORE_DOWN_KILL_AFTER_ACKS = 45;
 /** Deliveries of the start-up sweep before the second kill. */
 const SWEEP_KILL_AFTER = 5;
 
-interface Outcome {
-  readonly messageId: string;
-  readonly state: 'acked' | 'failed' | 'unsent';
-  readonly response?: string;
-  readonly error?: string;
-  /** SMTP reply code of a refusal; absent when the connection died without a reply. */
-  readonly responseCode?: number;
-}
-
 afterEach((context) => stopChildGateways(context));
-
-async function createBal(gw: ReadyChildGateway, address: string): Promise<void> {
-  const answer = await call({ url: `http://127.0.0.1:${gw.ports.admin}` }, 'POST', '/v1/bals', {
-    json: { address, type: 'PER', owner: '810000000001' },
-  });
-  expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-}
-
-function queueEntries(dataDir: string): number {
-  return readdirSync(path.join(dataDir, 'spool', 'queue')).filter((f) => f.endsWith('.json')).length;
-}
-
-function messageIdOf(source: Buffer): string | undefined {
-  return /^Message-ID:\s*(<[^>\r\n]+>)/im.exec(source.toString('latin1'))?.[1];
-}
-
-/**
- * Sends `BURST` messages over `CONNECTIONS` parallel sequential senders (one SMTP session per
- * message, as an MTA with several queue runners does) and SIGKILLs the gateway once
- * `killAfterAcks` messages have been acknowledged, while the other senders are mid-transaction.
- */
-async function burstUntilKilled(
-  gw: ReadyChildGateway,
-  to: string,
-  run: string,
-  killAfterAcks = KILL_AFTER_ACKS,
-): Promise<Outcome[]> {
-  const peer = identity('peer-trusted');
-  const ids = Array.from({ length: BURST }, (_, n) => `<crash-${run}-${n}@${PEER_DOMAIN}>`);
-  const outcomes = new Map<string, Outcome>(ids.map((id) => [id, { messageId: id, state: 'unsent' }]));
-  let acks = 0;
-  let killed = false;
-  const sender = async (lane: number) => {
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.ports.mx,
-      secure: false,
-      requireTLS: true,
-      tls: { key: peer.key, cert: peer.cert, ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-      name: `mx.${PEER_DOMAIN}`,
-      connectionTimeout: 60_000,
-      greetingTimeout: 60_000,
-      socketTimeout: 60_000,
-    });
-    try {
-      for (let n = lane; n < BURST; n += CONNECTIONS) {
-        const messageId = ids[n]!;
-        if (killed) return;
-        try {
-          const info = await transport.sendMail({
-            envelope: { from: `sender@${PEER_DOMAIN}`, to: [to] },
-            from: `Dr Sender <sender@${PEER_DOMAIN}>`,
-            to,
-            subject: `burst ${n}`,
-            messageId,
-            headers: { 'X-MSS-NIL': 'LPS-CRASH-TEST 1.0', 'X-MSS-INS': 'N' },
-            text: `message ${n} of the burst ${run}\n`.repeat(20),
-          });
-          outcomes.set(messageId, { messageId, state: 'acked', response: info.response });
-          acks += 1;
-          if (acks === killAfterAcks) {
-            killed = true;
-            gw.kill('SIGKILL');
-          }
-        } catch (err) {
-          const { message, responseCode } = err as Error & { responseCode?: number };
-          outcomes.set(messageId, {
-            messageId,
-            state: 'failed',
-            error: message,
-            ...(responseCode === undefined ? {} : { responseCode }),
-          });
-          if (killed) return;
-          throw err;
-        }
-      }
-    } finally {
-      transport.close();
-    }
-  };
-  await Promise.all(Array.from({ length: CONNECTIONS }, (_, lane) => sender(lane)));
-  return [...outcomes.values()];
-}
 
 /**
  * Resolves as soon as the audit journal satisfies `predicate`: woken by the journal folder's change
@@ -165,62 +81,18 @@ function recoveredBy(gw: ReadyChildGateway): { entries: number; removedUncommitt
   };
 }
 
-/** Message-ID → number of copies in the mailbox. */
-async function copiesIn(address: string): Promise<Map<string, number>> {
-  const copies = new Map<string, number>();
-  for (const source of await inboxMessages(address)) {
-    const id = messageIdOf(source) ?? '(none)';
-    copies.set(id, (copies.get(id) ?? 0) + 1);
-  }
-  return copies;
-}
-
-interface Tally {
-  readonly acked: readonly Outcome[];
-  readonly failed: readonly Outcome[];
-  readonly unsent: number;
-}
-
-function tally(outcomes: readonly Outcome[]): Tally {
-  const acked = outcomes.filter((o) => o.state === 'acked');
-  const failed = outcomes.filter((o) => o.state === 'failed');
-  return { acked, failed, unsent: outcomes.length - acked.length - failed.length };
-}
-
-/**
- * Waits until every acknowledged message is in the mailbox and the spool queue is empty, then checks
- * the at-least-once contract; returns the figures for the report.
- */
-async function expectEveryAckedDelivered(
-  bal: string,
-  dataDir: string,
-  outcomes: readonly Outcome[],
-): Promise<{ duplicates: number; unackedArrived: number }> {
-  const { acked, failed } = tally(outcomes);
-  const ackedIds = acked.map((o) => o.messageId);
-  const copies = await eventually(
-    () => copiesIn(bal),
-    (c) => ackedIds.every((id) => c.has(id)),
-    60_000,
-  );
-  expect(
-    ackedIds.filter((id) => !copies.has(id)),
-    'acknowledged messages missing after restart',
-  ).toEqual([]);
-  const drained = await eventually(
-    () => Promise.resolve(queueEntries(dataDir)),
-    (n) => n === 0,
-    60_000,
-  );
-  expect(drained, 'spool queue entries left after recovery').toBe(0);
-  // Nothing arrives that no peer sent.
-  expect([...copies.keys()].filter((id) => !outcomes.some((o) => o.messageId === id))).toEqual([]);
-  const duplicated = [...copies].filter(([, n]) => n > 1);
-  expect(duplicated, 'messages delivered more than once').toEqual([]);
-  return {
-    duplicates: duplicated.length,
-    unackedArrived: failed.filter((o) => copies.has(o.messageId)).length,
-  };
+function burstUntilKilled(
+  gw: ReadyChildGateway,
+  to: string,
+  run: string,
+  killAfterAcks = KILL_AFTER_ACKS,
+): Promise<Outcome[]> {
+  return burstUntilInterrupted(gw, to, run, {
+    burst: BURST,
+    connections: CONNECTIONS,
+    interruptAfterAcks: killAfterAcks,
+    interrupt: () => gw.kill('SIGKILL'),
+  });
 }
 
 function gatewayConfig(dataDir: string, store?: Record<string, unknown>): Record<string, unknown> {

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
-import { adminOf } from '../helpers/admin-secrets.js';
+import { normalizeDn, readDevPkiManifest } from '../../src/pki/index.js';
+import {
+  adminOf,
+  createMailbox,
+  secretImapClient,
+  secretPath,
+  startSecretGateway,
+  STRUCTURE,
+} from '../helpers/admin-secrets.js';
 import { call } from '../helpers/admin-http.js';
 import {
   externalBackendsConfig,
@@ -10,7 +18,7 @@ import {
   stopChildGateways,
   type ReadyChildGateway,
 } from '../helpers/child-gateway.js';
-import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { identity, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { gatewayClient } from '../helpers/imap-clients.js';
 import { ImapTranscript } from '../helpers/imap-transcript.js';
 import { journalEvents } from '../helpers/journal.js';
@@ -163,7 +171,10 @@ describe('open sessions lose their right at once', () => {
     const cut = await eventually(
       () =>
         Promise.resolve(
-          journalEvents(gw.config.dataDir).find((e) => e.event === 'session.cut' && e.bal === bal),
+          journalEvents(gw.config.dataDir).find(
+            // Both sessions are cut at the expiry instant, in either order: the IMAP one is checked.
+            (e) => e.event === 'session.cut' && e.bal === bal && e.channel === 'imap',
+          ),
         ),
       (e) => e !== undefined,
     );
@@ -181,6 +192,103 @@ describe('open sessions lose their right at once', () => {
     const { lines, ms } = await closedBy(imap, at);
     expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] This mailbox was suspended');
     expect(ms).toBeLessThan(CUT_WITHIN_MS);
+  });
+});
+
+describe('removal of a member of a structure mailbox', () => {
+  it('ORG and CAB: the member IMAP session gets BYE, her next MAIL is refused, the journal names her', async () => {
+    const admin = adminOf(gw);
+    const token = await delegateToken();
+    for (const type of ['ORG', 'CAB'] as const) {
+      const bal = uniqueBal(`member${type.toLowerCase()}`);
+      const created = await call(admin, 'POST', '/v1/bals', {
+        json: { address: bal, type, owner: STRUCTURE },
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const granted = await call(admin, 'POST', `/v1/bals/${encodeURIComponent(bal)}/rights`, {
+        json: { right: 'member', person: DELEGATE },
+      });
+      expect(granted.status, JSON.stringify(granted.body)).toBe(201);
+      const imap = await imapSession(gw.addresses.imapTls!.port, bal, token);
+      const smtp = await smtpSession(gw.addresses.submission!.port, bal, token);
+      const at = Date.now();
+      expect((await revoke(admin, bal)).status).toBe(200);
+      const { lines, ms } = await closedBy(imap, at);
+      expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
+      expect(ms).toBeLessThan(CUT_WITHIN_MS);
+      expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+      await smtp.quit().catch(() => undefined);
+      const cuts = await eventually(
+        () =>
+          Promise.resolve(
+            journalEvents(gw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+          ),
+        (e) => e.length >= 2,
+      );
+      expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'submission']);
+      for (const cut of cuts)
+        expect(cut).toMatchObject({
+          reason: 'right_revoked',
+          right: 'member',
+          principal: { kind: 'person', nationalId: DELEGATE },
+          mailboxOwner: STRUCTURE,
+        });
+    }
+  });
+});
+
+describe('removal of an application certificate', () => {
+  it('the DN unbound from its APP mailbox: IMAP BYE, next MAIL refused, the journal names the DN', async () => {
+    const admin = adminOf(gw);
+    const manifest = await readDevPkiManifest(inject('pkiDir'));
+    const dn = manifest!.leaves['app-lab'].subject;
+    const bal = uniqueBal('labo');
+    const created = await call(admin, 'POST', '/v1/bals', {
+      json: { address: bal, type: 'APP', owner: STRUCTURE },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const bound = await call(admin, 'POST', `/v1/bals/${encodeURIComponent(bal)}/rights`, {
+      json: { right: 'application', certificateDn: dn },
+    });
+    expect(bound.status, JSON.stringify(bound.body)).toBe(201);
+    const app = { ...identity('app-lab'), ca: pkiFile('ca/root.crt') };
+    const { client: imap } = await ImapTranscript.connect(gw.addresses.imapTls!.port, { tls: app });
+    expect(
+      (await imap.command('a1', `AUTHENTICATE EXTERNAL ${Buffer.from(bal).toString('base64')}`)).tagged,
+    ).toMatch(/^a1 OK /);
+    const { client: smtp } = await SmtpTranscript.connect(gw.addresses.submission!.port);
+    await smtp.command('EHLO lab.example');
+    await smtp.startTls(app);
+    await smtp.command('EHLO lab.example');
+    expect((await smtp.command(`AUTH EXTERNAL ${Buffer.from(bal).toString('base64')}`)).code).toBe(235);
+
+    const at = Date.now();
+    const unbound = await call(
+      admin,
+      'DELETE',
+      `/v1/bals/${encodeURIComponent(bal)}/rights?certificateDn=${encodeURIComponent(dn)}`,
+    );
+    expect(unbound.status, JSON.stringify(unbound.body)).toBe(200);
+    const { lines, ms } = await closedBy(imap, at);
+    expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
+    expect(ms).toBeLessThan(CUT_WITHIN_MS);
+    expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+    await smtp.quit().catch(() => undefined);
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(gw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 2,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'submission']);
+    for (const cut of cuts)
+      expect(cut).toMatchObject({
+        reason: 'right_revoked',
+        right: 'application',
+        principal: { kind: 'application', dn: normalizeDn(dn) },
+        mailboxOwner: STRUCTURE,
+      });
   });
 });
 
@@ -202,5 +310,61 @@ describe('on every node', () => {
     const { lines, ms } = await closedBy(imap, at);
     expect(lines.at(-1)).toBe('* BYE [AUTHORIZATIONFAILED] Your right on this mailbox was revoked');
     expect(ms).toBeLessThan(CUT_WITHIN_MS);
+  });
+});
+
+describe('a removed secret', () => {
+  let secretGw: Gateway;
+  beforeAll(async () => {
+    secretGw = await startSecretGateway();
+  });
+  afterAll(async () => {
+    await secretGw?.stop();
+  });
+
+  it('cuts the IMAP sessions opened with it (BYE [AUTHENTICATIONFAILED]) and refuses the next MAIL', async () => {
+    const admin = adminOf(secretGw);
+    const bal = await createMailbox(secretGw, 'ORG', 'secretcut');
+    const secret = `s3cret-${randomUUID()}`;
+    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret } })).status).toBe(204);
+    const plain = Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
+    const { client: imap } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
+      tls: { ca: pkiFile('ca/root.crt') },
+    });
+    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plain}`)).tagged).toMatch(/^a1 OK /);
+    expect((await imap.command('a2', 'SELECT INBOX')).tagged).toMatch(/^a2 OK /);
+    const flow = await secretImapClient(secretGw, bal, secret);
+    await flow.mailboxOpen('INBOX');
+    const flowClosed = new Promise<number>((resolve) => flow.once('close', () => resolve(Date.now())));
+    const { client: smtp } = await SmtpTranscript.connect(secretGw.addresses.submission!.port);
+    await smtp.command('EHLO lps.example');
+    await smtp.startTls({ ca: pkiFile('ca/root.crt') });
+    await smtp.command('EHLO lps.example');
+    expect((await smtp.command(`AUTH PLAIN ${plain}`)).code).toBe(235);
+
+    const removedAt = Date.now();
+    expect((await call(admin, 'DELETE', secretPath(bal))).status).toBe(204);
+    const { lines, ms } = await closedBy(imap, removedAt);
+    expect(lines.at(-1)).toBe('* BYE [AUTHENTICATIONFAILED] The secret you logged in with was removed');
+    expect(ms).toBeLessThan(CUT_WITHIN_MS);
+    expect((await flowClosed) - removedAt).toBeLessThan(CUT_WITHIN_MS);
+    expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+    await smtp.quit().catch(() => undefined);
+
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 3,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
+    for (const cut of cuts) {
+      expect(cut).toMatchObject({
+        reason: 'secret_removed',
+        principal: { kind: 'secret', bal },
+        mailboxOwner: STRUCTURE,
+      });
+    }
   });
 });
