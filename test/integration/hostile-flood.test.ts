@@ -104,6 +104,19 @@ function greeting(
   });
 }
 
+/**
+ * Beyond the quota the gateway answers `421 4.7.0` and closes, nothing else. On a loaded machine the
+ * kernel resets some connections of a 10,000-connection storm before the gateway accepts them (accept
+ * backlog): those close without a reply, so the count of replies is bounded below, not exact.
+ */
+function expectRefusedWith421(attack: Flood): void {
+  const others = [...attack.refusals].filter(([line]) => line !== '421 4.7.0' && line !== '(closed)');
+  // The admitted ones (the quota, again each time the pre-TLS or pre-auth deadline closed some while
+  // the storm went on) were greeted.
+  expect(others.filter(([line]) => !/^220 /.test(line))).toEqual([]);
+  expect(attack.refusals.get('421 4.7.0')).toBeGreaterThanOrEqual(0.9 * (FLOOD - PER_SOURCE));
+}
+
 const token = () => mintDevToken({ pkiDir: gw.config.pkiDir, subject: '810000000001', ttlSeconds: 600 });
 
 describe('one address holding 10,000 connections does not lock out another', () => {
@@ -111,7 +124,7 @@ describe('one address holding 10,000 connections does not lock out another', () 
     const attack = await flood(gw.addresses.mx!.port, FLOOD);
     try {
       expect(attack.closed).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE);
-      expect(attack.refusals.get('421 4.7.0')).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE - 50);
+      expectRefusedWith421(attack);
       const started = Date.now();
       const probe = net.connect({
         port: gw.addresses.mx!.port,
@@ -143,14 +156,16 @@ describe('one address holding 10,000 connections does not lock out another', () 
     }
     const { values } = await gw.metrics.smtpConnectionsRefused.get();
     const refused = values.find((v) => v.labels.listener === 'mx' && v.labels.reason === 'max-per-source');
-    expect(refused?.value).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE - 50);
+    // Every refusal the attacker saw was counted (the kernel may reset a few connections of the
+    // storm before the gateway accepts them: those it never saw).
+    expect(refused?.value).toBeGreaterThanOrEqual(attack.refusals.get('421 4.7.0') ?? Infinity);
   });
 
   it('submission: a client is greeted within a second and submits', async () => {
     const attack = await flood(gw.addresses.submission!.port, FLOOD);
     try {
       expect(attack.closed).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE);
-      expect(attack.refusals.get('421 4.7.0')).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE - 50);
+      expectRefusedWith421(attack);
       const started = Date.now();
       const probe = net.connect({ port: gw.addresses.submission!.port, host: '127.0.0.1' });
       const first = await greeting(probe, started);
