@@ -33,10 +33,17 @@ async function main(): Promise<void> {
     logger.warn({ event: 'process.nofile.short', ...files }, 'open-files limit below the connection limits');
   // Signals are caught from here on: a stop asked for while Redis and Dovecot are starting is
   // honoured once start-up has finished, so nothing started is left orphaned.
+  // The stop always ends: past the drain and 10 s for the rest, children are killed and we exit.
+  // Nothing acknowledged is lost: accepted messages are in the spool, which the next start reads.
+  const stopLimitMs = (config.delivery.drainSeconds + 10) * 1000;
   let onSignal = (signal: string) => {
-    stopRequested ??= signal;
+    if (stopRequested) return;
+    stopRequested = signal;
     SupervisedProcess.haltRestarts();
     logger.info({ event: 'gateway.stop_requested', signal }, 'stop requested during start-up');
+    // A start-up that never ends (its Redis or Dovecot killed under it, its data directory
+    // removed) must not make the stop wait for ever: the same deadline as a stop.
+    armStopDeadline(logger, stopLimitMs);
   };
   let stopRequested: string | undefined;
   process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -88,18 +95,7 @@ async function main(): Promise<void> {
     closing = logger;
     logger.info({ event: 'gateway.stopping', signal }, 'stopping');
     SupervisedProcess.haltRestarts();
-    // The stop always ends: past the drain and 10 s for the rest, children are killed and we exit.
-    // Nothing acknowledged is lost: accepted messages are in the spool, which the next start reads.
-    const limitMs = (config.delivery.drainSeconds + 10) * 1000;
-    setTimeout(() => {
-      logger.fatal({ event: 'gateway.stop_timeout', limitMs }, 'stop took too long: stopping children');
-      SupervisedProcess.signalAll('SIGTERM');
-      setTimeout(() => {
-        SupervisedProcess.signalAll('SIGKILL');
-        logger.flush();
-        process.exit(1);
-      }, 1_000);
-    }, limitMs - 2_000).unref();
+    armStopDeadline(logger, stopLimitMs);
     void gateway.stop().then(
       () => {
         logger.info({ event: 'gateway.stopped' }, 'stopped');
@@ -115,6 +111,23 @@ async function main(): Promise<void> {
   onSignal = shutdown;
   process.on('SIGHUP', () => void gateway.reload());
   if (stopRequested) shutdown(stopRequested);
+}
+
+let deadlineArmed = false;
+
+/** Past `limitMs` from now, children get SIGTERM, then SIGKILL a second later, and we exit 1. */
+function armStopDeadline(logger: Logger, limitMs: number): void {
+  if (deadlineArmed) return;
+  deadlineArmed = true;
+  setTimeout(() => {
+    logger.fatal({ event: 'gateway.stop_timeout', limitMs }, 'stop took too long: stopping children');
+    SupervisedProcess.signalAll('SIGTERM');
+    setTimeout(() => {
+      SupervisedProcess.signalAll('SIGKILL');
+      logger.flush();
+      process.exit(1);
+    }, 1_000);
+  }, limitMs - 2_000).unref();
 }
 
 /** Set (to the gateway's logger) once a stop began: connections are being closed under commands in flight. */

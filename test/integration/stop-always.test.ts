@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { devPkiSettings } from '../../src/pki/index.js';
 import { randomUUID } from 'node:crypto';
@@ -132,6 +133,43 @@ describe('a signal to the whole process group always stops the gateway', () => {
     await gw.waitForEvent((e) => e.event === 'redis.started', 30_000);
     const ms = await stopGroup(gw, dataDir, 'SIGTERM');
     console.error(`stop (start-up, group SIGTERM): ${ms} ms`);
+  });
+
+  it('a start-up that never ends: SIGTERM to the process still stops it within the limit', async () => {
+    // A Redis that accepts connections and never answers: start-up waits on it for ever (as when
+    // an operator's Redis hangs, or a backend is killed and its data directory removed under us).
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const dataDir = scratchDir('stop-hung-startup');
+      const config = externalBackendsConfig({
+        dataDir,
+        prefix: `test:${randomUUID()}:`,
+        delivery: { drainSeconds: DRAIN_SECONDS },
+        overrides: { redis: { url: `redis://127.0.0.1:${port}` } },
+      });
+      const gw = launchChildGateway({ config, name: 'stop-hung-startup' });
+      // Start-up has reached Redis.
+      const deadline = Date.now() + 120_000;
+      while (sockets.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(sockets.size, gw.tail()).toBeGreaterThan(0);
+      const started = Date.now();
+      gw.kill('SIGTERM');
+      const exit = await gw.waitExit(LIMIT_MS + 5_000);
+      const ms = Date.now() - started;
+      console.error(`stop (start-up hung on Redis, SIGTERM): ${ms} ms`);
+      expect(exit, gw.tail()).toEqual({ code: 1, signal: null });
+      expect(ms).toBeLessThan(LIMIT_MS);
+      expect(gw.events().some((e) => e.event === 'gateway.stop_timeout')).toBe(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   for (const child of ['redis', 'dovecot'] as const) {
