@@ -28,7 +28,16 @@ interface Guarded {
 
 interface ConnectionLike {
   readonly id: string;
+  /** The socket the session reads: the TLSSocket on an implicit-TLS listener. */
+  readonly _socket?: net.Socket;
   send(code: number, data: string): void;
+}
+
+/** smtp-server's own bookkeeping, read (never changed) to find the socket a connection lives on. */
+interface ServerInternals {
+  readonly connections: Set<ConnectionLike>;
+  /** Accepted sockets still in their implicit-TLS handshake: raw socket → the TLSSocket over it. */
+  readonly _pendingSockets?: Map<net.Socket, net.Socket>;
 }
 
 /** How a connection is matched between the accepted socket and smtp-server's session. */
@@ -116,12 +125,26 @@ export class ConnectionGuard {
       { event: 'smtp.connection.deadline', listener: o.listener, reason: o.deadlineReason },
       'connection closed: not authenticated in time',
     );
-    const connections = (this.#server as unknown as { connections: Set<ConnectionLike> }).connections;
-    const connection = [...connections].find((c) => c.id === guarded.sessionId);
+    const server = this.#server as unknown as ServerInternals;
+    const connection = [...server.connections].find((c) => c.id === guarded.sessionId);
+    const outer = this.#outermost(guarded, connection);
     // send() closes the connection after a 421 (and writes nothing in the middle of a handshake).
     if (connection) connection.send(421, `4.7.0 ${o.hostname} Too slow, closing connection`);
-    else guarded.socket.destroy();
+    else outer.destroy();
     // A client that does not read its reply does not keep the socket.
-    setTimeout(() => guarded.socket.destroy(), 2_000).unref();
+    setTimeout(() => outer.destroy(), 2_000).unref();
+  }
+
+  /**
+   * The socket to close: on an implicit-TLS listener, the TLSSocket smtp-server wrapped over the raw
+   * one, never the raw one. Destroying the raw socket tears the TLS wrap down from below: its 'close'
+   * reaches smtp-server's handshake handler, which calls `getProtocol()` on a TLSWrap whose SSL is
+   * already freed, and Node 20 dereferences NULL there (SIGSEGV in SSL_get_version, the whole
+   * process dies). Destroying the TLSSocket closes both in order.
+   */
+  #outermost(guarded: Guarded, connection: ConnectionLike | undefined): net.Socket {
+    if (connection?._socket) return connection._socket;
+    const server = this.#server as unknown as ServerInternals;
+    return server._pendingSockets?.get(guarded.socket) ?? guarded.socket;
   }
 }
