@@ -42,18 +42,23 @@ export interface LifecycleEventsPart {
   readonly events: LifecycleEvents;
 }
 
-export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart {
-  const lc = d.config.lifecycle;
-  const prefix = d.config.redis.prefix;
-  const { redis } = d.backends;
-  const { publisher } = lifecyclePublicationPorts(d.publication);
-  const indicators = new IndicatorRecorder({
+/** The daily indicators' writer (stateless: the registry's change counter builds its own). */
+export function indicatorRecorder(config: Config, redis: Redis): IndicatorRecorder {
+  const lc = config.lifecycle;
+  return new IndicatorRecorder({
     redis,
-    prefix,
+    prefix: config.redis.prefix,
     timeZone: lc.timeZone,
     retentionDays: lc.indicatorsRetentionDays,
     maxSoftwarePerDay: lc.maxSoftwarePerDay,
   });
+}
+
+export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart {
+  const prefix = d.config.redis.prefix;
+  const { redis } = d.backends;
+  const { publisher } = lifecyclePublicationPorts(d.publication);
+  const indicators = indicatorRecorder(d.config, redis);
   const activity = new LifecycleActivity({
     redis,
     prefix,

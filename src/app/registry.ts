@@ -3,8 +3,11 @@ import type { Config } from '../config/index.js';
 import type { DirectoryMirrors } from '../directory/index.js';
 import type { AuditJournal } from '../observability/index.js';
 import type { PublicationService } from '../publication/index.js';
+import { balChangeIndicators } from '../lifecycle/index.js';
+import type { Logger } from '../observability/index.js';
 import { BalRegistry } from '../registry/index.js';
 import type { Backends } from './backends.js';
+import { indicatorRecorder } from './lifecycle.js';
 import { storeProvisioner } from './store-adapters.js';
 
 export interface RegistryPartDeps {
@@ -16,9 +19,13 @@ export interface RegistryPartDeps {
   readonly mirrors: DirectoryMirrors;
   readonly clock: Clock;
   readonly journal: AuditJournal;
+  readonly logger: Logger;
 }
 
-/** The mailboxes (BAL), their rights and activity; a new mailbox is created in the store too. */
+/**
+ * The mailboxes (BAL), their rights and activity; a new mailbox is created in the store too. Every
+ * change is told to publication, then counted in the indicators (created/suspended/deleted).
+ */
 export function buildRegistry(d: RegistryPartDeps): BalRegistry {
   const { config, backends, publication, mirrors } = d;
   return new BalRegistry({
@@ -28,7 +35,12 @@ export function buildRegistry(d: RegistryPartDeps): BalRegistry {
     clock: d.clock,
     journal: d.journal,
     provisioner: storeProvisioner(backends.store),
-    ...(publication ? { observer: publication } : {}),
+    observer: balChangeIndicators({
+      indicators: indicatorRecorder(config, backends.redis),
+      clock: d.clock,
+      logger: d.logger,
+      ...(publication ? { next: publication } : {}),
+    }),
     nationalEntry: (address) => mirrors.directory.entryOf(address),
   });
 }

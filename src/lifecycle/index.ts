@@ -61,7 +61,12 @@ export {
   IndicatorRecorder,
   MESSAGE_DIRECTIONS,
   OTHER_SOFTWARE,
+  OTHER_CDA,
+  MAX_CDA_CODES_PER_DAY,
+  COUNTED_BAL_CHANGES,
+  cdaCodes,
   softwareLabel,
+  type CountedBalChange,
   type IndicatorRecorderOptions,
   type MessageDirection,
   type MessageIndicator,
@@ -69,12 +74,14 @@ export {
 } from './indicator-recorder.js';
 export {
   INDICATOR_CSV_COLUMNS,
+  MAX_CDA_CODES_PER_MONTH,
   IndicatorReport,
   indicatorCsvHeader,
   indicatorCsvLine,
   type IndicatorReportOptions,
   type IndicatorRow,
 } from './indicator-report.js';
+export { balChangeIndicators, type BalChangeIndicatorsDeps } from './indicator-bal-changes.js';
 export { LifecycleKeys } from './lifecycle-keys.js';
 export {
   DAY_MS,

@@ -22,12 +22,19 @@ import { addressKey } from '../shared/index.js';
  * | `received`           | messages delivered into the mailbox (DSN and MDN counted apart)        |
  * | `received.inter`     | … from another operator                                                |
  * | `received.cda`       | … carrying `X-MSS-CODECDA`                                             |
+ * | `<direction>.ins`    | … carrying `X-MSS-INS: O` (a qualified patient identity, INS)          |
+ * | `<direction>.mes`    | … carrying `X-MSS-MES: FIN` (a conversation with a patient closed)     |
  * | `dsn.<direction>`    | delivery status notifications sent from / received into the mailbox   |
  * | `mdn.<direction>`    | read receipts (RFC 8098) sent from / received into the mailbox          |
+ * | `bal.<change>`       | the mailbox was `created`, `suspended` or `deleted` that day (registry) |
  *
  * Intra-operator figures are the totals minus the inter-operator ones. The sending software
  * (`X-MSS-NIL`) is counted in `indicators:<day>:<address>:software` as `<direction>:<value>`, at most
  * `lifecycle.maxSoftwarePerDay` distinct values per mailbox and day, further ones as `(other)`.
+ * The CDA document type codes (`X-MSS-CODECDA`, comma separated) are counted one by one in
+ * `indicators:<day>:<address>:cda` as `<direction>:<code>`: a code is a LOINC-like token (cdaCodes),
+ * anything else counts as `(other)`, and at most MAX_CDA_CODES_PER_DAY distinct codes are kept per
+ * mailbox and day, further ones as `(other)` too — a sender cannot grow the keys or the CSV.
  */
 
 export const MESSAGE_DIRECTIONS = ['sent', 'received'] as const;
@@ -45,6 +52,12 @@ export interface MessageIndicator {
   readonly toPatient: boolean;
   /** The message carries `X-MSS-CODECDA`. */
   readonly hasCda: boolean;
+  /** Value of `X-MSS-CODECDA` (the codes, comma separated), when present. */
+  readonly cda?: string;
+  /** Value of `X-MSS-INS`, when present (`O`: a qualified identity is present). */
+  readonly ins?: string;
+  /** Value of `X-MSS-MES`, when present (`FIN`: the conversation is closed). */
+  readonly mes?: string;
   /** Value of `X-MSS-NIL` (the sending software), when present. */
   readonly nil?: string;
   readonly kind: MessageKind;
@@ -64,14 +77,16 @@ export interface IndicatorRecorderOptions {
 
 /**
  * Bumps the counters of one event.
- * KEYS: day hash, day index set, software hash, flag set (optional: the return claim).
+ * KEYS: day hash, day index set, software hash, CDA hash, flag set (optional: the return claim).
  * ARGV: address, ttl (s), max software values, software field ('' for none), overflow field,
- *       latest-use ms ('' for none), then the fields to increment.
- * Returns 1 when KEYS[4] was given and held the address (now removed), else 0.
+ *       latest-use ms ('' for none), max CDA codes, CDA overflow field, number n of CDA fields,
+ *       the n CDA fields, then the fields to increment.
+ * Returns 1 when KEYS[5] was given and held the address (now removed), else 0.
  */
 const RECORD = new LuaScript(`
 local ttl = tonumber(ARGV[2])
-for i = 7, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+local n = tonumber(ARGV[9])
+for i = 10 + n, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
 if ARGV[6] ~= '' then
   local last = tonumber(redis.call('HGET', KEYS[1], 'lastActivity'))
   if not last or tonumber(ARGV[6]) > last then redis.call('HSET', KEYS[1], 'lastActivity', ARGV[6]) end
@@ -87,7 +102,17 @@ if ARGV[4] ~= '' then
   redis.call('HINCRBY', KEYS[3], field, 1)
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-if KEYS[4] then return redis.call('SREM', KEYS[4], ARGV[1]) end
+if n > 0 then
+  for i = 10, 9 + n do
+    local field = ARGV[i]
+    if redis.call('HEXISTS', KEYS[4], field) == 0 and redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[7]) then
+      field = ARGV[8]
+    end
+    redis.call('HINCRBY', KEYS[4], field, 1)
+  end
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
+if KEYS[5] then return redis.call('SREM', KEYS[5], ARGV[1]) end
 return 0
 `);
 
@@ -104,6 +129,34 @@ export function softwareLabel(nil: string | undefined): string | undefined {
 }
 
 export const OTHER_SOFTWARE = '(other)';
+export const OTHER_CDA = '(other)';
+/** Distinct CDA codes kept per mailbox, day and direction hash (the rest count as `(other)`). */
+export const MAX_CDA_CODES_PER_DAY = 200;
+/** Codes counted of one message: a longer list is cut (the header is bounded to 256 characters). */
+const MAX_CDA_CODES_PER_MESSAGE = 32;
+// LOINC codes are `<digits>-<check digit>`; other terminologies use similar short tokens.
+const CDA_CODE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+
+/**
+ * The codes of an `X-MSS-CODECDA` value as counted: split on commas, trimmed, each one counted once
+ * per message; a token that is not LOINC-like (spaces, control or non-ASCII characters, too long)
+ * is counted as `(other)`, never stored as sent.
+ */
+export function cdaCodes(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const codes = new Set<string>();
+  for (const raw of value.split(',')) {
+    const token = raw.trim();
+    if (token === '') continue;
+    codes.add(CDA_CODE.test(token) ? token : OTHER_CDA);
+    if (codes.size >= MAX_CDA_CODES_PER_MESSAGE) break;
+  }
+  return [...codes];
+}
+
+/** A change of a mailbox counted in the indicators (the registry's BalObserver kinds). */
+export const COUNTED_BAL_CHANGES = ['created', 'suspended', 'deleted'] as const;
+export type CountedBalChange = (typeof COUNTED_BAL_CHANGES)[number];
 
 export class IndicatorRecorder {
   readonly #redis: Redis;
@@ -124,12 +177,23 @@ export class IndicatorRecorder {
   async recordMessage(event: MessageIndicator, at: Date): Promise<void> {
     const fields = messageFields(event);
     const software = event.kind === 'message' ? softwareLabel(event.nil) : undefined;
+    const codes = event.kind === 'message' ? cdaCodes(event.cda) : [];
     await this.#run(event.bal, at, {
       fields,
       software: software === undefined ? '' : `${event.direction}:${software}`,
       overflow: `${event.direction}:${OTHER_SOFTWARE}`,
       lastActivity: '',
+      cda: codes.map((c) => `${event.direction}:${c}`),
+      cdaOverflow: `${event.direction}:${OTHER_CDA}`,
     });
+  }
+
+  /** Counts a committed creation, suspension or deletion of the mailbox (the registry's observer). */
+  async recordBalChange(bal: string, change: CountedBalChange, at: Date): Promise<void> {
+    if (!COUNTED_BAL_CHANGES.includes(change)) {
+      throw new GatewayError('INTERNAL', `indicator for unknown mailbox change ${String(change)}`, { bal });
+    }
+    await this.#run(bal, at, { fields: [`bal.${change}`], software: '', overflow: '', lastActivity: '' });
   }
 
   /** Counts one use of the mailbox (successful login or submission) on its channel. */
@@ -153,7 +217,12 @@ export class IndicatorRecorder {
     const claimed = await this.#run(
       bal,
       at,
-      { fields: [`login.${channel}`], software: '', overflow: '', lastActivity: String(at.getTime()) },
+      {
+        fields: [`login.${channel}`],
+        software: '',
+        overflow: '',
+        lastActivity: String(at.getTime()),
+      },
       flagSet,
     );
     return claimed === 1;
@@ -162,7 +231,14 @@ export class IndicatorRecorder {
   async #run(
     bal: string,
     at: Date,
-    args: { fields: readonly string[]; software: string; overflow: string; lastActivity: string },
+    args: {
+      fields: readonly string[];
+      software: string;
+      overflow: string;
+      lastActivity: string;
+      cda?: readonly string[];
+      cdaOverflow?: string;
+    },
     flagSet?: string,
   ): Promise<unknown> {
     const ms = at.getTime();
@@ -173,6 +249,7 @@ export class IndicatorRecorder {
       this.#keys.indicators(day, address),
       this.#keys.indicatorDay(day),
       this.#keys.software(day, address),
+      this.#keys.cda(day, address),
       ...(flagSet === undefined ? [] : [flagSet]),
     ];
     try {
@@ -183,6 +260,10 @@ export class IndicatorRecorder {
         args.software,
         args.overflow,
         args.lastActivity,
+        String(MAX_CDA_CODES_PER_DAY),
+        args.cdaOverflow ?? '',
+        String(args.cda?.length ?? 0),
+        ...(args.cda ?? []),
         ...args.fields,
       ]);
     } catch (err) {
@@ -203,5 +284,7 @@ function messageFields(event: MessageIndicator): string[] {
   if (event.interOperator) fields.push(`${d}.inter`);
   if (event.toPatient && d === 'sent') fields.push('sent.patient');
   if (event.hasCda) fields.push(`${d}.cda`);
+  if (event.ins?.trim().toUpperCase() === 'O') fields.push(`${d}.ins`);
+  if (event.mes?.trim().toUpperCase() === 'FIN') fields.push(`${d}.mes`);
   return fields;
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import type { Bal } from '../registry/index.js';
+import { OTHER_CDA } from './indicator-recorder.js';
 import { LifecycleKeys } from './lifecycle-keys.js';
 import { dayInZone, daysBefore, daysOfMonth } from './lifecycle-time.js';
 import type { ActivityReader, LifecycleRegistry } from './lifecycle-ports.js';
@@ -31,13 +32,23 @@ import type { ActivityReader, LifecycleRegistry } from './lifecycle-ports.js';
  * | `messages_received_intra`    | … from a mailbox of this operator                                        |
  * | `messages_received_inter`    | … from another operator                                                  |
  * | `messages_received_with_cda` | … carrying `X-MSS-CODECDA`                                                |
+ * | `messages_sent_with_ins`     | messages sent carrying `X-MSS-INS: O` (qualified patient identity)        |
+ * | `messages_received_with_ins` | messages received carrying `X-MSS-INS: O`                                 |
+ * | `messages_sent_mes_fin`      | messages sent carrying `X-MSS-MES: FIN` (patient conversation closed)     |
+ * | `messages_received_mes_fin`  | messages received carrying `X-MSS-MES: FIN`                               |
  * | `dsn_sent`, `dsn_received`   | delivery status notifications sent from / received into the mailbox     |
  * | `mdn_sent`, `mdn_received`   | read receipts (MDN) sent from / received into the mailbox                 |
  * | `software_sent`              | `X-MSS-NIL` of the messages sent: `value=count` pairs separated by `;`     |
  * | `software_received`          | the same for the messages received                                       |
+ * | `cda_codes_sent`             | CDA codes of the messages sent (`X-MSS-CODECDA`, each code once per message): `code=count` pairs separated by `;`, at most MAX_CDA_CODES_PER_MONTH codes, the rest and non-LOINC-like tokens as `(other)` |
+ * | `cda_codes_received`         | the same for the messages received                                       |
+ * | `bal_created`                | 1 when the mailbox was created during the month (registry event), else 0 |
+ * | `bal_suspended`              | times the mailbox was suspended during the month                         |
+ * | `bal_deleted`                | 1 when the mailbox was deleted during the month, else 0                  |
  *
  * Rows are in address order; a mailbox is listed when it was created by the end of the month and not
- * deleted before its first day.
+ * deleted before its first day. The month's totals of mailboxes created, suspended and deleted are
+ * the sums of the last three columns.
  */
 
 export interface IndicatorRow {
@@ -61,6 +72,10 @@ export interface IndicatorRow {
   readonly messagesReceivedIntra: number;
   readonly messagesReceivedInter: number;
   readonly messagesReceivedWithCda: number;
+  readonly messagesSentWithIns: number;
+  readonly messagesReceivedWithIns: number;
+  readonly messagesSentMesFin: number;
+  readonly messagesReceivedMesFin: number;
   readonly dsnSent: number;
   readonly dsnReceived: number;
   readonly mdnSent: number;
@@ -68,6 +83,12 @@ export interface IndicatorRow {
   /** X-MSS-NIL value → messages, per direction. */
   readonly softwareSent: Readonly<Record<string, number>>;
   readonly softwareReceived: Readonly<Record<string, number>>;
+  /** CDA code → messages, per direction. */
+  readonly cdaCodesSent: Readonly<Record<string, number>>;
+  readonly cdaCodesReceived: Readonly<Record<string, number>>;
+  readonly balCreated: number;
+  readonly balSuspended: number;
+  readonly balDeleted: number;
 }
 
 const COLUMNS: ReadonlyArray<readonly [string, (r: IndicatorRow) => string | number]> = [
@@ -90,13 +111,25 @@ const COLUMNS: ReadonlyArray<readonly [string, (r: IndicatorRow) => string | num
   ['messages_received_intra', (r) => r.messagesReceivedIntra],
   ['messages_received_inter', (r) => r.messagesReceivedInter],
   ['messages_received_with_cda', (r) => r.messagesReceivedWithCda],
+  ['messages_sent_with_ins', (r) => r.messagesSentWithIns],
+  ['messages_received_with_ins', (r) => r.messagesReceivedWithIns],
+  ['messages_sent_mes_fin', (r) => r.messagesSentMesFin],
+  ['messages_received_mes_fin', (r) => r.messagesReceivedMesFin],
   ['dsn_sent', (r) => r.dsnSent],
   ['dsn_received', (r) => r.dsnReceived],
   ['mdn_sent', (r) => r.mdnSent],
   ['mdn_received', (r) => r.mdnReceived],
   ['software_sent', (r) => softwareCell(r.softwareSent)],
   ['software_received', (r) => softwareCell(r.softwareReceived)],
+  ['cda_codes_sent', (r) => softwareCell(r.cdaCodesSent)],
+  ['cda_codes_received', (r) => softwareCell(r.cdaCodesReceived)],
+  ['bal_created', (r) => r.balCreated],
+  ['bal_suspended', (r) => r.balSuspended],
+  ['bal_deleted', (r) => r.balDeleted],
 ];
+
+/** Distinct CDA codes listed per mailbox and direction in a month's row; the rest go to `(other)`. */
+export const MAX_CDA_CODES_PER_MONTH = 200;
 
 export const INDICATOR_CSV_COLUMNS: readonly string[] = COLUMNS.map(([name]) => name);
 
@@ -142,6 +175,7 @@ type Counters = Record<string, number>;
 interface DaySums {
   counters: Counters;
   software: Counters;
+  cda: Counters;
   days: number;
   last: number;
 }
@@ -157,12 +191,16 @@ export class IndicatorReport {
   }
 
   /** The counters of one mailbox on one day (`YYYY-MM-DD`), and its software counts. */
-  async day(address: string, day: string): Promise<{ counters: Counters; software: Record<string, number> }> {
-    const [counters, software] = await Promise.all([
+  async day(
+    address: string,
+    day: string,
+  ): Promise<{ counters: Counters; software: Record<string, number>; cda: Record<string, number> }> {
+    const [counters, software, cda] = await Promise.all([
       this.#o.redis.hgetall(this.#keys.indicators(day, address)),
       this.#o.redis.hgetall(this.#keys.software(day, address)),
+      this.#o.redis.hgetall(this.#keys.cda(day, address)),
     ]);
-    return { counters: numbers(counters), software: numbers(software) };
+    return { counters: numbers(counters), software: numbers(software), cda: numbers(cda) };
   }
 
   /** The month's rows, page by page in address order (bounded memory for a million mailboxes). */
@@ -197,16 +235,20 @@ export class IndicatorReport {
       for (const [i, address] of addresses.entries()) {
         if (present[d]?.[i] !== 1) continue;
         pairs.push([i, day]);
-        reads.hgetall(this.#keys.indicators(day, address)).hgetall(this.#keys.software(day, address));
+        reads
+          .hgetall(this.#keys.indicators(day, address))
+          .hgetall(this.#keys.software(day, address))
+          .hgetall(this.#keys.cda(day, address));
       }
     }
     const hashes = replies(await reads.exec()) as Array<Record<string, string>>;
-    const sums = bals.map((): DaySums => ({ counters: {}, software: {}, days: 0, last: 0 }));
+    const sums = bals.map((): DaySums => ({ counters: {}, software: {}, cda: {}, days: 0, last: 0 }));
     for (const [n, [i]] of pairs.entries()) {
       const sum = sums[i]!;
-      const counters = numbers(hashes[2 * n] ?? {});
+      const counters = numbers(hashes[3 * n] ?? {});
       addInto(sum.counters, counters);
-      addInto(sum.software, numbers(hashes[2 * n + 1] ?? {}));
+      addInto(sum.software, numbers(hashes[3 * n + 1] ?? {}));
+      addInto(sum.cda, numbers(hashes[3 * n + 2] ?? {}));
       if (LOGIN_FIELDS.some((f) => (counters[f] ?? 0) > 0)) sum.days += 1;
       sum.last = Math.max(sum.last, counters.lastActivity ?? 0);
     }
@@ -215,7 +257,7 @@ export class IndicatorReport {
     for (const [i, bal] of bals.entries()) {
       const sum = sums[i]!;
       const lastMs = sum.last > 0 ? sum.last : await this.#lastBefore(bal.address, days, latest[i]);
-      rows.push(toRow(month, bal, sum.counters, sum.software, sum.days, lastMs));
+      rows.push(toRow(month, bal, sum, lastMs));
     }
     return rows;
   }
@@ -243,18 +285,12 @@ export class IndicatorReport {
 
 const LOGIN_FIELDS = ['login.imap', 'login.submission', 'login.application'] as const;
 
-function toRow(
-  month: string,
-  bal: Bal,
-  c: Counters,
-  software: Counters,
-  activeDays: number,
-  lastMs: number | undefined,
-): IndicatorRow {
+function toRow(month: string, bal: Bal, sum: DaySums, lastMs: number | undefined): IndicatorRow {
+  const c = sum.counters;
   const n = (field: string) => c[field] ?? 0;
-  const split = (direction: string) => {
+  const split = (counts: Counters, direction: string) => {
     const out: Record<string, number> = {};
-    for (const [key, count] of Object.entries(software)) {
+    for (const [key, count] of Object.entries(counts)) {
       if (key.startsWith(`${direction}:`)) out[key.slice(direction.length + 1)] = count;
     }
     return out;
@@ -268,7 +304,7 @@ function toRow(
     imapLogins: n('login.imap'),
     submissionLogins: n('login.submission'),
     applicationLogins: n('login.application'),
-    activeDays,
+    activeDays: sum.days,
     lastConnectionAt: lastMs === undefined ? undefined : new Date(lastMs).toISOString(),
     messagesSent: n('sent'),
     messagesSentIntra: n('sent') - n('sent.inter'),
@@ -279,13 +315,40 @@ function toRow(
     messagesReceivedIntra: n('received') - n('received.inter'),
     messagesReceivedInter: n('received.inter'),
     messagesReceivedWithCda: n('received.cda'),
+    messagesSentWithIns: n('sent.ins'),
+    messagesReceivedWithIns: n('received.ins'),
+    messagesSentMesFin: n('sent.mes'),
+    messagesReceivedMesFin: n('received.mes'),
     dsnSent: n('dsn.sent'),
     dsnReceived: n('dsn.received'),
     mdnSent: n('mdn.sent'),
     mdnReceived: n('mdn.received'),
-    softwareSent: split('sent'),
-    softwareReceived: split('received'),
+    softwareSent: split(sum.software, 'sent'),
+    softwareReceived: split(sum.software, 'received'),
+    cdaCodesSent: capCodes(split(sum.cda, 'sent')),
+    cdaCodesReceived: capCodes(split(sum.cda, 'received')),
+    balCreated: n('bal.created'),
+    balSuspended: n('bal.suspended'),
+    balDeleted: n('bal.deleted'),
   };
+}
+
+/**
+ * A month's codes, bounded: each day keeps up to 200 codes, so a month could list thousands; the
+ * MAX_CDA_CODES_PER_MONTH most frequent (ties in code order) are kept, the rest summed in `(other)`.
+ */
+function capCodes(codes: Counters): Counters {
+  const entries = Object.entries(codes).filter(([code]) => code !== OTHER_CDA);
+  if (entries.length <= MAX_CDA_CODES_PER_MONTH) return codes;
+  entries.sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0));
+  const out: Counters = {};
+  let other = codes[OTHER_CDA] ?? 0;
+  for (const [i, [code, count]] of entries.entries()) {
+    if (i < MAX_CDA_CODES_PER_MONTH) out[code] = count;
+    else other += count;
+  }
+  out[OTHER_CDA] = other;
+  return out;
 }
 
 function numbers(hash: Record<string, string>): Counters {

@@ -16,6 +16,9 @@ export interface LifecycleEventsDeps {
 /** What the indicators count of a message's headers. */
 interface CountedHeaders {
   readonly hasCda: boolean;
+  readonly cda?: string;
+  readonly ins?: string;
+  readonly mes?: string;
   readonly nil?: string;
   readonly kind: 'message' | 'dsn' | 'mdn';
 }
@@ -33,7 +36,14 @@ function countedHeaders(envelope: SpoolEnvelope): CountedHeaders {
       : h.reportType === 'disposition-notification'
         ? 'mdn'
         : 'message';
-  return { hasCda: h.cda !== undefined, ...(h.nil ? { nil: h.nil } : {}), kind };
+  return {
+    hasCda: h.cda !== undefined,
+    ...(h.cda ? { cda: h.cda } : {}),
+    ...(h.ins ? { ins: h.ins } : {}),
+    ...(h.mes ? { mes: h.mes } : {}),
+    ...(h.nil ? { nil: h.nil } : {}),
+    kind,
+  };
 }
 
 /**

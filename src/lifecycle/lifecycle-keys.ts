@@ -16,6 +16,7 @@
  * | `indicators:<day>`                    | set    | BALs with indicators that day (the export's index)          |
  * | `indicators:<day>:<address>`          | hash   | the BAL's counters of the day (indicator-fields.ts)         |
  * | `indicators:<day>:<address>:software` | hash   | `<direction>:<X-MSS-NIL>` → messages, bounded per day       |
+ * | `indicators:<day>:<address>:cda`      | hash   | `<direction>:<CDA code>` → messages, bounded per day        |
  *
  * Run keys expire some days after the run; indicator keys after `lifecycle.indicatorsRetentionDays`.
  */
@@ -69,5 +70,9 @@ export class LifecycleKeys {
 
   software(day: string, address: string): string {
     return `${this.prefix}indicators:${day}:${address}:software`;
+  }
+
+  cda(day: string, address: string): string {
+    return `${this.prefix}indicators:${day}:${address}:cda`;
   }
 }

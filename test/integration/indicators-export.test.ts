@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { DAY_MS, IndicatorReport, type MessageIndicator } from '../../src/lifecycle/index.js';
+import {
+  DAY_MS,
+  IndicatorReport,
+  MAX_CDA_CODES_PER_DAY,
+  type MessageIndicator,
+} from '../../src/lifecycle/index.js';
 import type { ActivityChannel } from '../../src/registry/index.js';
 import { uniqueAddress } from '../helpers/admin-harness.js';
 import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
@@ -64,6 +69,7 @@ function random(seed: number): () => number {
 const MARCH_START = Date.parse('2026-02-28T23:00:00.000Z'); // 1 March 00:00 in Paris
 const CHANNELS: Array<Exclude<ActivityChannel, 'portal'>> = ['imap', 'submission', 'application'];
 const SOFTWARE = ['LPS-Alpha 4.2', 'Cabinet+ 2026.1', 'HopitalSI 9'];
+const CDA_CODES = ['11488-4', '34133-9', '18748-4'];
 
 interface Expected {
   // The portal's "je garde cette adresse" is a use but no login of a mail client: not counted here.
@@ -73,6 +79,8 @@ interface Expected {
   counters: Record<string, number>;
   softwareSent: Record<string, number>;
   softwareReceived: Record<string, number>;
+  cdaSent: Record<string, number>;
+  cdaReceived: Record<string, number>;
 }
 
 describe('monthly indicators export', () => {
@@ -120,6 +128,8 @@ describe('monthly indicators export', () => {
       counters: {},
       softwareSent: {},
       softwareReceived: {},
+      cdaSent: {},
+      cdaReceived: {},
     };
     const bump = (key: string) => (expected.counters[key] = (expected.counters[key] ?? 0) + 1);
     for (let day = 0; day < 31; day += 1) {
@@ -138,12 +148,25 @@ describe('monthly indicators export', () => {
         }
         const kind: MessageIndicator['kind'] = what < 0.85 ? 'message' : what < 0.93 ? 'dsn' : 'mdn';
         const direction = next() < 0.5 ? 'sent' : 'received';
+        // X-MSS-CODECDA with one or two codes (LOINC), X-MSS-INS O or N, X-MSS-MES FIN.
+        const first = Math.floor(next() * CDA_CODES.length);
+        const codes =
+          next() < 0.3
+            ? [...new Set([first, (first + 1) % CDA_CODES.length].slice(0, 1 + Math.floor(next() * 2)))].map(
+                (i) => CDA_CODES[i]!,
+              )
+            : [];
+        const ins = next() < 0.5 ? (next() < 0.5 ? 'O' : 'N') : undefined;
+        const mes = next() < 0.1 ? 'FIN' : undefined;
         const event: MessageIndicator = {
           bal: busy,
           direction,
           interOperator: next() < 0.4,
           toPatient: next() < 0.2,
-          hasCda: next() < 0.3,
+          hasCda: codes.length > 0,
+          ...(codes.length > 0 ? { cda: codes.join(', ') } : {}),
+          ...(ins ? { ins } : {}),
+          ...(mes ? { mes } : {}),
           ...(next() < 0.8 ? { nil: SOFTWARE[Math.floor(next() * SOFTWARE.length)]! } : {}),
           kind,
         };
@@ -156,6 +179,10 @@ describe('monthly indicators export', () => {
         bump(`messages_${direction}_${event.interOperator ? 'inter' : 'intra'}`);
         if (direction === 'sent' && event.toPatient) bump('messages_sent_to_patients');
         if (event.hasCda) bump(`messages_${direction}_with_cda`);
+        if (ins === 'O') bump(`messages_${direction}_with_ins`);
+        if (mes === 'FIN') bump(`messages_${direction}_mes_fin`);
+        const cdaInto = direction === 'sent' ? expected.cdaSent : expected.cdaReceived;
+        for (const code of codes) cdaInto[code] = (cdaInto[code] ?? 0) + 1;
         if (event.nil !== undefined) {
           const into = direction === 'sent' ? expected.softwareSent : expected.softwareReceived;
           into[event.nil] = (into[event.nil] ?? 0) + 1;
@@ -215,13 +242,25 @@ describe('monthly indicators export', () => {
       messages_received_intra: n('messages_received_intra'),
       messages_received_inter: n('messages_received_inter'),
       messages_received_with_cda: n('messages_received_with_cda'),
+      messages_sent_with_ins: n('messages_sent_with_ins'),
+      messages_received_with_ins: n('messages_received_with_ins'),
+      messages_sent_mes_fin: n('messages_sent_mes_fin'),
+      messages_received_mes_fin: n('messages_received_mes_fin'),
       dsn_sent: n('dsn_sent'),
       dsn_received: n('dsn_received'),
       mdn_sent: n('mdn_sent'),
       mdn_received: n('mdn_received'),
       software_sent: software(expected.softwareSent),
       software_received: software(expected.softwareReceived),
+      cda_codes_sent: software(expected.cdaSent),
+      cda_codes_received: software(expected.cdaReceived),
+      // The fixture's registry has no indicator observer (the gateway's has: lifecycle-month test).
+      bal_created: '0',
+      bal_suspended: '0',
+      bal_deleted: '0',
     });
+    expect(Number(rows[0]?.messages_sent_with_ins)).toBeGreaterThan(0);
+    expect(rows[0]?.cda_codes_sent).toMatch(/=\d+/);
     expect(Number(rows[0]?.messages_sent)).toBeGreaterThan(10);
     expect(expected.activeDays.size).toBeGreaterThan(5);
 
@@ -300,6 +339,47 @@ describe('monthly indicators export', () => {
       'sent:C': 1,
       'sent:(other)': 2,
     });
+  });
+
+  it('bounds the CDA codes kept per mailbox and day, and counts a malformed code as (other)', async () => {
+    const f = startLifecycleFixture('2026-03-01T09:00:00.000Z');
+    fixture = f;
+    const bal = uniqueAddress('cda');
+    const send = (cda: string) =>
+      f.indicators.recordMessage(
+        {
+          bal,
+          direction: 'received',
+          interOperator: true,
+          toPatient: false,
+          hasCda: true,
+          cda,
+          kind: 'message',
+        },
+        new Date('2026-03-04T10:00:00Z'),
+      );
+    // 250 distinct codes, 5 per message: the first MAX_CDA_CODES_PER_DAY are kept.
+    for (let m = 0; m < 50; m += 1) {
+      await send(Array.from({ length: 5 }, (_, i) => `${10_000 + m * 5 + i}-1`).join(','));
+    }
+    await send('10000-1, <script>');
+    const report = new IndicatorReport({
+      redis: f.redis,
+      prefix: f.prefix,
+      timeZone: 'Europe/Paris',
+      retentionDays: 430,
+      registry: f.registry,
+      activity: f.activity,
+    });
+    const { cda, counters } = await report.day(bal, '2026-03-04');
+    expect(Object.keys(cda)).toHaveLength(MAX_CDA_CODES_PER_DAY + 1);
+    expect(cda['received:10000-1']).toBe(2);
+    expect(cda['received:10199-1']).toBe(1);
+    expect(cda['received:10200-1']).toBeUndefined();
+    // 50 codes over the bound, and the malformed token of the last message (its code list is new,
+    // but the hash is full, so it would be (other) anyway).
+    expect(cda['received:(other)']).toBe(51);
+    expect(counters).toMatchObject({ received: 51, 'received.cda': 51, 'received.inter': 51 });
   });
 
   it('refuses a month that is not one, as a usage error', async () => {

@@ -3,6 +3,7 @@ import {
   INDICATOR_CSV_COLUMNS,
   indicatorCsvHeader,
   indicatorCsvLine,
+  cdaCodes,
   softwareLabel,
   type IndicatorRow,
 } from '../../src/lifecycle/index.js';
@@ -27,19 +28,28 @@ const ROW: IndicatorRow = {
   messagesReceivedIntra: 15,
   messagesReceivedInter: 5,
   messagesReceivedWithCda: 0,
+  messagesSentWithIns: 3,
+  messagesReceivedWithIns: 0,
+  messagesSentMesFin: 1,
+  messagesReceivedMesFin: 0,
   dsnSent: 0,
   dsnReceived: 2,
   mdnSent: 1,
   mdnReceived: 0,
   softwareSent: { 'LPS "Cabinet", v2': 5, 'Mailer;x=1': 2 },
   softwareReceived: {},
+  cdaCodesSent: { '11488-4': 3, '34133-9': 1 },
+  cdaCodesReceived: {},
+  balCreated: 1,
+  balSuspended: 2,
+  balDeleted: 0,
 };
 
 describe('indicators CSV', () => {
   it('has one documented header line', () => {
     expect(indicatorCsvHeader()).toBe(`${INDICATOR_CSV_COLUMNS.join(',')}\r\n`);
     expect(INDICATOR_CSV_COLUMNS).toContain('last_connection_at');
-    expect(INDICATOR_CSV_COLUMNS).toHaveLength(25);
+    expect(INDICATOR_CSV_COLUMNS).toHaveLength(34);
   });
 
   it('quotes fields as RFC 4180 says, and keeps the software cell parseable', () => {
@@ -47,10 +57,18 @@ describe('indicators CSV', () => {
     expect(line.endsWith('\r\n')).toBe(true);
     expect(line).toBe(
       '2026-03,secretariat@op.mssante.test,ORG,active,2026-01-02T10:00:00.000Z,12,3,0,9,' +
-        '2026-03-30T08:00:00.000Z,7,2,5,1,4,20,15,5,0,0,2,1,0,' +
-        '"LPS ""Cabinet"", v2=5;Mailer_x_1=2",\r\n',
+        '2026-03-30T08:00:00.000Z,7,2,5,1,4,20,15,5,0,3,0,1,0,0,2,1,0,' +
+        '"LPS ""Cabinet"", v2=5;Mailer_x_1=2",,11488-4=3;34133-9=1,,1,2,0\r\n',
     );
     expect(indicatorCsvLine({ ...ROW, lastConnectionAt: undefined }).split(',')[9]).toBe('');
+  });
+
+  it('reads X-MSS-CODECDA as LOINC-like codes, each once per message, anything else as (other)', () => {
+    expect(cdaCodes(' 11488-4, 34133-9 ,11488-4,,')).toEqual(['11488-4', '34133-9']);
+    expect(cdaCodes('11488-4;DROP,x y,é')).toEqual(['(other)']);
+    expect(cdaCodes(`${'1'.repeat(33)},18748-4`)).toEqual(['(other)', '18748-4']);
+    expect(cdaCodes(Array.from({ length: 50 }, (_, i) => `C${i}`).join(','))).toHaveLength(32);
+    expect(cdaCodes(undefined)).toEqual([]);
   });
 
   it('stores X-MSS-NIL as bounded printable ASCII', () => {
