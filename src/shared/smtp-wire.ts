@@ -30,6 +30,13 @@ export type WireFailure = (kind: WireFailureKind, detail: string, cause?: Error)
 
 /** RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets; allow slack, refuse a flood. */
 const MAX_LINE_BYTES = 64 * 1024;
+/** Lines of one multi-line reply (EHLO lists a dozen): more is a peer flooding us. */
+const MAX_REPLY_LINES = 200;
+/**
+ * Replies read ahead of the commands that asked for them (LMTP answers once per recipient after
+ * the final dot; the gateway sends at most a few hundred recipients in one transaction).
+ */
+const MAX_QUEUED_REPLIES = 1_000;
 const REPLY_LINE = /^(\d{3})(?:([ -])(.*))?$/s;
 const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/;
 
@@ -122,19 +129,36 @@ export class ReplyReader {
   }
 
   #push(chunk: Buffer): void {
+    // Once out of step (a line that is not a reply, a flood), nothing after it is read: a later
+    // reply handed to the wrong command would give one recipient another's outcome. Replies queued
+    // before the failure stay valid. What keeps arriving is dropped, so memory stays bounded.
+    if (this.#failure) return;
     this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, chunk]) : chunk;
     for (let eol = this.#buffer.indexOf(0x0a); eol >= 0; eol = this.#buffer.indexOf(0x0a)) {
       const line = this.#buffer.subarray(0, eol).toString('utf8').replace(/\r$/, '');
       this.#buffer = this.#buffer.subarray(eol + 1);
       this.#line(line);
+      if (this.#failure) return this.#drop();
     }
-    if (this.#buffer.length > MAX_LINE_BYTES) this.fail(this.#failureOf('protocol', 'reply too long'));
+    if (this.#buffer.length > MAX_LINE_BYTES) {
+      this.fail(this.#failureOf('protocol', 'reply too long'));
+      this.#drop();
+    }
+  }
+
+  #drop(): void {
+    this.#buffer = Buffer.alloc(0);
+    this.#pending = [];
   }
 
   #line(line: string): void {
     const m = REPLY_LINE.exec(line);
     if (!m) {
       this.fail(this.#failureOf('protocol', line.slice(0, 200)));
+      return;
+    }
+    if (this.#pending.length >= MAX_REPLY_LINES || this.#replies.length >= MAX_QUEUED_REPLIES) {
+      this.fail(this.#failureOf('protocol', 'too many reply lines'));
       return;
     }
     this.#pending.push({ code: Number(m[1]), text: m[3] ?? '' });

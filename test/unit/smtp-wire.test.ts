@@ -80,6 +80,36 @@ describe('the shared SMTP/LMTP reply reader', () => {
     }
   });
 
+  it('reads nothing after a line that is no reply: a later reply never goes to the wrong recipient', async () => {
+    // LMTP's per-recipient replies after the final dot, all in one chunk, the second one garbled.
+    const { socket, close } = await connected([
+      '250 2.0.0 <a> saved\r\ngarbage\r\n550 5.1.1 <c> unknown\r\n',
+    ]);
+    try {
+      const f = failures();
+      const reader = new ReplyReader(socket, f.make);
+      expect(await reader.next()).toMatchObject({ code: 250 });
+      // Recipient b's reply is the garbled line: b and every later recipient get the failure.
+      await expect(reader.next()).rejects.toThrow('protocol: garbage');
+      await expect(reader.next()).rejects.toThrow('protocol: garbage');
+    } finally {
+      await close();
+    }
+  });
+
+  it('fails, and stops buffering, when a peer floods a multi-line reply', async () => {
+    const flood = '250-x\r\n'.repeat(5_000);
+    const { socket, close } = await connected(['220-hello\r\n', flood]);
+    try {
+      const f = failures();
+      const reader = new ReplyReader(socket, f.make);
+      await expect(reader.next()).rejects.toThrow('protocol: too many reply lines');
+      expect(reader.unsolicited).toBe(false);
+    } finally {
+      await close();
+    }
+  });
+
   it('gives the queued replies before the failure of a connection the server closed', async () => {
     const server = net.createServer((s) => s.end('250 2.0.0 saved\r\n'));
     server.listen(0, '127.0.0.1');
