@@ -121,7 +121,11 @@ export class DestinationWorker {
       const doubt =
         (verify && attempt.reason === 'store_unreachable') ||
         attempt.results.some((r) => r.outcome !== 'delivered' && r.enhancedCode === '4.4.2');
-      if (kind === 'local' && !doubt) spool.markFresh(envelope.id);
+      // Only while nothing reached the store: once a recipient was delivered, its record is the
+      // state file written below, and if that write fails (a full disk) the next attempt must ask
+      // the store first rather than deliver again.
+      const deliveredNow = attempt.results.some((r) => r.outcome === 'delivered');
+      if (kind === 'local' && !doubt && !deliveredNow) spool.markFresh(envelope.id);
       const now = clock.now();
       const applied = applyAttempt(state, attempt.results, now);
       if (attempt.remote) state.remote = { ...attempt.remote };
