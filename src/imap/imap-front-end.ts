@@ -238,6 +238,9 @@ export class ImapFrontEnd {
     this.#observer.connectionOpened(listener);
     log.debug({ event: 'imap.connection.opened' }, 'connection');
     void session.closed.then(() => {
+      // The session's end gives the place back too (idempotent), whatever became of the accepted
+      // socket under a TLS upgrade (the SMTP listeners lost places that way).
+      ticket.release();
       this.#sessions.delete(session);
       this.#observer.connectionClosed(listener, session.wasProxied ? 'proxied' : 'preauth');
     });

@@ -20,6 +20,7 @@ export interface ConnectionGuardOptions {
 }
 
 interface Guarded {
+  readonly key: string;
   readonly ticket: ConnectionTicket;
   readonly socket: net.Socket;
   timer: NodeJS.Timeout | undefined;
@@ -83,6 +84,24 @@ export class ConnectionGuard {
     guarded.ticket.authenticated();
   }
 
+  /**
+   * smtp-server closed the session's connection: its place is free. After a STARTTLS upgrade the
+   * accepted socket's own 'close' never comes (the TLSSocket took its handle over), so without
+   * this every upgraded connection kept its place until the listener refused everyone with
+   * "Too many connections" (found by bench/starttls-stall.ts).
+   */
+  closed(session: SMTPServerSession): void {
+    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    if (guarded) this.#forget(guarded);
+  }
+
+  #forget(guarded: Guarded): void {
+    clearTimeout(guarded.timer);
+    guarded.timer = undefined;
+    guarded.ticket.release();
+    if (this.#byPeer.get(guarded.key) === guarded) this.#byPeer.delete(guarded.key);
+  }
+
   #admit(socket: net.Socket): boolean {
     const o = this.#o;
     const admission = o.gate.admit(socket.remoteAddress);
@@ -105,15 +124,11 @@ export class ConnectionGuard {
       return false;
     }
     const key = peerOf(socket.remoteAddress, socket.remotePort);
-    const guarded: Guarded = { ticket: admission.ticket, socket, timer: undefined };
+    const guarded: Guarded = { key, ticket: admission.ticket, socket, timer: undefined };
     guarded.timer = setTimeout(() => this.#expired(guarded), o.deadlineMs);
     guarded.timer.unref();
     this.#byPeer.set(key, guarded);
-    socket.once('close', () => {
-      clearTimeout(guarded.timer);
-      admission.ticket.release();
-      if (this.#byPeer.get(key) === guarded) this.#byPeer.delete(key);
-    });
+    socket.once('close', () => this.#forget(guarded));
     return true;
   }
 
@@ -131,8 +146,11 @@ export class ConnectionGuard {
     // send() closes the connection after a 421 (and writes nothing in the middle of a handshake).
     if (connection) connection.send(421, `4.7.0 ${o.hostname} Too slow, closing connection`);
     else outer.destroy();
-    // A client that does not read its reply does not keep the socket.
-    setTimeout(() => outer.destroy(), 2_000).unref();
+    // A client that does not read its reply does not keep the socket, nor its place.
+    setTimeout(() => {
+      outer.destroy();
+      this.#forget(guarded);
+    }, 2_000).unref();
   }
 
   /**

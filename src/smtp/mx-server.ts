@@ -315,6 +315,7 @@ export class MxServer {
   }
 
   #onClose(session: SMTPServerSession): void {
+    this.#guard.closed(session);
     this.#data.abort(session.id);
     if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
   }

@@ -169,6 +169,7 @@ export class SubmissionServer {
       onRcptTo: (address, session, cb) => void this.#onRcptTo(address, session, cb),
       onData: (stream, session, cb) => void this.#onData(stream, session, cb),
       onClose: (session) => {
+        this.#guard(secure).closed(session);
         this.#data.abort(session.id);
         this.#state.get(session.id)?.watched?.close();
         if (this.#state.delete(session.id)) this.#d.metrics.smtpActiveConnections.dec({ listener: LISTENER });
