@@ -113,13 +113,16 @@ async function main(): Promise<void> {
   if (stopRequested) shutdown(stopRequested);
 }
 
-let deadlineArmed = false;
+let stopDeadline: NodeJS.Timeout | undefined;
 
-/** Past `limitMs` from now, children get SIGTERM, then SIGKILL a second later, and we exit 1. */
+/**
+ * Past `limitMs` from now, children get SIGTERM, then SIGKILL a second later, and we exit 1. Armed
+ * again from zero when the orderly stop begins after a start-up that a signal interrupted, so that
+ * the stop has its whole drain.
+ */
 function armStopDeadline(logger: Logger, limitMs: number): void {
-  if (deadlineArmed) return;
-  deadlineArmed = true;
-  setTimeout(() => {
+  clearTimeout(stopDeadline);
+  stopDeadline = setTimeout(() => {
     logger.fatal({ event: 'gateway.stop_timeout', limitMs }, 'stop took too long: stopping children');
     SupervisedProcess.signalAll('SIGTERM');
     setTimeout(() => {
