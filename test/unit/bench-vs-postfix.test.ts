@@ -57,6 +57,7 @@ describe('vs-postfix benchmark: figures', () => {
     ]);
     await new Promise((resolve) => child.on('exit', resolve));
     const after = processTreeCpuMs(process.pid);
-    expect(after - before).toBeGreaterThanOrEqual(300);
+    // /proc counts in 10 ms clock ticks and truncates user and system time each: up to 20 ms less.
+    expect(after - before).toBeGreaterThanOrEqual(280);
   });
 });
