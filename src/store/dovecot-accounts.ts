@@ -21,10 +21,23 @@ interface PasswdEntry {
 
 /**
  * getent(1), in its own process group like the supervised children: a signal to the gateway's group
- * (a stop during start-up) must not kill the look-up and make a present user look missing. Exit 2
- * is "no such entry"; anything else is a failed look-up, not an answer.
+ * (a stop during start-up) must not kill the look-up and make a present user look missing. The
+ * child joins its own group only just before exec, so a group signal can still land in between:
+ * a look-up killed by a signal was interrupted, not answered, and is made again (twice at most).
+ * Exit 2 is "no such entry"; anything else is a failed look-up, not an answer.
  */
-function getent(database: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
+async function getent(database: 'passwd' | 'group', key: string): Promise<string[] | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    const result = await getentOnce(database, key);
+    if (result.kind === 'answer') return result.fields;
+    if (attempt >= 3 || result.error.details.signal === null) throw result.error;
+  }
+}
+
+function getentOnce(
+  database: 'passwd' | 'group',
+  key: string,
+): Promise<{ kind: 'answer'; fields: string[] | undefined } | { kind: 'failed'; error: GatewayError }> {
   return new Promise((resolve, reject) => {
     const child = spawn('getent', [database, key], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     let stdout = '';
@@ -33,12 +46,17 @@ function getent(database: 'passwd' | 'group', key: string): Promise<string[] | u
       reject(new GatewayError('DEPENDENCY_MISSING', 'getent cannot run', { key }, { cause: err })),
     );
     child.once('close', (code, signal) => {
-      if (code === 0) resolve(stdout.trim().split(':'));
-      else if (code === 2) resolve(undefined);
+      if (code === 0) resolve({ kind: 'answer', fields: stdout.trim().split(':') });
+      else if (code === 2) resolve({ kind: 'answer', fields: undefined });
       else
-        reject(
-          new GatewayError('DEPENDENCY_MISSING', `getent ${database} ${key} failed`, { key, code, signal }),
-        );
+        resolve({
+          kind: 'failed',
+          error: new GatewayError('DEPENDENCY_MISSING', `getent ${database} ${key} failed`, {
+            key,
+            code,
+            signal,
+          }),
+        });
     });
   });
 }
