@@ -134,6 +134,15 @@ export function startSoakGateway(configFile: string, timeoutMs = 180_000): Promi
 }
 
 /** Open file descriptors of a process (Linux /proc). */
+/** SIGTERM, up to 60 s for the stop, then SIGKILL: the end of a harness run, crashed or not. */
+export async function stopSoakGateway(gw: RunningGateway | undefined): Promise<void> {
+  if (!gw || gw.crashed()) return;
+  gw.expectExit();
+  gw.child.kill('SIGTERM');
+  await Promise.race([gw.exited, new Promise((r) => setTimeout(r, 60_000))]);
+  if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
+}
+
 export function fdCount(pid: number): number {
   try {
     return readdirSync(`/proc/${pid}/fd`).length;

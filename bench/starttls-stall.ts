@@ -1,7 +1,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { benchRoot } from './bench-gateway.js';
-import { type RunningGateway, fdCount, startSoakGateway, writeSoakConfig } from './soak-gateway.js';
+import {
+  type RunningGateway,
+  fdCount,
+  startSoakGateway,
+  stopSoakGateway,
+  writeSoakConfig,
+} from './soak-gateway.js';
 
 /**
  * STARTTLS stall against a gateway in its own process (issue #11): `COUNT` clients on the MX and
@@ -86,12 +92,7 @@ try {
     if (!alive) break;
   }
 } finally {
-  if (gw && !gw.crashed()) {
-    gw.expectExit();
-    gw.child.kill('SIGTERM');
-    await Promise.race([gw.exited, sleep(60_000)]);
-    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
-  }
+  await stopSoakGateway(gw);
 }
 if (gw?.crashed()) console.log(`gateway exit: code ${gw.child.exitCode}, signal ${gw.child.signalCode}`);
 process.exitCode = failed ? 1 : 0;

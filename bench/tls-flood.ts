@@ -3,7 +3,13 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { benchRoot } from './bench-gateway.js';
-import { type RunningGateway, fdCount, startSoakGateway, writeSoakConfig } from './soak-gateway.js';
+import {
+  type RunningGateway,
+  fdCount,
+  startSoakGateway,
+  stopSoakGateway,
+  writeSoakConfig,
+} from './soak-gateway.js';
 
 /**
  * Implicit-TLS flood against a gateway in its own process (issue #11): `FLOOD` connections from
@@ -111,12 +117,7 @@ try {
     if (!alive) break;
   }
 } finally {
-  if (gw && !gw.crashed()) {
-    gw.expectExit();
-    gw.child.kill('SIGTERM');
-    await Promise.race([gw.exited, sleep(60_000)]);
-    if (gw.child.exitCode === null) gw.child.kill('SIGKILL');
-  }
+  await stopSoakGateway(gw);
 }
 if (gw?.crashed()) console.log(`gateway exit: code ${gw.child.exitCode}, signal ${gw.child.signalCode}`);
 process.exitCode = failed ? 1 : 0;
