@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,12 +63,16 @@ export async function seriousViolations(page: Page): Promise<string[]> {
     .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
 }
 
-/** A screenshot for the README, under docs/portal/. */
+/**
+ * A screenshot of a page. The README's copies under docs/portal/ are tracked files, so a test run
+ * must not rewrite them (a fresh clone would be left dirty, and each run's pixels differ): they are
+ * refreshed on purpose with `npm run screenshots`, which sets PORTAL_SCREENSHOTS_DIR. Otherwise the
+ * picture goes to a scratch folder, still taken so that a page that cannot render fails the test.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({
-    path: path.resolve(import.meta.dirname, '../../docs/portal', `${name}.png`),
-    fullPage: true,
-  });
+  const dir = process.env.PORTAL_SCREENSHOTS_DIR ?? path.join(tmpdir(), 'mssgw-portal-screenshots');
+  await mkdir(dir, { recursive: true });
+  await page.screenshot({ path: path.resolve(dir, `${name}.png`), fullPage: true });
 }
 
 export interface PortalResponse {
