@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
@@ -54,6 +55,9 @@ export interface PeerOperator {
   /** Listens again on the same port (after stop: connection refused meanwhile). */
   restart(): Promise<void>;
 }
+
+/** Ports the peer picks from: below Linux's default ephemeral range (32768–60999), see `listen`. */
+const PEER_PORTS = { low: 20_000, high: 32_000 } as const;
 
 export interface PeerOperatorOptions {
   /** The dev-PKI leaf the peer presents: peer-trusted, peer-unlisted, peer-revoked... */
@@ -199,7 +203,7 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
   const sockets = new Map<string, TLSSocket>();
   const socketOf = (session: SMTPServerSession) => sockets.get(session.id);
   let server = build();
-  const listen = async (port: number) => {
+  const listenOnce = async (port: number) => {
     server = build();
     // A connection reset by the gateway (killed by a crash test) is an error of that connection,
     // which smtp-server re-emits on the server: expected here, it must not end the test process.
@@ -210,7 +214,24 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
     });
     return (server.server.address() as AddressInfo).port;
   };
-  const port = await listen(options.port ?? 0);
+  /**
+   * `restart()` listens again on the same port, which the gateway's configuration names. A port
+   * from the kernel's ephemeral range can be taken meanwhile as the local port of some other test's
+   * outgoing connection (EADDRINUSE seen in a loaded campaign run), so the peer picks its port below
+   * that range, and waits out a port still taken.
+   */
+  const listen = async (port: number | 'pick') => {
+    for (let attempt = 0; ; attempt++) {
+      const tried = port === 'pick' ? PEER_PORTS.low + randomInt(PEER_PORTS.high - PEER_PORTS.low) : port;
+      try {
+        return await listenOnce(tried);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 100) throw err;
+        if (port !== 'pick') await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+  };
+  const port = await listen(options.port ?? 'pick');
   const stop = () =>
     new Promise<void>((resolve) => {
       for (const socket of sockets.values()) socket.destroy();
