@@ -28,6 +28,8 @@ export interface SessionDeps {
   readonly store: StoreAccess;
   /** Runs the server side of the TLS handshake after STARTTLS. */
   readonly startTls: (socket: net.Socket) => Promise<HandshakeResult>;
+  /** Ends a STARTTLS handshake still running from the TLS side; false when none is. */
+  readonly abortStartTls?: (socket: net.Socket) => boolean;
   readonly clock: Clock;
   readonly journal: AuditJournal;
   readonly observer: ImapObserver;
@@ -409,6 +411,8 @@ export class ImapSession {
     const target = socket ?? (state.phase === 'preauth' ? state.transport.socket : undefined);
     this.#state = { phase: 'closed' };
     clearTimeout(this.#preauthTimer);
+    // A socket a TLS server has wrapped is never destroyed from below (tls-upgrade.ts abortHandshake).
+    if (target && state.phase === 'upgrading' && this.#d.abortStartTls?.(target)) return undefined;
     if (target) {
       target.destroySoon();
       // A client that does not read must not keep the socket: give the BYE a few seconds.
