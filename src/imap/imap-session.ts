@@ -66,6 +66,7 @@ const CUT_CODE: Record<CutReason, ImapResponseCode> = {
   mailbox_suspended: 'AUTHORIZATIONFAILED',
   mailbox_deleted: 'AUTHORIZATIONFAILED',
   secret_removed: 'AUTHENTICATIONFAILED',
+  secret_replaced: 'AUTHENTICATIONFAILED',
 };
 const CUT_TEXT: Record<CutReason, string> = {
   right_expired: 'Your right on this mailbox has expired',
@@ -73,6 +74,7 @@ const CUT_TEXT: Record<CutReason, string> = {
   mailbox_suspended: 'This mailbox was suspended',
   mailbox_deleted: 'This mailbox was deleted',
   secret_removed: 'The secret you logged in with was removed',
+  secret_replaced: 'The secret you logged in with was replaced',
 };
 /** Like Dovecot's login processes: a client that keeps sending nonsense or failing is let go. */
 const MAX_BAD_COMMANDS = 10;
