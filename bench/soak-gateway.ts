@@ -44,11 +44,13 @@ export function writeSoakConfig(root: string): string {
   const config = {
     dataDir: path.join(root, 'var'),
     ...pki,
+    // Deadlines before TLS and before login of 20 s (defaults 30 s and 60 s): a connection that
+    // never speaks must be closed by them before the fuzz calls it a hang (HANG_MS * 2, 30 s).
     smtp: {
-      mx: { host: '127.0.0.1', port: 0 },
-      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+      mx: { host: '127.0.0.1', port: 0, preTlsTimeoutSeconds: 20 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0, preauthTimeoutSeconds: 20 },
     },
-    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0, preauthTimeoutSeconds: 20 },
     // ORG mailboxes may have a secret: the brute-force scenario guesses one.
     auth: { passwordTypes: ['ORG'] },
     metrics: { enabled: false },
