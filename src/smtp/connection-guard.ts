@@ -68,7 +68,15 @@ function peerOf(address: string | undefined, port: number | undefined): string {
 export class ConnectionGuard {
   readonly #o: ConnectionGuardOptions;
   readonly #server: SMTPServer;
+  /** Accepted sockets until smtp-server's session binds them (a peer's address and port). */
   readonly #byPeer = new Map<string, Guarded>();
+  /**
+   * Bound connections by session id. A peer's port comes back for its next connection, and
+   * smtp-server reports a session's close after the socket's: looked up by address and port, the
+   * close of the old session found the new connection, gave its place back early and lifted its
+   * deadline (a loaded flood from one address was admitted at twice its quota).
+   */
+  readonly #bySession = new Map<string, Guarded>();
   readonly #refusals: TlsRefusals | undefined;
 
   constructor(server: SMTPServer, options: ConnectionGuardOptions) {
@@ -95,12 +103,14 @@ export class ConnectionGuard {
   /** The session of an admitted socket: from now on its deadline closes it with a reply. */
   bind(session: SMTPServerSession): void {
     const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
-    if (guarded) guarded.sessionId = session.id;
+    if (!guarded) return;
+    guarded.sessionId = session.id;
+    this.#bySession.set(session.id, guarded);
   }
 
   /** The connection proved who it is: its deadline is lifted and it leaves its source's quota. */
   authenticated(session: SMTPServerSession): void {
-    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    const guarded = this.#bySession.get(session.id);
     if (!guarded) return;
     clearTimeout(guarded.timer);
     guarded.timer = undefined;
@@ -114,7 +124,11 @@ export class ConnectionGuard {
    * "Too many connections" (found by bench/starttls-stall.ts).
    */
   closed(session: SMTPServerSession): void {
-    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    // A session that closed before smtp-server's onConnect (during its reverse look-up) was never
+    // bound: its socket, if still unbound under this peer, is this one.
+    const unbound = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    const guarded =
+      this.#bySession.get(session.id) ?? (unbound?.sessionId === undefined ? unbound : undefined);
     if (guarded) this.#forget(guarded);
   }
 
@@ -128,6 +142,7 @@ export class ConnectionGuard {
     guarded.timer = undefined;
     guarded.ticket.release();
     if (this.#byPeer.get(guarded.key) === guarded) this.#byPeer.delete(guarded.key);
+    if (guarded.sessionId !== undefined) this.#bySession.delete(guarded.sessionId);
   }
 
   #admit(socket: net.Socket): boolean {
