@@ -11,6 +11,9 @@ import { devPkiSettings } from '../src/pki/index.js';
  * Dovecot under the soak's folder), every listener on an ephemeral loopback port.
  */
 
+/** Open files the gateway may hold: room for the issue's 10,000 idle connections and more. */
+export const GATEWAY_NOFILE = 65_536;
+
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface SoakPorts {
@@ -41,11 +44,13 @@ export function writeSoakConfig(root: string): string {
   const config = {
     dataDir: path.join(root, 'var'),
     ...pki,
+    // Deadlines before TLS and before login of 20 s (defaults 30 s and 60 s): a connection that
+    // never speaks must be closed by them before the fuzz calls it a hang (HANG_MS * 2, 30 s).
     smtp: {
-      mx: { host: '127.0.0.1', port: 0 },
-      submission: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+      mx: { host: '127.0.0.1', port: 0, preTlsTimeoutSeconds: 20 },
+      submission: { host: '127.0.0.1', port: 0, tlsPort: 0, preauthTimeoutSeconds: 20 },
     },
-    imap: { host: '127.0.0.1', port: 0, tlsPort: 0 },
+    imap: { host: '127.0.0.1', port: 0, tlsPort: 0, preauthTimeoutSeconds: 20 },
     // ORG mailboxes may have a secret: the brute-force scenario guesses one.
     auth: { passwordTypes: ['ORG'] },
     metrics: { enabled: false },
@@ -66,7 +71,11 @@ function portOf(listening: Record<string, unknown>, key: string): number {
 
 /** Starts the gateway and resolves once it logged `gateway.ready`. */
 export function startSoakGateway(configFile: string, timeoutMs = 180_000): Promise<RunningGateway> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // Through a shell that raises the open-files limit first (root may raise the hard one too), then
+  // becomes the gateway (exec: same pid, so kill -9 and /proc reach the gateway itself).
+  const node = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+  const raise = `ulimit -n ${GATEWAY_NOFILE} 2>/dev/null || ulimit -n $(ulimit -Hn) 2>/dev/null; exec "$@"`;
+  const child = spawn('/bin/sh', ['-c', raise, 'sh', ...node], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',

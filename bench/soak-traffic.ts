@@ -136,7 +136,7 @@ export async function connectCloseStorm(
 ): Promise<number> {
   return pool(
     count,
-    50,
+    100,
     deadline,
     () =>
       new Promise<void>((resolve) => {

@@ -23,7 +23,7 @@ export interface SecretKeeper {
 export interface BalSecretsOptions {
   readonly registry: {
     get(address: string): Promise<Bal | null>;
-    /** Open sessions logged in with the removed secret are cut (SessionWatch, on every node). */
+    /** Open sessions logged in with a removed or replaced secret are cut (SessionWatch, on every node). */
     announceAccessChange?(address: string): Promise<void>;
   };
   readonly store: SecretKeeper;
@@ -67,6 +67,8 @@ export class BalSecrets {
       throw deletedError(bal.address);
     }
     this.#o.journal.record({ event: 'registry.secret.set', address: bal.address, type: bal.type, actor });
+    // A replaced secret ends the sessions opened with the old one (SessionWatch, on every node).
+    await this.#o.registry.announceAccessChange?.(bal.address);
   }
 
   /**

@@ -131,6 +131,8 @@ export function buildImap(
     clock: d.clock,
     observer: imapObserver(d.metrics.registry, d.metrics),
     sessions: d.sessions,
+    onRefusalReply: (outcome) =>
+      d.metrics.connectionRefusalReplies.inc({ listener: 'imap-implicit', outcome }),
   });
   d.trust.onReload(() => server.reloadTrust());
   return {

@@ -154,9 +154,14 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       return { cut: expired ? 'right_expired' : 'right_revoked', mailboxOwner: bal.owner };
     }
     if (bal.status !== 'active') return { cut: 'mailbox_suspended', mailboxOwner: bal.owner };
-    // A session opened with the mailbox's secret holds only as long as that secret exists.
-    if (access.principal.kind === 'secret' && !(await this.#secrets.has(bal.address)))
-      return { cut: 'secret_removed', mailboxOwner: bal.owner };
+    // A session opened with the mailbox's secret holds only as long as that very secret is the
+    // mailbox's: removed, or replaced (a new generation), it ends.
+    if (access.principal.kind === 'secret') {
+      const now = await this.#secrets.generation(bal.address);
+      if (now === undefined) return { cut: 'secret_removed', mailboxOwner: bal.owner };
+      const proved = access.principal.generation;
+      if (proved !== undefined && proved !== now) return { cut: 'secret_replaced', mailboxOwner: bal.owner };
+    }
     return {
       mailboxOwner: bal.owner,
       ...(again.expiresAt === undefined ? {} : { expiresAt: again.expiresAt }),
@@ -249,10 +254,9 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       case 'LOGIN': {
         const { authcid, password } = request;
         if (!authcid || !password) throw new AuthFailure('AUTH_MALFORMED', 'no_password');
-        if (!(await this.#secrets.verify(authcid, password))) {
-          throw new AuthFailure('AUTH_CREDENTIALS_INVALID', 'bad_secret');
-        }
-        return { kind: 'secret', bal: addressKey(authcid) };
+        const generation = await this.#secrets.check(authcid, password);
+        if (generation === undefined) throw new AuthFailure('AUTH_CREDENTIALS_INVALID', 'bad_secret');
+        return { kind: 'secret', bal: addressKey(authcid), generation };
       }
     }
   }

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { GatewayError } from '../errors/index.js';
 import { addressKey } from '../shared/index.js';
@@ -54,6 +54,14 @@ export async function verifySecretHash(stored: string, secret: string): Promise<
   return timingSafeEqual(actual, expected);
 }
 
+/**
+ * Which secret a hash string stands for: every `set` draws a new salt, so a replaced secret (even
+ * the same one again) gets a new generation. Derived from the stored hash, never from the secret.
+ */
+export function secretGeneration(stored: string): string {
+  return createHash('sha256').update(stored).digest('base64url').slice(0, 22);
+}
+
 export interface SecretStoreOptions {
   readonly redis: Redis;
   /** Configuration `redis.prefix`. */
@@ -96,12 +104,23 @@ export class SecretStore {
 
   /** True when `secret` is the secret of `bal`; false when it is not, or `bal` has none. */
   async verify(bal: string, secret: string): Promise<boolean> {
+    return (await this.check(bal, secret)) !== undefined;
+  }
+
+  /** The generation of the secret of `bal` when `secret` is it; undefined when not, or none. */
+  async check(bal: string, secret: string): Promise<string | undefined> {
     const stored = await this.#call(() => this.#redis.get(this.#key(bal)));
     if (stored === null || Buffer.byteLength(secret) > SECRET_MAX_BYTES) {
       await verifySecretHash(await this.#decoy, secret.slice(0, SECRET_MAX_BYTES));
-      return false;
+      return undefined;
     }
-    return verifySecretHash(stored, secret);
+    return (await verifySecretHash(stored, secret)) ? secretGeneration(stored) : undefined;
+  }
+
+  /** The generation of the secret `bal` has now; undefined when it has none. */
+  async generation(bal: string): Promise<string | undefined> {
+    const stored = await this.#call(() => this.#redis.get(this.#key(bal)));
+    return stored === null ? undefined : secretGeneration(stored);
   }
 
   /** Removes the secret of `bal`; true when there was one. */

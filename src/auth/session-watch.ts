@@ -23,7 +23,12 @@ import type { Access, Channel } from './types.js';
  */
 
 export type CutReason =
-  'right_revoked' | 'right_expired' | 'mailbox_suspended' | 'mailbox_deleted' | 'secret_removed';
+  | 'right_revoked'
+  | 'right_expired'
+  | 'mailbox_suspended'
+  | 'mailbox_deleted'
+  | 'secret_removed'
+  | 'secret_replaced';
 
 /** What the authorisation function says of an access now. */
 export interface Reauthorisation {

@@ -5,7 +5,14 @@ import type { ClientAuthenticator, SessionIndex } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
-import { ConnectionGate, type ConnectionTicket } from '../shared/index.js';
+import {
+  ConnectionGate,
+  type ConnectionTicket,
+  REFUSAL_DEADLINE_MS,
+  REFUSAL_HANDSHAKES,
+  type RefusalReplyOutcome,
+  TlsRefusals,
+} from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import { type ImapListenerName, type ImapObserver, NOOP_IMAP_OBSERVER } from './imap-observer.js';
 import { ImapSession } from './imap-session.js';
@@ -14,6 +21,7 @@ import { untaggedLine } from './responses.js';
 import {
   type ImapTlsMaterial,
   StartTlsUpgrader,
+  abortHandshake,
   discardFailedHandshake,
   handshakeDetail,
   imapContextOptions,
@@ -39,6 +47,8 @@ export interface ImapFrontEndDeps {
   readonly storeTimeoutMs?: number;
   /** Open sessions, re-checked when rights change (session-watch.ts). */
   readonly sessions?: SessionIndex;
+  /** What became of a refusal on the implicit-TLS port (BYE sent, closed over budget, failed). */
+  readonly onRefusalReply?: (outcome: RefusalReplyOutcome) => void;
 }
 
 export interface ImapAddresses {
@@ -62,6 +72,10 @@ export class ImapFrontEnd {
   readonly #handshaking = new Map<string, { raw: net.Socket; ticket: ConnectionTicket }>();
   /** Total and per-source limits, shared by both ports. */
   readonly #gate: ConnectionGate;
+  /** Refusals on the implicit-TLS port: a handshake and a BYE, a few at a time. */
+  readonly #refusals: TlsRefusals;
+  /** The refusals' TLS context, made at the first refusal after a (re)load of the trust material. */
+  #refusalContext: tls.SecureContext | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(deps: ImapFrontEndDeps) {
@@ -73,7 +87,20 @@ export class ImapFrontEnd {
     // Half-open: when a client ends its side, what the store still sends reaches it.
     this.#plain = net.createServer({ allowHalfOpen: true }, (socket) => this.#acceptPlain(socket));
     this.#implicit = tls.createServer(options, (socket) => this.#acceptImplicit(socket));
-    this.#implicit.on('connection', (raw: net.Socket) => this.#handshakeStarted(raw));
+    // Every accepted socket passes the gate before the TLS server wraps it: a refused one is then
+    // the gate's alone (closed, or handed to the refusal responder, which wraps it itself), and
+    // nothing ever has to destroy a raw socket under a TLSSocket.
+    const wrap = this.#implicit.listeners('connection') as Array<(raw: net.Socket) => void>;
+    this.#implicit.removeAllListeners('connection');
+    this.#implicit.on('connection', (raw: net.Socket) => {
+      if (this.#handshakeStarted(raw)) for (const handler of wrap) handler.call(this.#implicit, raw);
+    });
+    this.#refusals = new TlsRefusals({
+      budget: REFUSAL_HANDSHAKES,
+      deadlineMs: REFUSAL_DEADLINE_MS,
+      secureContext: () => (this.#refusalContext ??= tls.createSecureContext(imapContextOptions(deps.tls()))),
+      ...(deps.onRefusalReply ? { onOutcome: deps.onRefusalReply } : {}),
+    });
     // Accept errors (EMFILE, ...) after listen: logged, never fatal to the process.
     for (const [name, server] of [
       ['starttls', this.#plain],
@@ -122,6 +149,7 @@ export class ImapFrontEnd {
     const options = imapContextOptions(this.#d.tls());
     this.#implicit.setSecureContext(options);
     this.#upgrader.setSecureContext(options);
+    this.#refusalContext = undefined;
   }
 
   /**
@@ -136,11 +164,12 @@ export class ImapFrontEnd {
   async #shutdown(): Promise<void> {
     const grace = this.#d.shutdownGraceMs ?? 10_000;
     this.#gate.close();
+    this.#refusals.close();
     const stopped = [this.#plain, this.#implicit].map(
       (server) =>
         new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
     );
-    for (const { raw } of this.#handshaking.values()) raw.destroy();
+    for (const { raw } of [...this.#handshaking.values()]) abortHandshake(raw);
     for (const session of this.#sessions) session.shutdown(grace);
     await Promise.all([...stopped, ...[...this.#sessions].map((s) => s.closed)]);
     this.#d.logger.info({ event: 'imap.stopped' }, 'IMAP stopped');
@@ -148,8 +177,9 @@ export class ImapFrontEnd {
 
   /**
    * Every accepted socket passes the gate (total, and per source before login), before any TLS work.
-   * A refusal on the STARTTLS port is a BYE (RFC 9051 §7.1.5); on the TLS port nothing can be said
-   * before the handshake, so the socket is just closed. The ticket is given back when it closes.
+   * A refusal is a BYE (RFC 9051 §7.1.5); on the TLS port it needs a handshake first, which the
+   * refusal responder makes for a few at a time and under a short deadline (beyond that the socket
+   * is just closed). The ticket is given back when it closes.
    */
   #admit(raw: net.Socket, listener: ImapListenerName): ConnectionTicket | undefined {
     raw.on('error', () => {});
@@ -160,31 +190,33 @@ export class ImapFrontEnd {
     }
     const { reason } = admission;
     this.#observer.connectionRefused(listener, reason);
-    if (listener === 'implicit') {
-      raw.destroy();
-      return undefined;
-    }
     const text =
       reason === 'shutting-down'
         ? 'Server shutting down'
         : reason === 'max-per-source'
           ? 'Too many connections from your address, try again later'
           : 'Too many connections, try again later';
-    raw.end(untaggedLine('BYE', text, 'UNAVAILABLE'));
+    const bye = untaggedLine('BYE', text, 'UNAVAILABLE');
+    if (listener === 'implicit') {
+      this.#refusals.refuse(raw, bye);
+      return undefined;
+    }
+    raw.end(bye);
     // A client that does not read its BYE does not keep the socket.
     setTimeout(() => raw.destroy(), 2_000).unref();
     return undefined;
   }
 
-  /** A raw connection on the implicit-TLS port, before its handshake (tls.Server wraps it). */
-  #handshakeStarted(raw: net.Socket): void {
+  /** A raw connection on the implicit-TLS port, before tls.Server wraps it: true when admitted. */
+  #handshakeStarted(raw: net.Socket): boolean {
     const ticket = this.#admit(raw, 'implicit');
-    if (!ticket) return;
+    if (!ticket) return false;
     const key = peerKey(raw);
     this.#handshaking.set(key, { raw, ticket });
     raw.once('close', () => {
       if (this.#handshaking.get(key)?.raw === raw) this.#handshaking.delete(key);
     });
+    return true;
   }
 
   #acceptImplicit(socket: tls.TLSSocket): void {
@@ -225,6 +257,7 @@ export class ImapFrontEnd {
         authenticator: this.#d.authenticator,
         store: this.#d.store,
         startTls: (raw) => this.#upgrader.upgrade(raw),
+        abortStartTls: (raw) => this.#upgrader.abort(raw),
         clock: this.#d.clock,
         journal: this.#d.journal,
         observer: this.#observer,

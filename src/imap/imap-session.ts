@@ -28,6 +28,8 @@ export interface SessionDeps {
   readonly store: StoreAccess;
   /** Runs the server side of the TLS handshake after STARTTLS. */
   readonly startTls: (socket: net.Socket) => Promise<HandshakeResult>;
+  /** Ends a STARTTLS handshake still running from the TLS side; false when none is. */
+  readonly abortStartTls?: (socket: net.Socket) => boolean;
   readonly clock: Clock;
   readonly journal: AuditJournal;
   readonly observer: ImapObserver;
@@ -64,6 +66,7 @@ const CUT_CODE: Record<CutReason, ImapResponseCode> = {
   mailbox_suspended: 'AUTHORIZATIONFAILED',
   mailbox_deleted: 'AUTHORIZATIONFAILED',
   secret_removed: 'AUTHENTICATIONFAILED',
+  secret_replaced: 'AUTHENTICATIONFAILED',
 };
 const CUT_TEXT: Record<CutReason, string> = {
   right_expired: 'Your right on this mailbox has expired',
@@ -71,6 +74,7 @@ const CUT_TEXT: Record<CutReason, string> = {
   mailbox_suspended: 'This mailbox was suspended',
   mailbox_deleted: 'This mailbox was deleted',
   secret_removed: 'The secret you logged in with was removed',
+  secret_replaced: 'The secret you logged in with was replaced',
 };
 /** Like Dovecot's login processes: a client that keeps sending nonsense or failing is let go. */
 const MAX_BAD_COMMANDS = 10;
@@ -409,6 +413,8 @@ export class ImapSession {
     const target = socket ?? (state.phase === 'preauth' ? state.transport.socket : undefined);
     this.#state = { phase: 'closed' };
     clearTimeout(this.#preauthTimer);
+    // A socket a TLS server has wrapped is never destroyed from below (tls-upgrade.ts abortHandshake).
+    if (target && state.phase === 'upgrading' && this.#d.abortStartTls?.(target)) return undefined;
     if (target) {
       target.destroySoon();
       // A client that does not read must not keep the socket: give the BYE a few seconds.

@@ -55,6 +55,20 @@ export function discardFailedHandshake(socket: tls.TLSSocket): void {
   socket.destroy();
 }
 
+/**
+ * Ends a handshake in flight on a raw socket that a tls.Server has wrapped, from the top. The raw
+ * socket is never destroyed under its TLSSocket: tearing a TLS wrap down from below leaves the
+ * TLSSocket on a freed SSL, and a later call on it dereferences NULL (the SIGSEGV SMTP's guard hit).
+ * Instead the failure is reported on the raw socket, the path a reset from the network takes: the
+ * TLSSocket forwards it, the server emits 'tlsClientError' with the TLSSocket, and its handler
+ * (discardFailedHandshake) destroys that, which closes the raw socket under it in order.
+ */
+export function abortHandshake(raw: net.Socket): void {
+  raw.on('error', () => {});
+  // eslint-disable-next-line no-restricted-syntax -- never thrown: it stands for the network reset it mimics
+  raw.emit('error', Object.assign(new Error('handshake aborted by the server'), { code: 'ECONNABORTED' }));
+}
+
 /** A live TCP connection is one remote address and port: how a TLS socket is matched to its raw one. */
 export function peerKey(socket: net.Socket): string {
   return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
@@ -112,6 +126,16 @@ export class StartTlsUpgrader {
 
   setSecureContext(options: tls.SecureContextOptions): void {
     this.#server.setSecureContext(options);
+  }
+
+  /**
+   * Ends the handshake of `socket` if one is running (the session is closed meanwhile: deadline,
+   * shutdown), from the TLS side; false when none is, and the plain socket can be closed as such.
+   */
+  abort(socket: net.Socket): boolean {
+    if (!this.#waiting.has(peerKey(socket)) || socket.destroyed) return false;
+    abortHandshake(socket);
+    return true;
   }
 
   /** Resolves once the handshake is done or failed (the server's handshake timeout applies). */

@@ -368,6 +368,12 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
+    connectionRefusalReplies: new Counter({
+      name: 'mssgw_connection_refusal_replies_total',
+      help: 'Refusals on implicit-TLS listeners: handshake completed and 421/BYE sent (sent), closed at once beyond the refusal-handshake budget (over-budget), handshake not completed in time (failed)',
+      labelNames: ['listener', 'outcome'] as const,
+      registers: r,
+    }),
   };
   return metrics;
 }

@@ -19,7 +19,15 @@ export type Principal =
   /** Software with an organisation certificate (APP mailboxes). */
   | { readonly kind: 'application'; readonly dn: string; readonly fingerprint: string }
   /** An operator-managed secret of one mailbox (PLAIN/LOGIN, where the configuration allows it). */
-  | { readonly kind: 'secret'; readonly bal: string };
+  | {
+      readonly kind: 'secret';
+      readonly bal: string;
+      /**
+       * Which secret the login proved (a fingerprint of its stored hash, never the secret): an open
+       * session ends when the secret is replaced, not only when it is removed.
+       */
+      readonly generation?: string;
+    };
 
 export type Right = 'owner' | 'delegate' | 'member' | 'manager' | 'application';
 export type Scope = 'read' | 'send';

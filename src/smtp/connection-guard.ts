@@ -1,13 +1,24 @@
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Logger, Metrics } from '../observability/index.js';
-import { type ConnectionGate, type ConnectionTicket, sourceOf } from '../shared/index.js';
+import {
+  type ConnectionGate,
+  type ConnectionTicket,
+  REFUSAL_DEADLINE_MS,
+  REFUSAL_HANDSHAKES,
+  TlsRefusals,
+  sourceOf,
+} from '../shared/index.js';
 
 export interface ConnectionGuardOptions {
   /** Metric label: `mx`, `submission`, `submission-tls`. */
   readonly listener: string;
   readonly gate: ConnectionGate;
-  /** Implicit TLS: nothing can be written before the handshake, a refused socket is just closed. */
+  /**
+   * Implicit TLS: nothing can be written before the handshake, so a refusal completes one (a few at
+   * once, under a short deadline) before its `421`; beyond that budget the socket is just closed.
+   */
   readonly implicitTls: boolean;
   /** Time from connect until `authenticated` (MX: a trusted certificate; submission: AUTH). */
   readonly deadlineMs: number;
@@ -39,6 +50,8 @@ interface ServerInternals {
   readonly connections: Set<ConnectionLike>;
   /** Accepted sockets still in their implicit-TLS handshake: raw socket → the TLSSocket over it. */
   readonly _pendingSockets?: Map<net.Socket, net.Socket>;
+  /** The listener's TLS contexts by server name, `*` the default (kept current by updateSecureContext). */
+  readonly secureContext?: Map<string, tls.SecureContext>;
 }
 
 /** How a connection is matched between the accepted socket and smtp-server's session. */
@@ -55,11 +68,29 @@ function peerOf(address: string | undefined, port: number | undefined): string {
 export class ConnectionGuard {
   readonly #o: ConnectionGuardOptions;
   readonly #server: SMTPServer;
+  /** Accepted sockets until smtp-server's session binds them (a peer's address and port). */
   readonly #byPeer = new Map<string, Guarded>();
+  /**
+   * Bound connections by session id. A peer's port comes back for its next connection, and
+   * smtp-server reports a session's close after the socket's: looked up by address and port, the
+   * close of the old session found the new connection, gave its place back early and lifted its
+   * deadline (a loaded flood from one address was admitted at twice its quota).
+   */
+  readonly #bySession = new Map<string, Guarded>();
+  readonly #refusals: TlsRefusals | undefined;
 
   constructor(server: SMTPServer, options: ConnectionGuardOptions) {
     this.#o = options;
     this.#server = server;
+    this.#refusals = options.implicitTls
+      ? new TlsRefusals({
+          budget: REFUSAL_HANDSHAKES,
+          deadlineMs: REFUSAL_DEADLINE_MS,
+          secureContext: () => (server as unknown as ServerInternals).secureContext?.get('*'),
+          onOutcome: (outcome) =>
+            options.metrics.connectionRefusalReplies.inc({ listener: options.listener, outcome }),
+        })
+      : undefined;
     const net = server.server;
     // smtp-server's accept handler runs only for admitted sockets.
     const accept = net.listeners('connection') as Array<(socket: net.Socket) => void>;
@@ -72,12 +103,14 @@ export class ConnectionGuard {
   /** The session of an admitted socket: from now on its deadline closes it with a reply. */
   bind(session: SMTPServerSession): void {
     const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
-    if (guarded) guarded.sessionId = session.id;
+    if (!guarded) return;
+    guarded.sessionId = session.id;
+    this.#bySession.set(session.id, guarded);
   }
 
   /** The connection proved who it is: its deadline is lifted and it leaves its source's quota. */
   authenticated(session: SMTPServerSession): void {
-    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    const guarded = this.#bySession.get(session.id);
     if (!guarded) return;
     clearTimeout(guarded.timer);
     guarded.timer = undefined;
@@ -91,8 +124,17 @@ export class ConnectionGuard {
    * "Too many connections" (found by bench/starttls-stall.ts).
    */
   closed(session: SMTPServerSession): void {
-    const guarded = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    // A session that closed before smtp-server's onConnect (during its reverse look-up) was never
+    // bound: its socket, if still unbound under this peer, is this one.
+    const unbound = this.#byPeer.get(peerOf(session.remoteAddress, session.remotePort));
+    const guarded =
+      this.#bySession.get(session.id) ?? (unbound?.sessionId === undefined ? unbound : undefined);
     if (guarded) this.#forget(guarded);
+  }
+
+  /** The listener stops: refusal handshakes in flight are cut. */
+  close(): void {
+    this.#refusals?.close();
   }
 
   #forget(guarded: Guarded): void {
@@ -100,6 +142,7 @@ export class ConnectionGuard {
     guarded.timer = undefined;
     guarded.ticket.release();
     if (this.#byPeer.get(guarded.key) === guarded) this.#byPeer.delete(guarded.key);
+    if (guarded.sessionId !== undefined) this.#bySession.delete(guarded.sessionId);
   }
 
   #admit(socket: net.Socket): boolean {
@@ -108,16 +151,18 @@ export class ConnectionGuard {
     if (!admission.ok) {
       o.metrics.smtpConnectionsRefused.inc({ listener: o.listener, reason: admission.reason });
       socket.on('error', () => {});
-      if (o.implicitTls) {
-        socket.destroy();
+      const text =
+        admission.reason === 'shutting-down'
+          ? 'Server shutting down'
+          : admission.reason === 'max-per-source'
+            ? 'Too many connections from your address, try again later'
+            : 'Too many connections, try again later';
+      const line = `421 4.7.0 ${o.hostname} ${text}\r\n`;
+      if (this.#refusals) {
+        // smtp-server never saw this socket: no TLS wraps it yet, the responder does.
+        this.#refusals.refuse(socket, line);
       } else {
-        const text =
-          admission.reason === 'shutting-down'
-            ? 'Server shutting down'
-            : admission.reason === 'max-per-source'
-              ? 'Too many connections from your address, try again later'
-              : 'Too many connections, try again later';
-        socket.end(`421 4.7.0 ${o.hostname} ${text}\r\n`);
+        socket.end(line);
         // A client that does not read its reply does not keep the socket.
         setTimeout(() => socket.destroy(), 2_000).unref();
       }

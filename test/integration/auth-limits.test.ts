@@ -67,11 +67,26 @@ describe('failure limiter on Redis', () => {
     expect(!locked.allowed && locked.retryAfterMs).toBeLessThanOrEqual(4000);
     // The attacker may still try another mailbox (until the source's own limit).
     expect(await l.check(password(ATTACKER, 'other@op.mssante.test'))).toEqual({ allowed: true, delayMs: 0 });
-    // The owner, from another address, is never refused: at worst slowed (the mailbox's failures
-    // from all sources reached the limit: 250 ms doubling per failure, capped).
-    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 1000 });
+    // The owner, from another address, is neither refused nor slowed by one source's brute force:
+    // that source is the one locked, its failures past its limit do not count on the mailbox.
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 0 });
     await fail(l, 10);
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 0 });
+    expect(await l.failures('password', 'mailbox', { bal: BAL })).toBe(2);
+  });
+
+  it('slows (never refuses) every attempt on a mailbox many sources failed on', async () => {
+    const { l } = limiter();
+    // Attackers spread over addresses, each staying below its own limit of 3.
+    for (const n of [1, 2, 3, 4]) await fail(l, 2, password(`198.51.100.${n}`));
+    // 8 failures on the mailbox, limit 3: 250 ms doubling per failure past it, capped at 2 s.
     expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 2000 });
+    await l.recordSuccess(password(OWNER));
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 0 });
+    await fail(l, 1, password('198.51.100.5'));
+    await fail(l, 1, password('198.51.100.6'));
+    await fail(l, 1, password('198.51.100.7'));
+    expect(await l.check(password(OWNER))).toEqual({ allowed: true, delayMs: 250 });
   });
 
   it('password failures never slow or lock a token or certificate login, from anywhere', async () => {

@@ -368,3 +368,71 @@ describe('a removed secret', () => {
     }
   });
 });
+
+describe('a replaced secret', () => {
+  let secretGw: Gateway;
+  beforeAll(async () => {
+    secretGw = await startSecretGateway();
+  });
+  afterAll(async () => {
+    await secretGw?.stop();
+  });
+
+  it('cuts the sessions opened with the old one, and the new one logs in', async () => {
+    const admin = adminOf(secretGw);
+    const bal = await createMailbox(secretGw, 'ORG', 'secretswap');
+    const old = `s3cret-old-${randomUUID()}`;
+    const fresh = `s3cret-new-${randomUUID()}`;
+    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret: old } })).status).toBe(204);
+    const plain = (secret: string) => Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
+    const { client: imap } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
+      tls: { ca: pkiFile('ca/root.crt') },
+    });
+    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plain(old)}`)).tagged).toMatch(/^a1 OK /);
+    expect((await imap.command('a2', 'SELECT INBOX')).tagged).toMatch(/^a2 OK /);
+    const flow = await secretImapClient(secretGw, bal, old);
+    await flow.mailboxOpen('INBOX');
+    const flowClosed = new Promise<number>((resolve) => flow.once('close', () => resolve(Date.now())));
+    const { client: smtp } = await SmtpTranscript.connect(secretGw.addresses.submission!.port);
+    await smtp.command('EHLO lps.example');
+    await smtp.startTls({ ca: pkiFile('ca/root.crt') });
+    await smtp.command('EHLO lps.example');
+    expect((await smtp.command(`AUTH PLAIN ${plain(old)}`)).code).toBe(235);
+
+    const replacedAt = Date.now();
+    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret: fresh } })).status).toBe(204);
+    const { lines, ms } = await closedBy(imap, replacedAt);
+    expect(lines.at(-1)).toBe('* BYE [AUTHENTICATIONFAILED] The secret you logged in with was replaced');
+    expect(ms).toBeLessThan(CUT_WITHIN_MS);
+    expect((await flowClosed) - replacedAt).toBeLessThan(CUT_WITHIN_MS);
+    expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
+    await smtp.quit().catch(() => undefined);
+
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 3,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
+    for (const cut of cuts) {
+      expect(cut).toMatchObject({
+        reason: 'secret_replaced',
+        principal: { kind: 'secret', bal },
+        mailboxOwner: STRUCTURE,
+      });
+      // The journal names the principal, never the secret or anything derived from it.
+      expect(JSON.stringify(cut)).not.toMatch(/generation|s3cret/);
+    }
+
+    // The old secret opens nothing any more; the new one does, and its session stays.
+    const { client: again } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
+      tls: { ca: pkiFile('ca/root.crt') },
+    });
+    expect((await again.command('b1', `AUTHENTICATE PLAIN ${plain(old)}`)).tagged).toMatch(/^b1 NO /);
+    expect((await again.command('b2', `AUTHENTICATE PLAIN ${plain(fresh)}`)).tagged).toMatch(/^b2 OK /);
+    expect((await again.command('b3', 'SELECT INBOX')).tagged).toMatch(/^b3 OK /);
+    await again.command('b4', 'LOGOUT');
+  });
+});
