@@ -55,7 +55,24 @@ export const ERROR_CODES = {
   // Recipients and messages.
   RECIPIENT_UNKNOWN: { side: 'client', temporary: false, http: 404, summary: 'no such mailbox' },
   RECIPIENT_SUSPENDED: { side: 'client', temporary: false, http: 409, summary: 'mailbox suspended' },
-  RELAY_DENIED: { side: 'client', temporary: false, http: 403, summary: 'relaying denied' },
+  RELAY_DENIED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'relaying denied: the domain is neither ours nor in the MSSante trust space',
+  },
+  RELAY_NOT_OFFERED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: "relaying denied: the domain is another MSSante operator's, reached through its own MX",
+  },
+  RECIPIENT_OUTSIDE_TRUST_SPACE: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'recipient domain is outside the MSSante trust space',
+  },
   TOO_MANY_RECIPIENTS: { side: 'client', temporary: true, http: 400, summary: 'too many recipients' },
   MESSAGE_TOO_LARGE: {
     side: 'client',

@@ -256,7 +256,7 @@ describe('submission: never an open relay', () => {
       ].map(async (r) => (await client.command(`RCPT TO:<${r}>`)).raw),
     );
     expect(rcpts).toEqual([
-      '550 5.7.1 Relaying denied: this is not a domain of ours',
+      '550 5.7.1 Recipient domain is outside the MSSante trust space: only MSSante mailboxes can be reached',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
