@@ -85,6 +85,7 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
         binary: config.store.dovecotBinary,
         mailUser: config.store.mailUser,
         masterUser: config.store.masterUser,
+        ...(config.store.embeddedImapPort === undefined ? {} : { imapPort: config.store.embeddedImapPort }),
         logger: logger.child({ component: 'dovecot' }),
       });
       stops.push(() => dovecot.stop());

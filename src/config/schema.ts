@@ -195,6 +195,15 @@ const StoreConfig = z
       .describe('File holding the master password; embedded mode generates one under the data dir'),
     dovecotBinary: filePath.default('dovecot').describe('Embedded mode: dovecot program'),
     mailUser: z.string().min(1).default('mail').describe('Embedded mode: system user owning the mail'),
+    embeddedImapPort: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe(
+        'Embedded mode: loopback port of the embedded Dovecot IMAP service (absent: a free port at each start)',
+      ),
   })
   .prefault({});
 
@@ -873,6 +882,13 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: 'set both store.imap and store.lmtp for an external store, or neither for the embedded one',
     });
   }
+  if (imap && c.store.embeddedImapPort !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['store', 'embeddedImapPort'],
+      message: 'applies to the embedded store only: remove it, or remove store.imap and store.lmtp',
+    });
+  }
   if (imap && lmtp && !masterPasswordFile) {
     ctx.addIssue({
       code: 'custom',
@@ -920,6 +936,13 @@ function portClashes(c: z.output<typeof ConfigSchema>): Array<{ path: string[]; 
       key: 'portal.devProvider.port',
       ...c.portal.devProvider,
       enabled: c.portal.enabled && c.portal.devProvider.enabled,
+    },
+    // The embedded Dovecot listens on loopback only.
+    {
+      key: 'store.embeddedImapPort',
+      enabled: c.store.imap === undefined,
+      host: '127.0.0.1',
+      port: c.store.embeddedImapPort ?? 0,
     },
   ];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
