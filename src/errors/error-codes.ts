@@ -251,6 +251,12 @@ export const ERROR_CODES = {
     summary: 'the national directory lists this address for another person',
   },
   QUEUE_JOB_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such queue job' },
+  QUEUE_JOB_FINISHED: {
+    side: 'client',
+    temporary: false,
+    http: 410,
+    summary: 'the queue job is finished (delivered, failed or deleted): nothing left to do',
+  },
   QUEUE_JOB_BUSY: {
     side: 'client',
     temporary: true,
