@@ -28,3 +28,4 @@ export { checkOpenFiles, openFilesLimit } from './open-files.js';
 export type { OpenFilesLimit, OpenFilesOutcome } from './open-files.js';
 export { DotStuffer, ReplyReader } from './smtp-wire.js';
 export type { WireFailure, WireFailureKind, WireReply } from './smtp-wire.js';
+export { explainListen, listenError } from './listen-error.js';
