@@ -789,13 +789,40 @@ const PublicationConfig = z
       .max(100)
       .default(12)
       .describe('Attempts of one change before the mailbox is marked failed'),
+    devDirectory: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Development only: run a local stand-in of the national directory (FHIR PATCH and look-ups) and publish to it',
+          ),
+        host: z.string().min(1).default('127.0.0.1').describe('Address of the stand-in (loopback)'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(9466)
+          .describe('HTTPS port of the stand-in (0: any)'),
+      })
+      .prefault({})
+      .describe('A local stand-in of the national directory, so publication can be tried without the agency'),
   })
   .superRefine((c, ctx) => {
-    if (c.enabled && c.fhir.baseUrl === undefined) {
+    if (c.enabled && c.fhir.baseUrl === undefined && !c.devDirectory.enabled) {
       ctx.addIssue({
         code: 'custom',
         path: ['fhir', 'baseUrl'],
-        message: 'required when publication.enabled is true',
+        message:
+          'required when publication.enabled is true (or publication.devDirectory.enabled in development)',
+      });
+    }
+    if (c.devDirectory.enabled && c.fhir.baseUrl !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['devDirectory', 'enabled'],
+        message: 'the stand-in replaces publication.fhir.baseUrl: remove one of them',
       });
     }
   })
@@ -937,6 +964,11 @@ function portClashes(c: z.output<typeof ConfigSchema>): Array<{ path: string[]; 
       ...c.portal.devProvider,
       enabled: c.portal.enabled && c.portal.devProvider.enabled,
     },
+    {
+      key: 'publication.devDirectory.port',
+      ...c.publication.devDirectory,
+      enabled: c.publication.devDirectory.enabled,
+    },
     // The embedded Dovecot listens on loopback only.
     {
       key: 'store.embeddedImapPort',
@@ -1005,6 +1037,13 @@ function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: st
     }
   }
   issues.push(...revocationRefusals(c));
+  if (c.publication.devDirectory.enabled) {
+    issues.push({
+      path: ['publication', 'devDirectory', 'enabled'],
+      message:
+        "mode is production but the development stand-in of the national directory is enabled: set publication.fhir.baseUrl to the agency's service",
+    });
+  }
   c.auth.issuers.forEach((issuer, i) => {
     const at = (k: string) => ['auth', 'issuers', i, k];
     // A token minted for another client of the same realm would otherwise open our mailboxes.

@@ -281,8 +281,9 @@ describe('production mode refusals', () => {
     const tree: unknown = parseYaml(readFileSync(file, 'utf8'));
     const has = (key: string) =>
       key.split('.').reduce<unknown>((node, k) => (isObject(node) ? node[k] : undefined), tree) !== undefined;
-    // redis.url and redis.sentinels are alternatives: the example uses the sentinels.
-    const alternatives = new Set(['redis.url']);
+    // redis.url and redis.sentinels are alternatives: the example uses the sentinels. The embedded
+    // store's port is the alternative of store.imap (an external store), and refused with it.
+    const alternatives = new Set(['redis.url', 'store.embeddedImapPort']);
     expect(environmentVariables().filter((v) => !has(v.key) && !alternatives.has(v.key))).toEqual([]);
   });
 
