@@ -173,6 +173,42 @@ const RedisConfig = z
     sentinelPasswordFile: filePath
       .optional()
       .describe("With sentinels: file holding the sentinels' own password (requirepass of sentinel.conf)"),
+    sentinelUsername: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("With sentinels: the sentinels' own ACL user (with sentinelPasswordFile)"),
+    sentinelTls: z
+      .boolean()
+      .default(false)
+      .describe(
+        'With sentinels: TLS to the sentinels (server checked against redis.caFile, else the system CAs)',
+      ),
+    tls: z
+      .boolean()
+      .default(false)
+      .describe(
+        'With sentinels: TLS to the primary they name (with url: use rediss://); checked against redis.caFile, else the system CAs',
+      ),
+    caFile: filePath
+      .optional()
+      .describe(
+        'With sentinels and TLS: PEM file of the authorities that issued the Redis and sentinel certificates',
+      ),
+    username: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('With sentinels: ACL user on the primary (with passwordFile); with url it goes in the URL'),
+    db: z
+      .number()
+      .int()
+      .min(0)
+      .max(15)
+      .default(0)
+      .describe(
+        'With sentinels: database number on the primary; with url it goes in the URL (redis://host/3)',
+      ),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9:_-]*$/)
@@ -922,6 +958,25 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       path: ['store', 'masterPasswordFile'],
       message: 'required with an external store',
     });
+  }
+  if (c.redis.sentinels === undefined) {
+    const sentinelOnly = [
+      ['sentinelUsername', c.redis.sentinelUsername !== undefined],
+      ['sentinelTls', c.redis.sentinelTls],
+      ['tls', c.redis.tls],
+      ['caFile', c.redis.caFile !== undefined],
+      ['username', c.redis.username !== undefined],
+      ['db', c.redis.db !== 0],
+    ] as const;
+    for (const [key, set] of sentinelOnly) {
+      if (!set) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis', key],
+        message:
+          'applies with redis.sentinels only; with redis.url, say it in the URL (rediss://user@host/db)',
+      });
+    }
   }
   if (c.redis.url !== undefined && c.redis.sentinels !== undefined) {
     ctx.addIssue({
