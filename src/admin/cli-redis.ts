@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type Config, readSecretFile } from '../config/index.js';
@@ -25,8 +26,11 @@ export function gatewayRedisClient(config: Config, maxRetriesPerRequest: number 
     ? readSecretFile(config.redis.sentinelPasswordFile)
     : undefined;
   const target =
-    redisTargetOf(config.redis, sentinelPassword) ??
-    `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
+    redisTargetOf(
+      config.redis,
+      sentinelPassword,
+      config.redis.caFile === undefined ? undefined : readFileSync(config.redis.caFile, 'utf8'),
+    ) ?? `unix://${redisPaths(path.resolve(config.dataDir)).socketPath}`;
   const password = config.redis.passwordFile ? readSecretFile(config.redis.passwordFile) : undefined;
   return createRedisClient(target, {
     name: 'mssgw-cli',

@@ -25,6 +25,8 @@ export const EXIT = {
   USAGE: 2,
   /** The admin API could not be reached. */
   UNREACHABLE: 3,
+  /** `queue show|retry|delete` of a job that is finished (delivered, failed or deleted): nothing to do. */
+  FINISHED: 4,
 } as const;
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9465';
@@ -62,7 +64,8 @@ export function buildCli(io: CliIo = processIo()): Command {
       'after',
       '\nExit codes: 0 done; 1 the API refused the request (the message says why) or a local file ' +
         'could not be used; 2 usage error; ' +
-        '3 the admin API cannot be reached (is the gateway running? npm start).',
+        '3 the admin API cannot be reached (is the gateway running? npm start); ' +
+        '4 queue show/retry/delete of a finished job (the message says what became of it).',
     )
     .showHelpAfterError('(add --help for usage)')
     // Usage errors are thrown rather than exiting, so runCli maps them to exit code 2.
@@ -109,6 +112,11 @@ function reportFailure(err: unknown, io: CliIo): number {
         'or pass --api URL / set MSSGW_ADMIN_URL\n',
     );
     return EXIT.UNREACHABLE;
+  }
+  if (err instanceof AdminApiError && err.problemCode === 'QUEUE_JOB_FINISHED') {
+    // Not a failure to fix: the story of the job (delivered to …, at …), for scripts exit code 4.
+    io.stderr(`${err.detail}\n`);
+    return EXIT.FINISHED;
   }
   if (err instanceof AdminApiError) {
     io.stderr(`error: ${err.detail} (${err.problemCode})\n`);

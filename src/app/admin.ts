@@ -6,7 +6,7 @@ import type { QueueAdministration } from '../delivery/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { BalRegistry } from '../registry/index.js';
-import { explainListen } from './explain-listen.js';
+import { explainListen } from '../shared/index.js';
 
 export interface AdminPartDeps {
   readonly config: Config;
@@ -40,7 +40,7 @@ export function buildAdmin(d: AdminPartDeps): { listen(): Promise<AddressInfo>; 
   const { host, port } = config.admin;
   return {
     listen: async () => {
-      await admin.listen({ port, host }).catch(explainListen('admin', host, port));
+      await admin.listen({ port, host }).catch(explainListen('admin API', 'admin.port', host, port));
       return admin.server.address() as AddressInfo;
     },
     stop: () => admin.close(),

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -39,7 +40,11 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
       await s().catch((err: unknown) => logger.error({ err }, 'backend stop failed'));
   };
   try {
-    const external = redisTargetOf(config.redis, secretOf(config.redis.sentinelPasswordFile));
+    const external = redisTargetOf(
+      config.redis,
+      secretOf(config.redis.sentinelPasswordFile),
+      config.redis.caFile === undefined ? undefined : readFileSync(config.redis.caFile, 'utf8'),
+    );
     let target: RedisTarget;
     if (external) target = external;
     else {
@@ -85,6 +90,7 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
         binary: config.store.dovecotBinary,
         mailUser: config.store.mailUser,
         masterUser: config.store.masterUser,
+        ...(config.store.embeddedImapPort === undefined ? {} : { imapPort: config.store.embeddedImapPort }),
         logger: logger.child({ component: 'dovecot' }),
       });
       stops.push(() => dovecot.stop());

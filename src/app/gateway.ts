@@ -28,7 +28,7 @@ import { buildDirectory, startDirectory } from './directory.js';
 import { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
 import { type LifecycleEventsPart, buildLifecycleEvents, buildLifecycleJob } from './lifecycle.js';
 import { openListeners } from './open-listeners.js';
-import { buildPublication, startPublication } from './publication.js';
+import { buildPublication, startDevDirectoryPart, startPublication } from './publication.js';
 import { buildRegistry } from './registry.js';
 import { StopOrder } from './stop-order.js';
 import { buildTrust } from './trust.js';
@@ -122,9 +122,12 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
 
   // The registry tells publication of every change; publication reads the mailboxes back from the
   // registry, but only once it works (after its start below).
+  const devDirectory = await startDevDirectoryPart(base);
+  if (devDirectory) stops.add('dev-directory', devDirectory);
   const publication = buildPublication({
     ...base,
     bals: { get: (a) => registry.get(a), list: (q) => registry.list(q) },
+    ...(devDirectory ? { baseUrl: devDirectory.baseUrl } : {}),
   });
   if (publication) stops.add('publication', publication, { redis: true });
   const mirrors = stops.add('directory', buildDirectory({ ...base, whitelist, publication }), {

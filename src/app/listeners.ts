@@ -1,17 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import { type Principal, decodeExternal, decodeOauthbearer } from '../auth/index.js';
 import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
-import type { Clock } from '../shared/index.js';
+import { type Clock, explainListen, listenError } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { DirectoryMirrors, WhitelistHolder } from '../directory/index.js';
 import { ImapFrontEnd } from '../imap/index.js';
+import { isGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { imapObserver } from '../imap/index.js';
 import { type BalRegistry, ownedAddresses } from '../registry/index.js';
 import { MxServer, SubmissionServer } from '../smtp/index.js';
 import type { Backends } from './backends.js';
-import { explainListen } from './explain-listen.js';
 import type { TrustPart } from './trust.js';
 
 /** A listener built, not yet listening: stop() closes it whether or not it listens. */
@@ -62,7 +62,7 @@ export function buildMx(
   const { host, port } = config.smtp.mx;
   return {
     server,
-    listen: () => server.listen(port, host).catch(explainListen('smtp.mx', host, port)),
+    listen: () => server.listen(port, host).catch(explainListen('MX (SMTP)', 'smtp.mx.port', host, port)),
     stop: () => server.close(),
   };
 }
@@ -107,7 +107,14 @@ export function buildSubmission(
   d.trust.onReload(() => server.reloadTrust());
   return {
     server,
-    listen: () => server.listen(host, port, tlsPort).catch(explainListen('smtp.submission', host, port)),
+    listen: () =>
+      server.listen(host, port, tlsPort).catch((err: NodeJS.ErrnoException & { port?: number }) => {
+        // Node's listen error carries the port it tried: say which of the two listeners failed.
+        const implicit = err.port === tlsPort && tlsPort !== port;
+        throw implicit
+          ? listenError('submission (implicit TLS)', 'smtp.submission.tlsPort', host, tlsPort, err)
+          : listenError('submission (STARTTLS)', 'smtp.submission.port', host, port, err);
+      }),
     stop: () => server.close(),
   };
 }
@@ -137,8 +144,22 @@ export function buildImap(
   d.trust.onReload(() => server.reloadTrust());
   return {
     server,
-    // listen() names imap.port / imap.tlsPort itself when a port cannot be bound.
-    listen: () => server.listen(),
+    // listen() names imap.port / imap.tlsPort in its error; told here in the words of every listener.
+    listen: () =>
+      server.listen().catch((err: unknown) => {
+        const key = isGatewayError(err) ? err.details['key'] : undefined;
+        const cause = err instanceof Error ? err.cause : undefined;
+        if ((key !== 'imap.port' && key !== 'imap.tlsPort') || !(cause instanceof Error)) throw err;
+        const { host } = config.imap;
+        const implicit = key === 'imap.tlsPort';
+        throw listenError(
+          implicit ? 'IMAP (implicit TLS)' : 'IMAP (STARTTLS)',
+          key,
+          host,
+          implicit ? config.imap.tlsPort : config.imap.port,
+          cause,
+        );
+      }),
     stop: () => server.close(),
   };
 }

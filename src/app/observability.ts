@@ -8,7 +8,7 @@ import {
   readinessChecks,
 } from '../observability/index.js';
 import type { Metrics } from '../observability/index.js';
-import { explainListen } from './explain-listen.js';
+import { explainListen } from '../shared/index.js';
 
 /** `/metrics`, `/healthz` and `/readyz` on `metrics.host:metrics.port`. */
 export function buildObservability(d: {
@@ -20,7 +20,7 @@ export function buildObservability(d: {
   const { host, port } = d.config.metrics;
   return {
     server,
-    listen: () => listenHttp(server, port, host).catch(explainListen('metrics', host, port)),
+    listen: () => listenHttp(server, port, host).catch(explainListen('metrics', 'metrics.port', host, port)),
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { GatewayAuthenticator, SessionWatch } from '../auth/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
@@ -18,6 +19,7 @@ import type { GatewayAddresses } from './gateway-addresses.js';
 import { buildImap, buildMx, buildSubmission } from './listeners.js';
 import { buildObservability } from './observability.js';
 import { buildPortalPart } from './portal.js';
+import { withQueueHistory } from './queue-history.js';
 import type { StopOrder } from './stop-order.js';
 import type { TrustPart } from './trust.js';
 
@@ -106,7 +108,10 @@ export async function openListeners(
         'admin',
         buildAdmin({
           ...d,
-          queue: queueAdministration({ queue: delivery.queue, worker: delivery.worker, journal: d.journal }),
+          queue: withQueueHistory(
+            queueAdministration({ queue: delivery.queue, worker: delivery.worker, journal: d.journal }),
+            path.join(config.dataDir, 'journal'),
+          ),
           reload,
         }),
       )

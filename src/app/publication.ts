@@ -1,6 +1,13 @@
 import type { Config } from '../config/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
-import { type BalSource, FhirPublisher, PublicationService } from '../publication/index.js';
+import path from 'node:path';
+import {
+  type BalSource,
+  type DevDirectory,
+  FhirPublisher,
+  PublicationService,
+  startDevDirectory,
+} from '../publication/index.js';
 import type { Clock } from '../shared/index.js';
 import type { Backends } from './backends.js';
 import type { TrustPart } from './trust.js';
@@ -15,6 +22,8 @@ export interface PublicationPartDeps {
   readonly journal: AuditJournal;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** The development stand-in's base URL, which replaces publication.fhir.baseUrl. */
+  readonly baseUrl?: string;
 }
 
 /**
@@ -32,7 +41,7 @@ export function buildPublication(d: PublicationPartDeps): PublicationService | u
     prefix: config.redis.prefix,
     bals: d.bals,
     publisher: new FhirPublisher({
-      settings: { ...fhir, baseUrl: fhir.baseUrl ?? '' },
+      settings: { ...fhir, baseUrl: d.baseUrl ?? fhir.baseUrl ?? '' },
       tls: () => d.trust.current(),
       tlsProfile: { minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc },
       timeoutMs: pub.timeoutSeconds * 1000,
@@ -56,4 +65,32 @@ export async function startPublication(publication: PublicationService, logger: 
         'publication catch-up failed',
       ),
     );
+}
+
+/**
+ * The development stand-in of the national directory (`publication.devDirectory`, refused in
+ * production by the configuration): started before publication, which then publishes to it.
+ * Its certificate is ours and it trusts our authorities, so the publisher's mutual TLS is the real one.
+ */
+export async function startDevDirectoryPart(
+  d: Pick<PublicationPartDeps, 'config' | 'trust' | 'logger'>,
+): Promise<DevDirectory | undefined> {
+  const { config } = d;
+  const dev = config.publication.devDirectory;
+  if (!dev.enabled) return undefined;
+  const { fhir } = config.publication;
+  return startDevDirectory({
+    host: dev.host,
+    port: dev.port,
+    tls: () => {
+      const t = d.trust.current();
+      return { cert: t.cert, key: t.key, ca: t.ca };
+    },
+    personResource: fhir.personResource,
+    personIdentifierSystem: fhir.personIdentifierSystem,
+    structureResource: fhir.structureResource,
+    structureIdentifierSystem: fhir.structureIdentifierSystem,
+    file: path.join(config.dataDir, 'dev-directory', 'resources.json'),
+    logger: d.logger.child({ component: 'dev-directory' }),
+  });
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../shared/index.js';
 import type { Config } from '../config/index.js';
-import { ERROR_CODES, isGatewayError, type ErrorCode } from '../errors/index.js';
+import { ERROR_CODES, isGatewayError, loginOutcomeLabel, type ErrorCode } from '../errors/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
 import {
   resolveAccess,
@@ -303,7 +303,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     this.#o.observer?.attempt({
       channel: request.channel,
       mechanism: request.mechanism,
-      outcome: failure.reason,
+      outcome: loginOutcomeLabel(failure.code),
     });
     const issuer = typeof failure.details.issuer === 'string' ? failure.details.issuer : undefined;
     const via = attempt.principal?.kind === 'person' ? attempt.principal.via : undefined;

@@ -173,6 +173,42 @@ const RedisConfig = z
     sentinelPasswordFile: filePath
       .optional()
       .describe("With sentinels: file holding the sentinels' own password (requirepass of sentinel.conf)"),
+    sentinelUsername: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("With sentinels: the sentinels' own ACL user (with sentinelPasswordFile)"),
+    sentinelTls: z
+      .boolean()
+      .default(false)
+      .describe(
+        'With sentinels: TLS to the sentinels (server checked against redis.caFile, else the system CAs)',
+      ),
+    tls: z
+      .boolean()
+      .default(false)
+      .describe(
+        'With sentinels: TLS to the primary they name (with url: use rediss://); checked against redis.caFile, else the system CAs',
+      ),
+    caFile: filePath
+      .optional()
+      .describe(
+        'With sentinels and TLS: PEM file of the authorities that issued the Redis and sentinel certificates',
+      ),
+    username: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('With sentinels: ACL user on the primary (with passwordFile); with url it goes in the URL'),
+    db: z
+      .number()
+      .int()
+      .min(0)
+      .max(15)
+      .default(0)
+      .describe(
+        'With sentinels: database number on the primary; with url it goes in the URL (redis://host/3)',
+      ),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9:_-]*$/)
@@ -195,6 +231,15 @@ const StoreConfig = z
       .describe('File holding the master password; embedded mode generates one under the data dir'),
     dovecotBinary: filePath.default('dovecot').describe('Embedded mode: dovecot program'),
     mailUser: z.string().min(1).default('mail').describe('Embedded mode: system user owning the mail'),
+    embeddedImapPort: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe(
+        'Embedded mode: loopback port of the embedded Dovecot IMAP service (absent: a free port at each start)',
+      ),
   })
   .prefault({});
 
@@ -780,13 +825,40 @@ const PublicationConfig = z
       .max(100)
       .default(12)
       .describe('Attempts of one change before the mailbox is marked failed'),
+    devDirectory: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Development only: run a local stand-in of the national directory (FHIR PATCH and look-ups) and publish to it',
+          ),
+        host: z.string().min(1).default('127.0.0.1').describe('Address of the stand-in (loopback)'),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(9466)
+          .describe('HTTPS port of the stand-in (0: any)'),
+      })
+      .prefault({})
+      .describe('A local stand-in of the national directory, so publication can be tried without the agency'),
   })
   .superRefine((c, ctx) => {
-    if (c.enabled && c.fhir.baseUrl === undefined) {
+    if (c.enabled && c.fhir.baseUrl === undefined && !c.devDirectory.enabled) {
       ctx.addIssue({
         code: 'custom',
         path: ['fhir', 'baseUrl'],
-        message: 'required when publication.enabled is true',
+        message:
+          'required when publication.enabled is true (or publication.devDirectory.enabled in development)',
+      });
+    }
+    if (c.devDirectory.enabled && c.fhir.baseUrl !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['devDirectory', 'enabled'],
+        message: 'the stand-in replaces publication.fhir.baseUrl: remove one of them',
       });
     }
   })
@@ -873,12 +945,38 @@ export const ConfigSchemaChecked = ConfigSchema.superRefine((c, ctx) => {
       message: 'set both store.imap and store.lmtp for an external store, or neither for the embedded one',
     });
   }
+  if (imap && c.store.embeddedImapPort !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['store', 'embeddedImapPort'],
+      message: 'applies to the embedded store only: remove it, or remove store.imap and store.lmtp',
+    });
+  }
   if (imap && lmtp && !masterPasswordFile) {
     ctx.addIssue({
       code: 'custom',
       path: ['store', 'masterPasswordFile'],
       message: 'required with an external store',
     });
+  }
+  if (c.redis.sentinels === undefined) {
+    const sentinelOnly = [
+      ['sentinelUsername', c.redis.sentinelUsername !== undefined],
+      ['sentinelTls', c.redis.sentinelTls],
+      ['tls', c.redis.tls],
+      ['caFile', c.redis.caFile !== undefined],
+      ['username', c.redis.username !== undefined],
+      ['db', c.redis.db !== 0],
+    ] as const;
+    for (const [key, set] of sentinelOnly) {
+      if (!set) continue;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redis', key],
+        message:
+          'applies with redis.sentinels only; with redis.url, say it in the URL (rediss://user@host/db)',
+      });
+    }
   }
   if (c.redis.url !== undefined && c.redis.sentinels !== undefined) {
     ctx.addIssue({
@@ -920,6 +1018,18 @@ function portClashes(c: z.output<typeof ConfigSchema>): Array<{ path: string[]; 
       key: 'portal.devProvider.port',
       ...c.portal.devProvider,
       enabled: c.portal.enabled && c.portal.devProvider.enabled,
+    },
+    {
+      key: 'publication.devDirectory.port',
+      ...c.publication.devDirectory,
+      enabled: c.publication.devDirectory.enabled,
+    },
+    // The embedded Dovecot listens on loopback only.
+    {
+      key: 'store.embeddedImapPort',
+      enabled: c.store.imap === undefined,
+      host: '127.0.0.1',
+      port: c.store.embeddedImapPort ?? 0,
     },
   ];
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
@@ -982,6 +1092,13 @@ function productionRefusals(c: Config): Array<{ path: PropertyKey[]; message: st
     }
   }
   issues.push(...revocationRefusals(c));
+  if (c.publication.devDirectory.enabled) {
+    issues.push({
+      path: ['publication', 'devDirectory', 'enabled'],
+      message:
+        "mode is production but the development stand-in of the national directory is enabled: set publication.fhir.baseUrl to the agency's service",
+    });
+  }
   c.auth.issuers.forEach((issuer, i) => {
     const at = (k: string) => ['auth', 'issuers', i, k];
     // A token minted for another client of the same realm would otherwise open our mailboxes.

@@ -55,7 +55,24 @@ export const ERROR_CODES = {
   // Recipients and messages.
   RECIPIENT_UNKNOWN: { side: 'client', temporary: false, http: 404, summary: 'no such mailbox' },
   RECIPIENT_SUSPENDED: { side: 'client', temporary: false, http: 409, summary: 'mailbox suspended' },
-  RELAY_DENIED: { side: 'client', temporary: false, http: 403, summary: 'relaying denied' },
+  RELAY_DENIED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'relaying denied: the domain is neither ours nor in the MSSante trust space',
+  },
+  RELAY_NOT_OFFERED: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: "relaying denied: the domain is another MSSante operator's, reached through its own MX",
+  },
+  RECIPIENT_OUTSIDE_TRUST_SPACE: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary: 'recipient domain is outside the MSSante trust space',
+  },
   TOO_MANY_RECIPIENTS: { side: 'client', temporary: true, http: 400, summary: 'too many recipients' },
   MESSAGE_TOO_LARGE: {
     side: 'client',
@@ -234,6 +251,12 @@ export const ERROR_CODES = {
     summary: 'the national directory lists this address for another person',
   },
   QUEUE_JOB_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such queue job' },
+  QUEUE_JOB_FINISHED: {
+    side: 'client',
+    temporary: false,
+    http: 410,
+    summary: 'the queue job is finished (delivered, failed or deleted): nothing left to do',
+  },
   QUEUE_JOB_BUSY: {
     side: 'client',
     temporary: true,

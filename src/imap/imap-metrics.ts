@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { loginOutcomeLabel } from '../errors/index.js';
 import type { Metrics } from '../observability/index.js';
 import type { ImapObserver } from './imap-observer.js';
 
@@ -28,7 +29,7 @@ export function imapObserver(registry: Registry, metrics: Metrics): ImapObserver
   });
   const logins = new Counter({
     name: 'mssgw_imap_logins_total',
-    help: 'IMAP logins by mechanism and outcome (ok or error code)',
+    help: 'IMAP logins by mechanism and outcome (ok or the refusal, as in mssgw_auth_attempts_total)',
     labelNames: ['mechanism', 'outcome'] as const,
     registers,
   });
@@ -66,7 +67,7 @@ export function imapObserver(registry: Registry, metrics: Metrics): ImapObserver
     tlsHandshake: (listener, outcome, detail) =>
       metrics.tlsHandshakes.inc({ listener: `imap-${listener}`, outcome, reason: detail }),
     login: (mechanism, outcome, seconds) => {
-      logins.inc({ mechanism, outcome });
+      logins.inc({ mechanism, outcome: loginOutcomeLabel(outcome) });
       if (outcome === 'ok') loginDuration.observe(seconds);
     },
     protocolError: (kind) => protocolErrors.inc({ kind }),

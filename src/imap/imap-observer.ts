@@ -1,4 +1,5 @@
 import type { SaslMechanism } from '../auth/index.js';
+import type { ErrorCode } from '../errors/index.js';
 
 /**
  * What the IMAP front end reports for metrics, as a narrow interface the composition root binds to
@@ -30,7 +31,7 @@ export interface ImapObserver {
   /** TLS handshakes, implicit or after STARTTLS; `detail` is `full`, `resumed` or a bounded error kind. */
   tlsHandshake(listener: ImapListenerName, outcome: 'ok' | 'failed', detail: string): void;
   /** A login attempt: `ok`, or the error code of the refusal (incl. STORE_UNAVAILABLE). */
-  login(mechanism: SaslMechanism, outcome: string, seconds: number): void;
+  login(mechanism: SaslMechanism, outcome: ErrorCode | 'ok', seconds: number): void;
   protocolError(kind: ImapProtocolError): void;
   /** A piped session ended: bytes from the client to the store and back, and how long it lasted. */
   sessionClosed(bytesFromClient: number, bytesToClient: number, seconds: number): void;

@@ -111,6 +111,8 @@ export interface JournalQuery {
   readonly event?: string;
   readonly since?: Date;
   readonly until?: Date;
+  /** Entries whose line contains this text (a spool id, a job id): a cheap filter before parsing. */
+  readonly contains?: string;
 }
 
 /** Entries matching every given criterion, oldest first; files outside the time range are skipped. */
@@ -127,6 +129,7 @@ export async function* searchJournal(
     // Cheap filters on the text before parsing: most lines are of other mailboxes.
     if (mailbox !== undefined && !text.toLowerCase().includes(mailbox)) continue;
     if (query.person !== undefined && !text.includes(query.person)) continue;
+    if (query.contains !== undefined && !text.includes(query.contains)) continue;
     let entry: Record<string, unknown>;
     try {
       entry = JSON.parse(text) as Record<string, unknown>;

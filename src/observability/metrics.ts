@@ -101,7 +101,7 @@ export function createMetrics() {
     }),
     authAttempts: new Counter({
       name: 'mssgw_auth_attempts_total',
-      help: 'Client authentications by channel (imap, submission), mechanism and outcome (ok or reason)',
+      help: 'Client authentications by channel (imap, submission), mechanism and outcome (ok or the refusal: token_invalid, rate_limited, ...)',
       labelNames: ['channel', 'mechanism', 'outcome'] as const,
       registers: r,
     }),

@@ -7,6 +7,7 @@ import fastifyHelmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { readSecretFile } from '../config/index.js';
 import { GatewayError, toGatewayError } from '../errors/index.js';
+import { explainListen } from '../shared/index.js';
 import { DEV_PROVIDER_CLIENT, startDevProvider, type DevProvider } from './dev-provider.js';
 import { COOKIE_OPTIONS, CSRF_COOKIE } from './cookies.js';
 import { OidcLogin } from './oidc-login.js';
@@ -96,14 +97,7 @@ export function buildPortal(deps: PortalDeps): Portal {
       },
     });
     const { host, port } = settings;
-    await app.listen({ host, port }).catch((err: NodeJS.ErrnoException) => {
-      throw new GatewayError(
-        'CONFIG_INVALID',
-        `${host}:${port} (portal.host/portal.port) cannot be listened on (${err.code ?? err.message})`,
-        { key: 'portal' },
-        { cause: err },
-      );
-    });
+    await app.listen({ host, port }).catch(explainListen('portal', 'portal.port', host, port));
     const where = app.server.address() as AddressInfo;
     publicUrl = (settings.publicUrl ?? `https://localhost:${where.port}`).replace(/\/+$/, '');
     const redirectUri = settings.oidc.redirectUri ?? `${publicUrl}/connexion/retour`;
@@ -132,7 +126,14 @@ export function buildPortal(deps: PortalDeps): Portal {
         nationalIdClaim: oidc.nationalIdClaim,
         notice: (text) =>
           deps.logger.warn({ event: 'portal.dev_provider.notice', text }, 'OpenID provider notice'),
-      });
+      }).catch(
+        explainListen(
+          'development OpenID provider',
+          'portal.devProvider.port',
+          devProvider.host,
+          devProvider.port,
+        ),
+      );
       deps.logger.warn(
         { event: 'portal.dev_provider.started', issuer: dev.issuer },
         'development OpenID provider started (never in production)',

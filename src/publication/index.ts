@@ -34,3 +34,5 @@ export type { PublicationServiceOptions, PublicationSettings } from './publicati
 export type { BalSource, PublicationObserver } from './publication-work.js';
 export { checkDriftOnce } from './drift-check.js';
 export type { DriftCheckDeps } from './drift-check.js';
+export { startDevDirectory } from './dev-directory.js';
+export type { DevDirectory, DevDirectoryOptions } from './dev-directory.js';

@@ -27,6 +27,15 @@ export interface RedisSentinelTarget {
   readonly masterName: string;
   /** Password of the sentinels themselves (`requirepass` in sentinel.conf), when they have one. */
   readonly sentinelPassword?: string;
+  /** ACL user of the sentinels themselves. */
+  readonly sentinelUsername?: string;
+  /** TLS to the sentinels, and to the primary they name; `ca` checks both (absent: system CAs). */
+  readonly sentinelTls?: boolean;
+  readonly tls?: boolean;
+  readonly ca?: string;
+  /** ACL user and database on the primary. */
+  readonly username?: string;
+  readonly db?: number;
 }
 
 /** Where the gateway's Redis is: a URL (one server) or a set of sentinels. */
@@ -38,14 +47,27 @@ export function redisTargetOf(
     readonly url?: string | undefined;
     readonly sentinels?: readonly { readonly host: string; readonly port: number }[] | undefined;
     readonly masterName: string;
+    readonly sentinelUsername?: string | undefined;
+    readonly sentinelTls?: boolean;
+    readonly tls?: boolean;
+    readonly username?: string | undefined;
+    readonly db?: number;
   },
   sentinelPassword?: string,
+  ca?: string,
 ): RedisTarget | undefined {
   if (settings.sentinels && settings.sentinels.length > 0) {
+    const { sentinelUsername, username } = settings;
     return {
       sentinels: settings.sentinels,
       masterName: settings.masterName,
       ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+      ...(sentinelUsername === undefined ? {} : { sentinelUsername }),
+      ...(settings.sentinelTls ? { sentinelTls: true } : {}),
+      ...(settings.tls ? { tls: true } : {}),
+      ...(ca === undefined ? {} : { ca }),
+      ...(username === undefined ? {} : { username }),
+      ...(settings.db ? { db: settings.db } : {}),
     };
   }
   return settings.url;
@@ -59,6 +81,14 @@ export function redisOptionsFor(target: RedisTarget): RedisOptions {
     name: target.masterName,
     role: 'master',
     ...(target.sentinelPassword === undefined ? {} : { sentinelPassword: target.sentinelPassword }),
+    ...(target.sentinelUsername === undefined ? {} : { sentinelUsername: target.sentinelUsername }),
+    ...(target.username === undefined ? {} : { username: target.username }),
+    db: target.db ?? 0,
+    // The primary's certificate is checked for the address the sentinels give (ioredis' default).
+    ...(target.sentinelTls ? { sentinelTLS: target.ca === undefined ? {} : { ca: target.ca } } : {}),
+    ...(target.tls
+      ? { tls: target.ca === undefined ? {} : { ca: target.ca }, enableTLSForSentinelMode: true }
+      : {}),
     // No `failoverDetector`: its +switch-master handler disconnects the connector, and when that
     // lands while the client is asking the sentinels (reconnecting after the primary died) ioredis
     // ends the client for good ("Connection is closed.", found by redis-sentinel.test.ts). A dead

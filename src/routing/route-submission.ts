@@ -12,8 +12,14 @@ export type SubmissionRoute =
   | { readonly kind: 'relay'; readonly address: string; readonly patient: boolean }
   | { readonly kind: 'refuse'; readonly code: ErrorCode; readonly reason: string };
 
+/** The trust space's domains (the national whitelist): a domain is in it when some operator DN serves it. */
 export interface TrustedDomains {
   dnsOf(domain: string): ReadonlySet<string>;
+}
+
+/** A domain of another MSSante operator: whitelisted, or the national patient domain. */
+export function inTrustSpace(domain: string, trust: TrustedDomains): boolean {
+  return domain === PATIENT_DOMAIN || trust.dnsOf(domain).size > 0;
 }
 
 export function routeSubmission(
@@ -29,7 +35,7 @@ export function routeSubmission(
       ? { kind: 'relay', address: parsed.address, patient: true }
       : { kind: 'refuse', code: 'PATIENT_ADDRESS_INVALID', reason: 'bad_patient_address' };
   }
-  if (whitelist.dnsOf(parsed.domain).size > 0)
+  if (inTrustSpace(parsed.domain, whitelist))
     return { kind: 'relay', address: parsed.address, patient: false };
-  return { kind: 'refuse', code: 'RELAY_DENIED', reason: 'relay_denied' };
+  return { kind: 'refuse', code: 'RECIPIENT_OUTSIDE_TRUST_SPACE', reason: 'outside_trust_space' };
 }

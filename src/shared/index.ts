@@ -30,3 +30,4 @@ export { DotStuffer, ReplyReader } from './smtp-wire.js';
 export type { WireFailure, WireFailureKind, WireReply } from './smtp-wire.js';
 export { REFUSAL_DEADLINE_MS, REFUSAL_HANDSHAKES, TlsRefusals } from './tls-refusal.js';
 export type { RefusalReplyOutcome, TlsRefusalsOptions } from './tls-refusal.js';
+export { explainListen, listenError } from './listen-error.js';

@@ -255,7 +255,7 @@ export class MxServer {
     session: SMTPServerSession,
     cb: (err?: Error | null) => void,
   ): Promise<void> {
-    const first = routeByDomain(address.address, this.#domains);
+    const first = routeByDomain(address.address, this.#domains, this.#d.whitelist.current());
     if (first.kind === 'refuse')
       return cb(this.#refuse(session, 'RCPT', first.code, first.reason, { to: address.address }));
     const decision = await lookupLocalRecipient(

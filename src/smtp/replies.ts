@@ -92,7 +92,24 @@ const REPLIES: Partial<Record<ErrorCode, SmtpReply>> = {
   },
   RECIPIENT_UNKNOWN: { code: 550, enhanced: '5.1.1', text: 'No such mailbox here' },
   RECIPIENT_SUSPENDED: { code: 550, enhanced: '5.2.1', text: 'Mailbox is suspended' },
-  RELAY_DENIED: { code: 550, enhanced: '5.7.1', text: 'Relaying denied: this is not a domain of ours' },
+  // Three refusals of a domain not ours, told apart so that the sender knows what to change.
+  // MX port: a peer sent us mail for a domain we do not serve.
+  RELAY_DENIED: {
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Relaying denied: not a domain of ours, nor of the MSSante trust space',
+  },
+  RELAY_NOT_OFFERED: {
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Relaying denied: this domain belongs to another MSSante operator, deliver to its own MX',
+  },
+  // Submission port: our user wrote to a domain no MSSante operator serves (MSSANTE.md "The trust space").
+  RECIPIENT_OUTSIDE_TRUST_SPACE: {
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Recipient domain is outside the MSSante trust space: only MSSante mailboxes can be reached',
+  },
   BAD_ADDRESS_SYNTAX: { code: 553, enhanced: '5.1.3', text: 'Malformed address' },
   TOO_MANY_RECIPIENTS: { code: 452, enhanced: '4.5.3', text: 'Too many recipients' },
   MESSAGE_TOO_LARGE: { code: 552, enhanced: '5.3.4', text: 'Message exceeds fixed maximum message size' },

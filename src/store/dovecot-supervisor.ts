@@ -32,6 +32,8 @@ export interface EmbeddedDovecotOptions {
   readonly mailUser?: string;
   /** Master user the gateway logs in as. Default `mssgw`. */
   readonly masterUser?: string;
+  /** Loopback port of its IMAP service (`store.embeddedImapPort`). Default: a free port at each start. */
+  readonly imapPort?: number;
   readonly logger: Logger;
 }
 
@@ -177,7 +179,7 @@ export async function startEmbeddedDovecot(options: EmbeddedDovecotOptions): Pro
     logger,
   };
   for (let attempt = 1; ; attempt++) {
-    const port = await freeLoopbackPort();
+    const port = options.imapPort ?? (await freeLoopbackPort());
     try {
       const supervised = await startOnPort(ctx, port);
       logger.info({ event: 'dovecot.ready', imapPort: port, lmtp: paths.lmtpSocket }, 'store ready');
@@ -192,6 +194,14 @@ export async function startEmbeddedDovecot(options: EmbeddedDovecotOptions): Pro
         stop: () => supervised.stop(),
       };
     } catch (err) {
+      if (options.imapPort !== undefined && isPortTaken(err)) {
+        throw new GatewayError(
+          'STORE_UNAVAILABLE',
+          `the embedded Dovecot cannot listen on 127.0.0.1:${port} (store.embeddedImapPort): another process holds it; stop that process or choose another port`,
+          { port },
+          { cause: err },
+        );
+      }
       // Another program may take the port between our probe and Dovecot's bind: pick another.
       if (!isPortTaken(err) || attempt >= PORT_ATTEMPTS) throw err;
       logger.warn({ event: 'dovecot.port.taken', port, attempt }, 'IMAP port taken, retrying with another');

@@ -104,7 +104,7 @@ describe('MX trust: who may hand us mail', () => {
     await client.quit();
   });
 
-  it('refuses unknown, suspended and foreign-domain recipients with distinct codes', async () => {
+  it("refuses unknown, suspended, other operators' and foreign-domain recipients with distinct replies", async () => {
     const suspended = uniqueBal('suspended');
     await gw.registry.create(
       { address: suspended, type: 'PER', owner: '810000000001' },
@@ -118,6 +118,7 @@ describe('MX trust: who may hand us mail', () => {
       uniqueBal('nobody'),
       suspended,
       `someone@${PEER_DOMAIN}`,
+      '185057800608491@patient.mssante.fr',
       'someone@example.com',
       bal,
     ]) {
@@ -126,8 +127,9 @@ describe('MX trust: who may hand us mail', () => {
     expect(replies.map((r) => r.raw)).toEqual([
       '550 5.1.1 No such mailbox here',
       '550 5.2.1 Mailbox is suspended',
-      '550 5.7.1 Relaying denied: this is not a domain of ours',
-      '550 5.7.1 Relaying denied: this is not a domain of ours',
+      '550 5.7.1 Relaying denied: this domain belongs to another MSSante operator, deliver to its own MX',
+      '550 5.7.1 Relaying denied: this domain belongs to another MSSante operator, deliver to its own MX',
+      '550 5.7.1 Relaying denied: not a domain of ours, nor of the MSSante trust space',
       '250 2.1.5 Accepted',
     ]);
     await client.quit();

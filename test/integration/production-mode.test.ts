@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { Gateway } from '../../src/app/index.js';
@@ -205,10 +206,39 @@ describe('start-up failures', () => {
       );
       expect(err).toBeInstanceOf(GatewayError);
       expect((err as GatewayError).message).toBe(
-        `127.0.0.1:${first.addresses.mx!.port} (smtp.mx.host/smtp.mx.port) is already in use`,
+        `the MX (SMTP) listener cannot start: 127.0.0.1:${first.addresses.mx!.port} is already in use by another process: stop that process, or set smtp.mx.port to a free port`,
       );
     } finally {
       await first.stop();
     }
+  });
+
+  it('npm start with a port held by another process: one line naming the listener and the setting, exit 78, no stack', async (context) => {
+    context.onTestFinished(() => stopChildGateways());
+    // Another program holds the port: a plain socket listener, not a gateway.
+    const holder = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      holder.once('error', reject);
+      holder.listen(0, '127.0.0.1', resolve);
+    });
+    context.onTestFinished(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const held = (holder.address() as net.AddressInfo).port;
+    const gw = launchChildGateway({
+      config: testSettings({
+        overrides: { smtp: { submission: { port: 0, tlsPort: held } }, log: { level: 'info' } },
+      }),
+      name: 'held-port',
+    });
+    expect(await gw.waitExit(120_000), gw.tail()).toEqual({ code: 78, signal: null });
+    const plain = gw.stderrLines.filter((l) => !l.startsWith('{'));
+    expect(plain, gw.tail()).toEqual([
+      `mssgw: start failed (CONFIG_INVALID): the submission (implicit TLS) listener cannot start: 127.0.0.1:${held} is already in use by another process: stop that process, or set smtp.submission.tlsPort to a free port`,
+    ]);
+    // No stack anywhere, neither in the text nor in the JSON log lines.
+    expect(gw.stderrLines.join('\n')).not.toMatch(/\n\s+at |\\n\s+at /);
+    expect(gw.events().find((e) => e.event === 'gateway.start_failed')).toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
+    expect(holder.listening).toBe(true);
   });
 });

@@ -374,7 +374,7 @@ describe('queue control', () => {
     expect(deleted.stdout).toBe(`deleted ${secondId}; the sender is notified\n`);
     const [dsn] = await dsnsIn(s.address, 1);
     expect(dsn).toMatch(/deleted by the operator/);
-    expectProblem(await call(admin, 'GET', `/v1/queue/${secondId}`), 404, 'QUEUE_JOB_NOT_FOUND');
+    expectProblem(await call(admin, 'GET', `/v1/queue/${secondId}`), 410, 'QUEUE_JOB_FINISHED');
     expectProblem(await call(admin, 'GET', '/v1/queue?state=bogus'), 400, 'REQUEST_INVALID');
     const missing = await mssgw(['--api', admin.url, 'queue', 'retry', 'nope~x']);
     expect(missing.code).not.toBe(0);

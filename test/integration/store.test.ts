@@ -11,6 +11,7 @@ import {
   provisionMailbox,
   startEmbeddedDovecot,
 } from '../../src/store/index.js';
+import { freePort } from '../helpers/free-port.js';
 import { DROP, fakeLmtpServer, readInbox, sharedStore, uniqueMailbox } from '../helpers/store-mailbox.js';
 
 const store = sharedStore();
@@ -234,5 +235,25 @@ describe('store health', () => {
       imap: false,
       lmtp: false,
     });
+  });
+});
+
+describe('embedded Dovecot IMAP port (store.embeddedImapPort)', () => {
+  it('listens on the port it is given, and names the setting when another process holds it', async () => {
+    const port = await freePort();
+    const dataDir = path.join(inject('scratchDir'), `port-${randomUUID().slice(0, 8)}`);
+    const dovecot = await startEmbeddedDovecot({ dataDir, logger, imapPort: port });
+    try {
+      expect(dovecot.imap).toEqual({ host: '127.0.0.1', port });
+      expect(await checkStoreHealth(dovecot.imap, dovecot.lmtp)).toEqual({ imap: true, lmtp: true });
+      // A second store on the same fixed port: not retried elsewhere, refused with what to do.
+      const other = path.join(inject('scratchDir'), `port-${randomUUID().slice(0, 8)}`);
+      await expect(startEmbeddedDovecot({ dataDir: other, logger, imapPort: port })).rejects.toMatchObject({
+        code: 'STORE_UNAVAILABLE',
+        message: `the embedded Dovecot cannot listen on 127.0.0.1:${port} (store.embeddedImapPort): another process holds it; stop that process or choose another port`,
+      });
+    } finally {
+      await dovecot.stop();
+    }
   });
 });

@@ -9,6 +9,7 @@ import { mintDevToken } from '../../src/auth/index.js';
 import type { SpoolEnvelope } from '../../src/delivery/index.js';
 import { identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { ImapTranscript } from '../helpers/imap-transcript.js';
 import { SmtpTranscript } from '../helpers/smtp-transcript.js';
 
 const system = { kind: 'system' as const, id: 'test' };
@@ -153,6 +154,39 @@ describe('submission: authentication', () => {
     expect(final.raw).toBe('525 5.7.13 Mailbox suspended or closed');
     await client.quit();
   });
+
+  it('counts a refused login under one outcome in both login metrics, on IMAP and submission', async () => {
+    const doctor = await bal('metric', 'PER', DOCTOR);
+    const bad = `${(await token(DOCTOR)).slice(0, -4)}AAAA`;
+    const xoauth2 = b64(`user=${doctor}\x01auth=Bearer ${bad}\x01\x01`);
+    const { client, reply } = await authenticate(`AUTH XOAUTH2 ${xoauth2}`);
+    expect(reply.code).toBe(334);
+    expect((await client.command('')).raw).toBe('535 5.7.8 Access token not valid');
+    await client.quit();
+    const { client: imap } = await ImapTranscript.connect(gw.addresses.imapTls!.port, {
+      tls: { ca: pkiFile('ca/root.crt') },
+    });
+    imap.write(`a1 AUTHENTICATE XOAUTH2 ${xoauth2}\r\n`);
+    expect(await imap.readLine()).toMatch(/^\+ /);
+    imap.write('\r\n');
+    expect(await imap.readLine()).toBe('a1 NO [AUTHENTICATIONFAILED] Access token not valid');
+    imap.destroy();
+    const text = await gw.metrics.registry.metrics();
+    const outcomes = (name: string, labels: string) =>
+      new Set(
+        [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} [1-9]`, 'gm'))]
+          .filter(([, l]) => l!.includes(labels))
+          .map(([, l]) => /outcome="([^"]+)"/.exec(l!)![1]),
+      );
+    const imapLogins = outcomes('mssgw_imap_logins_total', 'mechanism="XOAUTH2"');
+    const imapAuth = outcomes('mssgw_auth_attempts_total', 'channel="imap",mechanism="XOAUTH2"');
+    const submissionAuth = outcomes('mssgw_auth_attempts_total', 'channel="submission",mechanism="XOAUTH2"');
+    expect(imapLogins).toContain('token_invalid');
+    expect(imapAuth).toContain('token_invalid');
+    expect(submissionAuth).toContain('token_invalid');
+    // Every outcome an IMAP login counted is one the authenticator names the same way.
+    for (const o of imapLogins) if (o !== 'store_unavailable') expect(imapAuth).toContain(o);
+  });
 });
 
 describe('submission: delegation and co-managed mailboxes', () => {
@@ -256,7 +290,7 @@ describe('submission: never an open relay', () => {
       ].map(async (r) => (await client.command(`RCPT TO:<${r}>`)).raw),
     );
     expect(rcpts).toEqual([
-      '550 5.7.1 Relaying denied: this is not a domain of ours',
+      '550 5.7.1 Recipient domain is outside the MSSante trust space: only MSSante mailboxes can be reached',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',
       '553 5.1.3 Not a valid patient mailbox: 15-digit INS with its key @patient.mssante.fr',

@@ -89,6 +89,41 @@ describe('configuration rules across keys', () => {
       'store.lmtp',
     ]);
   });
+
+  it('takes a fixed IMAP port for the embedded Dovecot, refused with an external store or on a port in use', () => {
+    expect(loadConfig({ ...noFiles, overrides: { store: { embeddedImapPort: 14300 } } }).store).toMatchObject(
+      {
+        embeddedImapPort: 14300,
+      },
+    );
+    expect(loadConfig(noFiles).store.embeddedImapPort).toBeUndefined();
+    const refused = (overrides: Record<string, unknown>) => {
+      try {
+        loadConfig({ ...noFiles, overrides });
+      } catch (err) {
+        return (err as ConfigError).issues.map(({ key, message }) => `${key}: ${message}`);
+      }
+      return [];
+    };
+    expect(
+      refused({
+        store: {
+          imap: { host: 'h', port: 1 },
+          lmtp: { host: 'h', port: 2 },
+          masterPasswordFile: '/etc/mssgw/master',
+          embeddedImapPort: 14300,
+        },
+      }),
+    ).toEqual([
+      'store.embeddedImapPort: applies to the embedded store only: remove it, or remove store.imap and store.lmtp',
+    ]);
+    expect(refused({ store: { embeddedImapPort: 9465 } })).toEqual([
+      'store.embeddedImapPort: port 9465 is also admin.port (127.0.0.1): two listeners cannot share a port',
+    ]);
+    expect(refused({ store: { embeddedImapPort: 0 } })).toEqual([
+      expect.stringMatching(/^store\.embeddedImapPort: /),
+    ]);
+  });
 });
 
 describe('production mode refusals', () => {
@@ -246,8 +281,9 @@ describe('production mode refusals', () => {
     const tree: unknown = parseYaml(readFileSync(file, 'utf8'));
     const has = (key: string) =>
       key.split('.').reduce<unknown>((node, k) => (isObject(node) ? node[k] : undefined), tree) !== undefined;
-    // redis.url and redis.sentinels are alternatives: the example uses the sentinels.
-    const alternatives = new Set(['redis.url']);
+    // redis.url and redis.sentinels are alternatives: the example uses the sentinels. The embedded
+    // store's port is the alternative of store.imap (an external store), and refused with it.
+    const alternatives = new Set(['redis.url', 'store.embeddedImapPort']);
     expect(environmentVariables().filter((v) => !has(v.key) && !alternatives.has(v.key))).toEqual([]);
   });
 

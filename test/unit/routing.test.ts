@@ -5,17 +5,22 @@ import { presentedDn } from '../../src/pki/index.js';
 import { receivedHeader } from '../../src/smtp/received-header.js';
 
 const ours = new Set(['op.mssante.test']);
+const trust = { dnsOf: (d: string) => new Set(d === 'peer.mssante.test' ? ['C=FR,CN=mx.peer'] : []) };
 
 describe('MX recipient routing', () => {
   it.each([
     ['dr.house@op.mssante.test', { kind: 'lookup', address: 'dr.house@op.mssante.test' }],
     ['Dr.House@OP.mssante.test', { kind: 'lookup', address: 'dr.house@op.mssante.test' }],
-    ['someone@peer.mssante.test', { kind: 'refuse', code: 'RELAY_DENIED', reason: 'relay_denied' }],
+    ['someone@peer.mssante.test', { kind: 'refuse', code: 'RELAY_NOT_OFFERED', reason: 'relay_not_offered' }],
+    [
+      '185057800608491@patient.mssante.fr',
+      { kind: 'refuse', code: 'RELAY_NOT_OFFERED', reason: 'relay_not_offered' },
+    ],
     ['someone@gmail.com', { kind: 'refuse', code: 'RELAY_DENIED', reason: 'relay_denied' }],
     ['no-at-sign', { kind: 'refuse', code: 'BAD_ADDRESS_SYNTAX', reason: 'bad_address' }],
     ['a b@op.mssante.test', { kind: 'refuse', code: 'BAD_ADDRESS_SYNTAX', reason: 'bad_address' }],
   ])('%s', (address, expected) => {
-    expect(routeByDomain(address, ours)).toEqual(expected);
+    expect(routeByDomain(address, ours, trust)).toEqual(expected);
   });
 
   it.each([

@@ -34,7 +34,10 @@ describe('submission recipient routing', () => {
       'jean.dupont@patient.mssante.fr',
       { kind: 'refuse', code: 'PATIENT_ADDRESS_INVALID', reason: 'bad_patient_address' },
     ],
-    ['someone@gmail.com', { kind: 'refuse', code: 'RELAY_DENIED', reason: 'relay_denied' }],
+    [
+      'someone@gmail.com',
+      { kind: 'refuse', code: 'RECIPIENT_OUTSIDE_TRUST_SPACE', reason: 'outside_trust_space' },
+    ],
     ['not an address', { kind: 'refuse', code: 'BAD_ADDRESS_SYNTAX', reason: 'bad_address' }],
   ])('%s', (address, expected) => {
     expect(routeSubmission(address, ours, whitelist)).toEqual(expected);
