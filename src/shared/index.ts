@@ -28,3 +28,5 @@ export { checkOpenFiles, openFilesLimit } from './open-files.js';
 export type { OpenFilesLimit, OpenFilesOutcome } from './open-files.js';
 export { DotStuffer, ReplyReader } from './smtp-wire.js';
 export type { WireFailure, WireFailureKind, WireReply } from './smtp-wire.js';
+export { sendEnvelope, sendMessage } from './smtp-envelope.js';
+export type { EnvelopeCommands, EnvelopeOutcome, MessageProgress, WireSession } from './smtp-envelope.js';
