@@ -201,6 +201,14 @@ export class RelayTransport {
         try {
           const p = await this.#open(domain);
           pool.sessions.add(p);
+          // An idle connection that fails (closed by the remote, a refused renegotiation) leaves
+          // the pool at once and frees its slot.
+          const drop = (): void => {
+            if (p.busy || !pool.sessions.delete(p)) return;
+            close(p);
+            pool.waiters.shift()?.();
+          };
+          p.session.socket.once('error', drop).once('end', drop).once('close', drop);
           return p;
         } finally {
           pool.connecting -= 1;
