@@ -176,9 +176,12 @@ export class RelayTransport {
     for (;;) {
       if (this.#closed) throw new RelayError('connect_failed', { reply: 'relay stopping' });
       let spare: PooledSession | undefined;
+      // A whitelist refreshed meanwhile applies to pooled connections too: a DN no longer
+      // registered for the domain gets nothing more over the connection judged before.
+      const registered = this.#o.whitelist().dnsOf(domain);
       for (const p of pool.sessions) {
         if (p.busy) continue;
-        if (!usable(p)) {
+        if (!usable(p) || !registered.has(p.session.dn)) {
           pool.sessions.delete(p);
           close(p);
           continue;

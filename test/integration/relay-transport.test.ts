@@ -9,6 +9,7 @@ import { PEER_DOMAIN, type TrustMaterial, devPkiSettings, loadTrustMaterial } fr
 import {
   type OutboundTransaction,
   type RelayTransportOptions,
+  type RemoteWhitelistView,
   RelayTransport,
 } from '../../src/relay/index.js';
 import { systemClock } from '../../src/shared/index.js';
@@ -402,6 +403,18 @@ describe('relay connections: reuse, RSET and PIPELINING', () => {
     const next = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
     expect(next.replies[0]?.outcome).toBe('delivered');
     expect(peer.connections).toHaveLength(2);
+  });
+
+  it('stops using a pooled connection once its DN leaves the whitelist for the domain', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    let view: RemoteWhitelistView = whitelist;
+    const transport = relay(peer, { whitelist: () => view });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    view = { dnsOf: (domain) => (domain === PEER_DOMAIN ? new Set<string>() : whitelist.dnsOf(domain)) };
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(refused.failure?.reason).toBe('domain_not_whitelisted');
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a')]);
+    await peer.connections[0]!.closed;
   });
 });
 
