@@ -44,7 +44,12 @@ if (only === 'crash') {
   process.exit(ok ? 0 : 1);
 }
 if (only === 'vs-postfix') {
-  const ok = await runVsPostfix({ quick: arg === '--quick', say: (line) => console.log(line) });
+  const flags = process.argv.slice(3);
+  const ok = await runVsPostfix({
+    quick: flags.includes('--quick'),
+    ...(flags.includes('--relay') ? { only: 'relay' as const } : {}),
+    say: (line) => console.log(line),
+  });
   process.exit(ok ? 0 : 1);
 }
 if (only !== undefined) {

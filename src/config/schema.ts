@@ -328,14 +328,21 @@ const RelayConfig = z
       .min(1)
       .max(64)
       .default(20)
-      .describe('Open connections to one recipient domain at most (per gateway process)'),
+      .describe(
+        "Open connections to one recipient domain at most (per gateway process); Postfix's " +
+          'default_destination_concurrency_limit is 20 too',
+      ),
     maxMessagesPerConnection: z
       .number()
       .int()
       .min(1)
       .default(100)
-      .describe('Messages sent over one connection before it is closed'),
-    idleSeconds: z.number().min(0).default(10).describe('Keep an idle connection this long for reuse'),
+      .describe('Messages sent over one TLS connection (RSET between them) before it is closed; 1: no reuse'),
+    idleSeconds: z
+      .number()
+      .min(0)
+      .default(10)
+      .describe('Keep an idle connection this long for the next message to the same domain'),
     port: port.default(25).describe('SMTP port of MX hosts found in DNS'),
     trustRetryAttempts: z
       .number()

@@ -45,6 +45,7 @@ interface PooledSession {
   readonly session: TrustedRemoteSession;
   readonly caps: SessionCapabilities;
   readonly host: string;
+  /** Transactions begun on this connection: from the second on, each starts with RSET. */
   messages: number;
   busy: boolean;
   idleTimer?: NodeJS.Timeout;
@@ -56,28 +57,49 @@ interface DomainPool {
   readonly waiters: Array<() => void>;
 }
 
+/**
+ * Whether a connection may carry another transaction: open both ways, and nothing read that no
+ * command asked for (a remote closing an idle connection says `421` first; a TLS renegotiation
+ * request, refused, fails the reader).
+ */
 function usable(p: PooledSession): boolean {
-  const s = p.session.socket;
-  return !s.destroyed && !s.readableEnded && s.writable;
+  const { socket, reader } = p.session;
+  return (
+    !socket.destroyed && !socket.readableEnded && socket.writable && !reader.failure && !reader.unsolicited
+  );
 }
 
-/** Says QUIT and closes without waiting (RFC 5321 §4.1.1.10). */
+/**
+ * Ends a connection: QUIT without waiting for the answer (RFC 5321 §4.1.1.10) when it is in step,
+ * else a plain close (a QUIT after half a message would only become part of the message).
+ */
 function close(p: PooledSession): void {
   clearTimeout(p.idleTimer);
   const s = p.session.socket;
   s.on('error', () => {});
-  if (!s.destroyed) {
-    s.end('QUIT\r\n');
-    s.setTimeout(1000, () => s.destroy());
+  if (s.destroyed) return;
+  if (!usable(p)) {
+    s.destroy();
+    return;
   }
+  s.end('QUIT\r\n');
+  s.setTimeout(1000, () => s.destroy());
 }
 
 /**
  * Sends mail to other operators (ARCHITECTURE.md §5, outbound relay) over connections judged by
  * connectTrustedRemote for the recipient's domain. Connections are pooled per domain: at most
- * `maxConnectionsPerDestination` open, reused for up to `maxMessagesPerConnection` messages, closed
- * after `idleMs` without use. A connection is judged for one domain and used for that domain only:
- * a server whitelisted for one domain proves nothing for another.
+ * `maxConnectionsPerDestination` open, reused for up to `maxMessagesPerConnection` messages (each
+ * transaction after the first starts with RSET, pipelined with the envelope when the remote offers
+ * PIPELINING), closed after `idleMs` without use. A connection is judged for one domain and used
+ * for that domain only: a server whitelisted for one domain proves nothing for another.
+ *
+ * A reused connection that fails before the final "." of DATA (the remote closed it while idle,
+ * refused a renegotiation, timed out) cannot have delivered anything: the message is sent again at
+ * once over a new connection. After the final ".", the remote may have the message whatever happens
+ * to the connection: the attempt fails temporarily and the queue sends it again later, so the
+ * remote may get two copies (at-least-once, RFC 5321 §6.1; the window is one round trip, from the
+ * final "." to its reply).
  */
 export class RelayTransport {
   readonly #o: RelayTransportOptions;
@@ -96,20 +118,36 @@ export class RelayTransport {
   }
 
   async send(domain: string, tx: OutboundTransaction): Promise<RelayAttempt> {
-    let pooled: PooledSession;
-    try {
-      pooled = await this.#acquire(domain);
-    } catch (err) {
-      return { replies: [], failure: asRelayError(err) };
-    }
-    const remote = { host: pooled.host, dn: pooled.session.dn };
-    try {
-      const replies = await sendTransaction(pooled.session, pooled.caps, tx, this.#o.commandTimeoutMs);
-      this.#release(domain, pooled, true);
-      return { replies, remote, remoteDsn: pooled.caps.dsn };
-    } catch (err) {
-      this.#release(domain, pooled, false);
-      return { replies: [], remote, remoteDsn: pooled.caps.dsn, failure: asRelayError(err) };
+    for (let attempt = 1; ; attempt += 1) {
+      let pooled: PooledSession;
+      try {
+        // The second attempt never takes an idle connection: they may all be stale alike.
+        pooled = await this.#acquire(domain, attempt > 1);
+      } catch (err) {
+        return { replies: [], failure: asRelayError(err) };
+      }
+      const reused = pooled.messages > 0;
+      pooled.messages += 1;
+      const remote = { host: pooled.host, dn: pooled.session.dn };
+      const progress = { finalDot: false };
+      try {
+        const { replies, reusable } = await sendTransaction(
+          pooled.session,
+          pooled.caps,
+          tx,
+          { timeoutMs: this.#o.commandTimeoutMs, reset: reused },
+          progress,
+        );
+        this.#release(domain, pooled, reusable);
+        return { replies, remote, remoteDsn: pooled.caps.dsn };
+      } catch (err) {
+        this.#release(domain, pooled, false);
+        const failure = asRelayError(err);
+        // Only a transport failure of a reused connection is retried here, and only before the
+        // final dot; a message that could not be read is no fault of the connection.
+        if (reused && attempt === 1 && !progress.finalDot && err instanceof RelayError) continue;
+        return { replies: [], remote, remoteDsn: pooled.caps.dsn, failure };
+      }
     }
   }
 
@@ -132,26 +170,48 @@ export class RelayTransport {
     return pool;
   }
 
-  async #acquire(domain: string): Promise<PooledSession> {
+  /** An idle connection (unless `fresh`), else a new one when below the limit, else waits. */
+  async #acquire(domain: string, fresh: boolean): Promise<PooledSession> {
     const pool = this.#pool(domain);
     for (;;) {
       if (this.#closed) throw new RelayError('connect_failed', { reply: 'relay stopping' });
+      let spare: PooledSession | undefined;
+      // A whitelist refreshed meanwhile applies to pooled connections too: a DN no longer
+      // registered for the domain gets nothing more over the connection judged before.
+      const registered = this.#o.whitelist().dnsOf(domain);
       for (const p of pool.sessions) {
         if (p.busy) continue;
-        clearTimeout(p.idleTimer);
-        if (!usable(p)) {
+        if (!usable(p) || !registered.has(p.session.dn)) {
           pool.sessions.delete(p);
           close(p);
           continue;
         }
+        if (fresh) {
+          spare ??= p;
+          continue;
+        }
+        clearTimeout(p.idleTimer);
         p.busy = true;
         return p;
+      }
+      // A fresh connection at the limit takes the place of an idle one.
+      if (spare && pool.sessions.size + pool.connecting >= this.#o.maxConnectionsPerDestination) {
+        pool.sessions.delete(spare);
+        close(spare);
       }
       if (pool.sessions.size + pool.connecting < this.#o.maxConnectionsPerDestination) {
         pool.connecting += 1;
         try {
           const p = await this.#open(domain);
           pool.sessions.add(p);
+          // An idle connection that fails (closed by the remote, a refused renegotiation) leaves
+          // the pool at once and frees its slot.
+          const drop = (): void => {
+            if (p.busy || !pool.sessions.delete(p)) return;
+            close(p);
+            pool.waiters.shift()?.();
+          };
+          p.session.socket.once('error', drop).once('end', drop).once('close', drop);
           return p;
         } finally {
           pool.connecting -= 1;
@@ -165,16 +225,21 @@ export class RelayTransport {
 
   #release(domain: string, p: PooledSession, reusable: boolean): void {
     const pool = this.#pool(domain);
-    p.messages += 1;
     p.busy = false;
     if (!reusable || this.#closed || p.messages >= this.#o.maxMessagesPerConnection || !usable(p)) {
       pool.sessions.delete(p);
-      close(p);
+      if (reusable) close(p);
+      else {
+        p.session.socket.on('error', () => {});
+        p.session.socket.destroy();
+        clearTimeout(p.idleTimer);
+      }
     } else {
       p.idleTimer = setTimeout(() => {
         if (p.busy) return;
         pool.sessions.delete(p);
         close(p);
+        pool.waiters.shift()?.();
       }, this.#o.idleMs);
       p.idleTimer.unref();
     }

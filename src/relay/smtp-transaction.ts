@@ -1,6 +1,12 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { DotStuffer as DotStuffEncoder } from '../shared/index.js';
+import {
+  DotStuffer as DotStuffEncoder,
+  type MessageProgress,
+  type WireSession,
+  sendEnvelope,
+  sendMessage,
+} from '../shared/index.js';
 import { RelayError } from './relay-error.js';
 import type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 
@@ -33,22 +39,29 @@ export interface RecipientReply {
 
 export interface SessionCapabilities {
   readonly dsn: boolean;
+  /** RFC 2920: the envelope and DATA may go in one write. */
+  readonly pipelining: boolean;
   readonly size?: number;
   readonly eightBitMime: boolean;
 }
 
-/** The EHLO keywords that change what we send (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 3461 DSN). */
+/**
+ * The EHLO keywords that change what we send (RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 3461 DSN,
+ * RFC 2920 PIPELINING).
+ */
 export function capabilitiesOf(ehlo: SmtpReply): SessionCapabilities {
   let dsn = false;
   let eightBitMime = false;
+  let pipelining = false;
   let size: number | undefined;
   for (const line of ehlo.lines.slice(1)) {
     const [keyword, arg] = line.toUpperCase().split(' ');
     if (keyword === 'DSN') dsn = true;
     if (keyword === '8BITMIME') eightBitMime = true;
+    if (keyword === 'PIPELINING') pipelining = true;
     if (keyword === 'SIZE' && arg && /^\d+$/.test(arg) && Number(arg) > 0) size = Number(arg);
   }
-  return { dsn, eightBitMime, ...(size === undefined ? {} : { size }) };
+  return { dsn, pipelining, eightBitMime, ...(size === undefined ? {} : { size }) };
 }
 
 const ENHANCED = /^\d{3}[ -]?([245]\.\d{1,3}\.\d{1,3})\b/;
@@ -94,104 +107,143 @@ export class DotStuffer extends Transform {
   }
 }
 
+export interface TransactionOptions {
+  /** Longest wait for one reply, or for the connection to take more bytes. */
+  readonly timeoutMs: number;
+  /** Start with RSET: the connection carried a transaction before (it also proves it alive). */
+  readonly reset: boolean;
+}
+
+export interface TransactionResult {
+  /** One reply per recipient, in the order of the transaction's recipients. */
+  readonly replies: RecipientReply[];
+  /** The connection is in step and may carry the next transaction. */
+  readonly reusable: boolean;
+}
+
+/**
+ * The relay's side of the shared wire session (shared/smtp-envelope.ts): every reply and every
+ * wait for the socket to drain has the command timeout; on expiry the connection is torn down and
+ * the pending read fails with `timeout`.
+ */
+function relayWire(socket: TLSSocket, reader: SmtpReplyReader, timeoutMs: number): WireSession {
+  const expire = (): RelayError => {
+    const err = new RelayError('timeout');
+    reader.fail(err);
+    socket.destroy();
+    return err;
+  };
+  return {
+    next: () => withTimeout(reader.next(), timeoutMs, expire),
+    write: (data) => {
+      const failed = reader.failure;
+      if (failed) return Promise.reject(failed);
+      if (socket.write(data)) return Promise.resolve();
+      const drained = new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          socket.off('drain', onDrain);
+          reject(
+            reader.failure ?? new RelayError('protocol_error', { reply: 'connection lost during DATA' }),
+          );
+        };
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      });
+      return withTimeout(drained, timeoutMs, expire);
+    },
+  };
+}
+
 /**
  * Runs one mail transaction over a judged, greeted session and returns one reply per recipient. A
  * refused MAIL FROM answers for every recipient; each RCPT answers for itself; the DATA reply answers
- * for the accepted ones (RFC 5321 §3.3). Transport errors (timeout, connection lost) are thrown as
- * RelayError: the caller cannot know whether the message arrived, so it retries (at-least-once).
+ * for the accepted ones (RFC 5321 §3.3). With PIPELINING (RFC 2920) the envelope and DATA go in one
+ * write. Transport errors (timeout, connection lost) are thrown as RelayError; `progress.finalDot`
+ * then says whether the remote may have the message: before the final ".", it cannot (an
+ * unfinished DATA is discarded), so the caller may send again at once on another connection; after
+ * it, the caller cannot know and retries later (at-least-once).
  */
 export async function sendTransaction(
   session: { readonly socket: TLSSocket; readonly reader: SmtpReplyReader },
   caps: SessionCapabilities,
   tx: OutboundTransaction,
-  timeoutMs: number,
-): Promise<RecipientReply[]> {
-  const { socket, reader } = session;
-  const ask = async (command: string): Promise<SmtpReply> => {
-    socket.write(`${command}\r\n`);
-    return withTimeout(reader.next(), timeoutMs, socket);
-  };
+  options: TransactionOptions,
+  progress: MessageProgress = { finalDot: false },
+): Promise<TransactionResult> {
   if (caps.size !== undefined && tx.size > caps.size) {
     // RFC 1870 §6: the remote told us its limit; do not send what it would refuse.
-    return tx.recipients.map((r) => ({
+    const replies = tx.recipients.map((r): RecipientReply => ({
       recipient: r.address,
       outcome: 'permanent',
       code: 552,
       enhancedCode: '5.3.4',
       text: `message size ${tx.size} exceeds the remote limit of ${caps.size}`,
     }));
+    return { replies, reusable: true };
   }
+  const wire = relayWire(session.socket, session.reader, options.timeoutMs);
   const mailParams = [
     `SIZE=${tx.size}`,
     ...(caps.eightBitMime ? ['BODY=8BITMIME'] : []),
     ...(caps.dsn && tx.ret ? [`RET=${tx.ret}`] : []),
     ...(caps.dsn && tx.envid ? [`ENVID=${xtext(tx.envid)}`] : []),
   ];
-  const mail = await ask(`MAIL FROM:<${tx.from}> ${mailParams.join(' ')}`);
-  if (mail.code !== 250) {
-    await ask('RSET').catch(() => undefined);
-    return tx.recipients.map((r) => replyOf(r.address, mail));
-  }
-  const replies = new Map<string, RecipientReply>();
-  const accepted: string[] = [];
-  for (const r of tx.recipients) {
+  const rcptLine = (r: OutboundRecipient): string => {
     const params = caps.dsn
       ? [
           ...(r.notify?.length ? [`NOTIFY=${r.notify.join(',')}`] : []),
           ...(r.orcpt ? [`ORCPT=${r.orcpt.includes(';') ? r.orcpt : `rfc822;${xtext(r.orcpt)}`}`] : []),
         ]
       : [];
-    const rcpt = await ask(`RCPT TO:<${r.address}>${params.length ? ` ${params.join(' ')}` : ''}`);
-    if (rcpt.code === 250 || rcpt.code === 251) accepted.push(r.address);
-    else replies.set(r.address, replyOf(r.address, rcpt));
-  }
-  if (accepted.length > 0) {
-    const go = await ask('DATA');
-    if (go.code !== 354) {
-      for (const a of accepted) replies.set(a, replyOf(a, go));
-      await ask('RSET');
-    } else {
-      await withTimeout(streamBody(tx.message(), socket), timeoutMs, socket);
-      const end = await withTimeout(reader.next(), timeoutMs, socket);
-      for (const a of accepted) replies.set(a, replyOf(a, end));
+    return `RCPT TO:<${r.address}>${params.length ? ` ${params.join(' ')}` : ''}`;
+  };
+  const envelope = await sendEnvelope(wire, {
+    reset: options.reset,
+    mail: `MAIL FROM:<${tx.from}> ${mailParams.join(' ')}`,
+    rcpts: tx.recipients.map(rcptLine),
+    pipelining: caps.pipelining,
+    outOfStep: (detail) => new RelayError('protocol_error', { reply: detail }),
+  });
+  // A refused MAIL answers for everyone (pipelined RCPTs then get 503, which says nothing).
+  const mailRefused = envelope.mail.code < 200 || envelope.mail.code >= 300;
+  const accepted = new Set(envelope.accepted);
+  const replies = tx.recipients.map((r, i) => {
+    if (accepted.has(i)) return undefined;
+    const refusal = mailRefused ? envelope.mail : envelope.rcpts[i];
+    return refusal ? replyOf(r.address, refusal) : undefined;
+  });
+  if (envelope.sendMessage) {
+    const message = tx.message();
+    try {
+      await sendMessage(wire, message, progress);
+    } finally {
+      message.destroy();
     }
-  } else {
-    await ask('RSET');
+    const end = await wire.next();
+    for (const i of envelope.accepted) replies[i] = replyOf(tx.recipients[i]!.address, end);
+  } else if (envelope.data) {
+    for (const i of envelope.accepted) replies[i] = replyOf(tx.recipients[i]!.address, envelope.data);
   }
-  return tx.recipients.map((r) => replies.get(r.address)!);
+  return {
+    replies: replies.map((r, i) => {
+      if (!r) throw new RelayError('protocol_error', { reply: `no reply for ${tx.recipients[i]!.address}` });
+      return r;
+    }),
+    reusable: !envelope.outOfStep,
+  };
 }
 
-/** Writes the dot-stuffed message without ending the socket, honouring back-pressure. */
-async function streamBody(message: Readable, socket: TLSSocket): Promise<void> {
-  const stuffer = new DotStuffer();
-  message.once('error', (err) => stuffer.destroy(err));
-  for await (const chunk of message.pipe(stuffer)) {
-    if (socket.write(chunk as Buffer)) continue;
-    await new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        socket.off('close', onClose);
-        resolve();
-      };
-      const onClose = () => {
-        socket.off('drain', onDrain);
-        reject(new RelayError('protocol_error', { reply: 'connection lost during DATA' }));
-      };
-      socket.once('drain', onDrain);
-      socket.once('close', onClose);
-    });
-  }
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, socket: TLSSocket): Promise<T> {
+async function withTimeout<T>(work: Promise<T>, ms: number, expire: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       work,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          socket.destroy();
-          reject(new RelayError('timeout'));
-        }, ms);
+        timer = setTimeout(() => reject(expire()), ms);
       }),
     ]);
   } finally {

@@ -31,3 +31,5 @@ export type { WireFailure, WireFailureKind, WireReply } from './smtp-wire.js';
 export { REFUSAL_DEADLINE_MS, REFUSAL_HANDSHAKES, TlsRefusals } from './tls-refusal.js';
 export type { RefusalReplyOutcome, TlsRefusalsOptions } from './tls-refusal.js';
 export { explainListen, listenError } from './listen-error.js';
+export { sendEnvelope, sendMessage } from './smtp-envelope.js';
+export type { EnvelopeCommands, EnvelopeOutcome, MessageProgress, WireSession } from './smtp-envelope.js';

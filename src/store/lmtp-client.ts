@@ -2,7 +2,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import { describeEndpoint, type LmtpEndpoint } from './store-endpoints.js';
-import { DotStuffer, type ReplyReader } from '../shared/index.js';
+import { type ReplyReader, sendEnvelope, sendMessage } from '../shared/index.js';
 import { LmtpConnectionError, lmtpReplyReader, type LmtpReply } from './lmtp-wire.js';
 
 /** The store's answer for one recipient. */
@@ -29,7 +29,6 @@ export interface LmtpDeliveryOptions {
 
 /** Characters that would break the command line or smuggle a second command. */
 const UNSAFE_ADDRESS = /[\s<>\p{Cc}]/u;
-const CHUNK = 64 * 1024;
 
 function outcomeOf(code: number): LmtpRecipientResult['outcome'] {
   if (code >= 200 && code < 300) return 'delivered';
@@ -125,20 +124,12 @@ class LmtpSession {
   }
 
   /**
-   * Sends the message and the final "." (RFC 5321 §4.1.1.4). `sent.finalDot` turns true just before
-   * the "." is written: from then on the store may have delivered, whatever happens to the connection.
+   * Sends the message and the final "." (RFC 5321 §4.1.1.4), as the relay does (shared/smtp-envelope.ts).
+   * `sent.finalDot` turns true just before the "." is written: from then on the store may have
+   * delivered, whatever happens to the connection.
    */
   async sendMessage(message: Buffer | NodeJS.ReadableStream, sent: { finalDot: boolean }): Promise<void> {
-    const stuffer = new DotStuffer();
-    if (Buffer.isBuffer(message)) {
-      for (let at = 0; at < message.length; at += CHUNK) {
-        await this.write(stuffer.encode(message.subarray(at, at + CHUNK)));
-      }
-    } else {
-      for await (const chunk of readChunks(message)) await this.write(stuffer.encode(chunk));
-    }
-    sent.finalDot = true;
-    await this.write(stuffer.end());
+    await sendMessage(this, Buffer.isBuffer(message) ? message : readChunks(message), sent);
   }
 
   /** Polite QUIT without waiting for the answer; every result is already known. */
@@ -202,45 +193,24 @@ async function transaction(
   const reset = session.used;
   session.used = true;
   const pending = results.flatMap((r, i) => (r === undefined ? [i] : []));
-  const mailLine = `MAIL FROM:<${envelope.from}>${session.eightBit ? ' BODY=8BITMIME' : ''}`;
-  const rcptLine = (i: number): string => `RCPT TO:<${envelope.to[i] ?? ''}>`;
-  const checkReset = (reply: LmtpReply): void => {
-    if (reply.code !== 250) throw new LmtpConnectionError('protocol', `RSET ${reply.code} ${reply.text}`);
-  };
-  let mail: LmtpReply;
-  const rcpts: LmtpReply[] = [];
-  let data: LmtpReply | undefined;
-  if (session.pipelining) {
-    const lines = [...(reset ? ['RSET'] : []), mailLine, ...pending.map(rcptLine), 'DATA'];
-    await session.write(Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'));
-    if (reset) checkReset(await session.next());
-    mail = await session.next();
-    for (const _ of pending) rcpts.push(await session.next());
-    data = await session.next();
-  } else {
-    if (reset) checkReset(await session.command('RSET'));
-    mail = await session.command(mailLine);
-    if (mail.code === 250) for (const i of pending) rcpts.push(await session.command(rcptLine(i)));
-  }
-  if (mail.code !== 250) {
-    for (const i of pending) results[i] = fromReply(envelope.to[i] ?? '', mail);
-  }
-  const accepted: number[] = [];
-  pending.forEach((i, n) => {
-    const reply = rcpts[n];
-    if (results[i] !== undefined || !reply) return;
-    if (reply.code >= 200 && reply.code < 300) accepted.push(i);
-    else results[i] = fromReply(envelope.to[i] ?? '', reply);
+  const sent = await sendEnvelope(session, {
+    reset,
+    mail: `MAIL FROM:<${envelope.from}>${session.eightBit ? ' BODY=8BITMIME' : ''}`,
+    rcpts: pending.map((i) => `RCPT TO:<${envelope.to[i] ?? ''}>`),
+    pipelining: session.pipelining,
+    outOfStep: (detail) => new LmtpConnectionError('protocol', detail),
   });
-  if (accepted.length === 0) {
-    // RFC 2920 §3.1: with no valid recipient the pipelined DATA must be refused; a store that
-    // accepts it is out of step, and the connection is not used again.
-    if (data?.code === 354) throw new LmtpConnectionError('protocol', 'DATA accepted without recipients');
-    return;
-  }
-  data ??= await session.command('DATA');
-  if (data.code !== 354) {
-    for (const i of accepted) results[i] = fromReply(envelope.to[i] ?? '', data);
+  const accepted = sent.accepted.map((n) => pending[n]!);
+  pending.forEach((i, n) => {
+    if (accepted.includes(i)) return;
+    const refusal = sent.mail.code !== 250 ? sent.mail : sent.rcpts[n];
+    if (refusal) results[i] = fromReply(envelope.to[i] ?? '', refusal);
+  });
+  // RFC 2920 §3.1: with no valid recipient the pipelined DATA must be refused; a store that
+  // accepts it is out of step, and the connection is not used again.
+  if (sent.outOfStep) throw new LmtpConnectionError('protocol', 'DATA accepted without recipients');
+  if (!sent.sendMessage) {
+    for (const i of accepted) if (sent.data) results[i] = fromReply(envelope.to[i] ?? '', sent.data);
     return;
   }
   const body = typeof message === 'function' ? message() : message;

@@ -217,6 +217,30 @@ describe('outbound relay to another operator', () => {
     expect(await inboxMessages(s.address)).toEqual([]); // no DSN: it was delivered
   });
 
+  it('carries consecutive messages over one kept connection: the peer sees fewer TLS sessions than messages', async () => {
+    const p = await peer();
+    const route = [{ host: '127.0.0.1', port: p.port }];
+    const gw = await gateway(p, {
+      relay: {
+        routes: { [PEER_DOMAIN]: route },
+        idleSeconds: 60,
+        connectTimeoutSeconds: 5,
+        commandTimeoutSeconds: 10,
+      },
+    });
+    const s = await sender(gw);
+    const count = 8;
+    for (let i = 0; i < count; i += 1) {
+      const to = `martin${i}@${PEER_DOMAIN}`;
+      await s.send(rawMessage(s.address, to), [to]);
+    }
+    const received = await p.received(count);
+    expect(new Set(received.map((m) => m.to[0])).size).toBe(count);
+    expect(p.sessions()).toBeLessThan(count);
+    expect(new Set(received.map((m) => m.connection)).size).toBe(p.sessions());
+    expect(gw.relay.connections().get(PEER_DOMAIN)).toBeGreaterThanOrEqual(1);
+  });
+
   it('retries while the peer refuses connections, then delivers once', async () => {
     const p = await peer();
     const gw = await gateway(p);

@@ -149,9 +149,10 @@ describe('SMTP DATA encoding', () => {
       text: 'mx.peer',
       lines: ['mx.peer', 'SIZE 1000', 'DSN', '8BITMIME', 'PIPELINING'],
     };
-    expect(capabilitiesOf(reply)).toEqual({ dsn: true, eightBitMime: true, size: 1000 });
+    expect(capabilitiesOf(reply)).toEqual({ dsn: true, pipelining: true, eightBitMime: true, size: 1000 });
     expect(capabilitiesOf({ code: 250, raw: '250 x', text: 'mx', lines: ['mx', 'SIZE'] })).toEqual({
       dsn: false,
+      pipelining: false,
       eightBitMime: false,
     });
   });

@@ -1,0 +1,513 @@
+import { readFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import tls, { type TLSSocket } from 'node:tls';
+import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Whitelist, loadWhitelistFile } from '../../src/directory/index.js';
+import { PEER_DOMAIN, type TrustMaterial, devPkiSettings, loadTrustMaterial } from '../../src/pki/index.js';
+import {
+  type OutboundTransaction,
+  type RelayTransportOptions,
+  type RemoteWhitelistView,
+  RelayTransport,
+} from '../../src/relay/index.js';
+import { systemClock } from '../../src/shared/index.js';
+
+/**
+ * The relay's connections to a remote operator (issue #12, item 4), over real TLS with the
+ * development PKI, against a scripted remote MX that keeps a transcript of every line it receives:
+ * reuse between messages with RSET, PIPELINING, per-destination limits, and what happens when a
+ * reused connection breaks, times out or asks to renegotiate.
+ */
+
+const HELO = 'mx.op.mssante.test';
+const FROM = 'dr.martin@op.mssante.test';
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let trust: TrustMaterial;
+let whitelist: Whitelist;
+const pki = (file: string) => readFileSync(path.join(inject('pkiDir'), file));
+
+beforeAll(async () => {
+  const settings = devPkiSettings(inject('pkiDir'));
+  trust = loadTrustMaterial(settings.tls).material;
+  whitelist = await loadWhitelistFile(settings.whitelistFile, systemClock, 0);
+});
+
+type Turn = 'ok' | 'drop' | 'stall';
+
+interface PeerConnection {
+  readonly id: number;
+  /** Every line received, plain and TLS; a message as `<message>` (its bytes in `messages`). */
+  readonly transcript: string[];
+  /** Lines that arrived while the reply to an earlier line was still owed (pipelined). */
+  overlapping: number;
+  /** Messages fully received on this connection. */
+  received: number;
+  tls?: TLSSocket;
+  readonly closed: Promise<void>;
+}
+
+interface ScriptOptions {
+  readonly pipelining: boolean;
+  /** Reply line to RCPT TO for this address; default `250 2.1.5 Ok`. */
+  readonly rcpt?: (address: string) => string | undefined;
+  /** Whether to answer RSET (the start of a reused transaction). Default ok. */
+  readonly onReset?: (c: PeerConnection) => Turn;
+  /** After a whole message: answer 250, close without a reply, or never answer. Default ok. */
+  readonly afterMessage?: (c: PeerConnection) => Turn;
+  /** After the 250 to a message. */
+  readonly afterReply?: (c: PeerConnection) => void;
+  readonly maxVersion?: tls.SecureVersion;
+}
+
+interface ScriptedPeer {
+  readonly port: number;
+  readonly connections: PeerConnection[];
+  /** Messages received (dot-unstuffed bytes), with their recipients. */
+  readonly messages: Array<{ readonly to: string[]; readonly raw: Buffer; readonly connection: number }>;
+  /** Most connections open at once. */
+  peak: number;
+}
+
+/**
+ * A remote MX written for these tests: STARTTLS with the peer-trusted certificate, asking for our
+ * client certificate. With `pipelining` it advertises PIPELINING and holds its replies to RSET,
+ * MAIL and RCPT until DATA arrives, answering the group at once: a client that waited for each
+ * reply would hang there. Without it, each reply comes a moment after its command, and a command
+ * arriving meanwhile counts as `overlapping`.
+ */
+async function startScriptedPeer(o: ScriptOptions): Promise<ScriptedPeer> {
+  const peer: ScriptedPeer = { port: 0, connections: [], messages: [], peak: 0 };
+  let open = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((plain) => {
+    sockets.add(plain);
+    open += 1;
+    peer.peak = Math.max(peer.peak, open);
+    let ended!: () => void;
+    const c: PeerConnection = {
+      id: peer.connections.length,
+      transcript: [],
+      overlapping: 0,
+      received: 0,
+      closed: new Promise<void>((resolve) => (ended = resolve)),
+    };
+    peer.connections.push(c);
+    plain.on('error', () => {});
+    plain.on('close', () => {
+      sockets.delete(plain);
+      open -= 1;
+      ended();
+    });
+    let buffer = '';
+    const onPlain = (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      for (let eol = buffer.indexOf('\r\n'); eol >= 0; eol = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, eol);
+        buffer = buffer.slice(eol + 2);
+        c.transcript.push(line);
+        if (line.startsWith('EHLO ')) plain.write('250-peer.test\r\n250 STARTTLS\r\n');
+        else if (line === 'STARTTLS') {
+          plain.off('data', onPlain);
+          plain.write('220 2.0.0 Ready to start TLS\r\n');
+          secure(plain, c);
+          return;
+        } else plain.write('503 5.5.1 Not now\r\n');
+      }
+    };
+    plain.on('data', onPlain);
+    plain.write('220 peer.test ESMTP\r\n');
+  });
+
+  const secure = (plain: net.Socket, c: PeerConnection) => {
+    const socket = new tls.TLSSocket(plain, {
+      isServer: true,
+      secureContext: tls.createSecureContext({
+        key: pki('peer-trusted.key'),
+        cert: pki('peer-trusted.chain.pem'),
+        ca: [pki('ca/root.crt'), pki('ca/org.crt')],
+        ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+      }),
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    c.tls = socket;
+    socket.on('error', () => {});
+    let buffer = Buffer.alloc(0);
+    let inData = false;
+    let mailOk = false;
+    let accepted: string[] = [];
+    let held: string[] = [];
+    let owed = 0;
+    const say = (reply: string) => {
+      if (o.pipelining) {
+        held.push(reply);
+        return;
+      }
+      owed += 1;
+      setTimeout(() => {
+        owed -= 1;
+        if (!socket.destroyed) socket.write(reply);
+      }, 5);
+    };
+    const flush = (last: string) => {
+      const group = [...held, last].join('');
+      held = [];
+      if (o.pipelining) socket.write(group);
+      else say(last);
+    };
+    const turn = (t: Turn, reply: string) => {
+      if (t === 'drop') socket.destroy();
+      else if (t === 'ok') flush(reply);
+    };
+    const line = (text: string) => {
+      c.transcript.push(text);
+      if (owed > 0) c.overlapping += 1;
+      const verb = text.slice(0, 4).toUpperCase();
+      if (verb === 'EHLO') {
+        const keywords = [
+          'peer.test',
+          ...(o.pipelining ? ['PIPELINING'] : []),
+          '8BITMIME',
+          'ENHANCEDSTATUSCODES',
+        ];
+        flush(keywords.map((k, i) => `250${i === keywords.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
+      } else if (verb === 'RSET') {
+        mailOk = false;
+        accepted = [];
+        const t = o.onReset?.(c) ?? 'ok';
+        if (t === 'drop') socket.destroy();
+        else if (t === 'ok') say('250 2.0.0 Ok\r\n');
+      } else if (verb === 'MAIL') {
+        mailOk = true;
+        say('250 2.1.0 Ok\r\n');
+      } else if (verb === 'RCPT') {
+        const address = /<([^>]*)>/.exec(text)?.[1] ?? '';
+        const reply = o.rcpt?.(address) ?? '250 2.1.5 Ok\r\n';
+        if (reply.startsWith('2')) accepted.push(address);
+        say(reply);
+      } else if (verb === 'DATA') {
+        if (mailOk && accepted.length > 0) {
+          inData = true;
+          flush('354 End data with <CR><LF>.<CR><LF>\r\n');
+        } else flush(mailOk ? '554 5.5.1 No valid recipients\r\n' : '503 5.5.1 MAIL first\r\n');
+      } else if (verb === 'QUIT') {
+        socket.end('221 2.0.0 Bye\r\n');
+      } else flush('502 5.5.2 Unknown command\r\n');
+    };
+    const message = (raw: Buffer) => {
+      c.transcript.push('<message>');
+      const unstuffed = Buffer.from(raw.toString('latin1').replace(/^\.\./gm, '.'), 'latin1');
+      peer.messages.push({ to: accepted, raw: unstuffed, connection: c.id });
+      c.received += 1;
+      mailOk = false;
+      accepted = [];
+      const t = o.afterMessage?.(c) ?? 'ok';
+      turn(t, '250 2.0.0 Ok: queued\r\n');
+      if (t === 'ok') o.afterReply?.(c);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        if (inData) {
+          const start = buffer.subarray(0, 3).toString('latin1') === '.\r\n' ? 0 : -1;
+          const at = start === 0 ? 0 : buffer.indexOf('\r\n.\r\n');
+          if (at < 0) return;
+          const body = start === 0 ? Buffer.alloc(0) : buffer.subarray(0, at + 2);
+          buffer = buffer.subarray(start === 0 ? 3 : at + 5);
+          inData = false;
+          message(body);
+          continue;
+        }
+        const eol = buffer.indexOf('\r\n');
+        if (eol < 0) return;
+        const text = buffer.subarray(0, eol).toString('latin1');
+        buffer = buffer.subarray(eol + 2);
+        line(text);
+        if (socket.destroyed) return;
+      }
+    });
+  };
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return Object.assign(peer, { port: (server.address() as AddressInfo).port });
+}
+
+function relay(peer: ScriptedPeer, options: Partial<RelayTransportOptions> = {}): RelayTransport {
+  const transport = new RelayTransport({
+    trust: () => trust,
+    profile: { minVersion: 'TLSv1.2', allowCbc: false },
+    whitelist: () => whitelist,
+    heloName: HELO,
+    routes: { [PEER_DOMAIN]: [{ host: '127.0.0.1', port: peer.port }] },
+    port: 25,
+    connectTimeoutMs: 20_000,
+    commandTimeoutMs: 20_000,
+    maxConnectionsPerDestination: 20,
+    maxMessagesPerConnection: 100,
+    idleMs: 60_000,
+    ...options,
+  });
+  cleanups.push(() => transport.close());
+  return transport;
+}
+
+function message(
+  to: readonly string[],
+  body = 'Compte rendu.\r\n.ligne qui commence par un point\r\n',
+): OutboundTransaction {
+  const raw = Buffer.from(`From: <${FROM}>\r\nSubject: CR\r\n\r\n${body}`);
+  return {
+    from: FROM,
+    recipients: to.map((address) => ({ address })),
+    size: raw.length,
+    message: () => Readable.from([raw]),
+  };
+}
+
+const rcpt = (local: string) => `${local}@${PEER_DOMAIN}`;
+const tlsPart = (c: PeerConnection) => c.transcript.slice(c.transcript.indexOf('STARTTLS') + 1);
+
+describe('relay connections: reuse, RSET and PIPELINING', () => {
+  it('carries consecutive messages over one connection, each reused transaction pipelined from RSET to DATA', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const transport = relay(peer);
+    for (let i = 0; i < 3; i += 1) {
+      const attempt = await transport.send(PEER_DOMAIN, message([rcpt('a'), rcpt('b')]));
+      expect(attempt.failure).toBeUndefined();
+      expect(attempt.replies.map((r) => [r.outcome, r.code])).toEqual([
+        ['delivered', 250],
+        ['delivered', 250],
+      ]);
+    }
+    expect(peer.connections).toHaveLength(1);
+    const size = message([]).size;
+    const group = [
+      `MAIL FROM:<${FROM}> SIZE=${size} BODY=8BITMIME`,
+      `RCPT TO:<${rcpt('a')}>`,
+      `RCPT TO:<${rcpt('b')}>`,
+      'DATA',
+    ];
+    expect(tlsPart(peer.connections[0]!)).toEqual([
+      `EHLO ${HELO}`,
+      ...group,
+      '<message>',
+      'RSET',
+      ...group,
+      '<message>',
+      'RSET',
+      ...group,
+      '<message>',
+    ]);
+    expect(peer.messages.map((m) => m.raw.toString())).toEqual(
+      Array(3).fill(
+        `From: <${FROM}>\r\nSubject: CR\r\n\r\nCompte rendu.\r\n.ligne qui commence par un point\r\n`,
+      ),
+    );
+  });
+
+  it('reads one reply per recipient from a pipelined group: refused, deferred, accepted; all refused sends no message', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      rcpt: (a) =>
+        a.startsWith('inconnu')
+          ? '550 5.1.1 No such user\r\n'
+          : a.startsWith('plein')
+            ? '452 4.2.2 Mailbox full\r\n'
+            : undefined,
+    });
+    const transport = relay(peer);
+    const mixed = await transport.send(PEER_DOMAIN, message([rcpt('inconnu'), rcpt('ok'), rcpt('plein')]));
+    expect(mixed.replies.map((r) => [r.recipient, r.outcome, r.code, r.enhancedCode, r.text])).toEqual([
+      [rcpt('inconnu'), 'permanent', 550, '5.1.1', 'No such user'],
+      [rcpt('ok'), 'delivered', 250, '2.0.0', 'Ok: queued'],
+      [rcpt('plein'), 'temporary', 452, '4.2.2', 'Mailbox full'],
+    ]);
+    expect(peer.messages.map((m) => m.to)).toEqual([[rcpt('ok')]]);
+
+    const none = await transport.send(PEER_DOMAIN, message([rcpt('inconnu'), rcpt('plein')]));
+    expect(none.replies.map((r) => [r.outcome, r.code])).toEqual([
+      ['permanent', 550],
+      ['temporary', 452],
+    ]);
+    // The pipelined DATA was refused (554): no message, and the connection stays in step.
+    const after = await transport.send(PEER_DOMAIN, message([rcpt('ok')]));
+    expect(after.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages).toHaveLength(2);
+    expect(peer.connections).toHaveLength(1);
+    expect(
+      tlsPart(peer.connections[0]!).filter((l) => l === 'DATA' || l === 'RSET' || l === '<message>'),
+    ).toEqual(['DATA', '<message>', 'RSET', 'DATA', 'RSET', 'DATA', '<message>']);
+  });
+
+  it('waits for each reply when the remote does not offer PIPELINING, and skips DATA when nobody is accepted', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: false,
+      rcpt: (a) => (a.startsWith('inconnu') ? '550 5.1.1 No such user\r\n' : undefined),
+    });
+    const transport = relay(peer);
+    const first = await transport.send(PEER_DOMAIN, message([rcpt('inconnu')]));
+    expect(first.replies.map((r) => r.code)).toEqual([550]);
+    const second = await transport.send(PEER_DOMAIN, message([rcpt('a'), rcpt('inconnu')]));
+    expect(second.replies.map((r) => r.code)).toEqual([250, 550]);
+    const c = peer.connections[0]!;
+    expect(peer.connections).toHaveLength(1);
+    expect(c.overlapping).toBe(0);
+    expect(tlsPart(c).map((l) => l.split(/[ :]/)[0])).toEqual([
+      'EHLO',
+      'MAIL',
+      'RCPT',
+      'RSET',
+      'MAIL',
+      'RCPT',
+      'RCPT',
+      'DATA',
+      '<message>',
+    ]);
+  });
+
+  it('keeps at most maxConnectionsPerDestination open, and a connection for maxMessagesPerConnection messages', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const transport = relay(peer, { maxConnectionsPerDestination: 3, maxMessagesPerConnection: 4 });
+    const attempts = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => transport.send(PEER_DOMAIN, message([rcpt(`p${i}`)]))),
+    );
+    expect(attempts.every((a) => a.replies[0]?.outcome === 'delivered')).toBe(true);
+    expect(peer.messages).toHaveLength(12);
+    expect(peer.peak).toBeLessThanOrEqual(3);
+    // Twelve messages, four per connection: three connections, each ended with QUIT after its fourth.
+    expect(peer.connections.map((c) => c.received)).toEqual([4, 4, 4]);
+    await Promise.all(peer.connections.map((c) => c.closed));
+    expect(peer.connections.every((c) => c.transcript.at(-1) === 'QUIT')).toBe(true);
+  });
+
+  it('closes an idle connection after idleMs (QUIT), and opens a new one for the next message', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const transport = relay(peer, { idleMs: 300 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(transport.connections().size).toBe(0);
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(next.replies[0]?.outcome).toBe('delivered');
+    expect(peer.connections).toHaveLength(2);
+  });
+
+  it('stops using a pooled connection once its DN leaves the whitelist for the domain', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    let view: RemoteWhitelistView = whitelist;
+    const transport = relay(peer, { whitelist: () => view });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    view = { dnsOf: (domain) => (domain === PEER_DOMAIN ? new Set<string>() : whitelist.dnsOf(domain)) };
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(refused.failure?.reason).toBe('domain_not_whitelisted');
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a')]);
+    await peer.connections[0]!.closed;
+  });
+});
+
+describe('relay connections: a reused connection that fails', () => {
+  it('sends again at once over a new connection when the reused one breaks before the final dot: one copy', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      // The remote closes the first connection when its second transaction begins.
+      onReset: (c) => (c.id === 0 ? 'drop' : 'ok'),
+    });
+    const transport = relay(peer);
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const again = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(again.failure).toBeUndefined();
+    expect(again.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.connections).toHaveLength(2);
+    expect(peer.messages.map((m) => [m.to, m.connection])).toEqual([
+      [[rcpt('a')], 0],
+      [[rcpt('b')], 1],
+    ]);
+  });
+
+  it('sends again over a new connection when the reused one times out before the final dot', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      onReset: (c) => (c.id === 0 ? 'stall' : 'ok'),
+    });
+    const transport = relay(peer, { commandTimeoutMs: 1500 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const again = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(again.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+    await peer.connections[0]!.closed; // the stalled connection was torn down, not kept
+  });
+
+  it('after the final dot the outcome is unknown: a temporary failure, not sent again by the transport (the duplicate window)', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      // The remote takes the second message whole, then closes without a reply.
+      afterMessage: (c) => (c.id === 0 && c.received === 2 ? 'drop' : 'ok'),
+    });
+    const transport = relay(peer);
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const lost = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(lost.replies).toEqual([]);
+    expect(lost.failure?.reason).toBe('protocol_error');
+    expect(lost.failure?.temporary).toBe(true);
+    expect(peer.connections).toHaveLength(1);
+    // The queue retries later: the remote then has the message twice (at-least-once, README).
+    const retried = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(retried.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a'), rcpt('b'), rcpt('b')]);
+  });
+
+  it('fails with timeout when the remote never answers the final dot, and does not reuse that connection', async () => {
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      afterMessage: (c) => (c.id === 0 ? 'stall' : 'ok'),
+    });
+    const transport = relay(peer, { commandTimeoutMs: 1500 });
+    const stalled = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(stalled.failure?.reason).toBe('timeout');
+    expect(stalled.failure?.temporary).toBe(true);
+    await peer.connections[0]!.closed;
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.connections).toHaveLength(2);
+  });
+
+  it('refuses a TLS renegotiation asked on a pooled connection, and relays the next message over a new one', async () => {
+    let renegotiated!: (outcome: string) => void;
+    const renegotiation = new Promise<string>((resolve) => (renegotiated = resolve));
+    const peer = await startScriptedPeer({
+      pipelining: true,
+      maxVersion: 'TLSv1.2', // TLS 1.3 has no renegotiation
+      afterReply: (c) => {
+        if (c.id !== 0) return;
+        const asked = c.tls!.renegotiate({ requestCert: true, rejectUnauthorized: false }, (err) =>
+          renegotiated(err ? `refused: ${err.message}` : 'renegotiated'),
+        );
+        if (!asked) renegotiated('not asked');
+      },
+    });
+    const transport = relay(peer);
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    // The pool drops the connection at once (its TLS session failed): the remote sees it close,
+    // and the renegotiation never completed.
+    await peer.connections[0]!.closed;
+    renegotiated('connection closed');
+    expect(await renegotiation).not.toBe('renegotiated');
+    expect(transport.connections().size).toBe(0);
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+  });
+});
