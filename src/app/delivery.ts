@@ -146,7 +146,8 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     worker,
     relay,
     start: async () => {
-      await queue.start();
+      const { removedTemporary } = await queue.start();
+      metrics.spoolTemporarySwept.inc(removedTemporary);
     },
     stop: async () => {
       try {

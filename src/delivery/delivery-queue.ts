@@ -185,8 +185,20 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /** Reconciles with the spool, then starts the workers and the periodic reconciliation. */
-  async start(): Promise<{ entries: number; added: number; removedUncommitted: number }> {
-    const first = await this.reconcile({ promote: true });
+  async start(): Promise<{
+    entries: number;
+    added: number;
+    removedUncommitted: number;
+    removedTemporary: number;
+  }> {
+    // What a killed process left half-written goes first: nothing refers to it.
+    const { removedTemporary } = await this.#d.spool.sweepAtStart();
+    if (removedTemporary > 0)
+      this.#d.logger.info(
+        { event: 'spool.temporary_swept', removedTemporary },
+        'temporary spool files of an interrupted process removed',
+      );
+    const first = { ...(await this.reconcile({ promote: true })), removedTemporary };
     this.#started = true;
     const { options } = this.#d;
     const workerOptions = {
