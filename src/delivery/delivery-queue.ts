@@ -23,6 +23,12 @@ export interface DeliveryJobData {
 }
 
 export type QueueName = 'local' | 'relay';
+
+/**
+ * A local attempt handed off right after commit gets its safety-net job only once it has run this
+ * long (most end well before: no Redis command at all for them).
+ */
+const NET_AFTER_MS = 2_000;
 export const QUEUE_NAMES: readonly QueueName[] = ['local', 'relay'];
 
 /** A node id: a host name's characters, so it fits a BullMQ queue name and a metric label. */
@@ -334,8 +340,8 @@ export class DeliveryQueue extends EventEmitter {
   /**
    * Queues a committed entry: one job per destination. The local destination is attempted at once
    * in this process when a slot is free (ARCHITECTURE.md §6, local delivery right after commit): its
-   * job is then added delayed, as the safety net that works it should this process die during the
-   * attempt, and is removed (done) or rescheduled (retry) after it. Never throws: the entry is
+   * job is added only when it must be retried, or, for an attempt that takes long, as a safety net
+   * removed or rescheduled after it (the next start queues what a dead process left). Never throws: the entry is
    * durable in the spool already, and reconciliation adds what could not be added now (Redis down).
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
@@ -373,9 +379,9 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /**
-   * The local attempt right after commit. The safety-net job is added while the attempt runs; should
-   * it come due first (an attempt longer than the lock), it waits for this attempt and takes its
-   * outcome (#process) rather than attempting again before the retry time.
+   * The local attempt right after commit. The safety-net job is added if the attempt runs longer
+   * than NET_AFTER_MS; should it come due first (an attempt longer than the lock), it waits for this
+   * attempt and takes its outcome (#process) rather than attempting again before the retry time.
    */
   async #handOff(envelope: SpoolEnvelope): Promise<void> {
     const id = jobIdOf(envelope.id, LOCAL_DESTINATION);
@@ -393,7 +399,14 @@ export class DeliveryQueue extends EventEmitter {
   /** The hand-off's attempt and the settling of its job; returns when to retry, if it must be. */
   async #attemptHandedOff(envelope: SpoolEnvelope, id: string): Promise<Date | undefined> {
     const { worker, clock, logger, options } = this.#d;
-    const added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+    // The safety net is added only if the attempt is still running after NET_AFTER_MS: an attempt
+    // that ends sooner costs Redis nothing when it delivered, one add when it must be retried. Should
+    // the process die before, the spool is the truth: the next start queues every committed entry
+    // (and asks the store first, the attempt having maybe reached it).
+    let added: Promise<boolean> | undefined;
+    const net = setTimeout(() => {
+      added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+    }, NET_AFTER_MS);
     let retryAt: Date | undefined;
     try {
       const outcome = await this.#tracked(worker.work(envelope.id, LOCAL_DESTINATION));
@@ -404,6 +417,13 @@ export class DeliveryQueue extends EventEmitter {
         'delivery attempt failed; retrying later',
       );
       retryAt = new Date(clock.now().getTime() + 30_000);
+    } finally {
+      clearTimeout(net);
+    }
+    if (!added) {
+      if (retryAt)
+        await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
+      return retryAt;
     }
     if (!(await added)) return retryAt; // reconciliation adds the job, from the spool's state
     try {
