@@ -38,8 +38,13 @@ export interface DeliveryPart {
   readonly worker: DestinationWorker;
   readonly relay: RelayTransport;
   start(): Promise<void>;
-  /** Stops the queues' workers (draining), then closes the relay's connections. */
+  /** Stops the queues' workers (draining), then closes the relay's connections. Needs Redis. */
   stop(): Promise<void>;
+  /**
+   * Waits for the attempts in flight (up to the drain deadline) and closes the store's and the
+   * relay's connections; needs no Redis, so it still runs when the stop gives up waiting for Redis.
+   */
+  drain(): Promise<void>;
 }
 
 /** The delivery queue and its worker: LMTP for our mailboxes, the relay for other operators. */
@@ -141,11 +146,20 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     worker,
     relay,
     start: async () => {
-      await queue.start();
+      const { removedTemporary } = await queue.start();
+      metrics.spoolTemporarySwept.inc(removedTemporary);
     },
     stop: async () => {
       try {
         await queue.stop();
+      } finally {
+        lmtp.close();
+        relay.close();
+      }
+    },
+    drain: async () => {
+      try {
+        await queue.drainAttempts();
       } finally {
         lmtp.close();
         relay.close();

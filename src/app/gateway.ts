@@ -147,11 +147,16 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     logger: logger.child({ component: 'lifecycle' }),
   };
   const lifecycle = buildLifecycleEvents(lifecycleDeps);
-  const delivery = stops.add(
-    'delivery',
-    buildDelivery({ ...base, spool, whitelist, onSettled: (e, s) => lifecycle.events.onSettled(e, s) }),
-    { redis: true },
-  );
+  const delivery = buildDelivery({
+    ...base,
+    spool,
+    whitelist,
+    onSettled: (e, s) => lifecycle.events.onSettled(e, s),
+  });
+  // Stopped right after the queue's step, and waited for even when that step is abandoned (Redis
+  // lost): deliveries in flight end and record their outcome, then the store connections close.
+  stops.add('delivery-attempts', { stop: () => delivery.drain() });
+  stops.add('delivery', delivery, { redis: true });
   const lifecycleJob = stops.add(
     'lifecycle',
     buildLifecycleJob({ ...lifecycleDeps, delivery: delivery.queue, mirrors }),

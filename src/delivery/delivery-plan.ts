@@ -19,6 +19,8 @@ export interface TransportResult {
   readonly code: number;
   readonly enhancedCode?: string;
   readonly text: string;
+  /** The message went out whole and the connection failed before this reply: it may have arrived. */
+  readonly outcomeUnknown?: true;
 }
 
 export interface RetryPolicy {

@@ -23,6 +23,12 @@ export interface DeliveryJobData {
 }
 
 export type QueueName = 'local' | 'relay';
+
+/**
+ * A local attempt handed off right after commit gets its safety-net job only once it has run this
+ * long (most end well before: no Redis command at all for them).
+ */
+const NET_AFTER_MS = 2_000;
 export const QUEUE_NAMES: readonly QueueName[] = ['local', 'relay'];
 
 /** A node id: a host name's characters, so it fits a BullMQ queue name and a metric label. */
@@ -99,6 +105,18 @@ export class DeliveryQueue extends EventEmitter {
   #started = false;
   /** Local attempts started right after commit, in this process (bounded by localConcurrency). */
   readonly #handoffs = new Set<Promise<void>>();
+  /**
+   * Every attempt running in this process (hand-offs and queue jobs), up to its state being written
+   * to the spool: what a stop waits for, Redis or not (see drainAttempts).
+   */
+  readonly #attempts = new Set<Promise<unknown>>();
+  /** When the stop began: the drain deadline counts from there. */
+  #stopAt: number | undefined;
+  /**
+   * The outcome of each hand-off in progress, by job id, until its job is settled: when to retry,
+   * or undefined once done. The safety-net job taken meanwhile adopts it instead of attempting.
+   */
+  readonly #handoffOutcomes = new Map<string, Promise<Date | undefined>>();
 
   constructor(deps: DeliveryQueueDeps) {
     super();
@@ -173,8 +191,20 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /** Reconciles with the spool, then starts the workers and the periodic reconciliation. */
-  async start(): Promise<{ entries: number; added: number; removedUncommitted: number }> {
-    const first = await this.reconcile({ promote: true });
+  async start(): Promise<{
+    entries: number;
+    added: number;
+    removedUncommitted: number;
+    removedTemporary: number;
+  }> {
+    // What a killed process left half-written goes first: nothing refers to it.
+    const { removedTemporary } = await this.#d.spool.sweepAtStart();
+    if (removedTemporary > 0)
+      this.#d.logger.info(
+        { event: 'spool.temporary_swept', removedTemporary },
+        'temporary spool files of an interrupted process removed',
+      );
+    const first = { ...(await this.reconcile({ promote: true })), removedTemporary };
     this.#started = true;
     const { options } = this.#d;
     const workerOptions = {
@@ -310,8 +340,8 @@ export class DeliveryQueue extends EventEmitter {
   /**
    * Queues a committed entry: one job per destination. The local destination is attempted at once
    * in this process when a slot is free (ARCHITECTURE.md §6, local delivery right after commit): its
-   * job is then added delayed, as the safety net that works it should this process die during the
-   * attempt, and is removed (done) or rescheduled (retry) after it. Never throws: the entry is
+   * job is added only when it must be retried, or, for an attempt that takes long, as a safety net
+   * removed or rescheduled after it (the next start queues what a dead process left). Never throws: the entry is
    * durable in the spool already, and reconciliation adds what could not be added now (Redis down).
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
@@ -349,15 +379,37 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /**
-   * The local attempt right after commit. The safety-net job is added while the attempt runs; should
-   * it come due first (an attempt longer than the lock), the worker's in-flight guard defers it.
+   * The local attempt right after commit. The safety-net job is added if the attempt runs longer
+   * than NET_AFTER_MS; should it come due first (an attempt longer than the lock), it waits for this
+   * attempt and takes its outcome (#process) rather than attempting again before the retry time.
    */
   async #handOff(envelope: SpoolEnvelope): Promise<void> {
-    const { worker, clock, logger, options } = this.#d;
-    const added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+    const id = jobIdOf(envelope.id, LOCAL_DESTINATION);
+    let told: (at: Date | undefined) => void = () => undefined;
+    this.#handoffOutcomes.set(id, new Promise<Date | undefined>((resolve) => (told = resolve)));
     let retryAt: Date | undefined;
     try {
-      const outcome = await worker.work(envelope.id, LOCAL_DESTINATION);
+      retryAt = await this.#attemptHandedOff(envelope, id);
+    } finally {
+      this.#handoffOutcomes.delete(id);
+      told(retryAt);
+    }
+  }
+
+  /** The hand-off's attempt and the settling of its job; returns when to retry, if it must be. */
+  async #attemptHandedOff(envelope: SpoolEnvelope, id: string): Promise<Date | undefined> {
+    const { worker, clock, logger, options } = this.#d;
+    // The safety net is added only if the attempt is still running after NET_AFTER_MS: an attempt
+    // that ends sooner costs Redis nothing when it delivered, one add when it must be retried. Should
+    // the process die before, the spool is the truth: the next start queues every committed entry
+    // (and asks the store first, the attempt having maybe reached it).
+    let added: Promise<boolean> | undefined;
+    const net = setTimeout(() => {
+      added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+    }, NET_AFTER_MS);
+    let retryAt: Date | undefined;
+    try {
+      const outcome = await this.#tracked(worker.work(envelope.id, LOCAL_DESTINATION));
       if (outcome.kind === 'retry') retryAt = outcome.at;
     } catch (err) {
       logger.error(
@@ -365,11 +417,17 @@ export class DeliveryQueue extends EventEmitter {
         'delivery attempt failed; retrying later',
       );
       retryAt = new Date(clock.now().getTime() + 30_000);
+    } finally {
+      clearTimeout(net);
     }
-    if (!(await added)) return; // reconciliation adds the job, from the spool's state
-    const id = jobIdOf(envelope.id, LOCAL_DESTINATION);
+    if (!added) {
+      if (retryAt)
+        await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
+      return retryAt;
+    }
+    if (!(await added)) return retryAt; // reconciliation adds the job, from the spool's state
     try {
-      // 0: the net came due and a worker holds it; that run sees the outcome in the spool.
+      // 0: the net came due and a worker holds it; that run adopts this outcome (#process).
       const removed = await this.#queue('local').remove(id, { removeChildren: false });
       if (removed === 1 && retryAt)
         await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
@@ -380,6 +438,18 @@ export class DeliveryQueue extends EventEmitter {
         'could not settle the queue job after the attempt; it stays as a safety net',
       );
     }
+    return retryAt;
+  }
+
+  /** Keeps an attempt in #attempts while it runs. */
+  #tracked<T>(attempt: Promise<T>): Promise<T> {
+    const settled = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#attempts.add(settled);
+    void settled.then(() => this.#attempts.delete(settled));
+    return attempt;
   }
 
   /** Writes a message of our own (DSN, notice) to the spool, commits it and queues it. */
@@ -413,8 +483,17 @@ export class DeliveryQueue extends EventEmitter {
     if (!ref) return;
     const { spoolId, destination } = ref;
     let retryAt: Date;
+    // The safety net of a hand-off still running here came due (an attempt longer than the lock):
+    // it takes that attempt's outcome, so the next attempt keeps the backoff the attempt set.
+    const handedOff = this.#handoffOutcomes.get(job.id!);
+    if (handedOff) {
+      const at = await handedOff;
+      if (!at) return;
+      await job.moveToDelayed(at.getTime(), token);
+      throw new DelayedError();
+    }
     try {
-      const outcome = await this.#d.worker.work(spoolId, destination);
+      const outcome = await this.#tracked(this.#d.worker.work(spoolId, destination));
       if (outcome.kind === 'done') return;
       retryAt = outcome.at;
     } catch (err) {
@@ -540,30 +619,29 @@ export class DeliveryQueue extends EventEmitter {
     return job.data;
   }
 
-  /** Stops taking jobs, waits for jobs in flight (they finish or are rescheduled), closes Redis. */
+  /**
+   * Stops taking jobs, waits for jobs in flight (they finish or are rescheduled), closes Redis. Its
+   * Redis commands may wait for a Redis that is gone; the attempts themselves need no Redis, and
+   * drainAttempts waits for them whatever Redis does.
+   */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
+    this.#beginStop();
     // Attempts in flight may finish (or reschedule themselves); past the deadline they are
     // abandoned, and their jobs go back to the queue when their lock expires (another node, or the
     // next start, takes them).
-    let timer: NodeJS.Timeout | undefined;
-    const drained = await Promise.race([
-      Promise.all([...this.#workers.map((w) => w.close()), ...this.#handoffs]).then(() => true),
-      new Promise<boolean>(
-        (resolve) => (timer = setTimeout(() => resolve(false), this.#d.options.drainSeconds * 1000)),
-      ),
-    ]);
-    clearTimeout(timer);
+    const closing = Promise.allSettled(this.#workers.map((w) => w.close()));
+    const drained = await this.#beforeDeadline(
+      Promise.all([closing, ...this.#handoffs, this.drainAttempts()]),
+    );
     if (!drained) {
       this.#d.logger.warn(
         { event: 'queue.drain_timeout' },
         'attempts still running at the drain deadline; left to the queue',
       );
-      await Promise.all(this.#workers.map((w) => w.close(true)));
+      await Promise.allSettled(this.#workers.map((w) => w.close(true)));
     }
     await this.#reconciling;
-    await Promise.all([...this.#queues.values()].map((q) => q.close()));
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
     await Promise.all(
       this.#connections.map((c) =>
         c.quit().then(
@@ -572,5 +650,42 @@ export class DeliveryQueue extends EventEmitter {
         ),
       ),
     );
+  }
+
+  /**
+   * Waits until no attempt runs in this process (each has written its outcome to the spool), or
+   * the drain deadline, counted from the stop. Needs no Redis: a stop during a Redis outage still
+   * lets deliveries in flight end and record their outcome before the store connections close.
+   * Returns whether every attempt ended.
+   */
+  async drainAttempts(): Promise<boolean> {
+    this.#beginStop();
+    const all = async (): Promise<void> => {
+      while (this.#attempts.size > 0) await Promise.all([...this.#attempts]);
+    };
+    return this.#beforeDeadline(all());
+  }
+
+  #beginStop(): void {
+    this.#stopped = true;
+    this.#stopAt ??= this.#d.clock.now().getTime();
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** Whether `work` settles before the drain deadline. */
+  async #beforeDeadline(work: Promise<unknown>): Promise<boolean> {
+    const left = (this.#stopAt ?? 0) + this.#d.options.drainSeconds * 1000 - this.#d.clock.now().getTime();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        work.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, left)))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

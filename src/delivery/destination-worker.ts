@@ -49,12 +49,6 @@ export type WorkOutcome =
   { readonly kind: 'done' } | { readonly kind: 'retry'; readonly at: Date; readonly state: DestinationState };
 
 const PATIENT_DOMAIN = 'patient.mssante.fr';
-const IN_FLIGHT_RETRY_MS = 5_000;
-
-/** The state a job reports while another run of it is in flight here (never written). */
-function initialStateLike(spoolId: string, destination: string): DestinationState {
-  return { version: 1, spoolId, destination, recipients: [], attempts: 0, final: false };
-}
 
 /**
  * Works one job: one destination of one spooled message. Reads the destination's state from the
@@ -65,8 +59,12 @@ function initialStateLike(spoolId: string, destination: string): DestinationStat
  */
 export class DestinationWorker {
   readonly #d: DestinationWorkerDeps;
-  /** Jobs being worked in this process: a job taken again meanwhile (lock lost) waits its turn. */
-  readonly #inFlight = new Set<string>();
+  /**
+   * Jobs being worked in this process. A job taken again meanwhile (its safety net came due during a
+   * long attempt, or its lock was lost) waits for that attempt and reports its outcome: it never
+   * starts a second attempt, nor one before the retry time the first one set.
+   */
+  readonly #inFlight = new Map<string, Promise<WorkOutcome>>();
 
   constructor(deps: DestinationWorkerDeps) {
     this.#d = deps;
@@ -74,16 +72,11 @@ export class DestinationWorker {
 
   async work(spoolId: string, destination: string): Promise<WorkOutcome> {
     const key = `${spoolId}~${destination}`;
-    if (this.#inFlight.has(key)) {
-      const at = new Date(this.#d.clock.now().getTime() + IN_FLIGHT_RETRY_MS);
-      return { kind: 'retry', at, state: initialStateLike(spoolId, destination) };
-    }
-    this.#inFlight.add(key);
-    try {
-      return await this.#work(spoolId, destination);
-    } finally {
-      this.#inFlight.delete(key);
-    }
+    const running = this.#inFlight.get(key);
+    if (running) return running;
+    const run = this.#work(spoolId, destination).finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, run);
+    return run;
   }
 
   async #work(spoolId: string, destination: string): Promise<WorkOutcome> {
@@ -115,12 +108,12 @@ export class DestinationWorker {
         message: () => spool.openMessage(envelope.id),
         verify,
       });
-      // The store answered each recipient for itself, or nothing reached it (421 4.4.1: could not
-      // connect): the next attempt need not ask first. A connection lost midway (4.4.2) or a check
-      // that could not be made leaves the doubt.
+      // The store answered each recipient for itself, or the connection failed before the final dot
+      // (nothing can have been delivered): the next attempt need not ask first. A connection lost
+      // after the final dot (outcome unknown) or a check that could not be made leaves the doubt.
       const doubt =
         (verify && attempt.reason === 'store_unreachable') ||
-        attempt.results.some((r) => r.outcome !== 'delivered' && r.enhancedCode === '4.4.2');
+        attempt.results.some((r) => r.outcome !== 'delivered' && r.outcomeUnknown === true);
       // Only while nothing reached the store: once a recipient was delivered, its record is the
       // state file written below, and if that write fails (a full disk) the next attempt must ask
       // the store first rather than deliver again.

@@ -314,6 +314,31 @@ export class Spool {
   }
 
   /**
+   * At start, before anything is written (the spool belongs to this node alone, so no transaction
+   * of another process can be in progress): removes every temporary file a killed process left —
+   * everything in `tmp/` (messages and envelopes never committed, a submission's `.next` copy) and
+   * the `.tmp` files of interrupted state writes — and state files of entries no longer committed
+   * (a removal cut short). None is referred to by a committed entry. Returns how many went.
+   */
+  async sweepAtStart(): Promise<{ removedTemporary: number }> {
+    let removedTemporary = 0;
+    for (const f of await readdir(this.#tmp)) {
+      await rm(path.join(this.#tmp, f), { force: true });
+      removedTemporary += 1;
+    }
+    const committed = new Set(
+      (await readdir(this.#queue)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)),
+    );
+    for (const f of await readdir(this.#state)) {
+      const id = f.slice(0, f.indexOf('~'));
+      if (f.endsWith('.json') && committed.has(id)) continue;
+      await rm(path.join(this.#state, f), { force: true });
+      removedTemporary += 1;
+    }
+    return { removedTemporary };
+  }
+
+  /**
    * Removes what was never committed: files in `tmp/` and messages without an envelope, once older
    * than `graceMs` (younger ones may be a transaction in progress on this or another node sharing
    * the spool), and envelopes whose message is gone (an interrupted moveToFailed).

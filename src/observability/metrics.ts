@@ -128,6 +128,11 @@ export function createMetrics() {
       labelNames: ['issuer', 'outcome'] as const,
       registers: r,
     }),
+    spoolTemporarySwept: new Counter({
+      name: 'mssgw_spool_temporary_swept_total',
+      help: 'Temporary spool files an interrupted process left, removed at start',
+      registers: r,
+    }),
     deliveryAttempts: new Counter({
       name: 'mssgw_delivery_local_attempts_total',
       help: 'Per-recipient delivery attempts to the mailbox store, by outcome',

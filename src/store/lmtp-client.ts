@@ -12,6 +12,11 @@ export interface LmtpRecipientResult {
   readonly code: number;
   readonly enhancedCode?: string;
   readonly text: string;
+  /**
+   * The connection failed after the final "." went out and before this recipient's reply: the store
+   * may have delivered. Only then need the caller ask the store before delivering again.
+   */
+  readonly outcomeUnknown?: true;
 }
 
 export interface LmtpEnvelope {
@@ -43,17 +48,25 @@ function fromReply(recipient: string, reply: LmtpReply): LmtpRecipientResult {
 /**
  * Results we write ourselves when the store never answered for a recipient: 421 with RFC 3463
  * X.4.1 (no answer from host: could not connect) or X.4.2 (bad connection: dropped, timed out,
- * spoke nonsense). Always temporary: the store being down must never bounce mail.
+ * spoke nonsense). Always temporary: the store being down must never bounce mail. `afterDot`: the
+ * final "." was sent, so the store may hold the message (outcome unknown); before it, the store
+ * cannot have delivered anything (RFC 5321 §4.1.1.4: the transaction ends with the dot).
  */
-function connectionFailure(recipient: string, err: LmtpConnectionError, where: string): LmtpRecipientResult {
+function connectionFailure(
+  recipient: string,
+  err: LmtpConnectionError,
+  where: string,
+  afterDot: boolean,
+): LmtpRecipientResult {
   const enhancedCode = err.kind === 'connect' ? '4.4.1' : '4.4.2';
-  return {
+  const result = {
     recipient,
-    outcome: 'temporary',
+    outcome: 'temporary' as const,
     code: 421,
     enhancedCode,
-    text: `no answer from the store at ${where} (${err.kind}: ${err.message})`,
+    text: `no answer from the store at ${where} (${err.kind}: ${err.message})${afterDot ? '; outcome unknown, the message was sent' : ''}`,
   };
+  return afterDot ? { ...result, outcomeUnknown: true } : result;
 }
 
 /** What a delivery sends: the bytes, a stream read once, or a way to open the stream when needed. */
@@ -284,9 +297,11 @@ export class LmtpPool {
    * unchanged. Bare CR or LF are sent as CRLF, and a missing final CRLF is added.
    *
    * A reused connection that fails before the final "." is sent (the store closed it while idle)
-   * cannot have delivered anything: the transaction is tried once more on a fresh connection. If a
-   * connection drops after the final "." and before the replies, the store may have delivered: the
-   * result is then 421 4.4.2, and the caller asks the store before delivering again.
+   * cannot have delivered anything: the transaction is tried once more on a newly opened connection
+   * (never another idle one, which may have been closed the same way). If a connection drops after
+   * the final "." and before the replies, the store may have delivered: the result is then 421 4.4.2
+   * with `outcomeUnknown`, and the caller asks the store before delivering again. A failure before
+   * the "." is 421 4.4.2 without it: nothing to ask.
    */
   async deliver(envelope: LmtpEnvelope, message: LmtpMessage): Promise<LmtpRecipientResult[]> {
     if (UNSAFE_ADDRESS.test(envelope.from)) {
@@ -304,10 +319,10 @@ export class LmtpPool {
         let session: LmtpSession;
         let reused: boolean;
         try {
-          ({ session, reused } = await this.#acquire());
+          ({ session, reused } = await this.#acquire(attempt > 1));
         } catch (err) {
           if (!(err instanceof LmtpConnectionError)) throw err;
-          return this.#failed(envelope, results, err);
+          return this.#failed(envelope, results, err, false);
         }
         try {
           await transaction(session, envelope, message, results, progress);
@@ -334,7 +349,7 @@ export class LmtpPool {
             delete progress.opened;
             continue;
           }
-          return this.#failed(envelope, results, err);
+          return this.#failed(envelope, results, err, progress.finalDot);
         }
       }
     } finally {
@@ -361,22 +376,39 @@ export class LmtpPool {
     envelope: LmtpEnvelope,
     results: readonly (LmtpRecipientResult | undefined)[],
     err: LmtpConnectionError,
+    afterDot: boolean,
   ): LmtpRecipientResult[] {
     const where = describeEndpoint(this.#endpoint);
-    return results.map((r, i) => r ?? connectionFailure(envelope.to[i] ?? '', err, where));
+    return results.map((r, i) => r ?? connectionFailure(envelope.to[i] ?? '', err, where, afterDot));
   }
 
-  async #acquire(): Promise<{ session: LmtpSession; reused: boolean }> {
+  /**
+   * An idle connection, or a new one. `fresh`: always a new one (a retry after a reused connection
+   * failed: the other idle ones may be dead the same way); at the size limit the oldest idle
+   * connection is closed to make room.
+   */
+  async #acquire(fresh = false): Promise<{ session: LmtpSession; reused: boolean }> {
     for (;;) {
       if (this.#closed) throw new LmtpConnectionError('closed', 'the LMTP pool is closed');
-      for (let idle = this.#idle.pop(); idle; idle = this.#idle.pop()) {
-        clearTimeout(idle.timer);
-        if (idle.session.usable) {
-          idle.session.busy();
-          return { session: idle.session, reused: true };
+      if (fresh) {
+        if (this.#open >= this.#size) {
+          const oldest = this.#idle.shift();
+          if (oldest) {
+            clearTimeout(oldest.timer);
+            oldest.session.close();
+            this.#open -= 1;
+          }
         }
-        idle.session.abort();
-        this.#open -= 1;
+      } else {
+        for (let idle = this.#idle.pop(); idle; idle = this.#idle.pop()) {
+          clearTimeout(idle.timer);
+          if (idle.session.usable) {
+            idle.session.busy();
+            return { session: idle.session, reused: true };
+          }
+          idle.session.abort();
+          this.#open -= 1;
+        }
       }
       if (this.#open < this.#size) {
         this.#open += 1;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { watch } from 'node:fs';
+import { existsSync, readdirSync, watch, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import {
   type ReadyChildGateway,
 } from '../helpers/child-gateway.js';
 import { identity, PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
-import { inboxMessages } from '../helpers/mailbox.js';
+import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { journalEvents } from '../helpers/journal.js';
 import {
   type Outcome,
@@ -189,6 +189,68 @@ describe('crash safety: SIGKILL during a burst of deliveries', () => {
     );
     third.kill('SIGTERM');
     expect((await third.waitExit()).code).toBe(0);
+  }, 180_000);
+});
+
+describe('crash safety: temporary files a killed process left', () => {
+  it('are swept at the next start (counted in a log event and a metric); committed entries stay', async () => {
+    const dataDir = scratchDir('crash-tmp');
+    const bal = uniqueBal('tmp');
+    const config = gatewayConfig(dataDir);
+    // Store down: the acknowledged message stays committed in the spool across the kill.
+    const lmtpDown = { path: path.join(dataDir, 'lmtp-down.sock') };
+    const storeDown = { ...config, store: { ...(config.store as object), lmtp: lmtpDown } };
+    const first = await startChildGateway({ config: storeDown, name: 'tmp-first' });
+    await createBal(first, bal);
+    const peer = identity('peer-trusted');
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: first.ports.mx,
+      secure: false,
+      requireTLS: true,
+      tls: { key: peer.key, cert: peer.cert, ca: pkiFile('ca/root.crt'), servername: 'localhost' },
+      name: `mx.${PEER_DOMAIN}`,
+    });
+    const messageId = `<tmp-${randomUUID()}@${PEER_DOMAIN}>`;
+    const info = await transport.sendMail({
+      envelope: { from: `lab@${PEER_DOMAIN}`, to: [bal] },
+      raw: `From: <lab@${PEER_DOMAIN}>\r\nTo: <${bal}>\r\nSubject: kept\r\nMessage-ID: ${messageId}\r\n\r\nbody\r\n`,
+    });
+    transport.close();
+    expect(info.response).toMatch(/^250 /);
+    first.kill('SIGKILL');
+    expect((await first.waitExit()).signal).toBe('SIGKILL');
+    const spool = path.join(dataDir, 'spool');
+    const [committed] = readdirSync(path.join(spool, 'queue'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5));
+    expect(committed).toBeDefined();
+    // What kill -9 leaves mid-write: a DATA cut short, its envelope, a submission's copy, a state
+    // write of the committed entry, and the state file of an entry whose removal was cut short.
+    const left = [
+      path.join(spool, 'tmp', '0mxzzzzzz0123456789ab.eml'),
+      path.join(spool, 'tmp', '0mxzzzzzz0123456789ab.json'),
+      path.join(spool, 'tmp', '0mxzzzzzz0123456789ac.eml.next'),
+      path.join(spool, 'state', `${committed}~local.json.0a1b2c3d.tmp`),
+      path.join(spool, 'state', '0mxzzzzzz0123456789ad~local.json'),
+    ];
+    for (const file of left) writeFileSync(file, 'partial');
+
+    const second = await startChildGateway({ config, name: 'tmp-second' });
+    const swept = second.events().find((e) => e.event === 'spool.temporary_swept');
+    expect(swept?.removedTemporary).toBe(left.length);
+    expect(left.filter((file) => existsSync(file))).toEqual([]);
+    expect(recoveredBy(second).entries).toBe(1);
+    const metrics = await (await fetch(`http://127.0.0.1:${second.ports.metrics}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^mssgw_spool_temporary_swept_total ${left.length}$`, 'm'));
+    // The committed entry was delivered, once.
+    const copies = await eventually(
+      () => copiesIn(bal),
+      (c) => c.get(messageId) === 1,
+    );
+    expect(copies.get(messageId)).toBe(1);
+    second.kill('SIGTERM');
+    expect((await second.waitExit()).code).toBe(0);
   }, 180_000);
 });
 

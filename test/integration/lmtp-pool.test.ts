@@ -180,6 +180,53 @@ describe('pooled LMTP connections', () => {
     }
   });
 
+  it('retries on a newly opened connection, not on another idle one that may be dead as well', async () => {
+    // Two idle connections, both closed by the store while idle (each dies at its next RSET).
+    const server = await lmtpServer({
+      onLine: (line, _conn, index) => (index < 2 && line === 'RSET' ? 'drop' : undefined),
+    });
+    const pool = new LmtpPool({ host: '127.0.0.1', port: server.port }, { size: 4 });
+    try {
+      await Promise.all(
+        ['a@x.test', 'b@x.test'].map((to) => pool.deliver({ from: '', to: [to] }, message())),
+      );
+      expect(server.connections).toHaveLength(2);
+      const results = await pool.deliver({ from: '', to: ['c@x.test'] }, message());
+      expect(results).toMatchObject([{ outcome: 'delivered', code: 250 }]);
+      // The first idle one failed at RSET; the retry opened a third rather than take the second.
+      expect(server.connections).toHaveLength(3);
+      expect(server.connections[2]!.lines.some((l) => l === 'RCPT TO:<c@x.test>')).toBe(true);
+      expect(server.delivered).toBe(3);
+    } finally {
+      pool.close();
+      await server.close();
+    }
+  });
+
+  it('a connection lost before the final dot is a plain temporary failure, not an unknown outcome', async () => {
+    // Dropped in the middle of the message: the store cannot have delivered anything. The rest of
+    // the message is read only once the store closed the connection.
+    const server = await lmtpServer({ onLine: (line) => (line === 'first part' ? 'drop' : undefined) });
+    const pool = new LmtpPool({ host: '127.0.0.1', port: server.port });
+    try {
+      const body = new Readable({ read: () => undefined });
+      body.push('Subject: cut\r\n\r\nfirst part\r\n');
+      const cut = (async () => {
+        while (!server.connections[0]?.closed) await new Promise((resolve) => setImmediate(resolve));
+        body.push('second part\r\n');
+        body.push(null);
+      })();
+      const results = await pool.deliver({ from: '', to: ['a@x.test'] }, () => body);
+      await cut;
+      expect(results).toMatchObject([{ outcome: 'temporary', code: 421, enhancedCode: '4.4.2' }]);
+      expect(results[0]!.outcomeUnknown).toBeUndefined();
+      expect(server.delivered).toBe(0);
+    } finally {
+      pool.close();
+      await server.close();
+    }
+  });
+
   it('never sends the message again once the final dot went out on a connection that broke', async () => {
     const server = await lmtpServer({
       onLine: (line, conn) => (line === '.' && conn.lines.includes('RSET') ? 'drop' : undefined),
@@ -189,7 +236,9 @@ describe('pooled LMTP connections', () => {
       await pool.deliver({ from: '', to: ['a@x.test'] }, message());
       const results = await pool.deliver({ from: '', to: ['b@x.test'] }, message());
       // The store may hold it: temporary 4.4.2, and the delivery worker asks the store before retrying.
-      expect(results).toMatchObject([{ outcome: 'temporary', code: 421, enhancedCode: '4.4.2' }]);
+      expect(results).toMatchObject([
+        { outcome: 'temporary', code: 421, enhancedCode: '4.4.2', outcomeUnknown: true },
+      ]);
       expect(server.connections).toHaveLength(1);
       expect(server.connections[0]!.lines.filter((l) => l === 'DATA')).toHaveLength(2);
     } finally {
