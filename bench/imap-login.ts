@@ -53,6 +53,8 @@ interface Target {
   /** AUTHENTICATE mechanism and initial response, per client (one mailbox each). */
   readonly mechanism: 'XOAUTH2' | 'PLAIN';
   readonly initialResponses: readonly string[];
+  /** Offer the last TLS session of this server again (mail clients do). */
+  readonly resumeTls: boolean;
 }
 
 interface BatchRequest {
@@ -98,6 +100,7 @@ export interface ImapLoginBenchResult {
   readonly byConcurrency: readonly ConcurrencyFigures[];
   readonly loadBefore: string;
   readonly loadAfter: string;
+  readonly resumeTls: boolean;
 }
 
 export interface ImapLoginBenchOptions {
@@ -106,6 +109,8 @@ export interface ImapLoginBenchOptions {
   /** Rounds each client makes in a batch. Default 10. */
   readonly roundsPerClient?: number;
   readonly concurrencies?: readonly number[];
+  /** Clients offer their last TLS session again, as mail clients do (default); false: full handshakes. */
+  readonly resumeTls?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ async function oneRound(target: Target, client: number, ca: string): Promise<Rou
     raw.once('error', reject);
   });
   mark();
-  const session = sessions.get(target.port);
+  const session = target.resumeTls ? sessions.get(target.port) : undefined;
   const socket = tls.connect({ socket: raw, ca, servername: 'localhost', ...(session ? { session } : {}) });
   socket.on('session', (s: Buffer) => sessions.set(target.port, s));
   const lines = new Lines(socket);
@@ -244,7 +249,7 @@ async function clientMain(caFile: string): Promise<void> {
 /** The client child process, one batch at a time. */
 class ClientProcess {
   readonly #child: ChildProcess;
-  readonly #pending = new Map<number, (r: BatchResult) => void>();
+  readonly #pending = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
   #next = 0;
 
   constructor(caFile: string) {
@@ -254,16 +259,19 @@ class ClientProcess {
     });
     createInterface({ input: this.#child.stdout! }).on('line', (line) => {
       const result = JSON.parse(line) as BatchResult;
-      this.#pending.get(result.id)?.(result);
+      this.#pending.get(result.id)?.resolve(result);
       this.#pending.delete(result.id);
+    });
+    this.#child.once('exit', (code) => {
+      for (const { reject } of this.#pending.values()) reject(new Error(`client process exited (${code})`));
+      this.#pending.clear();
     });
   }
 
   run(side: Side, target: Target, concurrency: number, roundsPerClient: number): Promise<BatchResult> {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, resolve);
-      this.#child.once('exit', (code) => reject(new Error(`client process exited (${code})`)));
+      this.#pending.set(id, { resolve, reject });
       const request: BatchRequest = { id, side, target, concurrency, roundsPerClient };
       this.#child.stdin!.write(`${JSON.stringify(request)}\n`);
     });
@@ -405,6 +413,7 @@ export async function runImapLoginBench(options: ImapLoginBenchOptions = {}): Pr
   const batches = options.batches ?? 6;
   const roundsPerClient = options.roundsPerClient ?? 10;
   const concurrencies = options.concurrencies ?? [1, 10];
+  const resumeTls = options.resumeTls ?? true;
   const clients = Math.max(...concurrencies);
   const root = benchRoot('imap');
   const pkiDir = path.join(root, 'pki');
@@ -441,11 +450,13 @@ export async function runImapLoginBench(options: ImapLoginBenchOptions = {}): Pr
       gateway: {
         port: gw.addresses.imapTls!.port,
         mechanism: 'XOAUTH2',
+        resumeTls,
         initialResponses: users.map((u) => b64(`user=${u.bal}\x01auth=Bearer ${token}\x01\x01`)),
       },
       direct: {
         port: direct.tlsPort,
         mechanism: 'PLAIN',
+        resumeTls,
         initialResponses: users.map((u) => b64(`\0${u.bal}\0${u.password}`)),
       },
     };
@@ -479,7 +490,7 @@ export async function runImapLoginBench(options: ImapLoginBenchOptions = {}): Pr
         rateRatio: median(rateRatios),
       });
     }
-    return { batches, roundsPerClient, byConcurrency, loadBefore, loadAfter: loadAverage() };
+    return { batches, roundsPerClient, byConcurrency, loadBefore, loadAfter: loadAverage(), resumeTls };
   } finally {
     client?.stop();
     await direct?.stop();
@@ -496,7 +507,8 @@ export function formatImapLoginBench(r: ImapLoginBenchResult): string {
     STEPS.map((s) => `${s} ${ms(f.stepsMs[s])}`).join(', ');
   const lines = [
     `imap login: TCP + TLS + AUTHENTICATE + SELECT INBOX + LOGOUT, raw client in a child process; ` +
-      `${r.batches} interleaved batch pairs of ${r.roundsPerClient} rounds per client (load ${r.loadBefore} → ${r.loadAfter})`,
+      `${r.batches} interleaved batch pairs of ${r.roundsPerClient} rounds per client; ` +
+      `TLS sessions ${r.resumeTls ? 'offered again' : 'never offered again'} (load ${r.loadBefore} → ${r.loadAfter})`,
   ];
   for (const c of r.byConcurrency) {
     lines.push(
@@ -516,5 +528,6 @@ if (process.argv[2] === '--client' && process.argv[3]) {
   // `node --import tsx bench/imap-login.ts [batches] [rounds per client]`
   const batches = Number(process.argv[2] ?? process.env.BENCH_IMAP_BATCHES ?? 6);
   const roundsPerClient = Number(process.argv[3] ?? process.env.BENCH_IMAP_ROUNDS ?? 10);
-  console.log(formatImapLoginBench(await runImapLoginBench({ batches, roundsPerClient })));
+  const resumeTls = process.env.BENCH_IMAP_TLS !== 'full';
+  console.log(formatImapLoginBench(await runImapLoginBench({ batches, roundsPerClient, resumeTls })));
 }

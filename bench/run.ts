@@ -16,7 +16,8 @@ import { runVsPostfix } from './vs-postfix.js';
  * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
  * `npm run bench -- vs-postfix [--quick]`: the gateway against Postfix configured the same way.
  * `npm run bench -- extraction` / `lifecycle` / `imap-login`: that benchmark alone, with its figures
- * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client).
+ * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client;
+ * BENCH_IMAP_TLS=full: clients never resume a TLS session).
  */
 const [only, arg] = process.argv.slice(2);
 const extraction = async () =>
@@ -41,6 +42,7 @@ const imapLogin = async () =>
       await runImapLoginBench({
         batches: Number(process.env.BENCH_IMAP_BATCHES ?? 6),
         roundsPerClient: Number(process.env.BENCH_IMAP_ROUNDS ?? 10),
+        resumeTls: process.env.BENCH_IMAP_TLS !== 'full',
       }),
     ),
   );
