@@ -248,10 +248,6 @@ export class StoreConnector {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   }
 
-  get endpoint(): ImapEndpoint {
-    return this.#endpoint;
-  }
-
   /** Connections waiting now (greeted or on their way). */
   get warm(): number {
     return this.#warm.length;
@@ -303,14 +299,18 @@ export class StoreConnector {
     armTimeout(connection, this.#connectTimeoutMs);
     const greeted = greet(connection.reader);
     const warm: WarmConnection = { ...connection, greeted, expiry: undefined };
-    // A greeting that never comes is seen by the login that takes it (or by nobody).
+    // Greeted while waiting: no more connect deadline, the idle one instead. A greeting that does
+    // not come (refusal, deadline) closes the connection; a login that took it sees the failure.
     greeted.then(
       () => {
         if (!this.#warm.includes(warm)) return;
         connection.socket.setTimeout(0);
         warm.expiry = setTimeout(() => this.#expire(warm), this.#maxIdleMs).unref();
       },
-      () => this.#drop(warm),
+      () => {
+        this.#drop(warm);
+        connection.socket.destroy();
+      },
     );
     connection.socket.once('close', () => this.#drop(warm));
     return warm;

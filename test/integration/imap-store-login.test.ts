@@ -245,6 +245,24 @@ describe('store connections opened ahead of logins', () => {
     b.socket.destroy();
   });
 
+  it('a connection whose greeting does not come in time is closed, not kept', async () => {
+    const silent = net.createServer(() => {});
+    servers.push(silent);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    let accepted = 0;
+    let closed = 0;
+    silent.on('connection', (s: net.Socket) => {
+      accepted += 1;
+      s.on('close', () => (closed += 1)).resume();
+    });
+    const c = connector(port, { connectTimeoutMs: 100 });
+    // The login itself gives up on the silent store; the connection opened ahead does too.
+    await expect(c.open('a@x.test', 200)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await until(() => accepted === 2 && closed === 2);
+    expect(c.warm).toBe(0);
+  });
+
   it('refuses a mailbox name that cannot go into a SASL field before taking a connection', async () => {
     const store = await numberedStore(loggedIn);
     const c = connector(store.port);
