@@ -209,6 +209,8 @@ export interface StoreConnectorOptions {
   readonly maxIdleMs?: number;
   /** Budget for a waiting connection's connect and greeting. Default 10 s. */
   readonly connectTimeoutMs?: number;
+  /** Pause after a login before opening the next connection. Default 50 ms. */
+  readonly refillDelayMs?: number;
 }
 
 /** A connection opened ahead of a login: connected, its greeting read or on its way. */
@@ -236,7 +238,9 @@ export class StoreConnector {
   readonly #maxWarm: number;
   readonly #maxIdleMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #refillDelayMs: number;
   readonly #warm: WarmConnection[] = [];
+  #refillTimer: NodeJS.Timeout | undefined;
   #target = 0;
   #closed = false;
 
@@ -246,6 +250,7 @@ export class StoreConnector {
     this.#maxWarm = options.maxWarm ?? 8;
     this.#maxIdleMs = options.maxIdleMs ?? 20_000;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.#refillDelayMs = options.refillDelayMs ?? 50;
   }
 
   /** Connections waiting now (greeted or on their way). */
@@ -261,8 +266,9 @@ export class StoreConnector {
     try {
       return await this.#login(warm, mailbox, timeoutMs);
     } finally {
-      // After the login, not during it: the store starts a process for each new connection.
-      this.#refill();
+      // Not during the login nor the client's first commands: the store starts a process for each
+      // new connection, which would compete with the one serving this client (issue #16 profile).
+      this.#scheduleRefill();
     }
   }
 
@@ -286,8 +292,17 @@ export class StoreConnector {
   /** Closes the waiting connections; later logins connect each time. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#refillTimer);
     this.#target = 0;
     for (const warm of this.#warm.splice(0)) this.#discard(warm);
+  }
+
+  #scheduleRefill(): void {
+    if (this.#refillTimer !== undefined || this.#closed) return;
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      this.#refill();
+    }, this.#refillDelayMs).unref();
   }
 
   #refill(): void {
