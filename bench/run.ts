@@ -15,7 +15,9 @@ import { runVsPostfix } from './vs-postfix.js';
  * `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS.
  * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
  * `npm run bench -- vs-postfix [--quick]`: the gateway against Postfix configured the same way.
- * `npm run bench -- extraction` / `lifecycle`: that benchmark alone, with its figures against their targets.
+ * `npm run bench -- extraction` / `lifecycle` / `imap-login`: that benchmark alone, with its figures
+ * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client;
+ * BENCH_IMAP_TLS=full: clients never resume a TLS session).
  */
 const [only, arg] = process.argv.slice(2);
 const extraction = async () =>
@@ -34,8 +36,18 @@ const lifecycle = async () => {
     ),
   );
 };
-if (only === 'extraction' || only === 'lifecycle') {
-  await (only === 'extraction' ? extraction() : lifecycle());
+const imapLogin = async () =>
+  console.log(
+    formatImapLoginBench(
+      await runImapLoginBench({
+        batches: Number(process.env.BENCH_IMAP_BATCHES ?? 6),
+        roundsPerClient: Number(process.env.BENCH_IMAP_ROUNDS ?? 10),
+        resumeTls: process.env.BENCH_IMAP_TLS !== 'full',
+      }),
+    ),
+  );
+if (only === 'extraction' || only === 'lifecycle' || only === 'imap-login') {
+  await (only === 'extraction' ? extraction() : only === 'lifecycle' ? lifecycle() : imapLogin());
   process.exit(0);
 }
 if (only === 'crash') {
@@ -53,7 +65,7 @@ if (only === 'vs-postfix') {
   process.exit(ok ? 0 : 1);
 }
 if (only !== undefined) {
-  console.error(`unknown benchmark ${only}; known: crash, vs-postfix, extraction, lifecycle`);
+  console.error(`unknown benchmark ${only}; known: crash, vs-postfix, extraction, lifecycle, imap-login`);
   process.exit(2);
 }
 
@@ -75,7 +87,7 @@ for (const size of [8 * 1024, 256 * 1024]) {
 
 console.log(formatRelayBench(await runRelayBench(messages, connections, 8 * 1024)));
 
-console.log(formatImapLoginBench(await runImapLoginBench(Number(process.env.BENCH_IMAP_ROUNDS ?? 50))));
+await imapLogin();
 
 await extraction();
 await lifecycle();

@@ -132,3 +132,9 @@ export function againstTarget(value: number, target: number, unit: string, digit
   const verdict = value <= target ? 'met' : 'NOT met';
   return `${value.toFixed(digits)} ${unit} (target ≤ ${target} ${unit}: ${verdict})`;
 }
+
+/** `0.91 × (target ≥ 0.8 ×: met)`: like `againstTarget`, for a figure that must reach a floor. */
+export function againstMinimum(value: number, target: number, unit: string, digits = 1): string {
+  const verdict = value >= target ? 'met' : 'NOT met';
+  return `${value.toFixed(digits)} ${unit} (target ≥ ${target} ${unit}: ${verdict})`;
+}

@@ -5,7 +5,7 @@ import { type Clock, explainListen, listenError } from '../shared/index.js';
 import type { Config } from '../config/index.js';
 import type { Spool, SpoolEnvelope } from '../delivery/index.js';
 import type { DirectoryMirrors, WhitelistHolder } from '../directory/index.js';
-import { ImapFrontEnd } from '../imap/index.js';
+import { ImapFrontEnd, StoreConnector } from '../imap/index.js';
 import { isGatewayError } from '../errors/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import { imapObserver } from '../imap/index.js';
@@ -128,11 +128,13 @@ export function buildImap(
   },
 ): ListenerPart<ImapFrontEnd, TwoPorts> {
   const { config, backends } = d;
+  // The store's connect and greeting are made ahead of logins (store-login.ts).
+  const connector = new StoreConnector(backends.store.imap, backends.store.master);
   const server = new ImapFrontEnd({
     config: config.imap,
     tls: () => ({ ...d.trust.current(), minVersion: config.tls.minVersion, allowCbc: config.tls.allowCbc }),
     authenticator: d.authenticator,
-    store: { imap: backends.store.imap, master: backends.store.master },
+    store: { imap: backends.store.imap, master: backends.store.master, connector },
     logger: d.logger.child({ component: 'imap' }),
     journal: d.journal,
     clock: d.clock,
@@ -160,6 +162,6 @@ export function buildImap(
           cause,
         );
       }),
-    stop: () => server.close(),
+    stop: () => server.close().finally(() => connector.close()),
   };
 }

@@ -126,7 +126,9 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     };
     try {
       const { access, bal } = await this.#decide(request, attempt);
-      await this.#resetFailures(access.bal, request);
+      // Not awaited: the credential held, and a reset that lags (or is lost) only leaves the
+      // counters to their window; the client need not wait for it.
+      void this.#resetFailures(access.bal, request);
       const event = succeededEvent(request, access, bal);
       this.#o.journal.record(event);
       this.#o.logger.info(event, 'authenticated');
@@ -180,6 +182,10 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       throw new AuthFailure('AUTH_MECHANISM_NOT_ALLOWED', 'mechanism_not_offered');
     }
     const kind = credentialKind(request.mechanism);
+    // The mailbox and its grants are read while the limits are checked (one wait, not three); the
+    // credential is checked only once the limits allow the attempt (a locked-out attacker costs no
+    // token or password check, nor a key fetch), and the verdicts are taken in the order below.
+    const mailbox = attempt.bal === undefined ? undefined : settle(this.#mailbox(attempt.bal));
     const limit = await this.#limiter.check({ bal: attempt.bal, remote: request.remote, kind });
     if (!limit.allowed) {
       throw new AuthFailure('AUTH_RATE_LIMITED', 'rate_limited', undefined, {
@@ -192,7 +198,7 @@ export class GatewayAuthenticator implements ClientAuthenticator {
     const principal = await this.#prove(request);
     attempt.principal = principal;
     attempt.bal ??= await this.#impliedMailbox(principal);
-    const bal = await this.#o.registry.get(attempt.bal);
+    const { bal, grants } = await (mailbox === undefined ? this.#mailbox(attempt.bal) : outcome(mailbox));
     if (!bal) throw new AuthFailure('AUTH_NOT_AUTHORISED', 'mailbox_unknown');
     const passwordMechanism = request.mechanism === 'PLAIN' || request.mechanism === 'LOGIN';
     if (passwordMechanism && !this.#o.config.passwordTypes.includes(bal.type)) {
@@ -200,11 +206,17 @@ export class GatewayAuthenticator implements ClientAuthenticator {
         type: bal.type,
       });
     }
-    const access = resolveAccess(bal, await this.#grants(bal.address), principal, this.#o.clock.now());
+    const access = resolveAccess(bal, grants, principal, this.#o.clock.now());
     if (!access) throw new AuthFailure('AUTH_NOT_AUTHORISED', 'no_right');
     // After the right: only someone entitled to the mailbox learns that it is suspended.
     if (bal.status !== 'active') throw new AuthFailure('AUTH_MAILBOX_DISABLED', `mailbox_${bal.status}`);
     return { access, bal };
+  }
+
+  /** The mailbox and its grants, read together. */
+  async #mailbox(address: string): Promise<{ bal: Bal | null; grants: readonly Grant[] }> {
+    const [bal, grants] = await Promise.all([this.#o.registry.get(address), this.#grants(address)]);
+    return { bal, grants };
   }
 
   async #grants(address: string): Promise<readonly Grant[]> {
@@ -338,4 +350,20 @@ export class GatewayAuthenticator implements ClientAuthenticator {
       this.#o.logger.warn({ err, event: 'auth.limit.unavailable' }, 'failure not counted');
     }
   }
+}
+
+/** A promise whose rejection is held until `outcome` is awaited (none goes unhandled meanwhile). */
+type Settled<T> = Promise<{ ok: true; value: T } | { ok: false; error: unknown }>;
+
+function settle<T>(promise: Promise<T>): Settled<T> {
+  return promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+async function outcome<T>(settled: Settled<T>): Promise<T> {
+  const result = await settled;
+  if (result.ok) return result.value;
+  throw result.error;
 }

@@ -10,6 +10,7 @@ export type {
   ImapRefusal,
 } from './imap-observer.js';
 export type { StoreAccess } from './login-flow.js';
+export { StoreConnector, type StoreConnectorOptions } from './store-login.js';
 export { imapFailureFor } from './responses.js';
 export type { ImapFailure, ImapResponseCode } from './responses.js';
 export type { ImapTlsMaterial } from './tls-upgrade.js';

@@ -12,7 +12,7 @@ import type { ImapEndpoint, MasterCredentials } from '../store/index.js';
 import type { ImapObserver } from './imap-observer.js';
 import { failureLine, taggedLine } from './responses.js';
 import { type SaslIo, sendSaslError } from './sasl-exchange.js';
-import { type StoreSession, openStoreSession } from './store-login.js';
+import { type StoreConnector, type StoreSession, openStoreSession } from './store-login.js';
 
 /**
  * From a decoded login request to a store session (ARCHITECTURE.md §4 and §5 "IMAP"): the
@@ -23,6 +23,14 @@ import { type StoreSession, openStoreSession } from './store-login.js';
 export interface StoreAccess {
   readonly imap: ImapEndpoint;
   readonly master: MasterCredentials;
+  /** Connections to the store opened ahead of logins (the same endpoint and master user). */
+  readonly connector?: StoreConnector;
+}
+
+function openStoreFor(store: StoreAccess, mailbox: string, timeoutMs: number): Promise<StoreSession> {
+  return store.connector
+    ? store.connector.open(mailbox, timeoutMs)
+    : openStoreSession(store.imap, store.master, mailbox, timeoutMs);
 }
 
 export interface LoginContext {
@@ -115,7 +123,7 @@ async function openStore(
 ): Promise<LoginResult> {
   let store: StoreSession;
   try {
-    store = await openStoreSession(ctx.store.imap, ctx.store.master, access.bal, ctx.storeTimeoutMs);
+    store = await openStoreFor(ctx.store, access.bal, ctx.storeTimeoutMs);
   } catch (err) {
     const failure = toGatewayError(err, 'STORE_UNAVAILABLE');
     ctx.log.error(

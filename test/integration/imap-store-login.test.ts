@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../src/errors/index.js';
-import { openStoreSession } from '../../src/imap/store-login.js';
+import { StoreConnector, openStoreSession } from '../../src/imap/store-login.js';
 import { sharedStore } from '../helpers/store-mailbox.js';
 
 /**
@@ -101,5 +101,172 @@ describe('store master login', () => {
     await expect(openStoreSession(store.imap, store.master, 'a b@x.test', 1_000)).rejects.toMatchObject({
       code: 'BAL_INVALID_ADDRESS',
     });
+  });
+});
+
+/**
+ * A store whose connections are numbered from 1: `answer(n, line, socket)` replies to each line of
+ * connection n (null: close it). Every connection is greeted with SASL-IR.
+ */
+async function numberedStore(
+  answer: (n: number, line: string) => string[] | null,
+): Promise<{ port: number; connections: net.Socket[]; closed: Set<number> }> {
+  const connections: net.Socket[] = [];
+  const closed = new Set<number>();
+  const server = net.createServer((socket) => {
+    connections.push(socket);
+    const n = connections.length;
+    socket.on('close', () => closed.add(n));
+    socket.on('error', () => {});
+    socket.write('* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n');
+    let buffer = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      let idx: number;
+      while ((idx = buffer.indexOf('\r\n')) >= 0) {
+        const reply = answer(n, buffer.slice(0, idx));
+        buffer = buffer.slice(idx + 2);
+        if (reply === null) return void socket.destroy();
+        socket.write(reply.map((l) => `${l}\r\n`).join(''));
+      }
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, connections, closed };
+}
+
+/** Polls a condition on the event loop (no fixed sleep): resolves once it holds. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+const loggedIn = (n: number, line: string) =>
+  line.startsWith('G1 AUTHENTICATE PLAIN ') ? [`G1 OK [CAPABILITY IMAP4rev1 CONN${n}] Logged in`] : null;
+
+describe('store connections opened ahead of logins', () => {
+  const connectors: StoreConnector[] = [];
+  afterEach(() => connectors.splice(0).forEach((c) => c.close()));
+  const connector = (port: number, options?: ConstructorParameters<typeof StoreConnector>[2]) => {
+    const c = new StoreConnector({ host: '127.0.0.1', port }, master, options);
+    connectors.push(c);
+    return c;
+  };
+
+  it('logs in to the real Dovecot on a connection greeted before the login', async () => {
+    const store = sharedStore();
+    const c = new StoreConnector(store.imap, store.master);
+    connectors.push(c);
+    const first = await c.open('someone.warm@op.mssante.test', 5_000);
+    first.socket.destroy();
+    // The first login found none waiting: one is opened for the next.
+    await until(() => c.warm === 1);
+    const second = await c.open('someone.warm@op.mssante.test', 5_000);
+    expect(second.capabilities).toMatch(/^IMAP4rev1 /);
+    // The session is the store's: it answers a command as the mailbox.
+    const answered = new Promise<string>((resolve) => {
+      let text = '';
+      second.socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\nN1 ') || text.startsWith('N1 ')) resolve(text);
+      });
+    });
+    second.socket.resume();
+    second.socket.write('N1 NOOP\r\n');
+    expect(await answered).toMatch(/N1 OK/);
+    second.socket.destroy();
+  });
+
+  it('the second login uses the connection opened after the first; the number kept follows demand', async () => {
+    const store = await numberedStore(loggedIn);
+    const c = connector(store.port);
+    const a = await c.open('a@x.test', 5_000);
+    expect(a.capabilities).toBe('IMAP4rev1 CONN1');
+    await until(() => store.connections.length === 2);
+    const b = await c.open('b@x.test', 5_000);
+    // Logged in on connection 2, opened ahead; connection 3 is the one now waiting.
+    expect(b.capabilities).toBe('IMAP4rev1 CONN2');
+    await until(() => store.connections.length === 3);
+    expect(c.warm).toBe(1);
+    // Two logins at once with one waiting: the one that found none raises the number kept to 2.
+    const [x, y] = await Promise.all([c.open('x@x.test', 5_000), c.open('y@x.test', 5_000)]);
+    expect([x.capabilities, y.capabilities]).toContain('IMAP4rev1 CONN3');
+    await until(() => c.warm === 2);
+    for (const s of [a, b, x, y]) s.socket.destroy();
+  });
+
+  it('a waiting connection that breaks during the login is replaced by a fresh one, and none is kept', async () => {
+    // Connection 2 (the waiting one) hangs up on the AUTHENTICATE, as a store restarting would.
+    const store = await numberedStore((n, line) => (n === 2 ? null : loggedIn(n, line)));
+    const c = connector(store.port);
+    (await c.open('a@x.test', 5_000)).socket.destroy();
+    await until(() => store.connections.length === 2);
+    const b = await c.open('b@x.test', 5_000);
+    expect(b.capabilities).toBe('IMAP4rev1 CONN3');
+    expect(c.warm).toBe(0);
+    expect(store.connections).toHaveLength(3);
+    b.socket.destroy();
+  });
+
+  it('a master login the store refuses is not tried again on another connection', async () => {
+    const store = await numberedStore((n, line) =>
+      n === 1 ? loggedIn(n, line) : ['G1 NO [AUTHENTICATIONFAILED] no'],
+    );
+    const c = connector(store.port);
+    (await c.open('a@x.test', 5_000)).socket.destroy();
+    await until(() => store.connections.length === 2);
+    const failure = await c.open('b@x.test', 5_000).catch((err: unknown) => err);
+    expect(isGatewayError(failure) && failure.message).toBe('the store refused the master login');
+    // Connection 3 is the one opened for the next login, not a second attempt at this one.
+    expect(store.connections.length).toBeLessThanOrEqual(3);
+    await until(() => store.closed.has(2));
+  });
+
+  it('a connection left unused is closed after maxIdleMs and not replaced', async () => {
+    const store = await numberedStore(loggedIn);
+    const c = connector(store.port, { maxIdleMs: 100 });
+    (await c.open('a@x.test', 5_000)).socket.destroy();
+    await until(() => store.connections.length === 2);
+    await until(() => store.closed.has(2));
+    expect(c.warm).toBe(0);
+    expect(store.connections).toHaveLength(2);
+  });
+
+  it('close() hangs up the waiting connections; a later login connects by itself', async () => {
+    const store = await numberedStore(loggedIn);
+    const c = connector(store.port);
+    (await c.open('a@x.test', 5_000)).socket.destroy();
+    await until(() => store.connections.length === 2);
+    c.close();
+    await until(() => store.closed.has(2));
+    const b = await c.open('b@x.test', 5_000);
+    expect(b.capabilities).toBe('IMAP4rev1 CONN3');
+    expect(c.warm).toBe(0);
+    b.socket.destroy();
+  });
+
+  it('a connection whose greeting does not come in time is closed, not kept', async () => {
+    const silent = net.createServer(() => {});
+    servers.push(silent);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    let accepted = 0;
+    let closed = 0;
+    silent.on('connection', (s: net.Socket) => {
+      accepted += 1;
+      s.on('close', () => (closed += 1)).resume();
+    });
+    const c = connector(port, { connectTimeoutMs: 100 });
+    // The login itself gives up on the silent store; the connection opened ahead does too.
+    await expect(c.open('a@x.test', 200)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await until(() => accepted === 2 && closed === 2);
+    expect(c.warm).toBe(0);
+  });
+
+  it('refuses a mailbox name that cannot go into a SASL field before taking a connection', async () => {
+    const store = await numberedStore(loggedIn);
+    const c = connector(store.port);
+    await expect(c.open('a b@x.test', 1_000)).rejects.toMatchObject({ code: 'BAL_INVALID_ADDRESS' });
+    expect(store.connections).toHaveLength(0);
   });
 });
