@@ -10,6 +10,7 @@ import {
   parseRow,
 } from './extraction-format.js';
 import { LineSplitter, openExtraction } from './extraction-input.js';
+import { SeenStrings } from './extraction-seen.js';
 import { refusal } from './mirror-outcome.js';
 import { ENTRY_FIELDS } from './extraction-format.js';
 import { PERSON_INDEX_SUFFIX, Script, directoryUnavailable } from './mirror-store.js';
@@ -59,6 +60,8 @@ class Loader {
   #batch = new Map<string, string[]>();
   #inFlight: { batch: Map<string, string[]>; reply: Promise<Settled<(string | number)[]>> } | undefined;
   #merges: Promise<Settled<void>> | undefined;
+  readonly #addresses = new SeenStrings();
+  readonly #persons = new SeenStrings();
   lines = 0;
   entries = 0;
   duplicates = 0;
@@ -105,26 +108,52 @@ class Loader {
   }
 
   /**
-   * Writes the batch (see STORE) and leaves it in flight while the next one is parsed; the batch
-   * before it is settled first, so its merges reach Redis before the next batch is looked at.
+   * Sends the batch and leaves it in flight while the next one is parsed; the batch before it is
+   * settled first, so its merges reach Redis before the next batch is looked at. Addresses and
+   * persons never met before in this load (SeenStrings) are written by plain bulk HSETs; the few
+   * others (repeats, persons with several addresses) go through STORE, in line order.
    */
   async flush(): Promise<void> {
     await this.settle();
     if (this.#batch.size === 0) return;
     const { redis, target, previous } = this.options;
+    const index = `${target}${PERSON_INDEX_SUFFIX}`;
     const batch = this.#batch;
     this.#batch = new Map();
-    let payload = '';
+    const data: string[] = [];
+    const persons: string[] = [];
+    let fresh = '';
+    let checked = '';
     for (const [address, values] of batch) {
       const person = (values[NATIONAL_ID] ?? '').trim().toUpperCase();
-      payload += `${address}\n${encodeValues(values)}\n${person}\n`;
+      const encoded = encodeValues(values);
+      const personSeen = person !== '' && this.#persons.add(person);
+      if (this.#addresses.add(address)) {
+        checked += `c\n${address}\n${encoded}\n${person}\n`;
+        continue;
+      }
+      data.push(address, encoded);
+      fresh += `${address}\n`;
+      if (personSeen) checked += `a\n${address}\n\n${person}\n`;
+      else if (person !== '') persons.push(person, address);
     }
-    const reply = STORE.run(
-      redis,
-      [target, `${target}${PERSON_INDEX_SUFFIX}`, previous?.key ?? target],
-      [previous ? '1' : '0', payload],
-    );
-    this.#inFlight = { batch, reply: settled(reply as Promise<(string | number)[]>) };
+    // One connection runs commands in order: the plain writes land before STORE reads them.
+    const replies: Promise<unknown>[] = [];
+    if (data.length > 0) replies.push(redis.hset(target, ...data));
+    if (persons.length > 0) replies.push(redis.hset(index, ...persons));
+    const storeAt = replies.length;
+    if (checked !== '')
+      replies.push(
+        STORE.run(redis, [target, index, previous?.key ?? target], [previous ? '1' : '0', checked]),
+      );
+    const countAt = replies.length;
+    if (previous && fresh !== '') replies.push(COUNT_KNOWN.run(redis, [previous.key], [fresh]));
+    const reply = Promise.all(replies).then((all) => {
+      const stored = (checked === '' ? [0] : all[storeAt]) as (string | number)[];
+      const known = countAt < all.length ? Number(all[countAt]) : 0;
+      return [Number(stored[0]) + known, ...stored.slice(1)];
+    });
+    this.#inFlight = { batch, reply: settled(reply) };
   }
 
   /** Waits for the batch in flight, counts it, and sends the merges of its repeated addresses. */
@@ -176,31 +205,54 @@ function settled<T>(promise: Promise<T>): Promise<Settled<T>> {
 }
 
 /**
- * One round trip per batch. KEYS[1] the new copy, KEYS[2] its per-person index, KEYS[3] the copy in
- * service (when ARGV[1] is '1'). ARGV[2] the batch as `address\nencoded\nperson\n` records (no
- * value holds a line break: they come from one line each). A new address is written, looked up in
- * the copy in service, and appended to its person's addresses (national id → addresses,
- * space-separated: what the portal lists as a person's addresses and where a delegate's `Sender:`
- * may point). An address already written (by an earlier batch) is left alone and returned with its
- * stored value, for the caller to merge. Returns {existed, address, stored, address, stored, ...}.
+ * The lines a plain write cannot take. KEYS[1] the new copy, KEYS[2] its per-person index, KEYS[3]
+ * the copy in service (when ARGV[1] is '1'). ARGV[2] records `kind\naddress\nencoded\nperson\n`
+ * (no value holds a line break: they come from one line each), in line order:
+ * - `c`: an address maybe met before: written if new (then looked up in the copy in service and
+ *   appended to its person's addresses), else returned with its stored value for the caller to merge;
+ * - `a`: a new address already written whose person already has addresses: appended to them.
+ * The index maps a national id to its addresses, space-separated: what the portal lists as a
+ * person's addresses and where a delegate's `Sender:` may point.
+ * Returns {existed, address, stored, address, stored, ...}.
  */
 const STORE = new Script(`
 local existed, out = 0, {0}
 local diff = ARGV[1] == '1'
-for a, e, p in string.gmatch(ARGV[2], '([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n') do
-  if redis.call('HSETNX', KEYS[1], a, e) == 1 then
-    if diff and redis.call('HEXISTS', KEYS[3], a) == 1 then existed = existed + 1 end
-    if p ~= '' then
-      local known = redis.call('HGET', KEYS[2], p)
-      redis.call('HSET', KEYS[2], p, known and (known .. ' ' .. a) or a)
+for k, a, e, p in string.gmatch(ARGV[2], '([ac])\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n') do
+  local new = true
+  if k == 'c' then
+    if redis.call('HSETNX', KEYS[1], a, e) == 1 then
+      if diff and redis.call('HEXISTS', KEYS[3], a) == 1 then existed = existed + 1 end
+    else
+      new = false
+      out[#out + 1] = a
+      out[#out + 1] = redis.call('HGET', KEYS[1], a)
     end
-  else
-    out[#out + 1] = a
-    out[#out + 1] = redis.call('HGET', KEYS[1], a)
+  end
+  if new and p ~= '' then
+    local known = redis.call('HGET', KEYS[2], p)
+    redis.call('HSET', KEYS[2], p, known and (known .. ' ' .. a) or a)
   end
 end
 out[1] = existed
 return out
+`);
+
+/**
+ * KEYS[1] the copy in service. ARGV[1] addresses, each followed by a line break. How many of them
+ * it lists (read by slices of 1,000: the values stay in Redis).
+ */
+const COUNT_KNOWN = new Script(`
+local addrs, n, known = {}, 0, 0
+for a in string.gmatch(ARGV[1], '([^\\n]*)\\n') do
+  n = n + 1
+  addrs[n] = a
+end
+for i = 1, n, 1000 do
+  local found = redis.call('HMGET', KEYS[1], unpack(addrs, i, math.min(i + 999, n)))
+  for j = 1, #found do if found[j] then known = known + 1 end end
+end
+return known
 `);
 
 async function nextChunk(iterator: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer>> {
