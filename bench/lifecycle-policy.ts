@@ -288,7 +288,17 @@ async function plannerChild(redisUrl: string): Promise<PlannerChildFigures> {
 async function runPlannerChild(redisUrl: string): Promise<PlannerChildFigures> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), PLANNER_CHILD, redisUrl],
+    [
+      // BENCH_PROFILE_DIR=dir: a CPU profile of the planning there (node --cpu-prof).
+      ...(process.env.BENCH_PROFILE_DIR
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+        : []),
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      PLANNER_CHILD,
+      redisUrl,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
