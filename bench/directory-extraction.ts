@@ -21,7 +21,8 @@ import { MemoryPeak, MiB, againstTarget, loadAverage } from './stats.js';
  * with duplicates), loaded through the real refresh path (file source, SHA-256, ZIP inflate and
  * CRC check, streamed parse, batched writes to a versioned Redis hash, atomic switch) into an
  * embedded Redis. Twice: a first load, then the next day's copy, diffed against the first.
- * Prints load time, lines per second, entries, and the peak RSS and heap of this process.
+ * Each load runs in a process of its own (the generator's garbage is not the load's): prints its time,
+ * its CPU time and the Redis server's, lines per second, entries, its peak RSS and heap, the load average.
  */
 export interface ExtractionLoadFigures {
   readonly label: string;

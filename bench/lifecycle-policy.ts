@@ -165,7 +165,8 @@ async function inParallel(count: number, width: number, fn: (i: number) => Promi
  * The planning phase of the daily run over a real registry: COUNT mailboxes created through
  * BalRegistry (no mail store) in an embedded Redis, 90 % of them used at some point, then every one
  * decided by LifecyclePlanner as the run does (registry pages of 1,000, batched activity, publication
- * and warning reads). Prints the planning time and the peak memory of this process.
+ * and warning reads), in a process of its own. Prints the planning time, its CPU time and the Redis
+ * server's, the peak memory of the planning process and the load average.
  */
 export type PlannerBenchFigures = PolicyBenchFigures & {
   readonly loadSeconds: number;

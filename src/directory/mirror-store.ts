@@ -93,7 +93,7 @@ function flatten(fields: Record<string, string | number | undefined>): string[] 
 }
 
 /** Minimal EVALSHA-with-fallback runner (scripts are atomic: nothing interleaves). */
-export class Script {
+class Script {
   readonly #sha: string;
   constructor(readonly source: string) {
     this.#sha = createHash('sha1').update(source).digest('hex');
