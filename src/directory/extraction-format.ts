@@ -118,13 +118,26 @@ export interface ExtractionRow {
   readonly values: string[];
 }
 
-/** Parses one data line; undefined when it cannot be used (column count, address or type). */
+/** Where each cell of the line being parsed ends (reused: no array of cells per line). */
+let cellEnds = new Int32Array(64);
+
+/**
+ * Parses one data line; undefined when it cannot be used (column count, address or type). Only the
+ * kept cells are cut out of the line: the national file has 36 columns and 21 fields are kept.
+ */
 export function parseRow(line: string, map: ColumnMap): ExtractionRow | undefined {
-  const cells = line.split('|');
-  if (cells.length !== map.columns) return undefined;
-  const address = normalizeAddress(cells[map.addressIndex] ?? '');
+  if (cellEnds.length < map.columns) cellEnds = new Int32Array(map.columns);
+  let cells = 0;
+  for (let at = line.indexOf('|'); at !== -1; at = line.indexOf('|', at + 1)) {
+    if (cells + 1 >= map.columns) return undefined;
+    cellEnds[cells++] = at;
+  }
+  cellEnds[cells++] = line.length;
+  if (cells !== map.columns) return undefined;
+  const cell = (i: number) => line.slice(i === 0 ? 0 : cellEnds[i - 1]! + 1, cellEnds[i]);
+  const address = normalizeAddress(cell(map.addressIndex));
   if (!address) return undefined;
-  const values = map.fieldIndex.map((i) => (i < 0 ? '' : (cells[i] ?? '').trim()));
+  const values = map.fieldIndex.map((i) => (i < 0 ? '' : cell(i).trim()));
   values[0] = values[0]!.toUpperCase();
   if (!BAL_TYPES.has(values[0])) return undefined;
   return { address, values };
@@ -152,7 +165,9 @@ export function mergeValues(kept: string[], other: readonly string[]): { conflic
 export function encodeValues(values: readonly string[]): string {
   let end = values.length;
   while (end > 1 && values[end - 1] === '') end--;
-  return values.slice(0, end).join('|');
+  let encoded = values[0] ?? '';
+  for (let i = 1; i < end; i++) encoded += `|${values[i]}`;
+  return encoded;
 }
 
 export function decodeValues(stored: string): string[] {

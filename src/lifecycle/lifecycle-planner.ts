@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors/index.js';
-import type { Bal } from '../registry/index.js';
+import type { Bal, BalPage } from '../registry/index.js';
 import {
   decideInactivity,
   type InactivityDecision,
@@ -56,17 +56,24 @@ export class LifecyclePlanner {
     this.#keys = new LifecycleKeys(options.prefix);
   }
 
-  /** Every mailbox of the registry with its decision at `now` (ms), a page at a time. */
+  /**
+   * Every mailbox of the registry with its decision at `now` (ms), a page at a time. The next page
+   * is read while this one is decided and handed out: the registry's round trips overlap the rest.
+   */
   async *pages(now: number, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<PlannedBal[]> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.#o.registry.list({
-        limit: pageSize,
-        ...(cursor === undefined ? {} : { cursor }),
-      });
-      cursor = page.nextCursor;
+    let next: Promise<BalPage> | undefined = this.#list(undefined, pageSize);
+    while (next !== undefined) {
+      const page: BalPage = await next;
+      next = page.nextCursor === undefined ? undefined : this.#list(page.nextCursor, pageSize);
       if (page.items.length > 0) yield await this.#decide(page.items, now);
-    } while (cursor !== undefined);
+    }
+  }
+
+  /** A registry page; a read ahead that fails while nobody waits for it is not an unhandled error. */
+  #list(cursor: string | undefined, limit: number): Promise<BalPage> {
+    const page = this.#o.registry.list({ limit, ...(cursor === undefined ? {} : { cursor }) });
+    page.catch(() => undefined);
+    return page;
   }
 
   /** The decision for one mailbox at `now`, from fresh reads; undefined when it does not exist. */

@@ -1,10 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
+import { loadExtraction } from '../../src/directory/index.js';
+import { createRedisClient } from '../../src/redis/index.js';
 import {
   type MirrorsHarness,
   scratchDir,
   startMirrors,
+  uniquePrefix,
   useNationalServer,
 } from '../helpers/directory-harness.js';
 import { EXTRACTION_HEADER, extractionLine, extractionText, zipOf } from '../helpers/national-data.js';
@@ -168,3 +171,57 @@ function corrupt(zip: Buffer): Buffer {
   for (let i = middle; i < middle + 16; i++) copy[i] = copy[i]! ^ 0xff;
   return copy;
 }
+
+describe('extraction loader batches', () => {
+  it('stores the same copy, index and counts whatever the batch size (repeats across batches)', async () => {
+    const redis = createRedisClient(inject('redisUrl'), { name: 'test-extraction-batches' });
+    const prefix = uniquePrefix();
+    const dir = scratchDir('extraction-batches');
+    // Repeats far apart (first line wins, a later one fills a gap, one disagrees), a person with
+    // addresses spread over the file, and a next day's copy for the differences.
+    const gap = extractionLine(addr(3), 3).replace('|Cardiologie|', '||');
+    const other = extractionLine(addr(4), 4).replace('|NOM4|', '|AUTRE|');
+    const second = extractionLine(addr(100), 3);
+    const lines = [
+      EXTRACTION_HEADER,
+      ...Array.from({ length: 60 }, (_, i) => (i === 3 ? gap : extractionLine(addr(i), i))),
+      extractionLine(addr(3), 3),
+      other,
+      second,
+      extractionLine(addr(0), 0),
+    ];
+    const day1 = path.join(dir, 'day1.txt');
+    writeFileSync(day1, `${lines.join('\n')}\n`);
+    const day2 = path.join(dir, 'day2.txt');
+    writeFileSync(day2, extractionText(60, { from: 5, domain: DOMAIN }));
+    const load = async (batchSize: number) => {
+      const key = `${prefix}b${batchSize}:{x}:v:1`;
+      const first = await loadExtraction({ redis, file: day1, target: key, maxInvalidShare: 0, batchSize });
+      const next = await loadExtraction({
+        redis,
+        file: day2,
+        target: `${prefix}b${batchSize}:{x}:v:2`,
+        maxInvalidShare: 0,
+        batchSize,
+        previous: { key, entries: first.entries },
+      });
+      return {
+        first,
+        next,
+        data: await redis.hgetall(key),
+        persons: await redis.hgetall(`${key}:pp`),
+      };
+    };
+    try {
+      const whole = await load(10_000);
+      expect(whole.first).toMatchObject({ entries: 61, lines: 64, duplicates: 3, conflicts: 1, invalid: 0 });
+      expect(whole.next).toMatchObject({ entries: 60, added: 5, removed: 6 });
+      expect(whole.data[addr(3)]).toContain('|Cardiologie|');
+      expect(whole.data[addr(4)]).toContain('|NOM4|');
+      expect(whole.persons['810000000003']).toBe(`${addr(3)} ${addr(100)}`);
+      for (const size of [1, 7]) expect(await load(size)).toEqual(whole);
+    } finally {
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  });
+});

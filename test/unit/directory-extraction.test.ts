@@ -68,6 +68,12 @@ describe('extraction columns', () => {
     const good = extractionLine('a@b.example', 1);
     expect(parseRow(good, map)).toBeDefined();
     expect(parseRow(`${good}|extra`, map)).toBeUndefined();
+    expect(parseRow(good.slice(0, good.lastIndexOf('|')), map)).toBeUndefined();
+    expect(parseRow('', map)).toBeUndefined();
+    // The first and last cells are cut at the line's ends, each cell trimmed.
+    const spaced = good.replace(/^PER\|/, ' per |').replace(/\|FRANCE$/, '| FRANCE ');
+    expect(parseRow(spaced, map)?.values).toEqual(parseRow(good, map)?.values);
+    expect(parseRow(good, map)?.values.at(-1)).toBe('FRANCE');
     expect(parseRow(good.replace('a@b.example', 'pas-une-adresse'), map)).toBeUndefined();
     expect(parseRow(good.replace(/^PER/, 'XYZ'), map)).toBeUndefined();
   });

@@ -5,6 +5,7 @@ import {
   type InactivityDecision,
   type PolicySubject,
 } from '../../src/lifecycle/index.js';
+import { iso } from '../../src/lifecycle/inactivity-policy.js';
 
 const THRESHOLDS = { inactivityDays: 45, warningLeadDays: 15 } as const;
 const T0 = Date.parse('2026-01-05T08:30:00.000Z');
@@ -210,5 +211,26 @@ describe('inactivity policy over daily runs', () => {
     expect(warnings).toEqual([31, 81]);
     expect(unpublications).toEqual([46, 96]);
     expect(state.publication).toBe('unpublished-inactive');
+  });
+});
+
+describe('evidence instants', () => {
+  it('are written exactly as Date.prototype.toISOString writes them, fast path and fallback alike', () => {
+    const instants = [
+      0,
+      1,
+      999,
+      DAY_MS - 1,
+      Date.parse('2000-02-29T23:59:59.999Z'),
+      Date.parse('2100-03-01T00:00:00.000Z'),
+      Date.parse('9999-12-31T23:59:59.999Z'),
+      Date.parse('9999-12-31T23:59:59.999Z') + 1, // year 10000: through Date
+      -1, // before 1970: through Date
+      T0 + 0.5, // not a whole millisecond: through Date
+    ];
+    // A deterministic sweep over four centuries, steps of a prime number of milliseconds.
+    for (let ms = Date.parse('1970-01-01T00:00:00.000Z'); ms < Date.parse('2400-01-01'); ms += 1_000_003_307)
+      instants.push(ms);
+    for (const ms of instants) expect(iso(ms)).toBe(new Date(ms).toISOString());
   });
 });
