@@ -12,6 +12,7 @@ import type { BalRegistry, BalType } from '../registry/index.js';
 import { ACTOR_HEADER, BearerTokenCheck, actorFromRequest } from './admin-auth.js';
 import { BalSecrets, type SecretKeeper } from './bal-secrets.js';
 import { registerBalRoutes } from './bal-routes.js';
+import { type LifecycleRunAdmin, registerLifecycleRoutes } from './lifecycle-routes.js';
 import { registerPublicationRoutes, type AdminPublicationDeps } from './publication-routes.js';
 import { type QueueAdmin, registerQueueRoutes } from './queue-routes.js';
 import { registerRightsRoutes } from './rights-routes.js';
@@ -44,6 +45,8 @@ export interface AdminApiDeps {
    * with it, `POST /v1/reload` exists.
    */
   readonly reload?: () => Promise<{ readonly certificateNotAfter: string }>;
+  /** The daily lifecycle run at another instant: with it, `POST /v1/lifecycle/runs` exists. */
+  readonly lifecycleRun?: LifecycleRunAdmin;
 }
 
 export interface AdminSecretDeps {
@@ -119,6 +122,7 @@ export function buildAdminApi(deps: AdminApiDeps): FastifyInstance {
   registerRightsRoutes(app, deps.registry, actorOf);
   if (secrets) registerSecretRoutes(app, secrets, actorOf);
   if (deps.queue) registerQueueRoutes(app, deps.queue, actorOf);
+  if (deps.lifecycleRun) registerLifecycleRoutes(app, deps.lifecycleRun);
   const reload = deps.reload;
   if (reload) app.post('/v1/reload', async () => ({ reloaded: true, ...(await reload()) }));
 

@@ -1,4 +1,5 @@
 import type { QueueJobView } from './queue-routes.js';
+import type { RunSummary } from '../lifecycle/index.js';
 import type { DriftReport, PublicationState } from '../publication/index.js';
 import type {
   AccessibleBal,
@@ -102,6 +103,10 @@ export class AdminClient {
 
   directoryDrift(): Promise<DriftReport> {
     return this.#request<DriftReport>('GET', '/v1/directory/drift');
+  }
+  /** Development only: the daily lifecycle run now, as if it were `at` (issue #14 item 9). */
+  async lifecycleRunAt(at: Date): Promise<RunSummary> {
+    return this.#request<RunSummary>('POST', '/v1/lifecycle/runs', { at: at.toISOString() });
   }
 
   suspendBal(address: string, reason?: string): Promise<Bal> {

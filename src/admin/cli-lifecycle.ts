@@ -10,7 +10,7 @@ import type { PublicationStateName } from '../publication/index.js';
 import type * as RegistryModule from '../registry/index.js';
 import type { Bal, BalRegistry } from '../registry/index.js';
 import type * as SharedModule from '../shared/index.js';
-import type { CliIo } from './cli-context.js';
+import type { CliContext } from './cli-context.js';
 import { withGatewayRedis } from './cli-redis.js';
 
 /** The modules the lifecycle commands work with, imported when one runs: `mssgw --help` does without. */
@@ -50,7 +50,8 @@ function deps(): LifecycleDeps {
  * came from where. Purges of deleted mail are not previewed: the run plans them only when a mail
  * purger is wired (LifecycleRunnerOptions.mailPurger), which the gateway does not have yet.
  */
-export function registerLifecycleCommands(program: Command, io: CliIo): void {
+export function registerLifecycleCommands(program: Command, ctx: CliContext): void {
+  const { io } = ctx;
   const lifecycle = program
     .command('lifecycle')
     .description('mailbox lifecycle: inactivity warnings and unpublication (daily job)');
@@ -98,6 +99,26 @@ export function registerLifecycleCommands(program: Command, io: CliIo): void {
         }
         io.stdout(formatPreview(header, items, counts, timeZone));
       });
+    });
+
+  // Issue #14 item 9: the clock override of the development walk-through. Through the admin API,
+  // since only the running gateway can deliver the warning and call the directory.
+  lifecycle
+    .command('run')
+    .description('development only: run the daily job now, as if it were --at (warnings, unpublication)')
+    .requiredOption('--at <instant>', 'plan the run as of this ISO 8601 instant', parseInstant)
+    .option('--json', 'print the run summary as JSON')
+    .action(async (opts: { at: Date; json?: boolean }, cmd: Command) => {
+      const summary = await ctx.client(cmd).lifecycleRunAt(opts.at);
+      if (opts.json) {
+        io.stdout(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
+      const outcomes = Object.entries(summary.outcomes).map(([k, n]) => `${k} ${n}`);
+      io.stdout(
+        `lifecycle run ${summary.runId} as of ${summary.asOf}: ${summary.status}, ` +
+          `${summary.planned} step(s)${outcomes.length > 0 ? ` (${outcomes.join(', ')})` : ''}\n`,
+      );
     });
 }
 

@@ -76,7 +76,7 @@ export function buildCli(io: CliIo = processIo()): Command {
   registerRightsCommands(program, ctx);
   registerQueueCommands(program, ctx);
   registerLocalCommands(program, io);
-  registerLifecycleCommands(program, io);
+  registerLifecycleCommands(program, ctx);
   registerIndicatorCommands(program, io);
   registerJournalCommands(program, io);
   registerDnsCommands(program, io);

@@ -4,6 +4,7 @@ import type { GatewayAuthenticator } from '../auth/index.js';
 import { type Config, readSecretFile } from '../config/index.js';
 import type { QueueAdministration } from '../delivery/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
+import type { RunSummary } from '../lifecycle/index.js';
 import type { PublicationService } from '../publication/index.js';
 import type { BalRegistry } from '../registry/index.js';
 import { explainListen } from '../shared/index.js';
@@ -16,6 +17,8 @@ export interface AdminPartDeps {
   readonly authenticator: GatewayAuthenticator;
   /** The gateway's reload (SIGHUP), and the certificate then in service. */
   readonly reload: () => Promise<{ readonly certificateNotAfter: string }>;
+  /** The daily lifecycle run at another instant (development walk-through, issue #14 item 9). */
+  readonly lifecycleRunAt: (at: Date) => Promise<RunSummary>;
   readonly journal: AuditJournal;
   readonly logger: Logger;
 }
@@ -26,6 +29,7 @@ export function buildAdmin(d: AdminPartDeps): { listen(): Promise<AddressInfo>; 
   const token = config.admin.tokenFile ? readSecretFile(config.admin.tokenFile) : undefined;
   const admin = buildAdminApi({
     reload: d.reload,
+    lifecycleRun: { development: config.mode === 'development', runAt: d.lifecycleRunAt },
     queue: d.queue,
     registry: d.registry,
     ...(d.publication ? { publication: d.publication } : {}),

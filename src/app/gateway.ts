@@ -211,6 +211,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       delivery,
       lifecycle: lifecycle.events,
       activity: lifecycle.activity,
+      lifecycleRunAt: (at: Date) => lifecycleJob.runAt(at),
       mirrors,
       authenticator,
       sessions,

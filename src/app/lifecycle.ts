@@ -9,6 +9,7 @@ import {
   LifecycleEvents,
   LifecycleRunner,
   LifecycleScheduler,
+  type RunSummary,
   lifecycleMetricsObserver,
   lifecyclePublicationPorts,
 } from '../lifecycle/index.js';
@@ -104,6 +105,12 @@ function warningAudience(
 /** Issue #6, second half: the daily job (warnings into the mailbox, unpublication, purge). */
 export interface LifecycleJobPart {
   readonly scheduler: LifecycleScheduler;
+  /**
+   * Development only (issue #14 item 9): the daily run now, planned as if it were `at`, so that a
+   * newcomer sees the warning, the unpublication and the republication without waiting 30 or 45
+   * days. Same runner options and run lock as the daily job; only the clock differs.
+   */
+  runAt(at: Date): Promise<RunSummary>;
   start(): Promise<void>;
   /** Stops the daily job's worker and closes its connection. */
   stop(): Promise<void>;
@@ -120,30 +127,32 @@ export function buildLifecycleJob(
   const { redis } = d.backends;
   const { publisher, states } = lifecyclePublicationPorts(d.publication);
   const ours = new Set(d.config.domains.map((x) => normalizeDomain(x) ?? x));
-  const runner = new LifecycleRunner({
-    redis,
-    prefix,
-    config: lc,
-    registry: d.registry,
-    activity: ActivityStore.withPrefix(redis, prefix),
-    publication: states,
-    publisher,
-    warnings: {
-      // Into our store for our domains; through the relay, like any submitted mail, for an
-      // owner's or manager's address at another operator.
-      deliver: async (address, raw) => {
-        const domain = address.slice(address.lastIndexOf('@') + 1);
-        const route = ours.has(normalizeDomain(domain) ?? domain) ? 'local' : 'relay';
-        await d.delivery.inject({ from: '', to: address, route, raw });
+  const runnerWith = (clock: Clock): LifecycleRunner =>
+    new LifecycleRunner({
+      redis,
+      prefix,
+      config: lc,
+      registry: d.registry,
+      activity: ActivityStore.withPrefix(redis, prefix),
+      publication: states,
+      publisher,
+      warnings: {
+        // Into our store for our domains; through the relay, like any submitted mail, for an
+        // owner's or manager's address at another operator.
+        deliver: async (address, raw) => {
+          const domain = address.slice(address.lastIndexOf('@') + 1);
+          const route = ours.has(normalizeDomain(domain) ?? domain) ? 'local' : 'relay';
+          await d.delivery.inject({ from: '', to: address, route, raw });
+        },
       },
-    },
-    warningAudience: warningAudience(d.registry, d.mirrors, d.config.domains),
-    mailPurger: storePurger(d.backends.store),
-    clock: d.clock,
-    journal: d.journal,
-    logger: d.logger,
-    observer: lifecycleMetricsObserver(d.metrics),
-  });
+      warningAudience: warningAudience(d.registry, d.mirrors, d.config.domains),
+      mailPurger: storePurger(d.backends.store),
+      clock,
+      journal: d.journal,
+      logger: d.logger,
+      observer: lifecycleMetricsObserver(d.metrics),
+    });
+  const runner = runnerWith(d.clock);
   const connection: Redis = d.backends.connect('lifecycle');
   const scheduler = new LifecycleScheduler({
     connection,
@@ -154,6 +163,7 @@ export function buildLifecycleJob(
   });
   return {
     scheduler,
+    runAt: (at) => runnerWith({ now: () => at }).runOnce(),
     start: () => scheduler.start(),
     stop: async () => {
       await scheduler.stop();

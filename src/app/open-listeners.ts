@@ -5,7 +5,7 @@ import type { Config } from '../config/index.js';
 import { type Spool, queueAdministration } from '../delivery/index.js';
 import type { DirectoryMirrors, WhitelistHolder } from '../directory/index.js';
 import type { ImapFrontEnd } from '../imap/index.js';
-import type { LifecycleActivity, LifecycleEvents } from '../lifecycle/index.js';
+import type { LifecycleActivity, LifecycleEvents, RunSummary } from '../lifecycle/index.js';
 import type { AuditJournal, Logger, Metrics } from '../observability/index.js';
 import type { Portal } from '../portal/index.js';
 import type { PublicationService } from '../publication/index.js';
@@ -34,6 +34,8 @@ export interface OpenListenersDeps {
   readonly delivery: DeliveryPart;
   readonly lifecycle: LifecycleEvents;
   readonly activity: LifecycleActivity;
+  /** The daily lifecycle run at another instant, for the admin API (development only). */
+  readonly lifecycleRunAt: (at: Date) => Promise<RunSummary>;
   readonly mirrors: DirectoryMirrors;
   readonly authenticator: GatewayAuthenticator;
   /** Open IMAP and submission sessions, cut when their right goes (issue #11 item 5). */

@@ -354,6 +354,14 @@ export const ERROR_CODES = {
     summary: 'secret too short, too long or with characters a login cannot carry',
   },
   SECRET_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'this mailbox has no secret' },
+  // Issue #14 item 9: the lifecycle clock override of the development walk-through.
+  LIFECYCLE_RUN_DEVELOPMENT_ONLY: {
+    side: 'client',
+    temporary: false,
+    http: 403,
+    summary:
+      'a lifecycle run at another instant is for development mode only; production runs daily at the real time',
+  },
   REQUEST_INVALID: { side: 'client', temporary: false, http: 400, summary: 'request not valid' },
   UNAUTHENTICATED: { side: 'client', temporary: false, http: 401, summary: 'authentication required' },
   ROUTE_NOT_FOUND: { side: 'client', temporary: false, http: 404, summary: 'no such route' },
