@@ -50,8 +50,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start(config, { logger });
+    // A start that fails stops what it had started (a BullMQ worker's command caught by the close
+    // was seen to reject unhandled and turn exit 78 into exit 1 with a stack: 1 in 5 campaign runs).
+    gateway = await Gateway.start(config, { logger, onStartAborted: () => (closing = logger) });
   } catch (err) {
+    closing = logger;
     const code = isGatewayError(err) ? err.code : 'INTERNAL';
     logger.fatal(
       { event: 'gateway.start_failed', code, err: (err as Error).message },

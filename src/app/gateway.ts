@@ -38,6 +38,11 @@ export { type GatewayAddresses, describeAddresses } from './gateway-addresses.js
 export interface GatewayOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
+  /**
+   * Called when a start that failed begins to stop what it had started: from then on, commands in
+   * flight may be rejected by their closed connections (the process entry then ignores those).
+   */
+  readonly onStartAborted?: () => void;
 }
 
 /** A started gateway: its parts (for the process entry, tests and benchmarks), reload and stop. */
@@ -85,6 +90,7 @@ export async function startGateway(config: Config, options: GatewayOptions): Pro
   try {
     return await assemble(config, options, stops);
   } catch (err) {
+    options.onStartAborted?.();
     await stops.stopAll();
     throw err;
   }
