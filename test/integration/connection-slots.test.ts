@@ -5,6 +5,7 @@ import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { PEER_DOMAIN, identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { gatewayClient } from '../helpers/imap-clients.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * Issue #11, found by bench/starttls-stall.ts: an SMTP connection upgraded with STARTTLS kept its place
@@ -73,16 +74,13 @@ describe('a closed STARTTLS connection frees its place under maxConnections', ()
       ttlSeconds: 600,
     });
     for (let i = 0; i < 3 * LIMIT; i++) {
-      const info = await nodemailer
-        .createTransport({
-          host: '127.0.0.1',
-          port: gw.addresses.submission!.port,
-          secure: false,
-          requireTLS: true,
-          auth: { type: 'OAuth2', user: bal, accessToken },
-          tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-        })
-        .sendMail({ envelope: { from: bal, to: [bal] }, from: bal, to: bal, subject: `${i}`, text: 'ok' });
+      const info = await tokenSubmission(gw.addresses.submission!.port, bal, accessToken).sendMail({
+        envelope: { from: bal, to: [bal] },
+        from: bal,
+        to: bal,
+        subject: `${i}`,
+        text: 'ok',
+      });
       expect(info.response).toMatch(/^250 2\.0\.0 /);
     }
   });

@@ -5,14 +5,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
-import nodemailer from 'nodemailer';
 import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { Gateway } from '../../src/app/index.js';
 import type { DestinationState, SpoolEnvelope } from '../../src/delivery/index.js';
 import { createLogger } from '../../src/observability/index.js';
-import { identity, PEER_DOMAIN, pkiFile, scratchDir, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, scratchDir, testConfig, uniqueBal } from '../helpers/gateway.js';
 import { eventually } from '../helpers/mailbox.js';
+import { peerMx } from '../helpers/smtp-clients.js';
 
 const system = { kind: 'system' as const, id: 'test' };
 
@@ -125,14 +125,7 @@ async function gatewayWith(
 }
 
 async function sendOne(gw: Gateway, to: string): Promise<void> {
-  const transport = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: gw.addresses.mx!.port,
-    secure: false,
-    requireTLS: true,
-    name: 'mx.peer.mssante.test',
-    tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  const transport = peerMx(gw.addresses.mx!.port);
   const info = await transport.sendMail({
     envelope: { from: `lab@${PEER_DOMAIN}`, to: [to] },
     raw: `From: <lab@${PEER_DOMAIN}>\r\nTo: <${to}>\r\nSubject: slow\r\nMessage-ID: <${randomUUID()}@${PEER_DOMAIN}>\r\n\r\nbody\r\n`,

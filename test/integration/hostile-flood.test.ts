@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
-import { PEER_DOMAIN, identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { peerMx, tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * Issue #11 item 1 on real sockets: 10,000 connections held open from one address (127.0.0.2) do not
@@ -159,20 +159,10 @@ describe('one address holding 10,000 connections does not lock out another', () 
       console.error(`MX legitimate greeting under flood: ${first.ms} ms (${first.line})`);
       expect(first.line).toMatch(/^220 /);
       expect(first.ms).toBeLessThan(1000);
-      const info = await nodemailer
-        .createTransport({
-          host: '127.0.0.1',
-          port: gw.addresses.mx!.port,
-          localAddress: '127.0.0.1',
-          secure: false,
-          requireTLS: true,
-          name: 'mx.peer.mssante.test',
-          tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-        })
-        .sendMail({
-          envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
-          raw: `From: <martin@${PEER_DOMAIN}>\r\nTo: <${bal}>\r\nSubject: flood\r\nMessage-ID: <${randomUUID()}@${PEER_DOMAIN}>\r\n\r\nok\r\n`,
-        });
+      const info = await peerMx(gw.addresses.mx!.port, { localAddress: '127.0.0.1' }).sendMail({
+        envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
+        raw: `From: <martin@${PEER_DOMAIN}>\r\nTo: <${bal}>\r\nSubject: flood\r\nMessage-ID: <${randomUUID()}@${PEER_DOMAIN}>\r\n\r\nok\r\n`,
+      });
       expect(info.response).toMatch(/^250 2\.0\.0 /);
     } finally {
       attack.release();
@@ -196,16 +186,13 @@ describe('one address holding 10,000 connections does not lock out another', () 
       console.error(`submission legitimate greeting under flood: ${first.ms} ms (${first.line})`);
       expect(first.line).toMatch(/^220 /);
       expect(first.ms).toBeLessThan(1000);
-      const info = await nodemailer
-        .createTransport({
-          host: '127.0.0.1',
-          port: gw.addresses.submission!.port,
-          secure: false,
-          requireTLS: true,
-          auth: { type: 'OAuth2', user: bal, accessToken: await token() },
-          tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-        })
-        .sendMail({ envelope: { from: bal, to: [bal] }, from: bal, to: bal, subject: 'flood', text: 'ok' });
+      const info = await tokenSubmission(gw.addresses.submission!.port, bal, await token()).sendMail({
+        envelope: { from: bal, to: [bal] },
+        from: bal,
+        to: bal,
+        subject: 'flood',
+        text: 'ok',
+      });
       expect(info.response).toMatch(/^250 2\.0\.0 /);
     } finally {
       attack.release();

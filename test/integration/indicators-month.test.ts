@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import nodemailer, { type SendMailOptions } from 'nodemailer';
+import type { SendMailOptions } from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
@@ -8,8 +8,9 @@ import { INDICATOR_CSV_COLUMNS, IndicatorReport } from '../../src/lifecycle/inde
 import { createLogger } from '../../src/observability/index.js';
 import { ActivityStore } from '../../src/registry/index.js';
 import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
-import { identity, PEER_DOMAIN, pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, testConfig, uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { peerMx, tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * Issue #14 item 1: a small "month" of traffic through the real MX (a peer operator's certificate)
@@ -46,14 +47,7 @@ async function submit(from: string, mail: SendMailOptions): Promise<void> {
     now: clock.now(),
   });
   // One connection, so one submission login, per message.
-  const transport = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: gw.addresses.submission!.port,
-    secure: false,
-    requireTLS: true,
-    auth: { type: 'OAuth2', user: from, accessToken: token },
-    tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  const transport = tokenSubmission(gw.addresses.submission!.port, from, token);
   try {
     await transport.sendMail({ from, subject: 'CR', text: 'x', ...mail });
   } finally {
@@ -62,14 +56,7 @@ async function submit(from: string, mail: SendMailOptions): Promise<void> {
 }
 
 async function fromPeer(from: string, to: readonly string[], raw: string): Promise<void> {
-  const peer = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: gw.addresses.mx!.port,
-    secure: false,
-    requireTLS: true,
-    name: 'mx.peer.mssante.test',
-    tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  const peer = peerMx(gw.addresses.mx!.port);
   try {
     await peer.sendMail({ envelope: { from, to: [...to] }, raw });
   } finally {

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { ImapFlow } from 'imapflow';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
@@ -8,9 +7,10 @@ import { IndicatorReport } from '../../src/lifecycle/index.js';
 import { ActivityStore } from '../../src/registry/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { type FhirTestServer, startFhirServer } from '../helpers/fhir-server.js';
-import { identity, PEER_DOMAIN, pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { peerMx, tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * Issue #6 through the whole gateway: its own clock, the daily job run by the scheduler, the
@@ -146,14 +146,7 @@ describe('mailbox lifecycle in the running gateway', () => {
       ttlSeconds: 600,
       now: clock.now(),
     });
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.addresses.submission!.port,
-      secure: false,
-      requireTLS: true,
-      auth: { type: 'OAuth2', user: from, accessToken: token },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-    });
+    const transport = tokenSubmission(gw.addresses.submission!.port, from, token);
     await transport.sendMail({
       from,
       to,
@@ -198,14 +191,7 @@ describe('mailbox lifecycle in the running gateway', () => {
   it('counts what a peer operator delivers through the MX: CDA, software, DSN and MDN', async () => {
     const to = uniqueBal('ind-mx');
     await gw.registry.create({ address: to, type: 'PER', owner: OWNER }, system);
-    const peer = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.addresses.mx!.port,
-      secure: false,
-      requireTLS: true,
-      name: 'mx.peer.mssante.test',
-      tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-    });
+    const peer = peerMx(gw.addresses.mx!.port);
     const from = `martin@${PEER_DOMAIN}`;
     const report = (boundary: string, type: string, part: string) =>
       [

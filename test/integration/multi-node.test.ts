@@ -14,6 +14,7 @@ import {
 import { identity, PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * Issues #7 and #12, several nodes: two gateway processes share one Redis and one Dovecot, each with
@@ -123,14 +124,7 @@ describe('two gateway nodes', () => {
     expect(grant.status, JSON.stringify(grant.body)).toBe(201);
     // ...is honoured by node B at once: the delegate sends from the mailbox through B.
     const token = await mintDevToken({ pkiDir: inject('pkiDir'), subject: DELEGATE, ttlSeconds: 300 });
-    const viaB = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: b.ports.submission,
-      secure: false,
-      requireTLS: true,
-      auth: { type: 'OAuth2', user: bal, accessToken: token },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-    });
+    const viaB = tokenSubmission(b.ports.submission, bal, token);
     const sent = await viaB.sendMail({ from: bal, to: bal, subject: 'delegate via B', text: 'x' });
     viaB.close();
     expect(sent.response).toMatch(/^250 /);

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import type { DestinationState, SpoolEnvelope } from '../../src/delivery/index.js';
@@ -18,18 +17,12 @@ import {
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { SmtpTranscript } from '../helpers/smtp-transcript.js';
+import { peerMx } from '../helpers/smtp-clients.js';
 
 const system = { kind: 'system' as const, id: 'test' };
 
 function peerTransport(port: number) {
-  return nodemailer.createTransport({
-    host: '127.0.0.1',
-    port,
-    secure: false,
-    requireTLS: true,
-    name: 'mx.peer.mssante.test',
-    tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  return peerMx(port);
 }
 
 /** A message as an LPS would write it: X-MSS-* headers, 8-bit text, a dot line, a long line. */

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
-import nodemailer from 'nodemailer';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { frenchDate } from '../../src/lifecycle/index.js';
 import { deliverLmtp } from '../../src/store/index.js';
-import { pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { freePort } from '../helpers/free-port.js';
 import { EXTRACTION_HEADER, extractionLine } from '../helpers/national-data.js';
 import { directClient, gatewayClient } from '../helpers/imap-clients.js';
@@ -24,6 +23,7 @@ import {
   type PortalBrowser,
 } from '../helpers/portal.js';
 import { sharedStore } from '../helpers/store-mailbox.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * The professionals' portal in a real browser (issue #13): Debian's Chromium driven by
@@ -227,14 +227,7 @@ describe("the professionals' portal in Chromium", () => {
       await imap.logout();
     }
     // She has no MSSanté address at all: no Sender:, her national id in X-MSSGW-Delegate.
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: gw.addresses.submission!.port,
-      secure: false,
-      requireTLS: true,
-      auth: { type: 'OAuth2', user: doctorBal, accessToken: secretaryToken },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-    });
+    const transport = tokenSubmission(gw.addresses.submission!.port, doctorBal, secretaryToken);
     const sent = await transport.sendMail({
       envelope: { from: doctorBal, to: [doctorBal] },
       from: doctorBal,

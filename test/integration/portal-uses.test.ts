@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { MemoryAuditJournal } from '../../src/observability/index.js';
 import { MAX_USES, readMailboxUses, recordMailboxUses, usesKey } from '../../src/portal/mailbox-usage.js';
 import { createLogger } from '../../src/observability/index.js';
-import { pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { gatewayClient } from '../helpers/imap-clients.js';
 import { journalEvents } from '../helpers/journal.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * "Qui a utilisé ma boîte" across nodes (issue #13 item 3): two gateways share one Redis, each with
@@ -51,14 +51,7 @@ describe('who used my mailbox, across nodes', () => {
     const own = await gatewayClient(nodeB.addresses.imapTls!.port, bal, await token(DOCTOR), 'implicit');
     await own.logout();
     // Her sending through node A.
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: nodeA.addresses.submission!.port,
-      secure: false,
-      requireTLS: true,
-      auth: { type: 'OAuth2', user: bal, accessToken: await token(SECRETARY) },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-    });
+    const transport = tokenSubmission(nodeA.addresses.submission!.port, bal, await token(SECRETARY));
     try {
       const sent = await transport.sendMail({
         envelope: { from: bal, to: [bal] },

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { runMssgwInProcess } from '../helpers/admin-cli.js';
-import { identity, PEER_DOMAIN, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { peerMx, tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * `mssgw queue show|retry|delete` of a job that has left the queue: what became of it, from the
@@ -31,19 +31,10 @@ describe('queue commands on a job that left the queue', () => {
   it('tells a delivered job from one never received, each with its exit code', async () => {
     const bal = uniqueBal('history');
     await gw.registry.create({ address: bal, type: 'PER', owner: '810000000001' }, system);
-    const info = await nodemailer
-      .createTransport({
-        host: '127.0.0.1',
-        port: gw.addresses.mx!.port,
-        secure: false,
-        requireTLS: true,
-        name: 'mx.peer.mssante.test',
-        tls: { ...identity('peer-trusted'), ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-      })
-      .sendMail({
-        envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
-        raw: `From: <martin@${PEER_DOMAIN}>\r\nTo: <${bal}>\r\nSubject: history\r\n\r\nhello\r\n`,
-      });
+    const info = await peerMx(gw.addresses.mx!.port).sendMail({
+      envelope: { from: `martin@${PEER_DOMAIN}`, to: [bal] },
+      raw: `From: <martin@${PEER_DOMAIN}>\r\nTo: <${bal}>\r\nSubject: history\r\n\r\nhello\r\n`,
+    });
     const spoolId = /queued as ([0-9a-z]+)$/.exec(info.response)![1]!;
     await eventually(
       () => inboxMessages(bal),
@@ -82,16 +73,12 @@ describe('queue commands on a job that left the queue', () => {
     await gw.registry.create({ address: doctor, type: 'PER', owner: DOCTOR }, system);
     const accessToken = await mintDevToken({ pkiDir: gw.config.pkiDir, subject: DOCTOR, ttlSeconds: 300 });
     const to = `martin.${randomUUID().slice(0, 8)}@${PEER_DOMAIN}`;
-    const info = await nodemailer
-      .createTransport({
-        host: '127.0.0.1',
-        port: gw.addresses.submission!.port,
-        secure: false,
-        requireTLS: true,
-        auth: { type: 'OAuth2', user: doctor, accessToken },
-        tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-      })
-      .sendMail({ from: doctor, to, subject: 'to be deleted', text: 'bonjour' });
+    const info = await tokenSubmission(gw.addresses.submission!.port, doctor, accessToken).sendMail({
+      from: doctor,
+      to,
+      subject: 'to be deleted',
+      text: 'bonjour',
+    });
     const job = `${/queued as ([0-9a-z]+)$/.exec(info.response)![1]!}~${PEER_DOMAIN}`;
     await eventually(
       () => queue('show', job),

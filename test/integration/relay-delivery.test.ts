@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
 import { DEV_PKI_DN } from '../../src/pki/index.js';
-import { PEER_DOMAIN, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { call, expectProblem } from '../helpers/admin-http.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { type PeerOperator, startPeerOperator } from '../helpers/peer-operator.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
  * The outbound relay (issue #4) against a second real SMTP server playing another operator, with its
@@ -78,14 +78,7 @@ async function sender(
   const address = uniqueBal('relay');
   await gw.registry.create({ address, type: 'PER', owner: DOCTOR }, system);
   const accessToken = await mintDevToken({ pkiDir: gw.config.pkiDir, subject: DOCTOR, ttlSeconds: 300 });
-  const transport = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: gw.addresses.submission!.port,
-    secure: false,
-    requireTLS: true,
-    auth: { type: 'OAuth2', user: address, accessToken },
-    tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  const transport = tokenSubmission(gw.addresses.submission!.port, address, accessToken);
   cleanups.push(() => Promise.resolve(transport.close()));
   return {
     address,

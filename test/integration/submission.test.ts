@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
@@ -11,6 +10,7 @@ import { identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gatew
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { ImapTranscript } from '../helpers/imap-transcript.js';
 import { SmtpTranscript } from '../helpers/smtp-transcript.js';
+import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 const system = { kind: 'system' as const, id: 'test' };
 const DOCTOR = '810000000011';
@@ -34,14 +34,7 @@ afterAll(async () => {
 });
 
 function transport(user: string, accessToken: string, port = gw.addresses.submission!.port) {
-  return nodemailer.createTransport({
-    host: '127.0.0.1',
-    port,
-    secure: false,
-    requireTLS: true,
-    auth: { type: 'OAuth2', user, accessToken },
-    tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-  });
+  return tokenSubmission(port, user, accessToken);
 }
 
 function message(from: string, to: string, extra: Record<string, string> = {}) {
