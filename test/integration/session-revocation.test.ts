@@ -313,7 +313,8 @@ describe('on every node', () => {
   });
 });
 
-describe('a removed secret', () => {
+describe('a removed or replaced secret', () => {
+  // One gateway for both cases: each works on a mailbox of its own.
   let secretGw: Gateway;
   beforeAll(async () => {
     secretGw = await startSecretGateway();
@@ -322,16 +323,17 @@ describe('a removed secret', () => {
     await secretGw?.stop();
   });
 
-  it('cuts the IMAP sessions opened with it (BYE [AUTHENTICATIONFAILED]) and refuses the next MAIL', async () => {
-    const admin = adminOf(secretGw);
-    const bal = await createMailbox(secretGw, 'ORG', 'secretcut');
-    const secret = `s3cret-${randomUUID()}`;
-    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret } })).status).toBe(204);
-    const plain = Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
+  const plainOf = (bal: string, secret: string) =>
+    Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
+
+  /** A raw IMAP session, an imapflow one and a submission session, all opened with `secret`. */
+  async function openSessions(bal: string, secret: string) {
     const { client: imap } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
       tls: { ca: pkiFile('ca/root.crt') },
     });
-    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plain}`)).tagged).toMatch(/^a1 OK /);
+    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plainOf(bal, secret)}`)).tagged).toMatch(
+      /^a1 OK /,
+    );
     expect((await imap.command('a2', 'SELECT INBOX')).tagged).toMatch(/^a2 OK /);
     const flow = await secretImapClient(secretGw, bal, secret);
     await flow.mailboxOpen('INBOX');
@@ -340,7 +342,32 @@ describe('a removed secret', () => {
     await smtp.command('EHLO lps.example');
     await smtp.startTls({ ca: pkiFile('ca/root.crt') });
     await smtp.command('EHLO lps.example');
-    expect((await smtp.command(`AUTH PLAIN ${plain}`)).code).toBe(235);
+    expect((await smtp.command(`AUTH PLAIN ${plainOf(bal, secret)}`)).code).toBe(235);
+    return { imap, flowClosed, smtp };
+  }
+
+  /** The three sessions' cuts in the journal, each with the reason and both identities. */
+  async function journalledCuts(bal: string, reason: string) {
+    const cuts = await eventually(
+      () =>
+        Promise.resolve(
+          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
+        ),
+      (e) => e.length >= 3,
+    );
+    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
+    for (const cut of cuts) {
+      expect(cut).toMatchObject({ reason, principal: { kind: 'secret', bal }, mailboxOwner: STRUCTURE });
+    }
+    return cuts;
+  }
+
+  it('cuts the IMAP sessions opened with it (BYE [AUTHENTICATIONFAILED]) and refuses the next MAIL', async () => {
+    const admin = adminOf(secretGw);
+    const bal = await createMailbox(secretGw, 'ORG', 'secretcut');
+    const secret = `s3cret-${randomUUID()}`;
+    expect((await call(admin, 'PUT', secretPath(bal), { json: { secret } })).status).toBe(204);
+    const { imap, flowClosed, smtp } = await openSessions(bal, secret);
 
     const removedAt = Date.now();
     expect((await call(admin, 'DELETE', secretPath(bal))).status).toBe(204);
@@ -350,32 +377,7 @@ describe('a removed secret', () => {
     expect((await flowClosed) - removedAt).toBeLessThan(CUT_WITHIN_MS);
     expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
     await smtp.quit().catch(() => undefined);
-
-    const cuts = await eventually(
-      () =>
-        Promise.resolve(
-          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
-        ),
-      (e) => e.length >= 3,
-    );
-    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
-    for (const cut of cuts) {
-      expect(cut).toMatchObject({
-        reason: 'secret_removed',
-        principal: { kind: 'secret', bal },
-        mailboxOwner: STRUCTURE,
-      });
-    }
-  });
-});
-
-describe('a replaced secret', () => {
-  let secretGw: Gateway;
-  beforeAll(async () => {
-    secretGw = await startSecretGateway();
-  });
-  afterAll(async () => {
-    await secretGw?.stop();
+    await journalledCuts(bal, 'secret_removed');
   });
 
   it('cuts the sessions opened with the old one, and the new one logs in', async () => {
@@ -384,20 +386,7 @@ describe('a replaced secret', () => {
     const old = `s3cret-old-${randomUUID()}`;
     const fresh = `s3cret-new-${randomUUID()}`;
     expect((await call(admin, 'PUT', secretPath(bal), { json: { secret: old } })).status).toBe(204);
-    const plain = (secret: string) => Buffer.from(`${bal}\0${bal}\0${secret}`).toString('base64');
-    const { client: imap } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
-      tls: { ca: pkiFile('ca/root.crt') },
-    });
-    expect((await imap.command('a1', `AUTHENTICATE PLAIN ${plain(old)}`)).tagged).toMatch(/^a1 OK /);
-    expect((await imap.command('a2', 'SELECT INBOX')).tagged).toMatch(/^a2 OK /);
-    const flow = await secretImapClient(secretGw, bal, old);
-    await flow.mailboxOpen('INBOX');
-    const flowClosed = new Promise<number>((resolve) => flow.once('close', () => resolve(Date.now())));
-    const { client: smtp } = await SmtpTranscript.connect(secretGw.addresses.submission!.port);
-    await smtp.command('EHLO lps.example');
-    await smtp.startTls({ ca: pkiFile('ca/root.crt') });
-    await smtp.command('EHLO lps.example');
-    expect((await smtp.command(`AUTH PLAIN ${plain(old)}`)).code).toBe(235);
+    const { imap, flowClosed, smtp } = await openSessions(bal, old);
 
     const replacedAt = Date.now();
     expect((await call(admin, 'PUT', secretPath(bal), { json: { secret: fresh } })).status).toBe(204);
@@ -407,22 +396,8 @@ describe('a replaced secret', () => {
     expect((await flowClosed) - replacedAt).toBeLessThan(CUT_WITHIN_MS);
     expect((await smtp.command(`MAIL FROM:<${bal}>`)).raw).toBe('535 5.7.8 No right to open this mailbox');
     await smtp.quit().catch(() => undefined);
-
-    const cuts = await eventually(
-      () =>
-        Promise.resolve(
-          journalEvents(secretGw.config.dataDir).filter((e) => e.event === 'session.cut' && e.bal === bal),
-        ),
-      (e) => e.length >= 3,
-    );
-    expect(cuts.map((c) => c.channel).sort()).toEqual(['imap', 'imap', 'submission']);
-    for (const cut of cuts) {
-      expect(cut).toMatchObject({
-        reason: 'secret_replaced',
-        principal: { kind: 'secret', bal },
-        mailboxOwner: STRUCTURE,
-      });
-      // The journal names the principal, never the secret or anything derived from it.
+    // The journal names the principal, never the secret or anything derived from it.
+    for (const cut of await journalledCuts(bal, 'secret_replaced')) {
       expect(JSON.stringify(cut)).not.toMatch(/generation|s3cret/);
     }
 
@@ -430,8 +405,10 @@ describe('a replaced secret', () => {
     const { client: again } = await ImapTranscript.connect(secretGw.addresses.imapTls!.port, {
       tls: { ca: pkiFile('ca/root.crt') },
     });
-    expect((await again.command('b1', `AUTHENTICATE PLAIN ${plain(old)}`)).tagged).toMatch(/^b1 NO /);
-    expect((await again.command('b2', `AUTHENTICATE PLAIN ${plain(fresh)}`)).tagged).toMatch(/^b2 OK /);
+    expect((await again.command('b1', `AUTHENTICATE PLAIN ${plainOf(bal, old)}`)).tagged).toMatch(/^b1 NO /);
+    expect((await again.command('b2', `AUTHENTICATE PLAIN ${plainOf(bal, fresh)}`)).tagged).toMatch(
+      /^b2 OK /,
+    );
     expect((await again.command('b3', 'SELECT INBOX')).tagged).toMatch(/^b3 OK /);
     await again.command('b4', 'LOGOUT');
   });
