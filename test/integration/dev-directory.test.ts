@@ -1,9 +1,8 @@
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
-import { freePort } from '../helpers/free-port.js';
-import { identity, pkiFile, startTestGateway, testSettings, uniqueBal } from '../helpers/gateway.js';
+import { directoryCall, startDevDirectoryGateway } from '../helpers/dev-directory.js';
+import { testSettings, uniqueBal } from '../helpers/gateway.js';
 import { eventually } from '../helpers/mailbox.js';
 
 /**
@@ -16,59 +15,14 @@ let gw: Gateway;
 let base: string;
 
 beforeAll(async () => {
-  const port = await freePort();
-  gw = await startTestGateway({
-    overrides: {
-      publication: {
-        enabled: true,
-        devDirectory: { enabled: true, port },
-        retryInitialSeconds: 0.2,
-        retryMaxSeconds: 1,
-        maxAttempts: 2,
-      },
-    },
-  });
-  base = `https://localhost:${port}/fhir`;
+  ({ gw, base } = await startDevDirectoryGateway({ maxAttempts: 2 }));
 });
 afterAll(async () => {
   await gw?.stop();
 });
 
-interface Answer {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
-
-/** An HTTPS request to the stand-in, with a client certificate (`peer-trusted`) or none. */
-function call(
-  url: string,
-  options: { method?: string; cert?: boolean; body?: string } = {},
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        ca: pkiFile('ca/root.crt'),
-        ...(options.cert === false ? {} : identity('peer-trusted')),
-        headers: options.body ? { 'content-type': 'application/fhir+json' } : {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
-
 const byMailbox = (type: string, address: string) =>
-  call(`${base}/${type}?mailbox=${encodeURIComponent(address)}`);
+  directoryCall(`${base}/${type}?mailbox=${encodeURIComponent(address)}`);
 
 describe('development directory stand-in', () => {
   it('receives the publication of a new mailbox, its unpublication on suspension and its republication', async () => {
@@ -88,7 +42,7 @@ describe('development directory stand-in', () => {
     });
     expect(await gw.publication!.state(address)).toMatchObject({ state: 'published' });
     // A look-up by identifier finds the same resource.
-    const byId = await call(
+    const byId = await directoryCall(
       `${base}/Practitioner?identifier=${encodeURIComponent(`${PERSON_SYSTEM}|${owner}`)}`,
     );
     expect(byId.body).toMatchObject({ resourceType: 'Bundle', total: 1 });
@@ -125,7 +79,7 @@ describe('development directory stand-in', () => {
         },
       ],
     });
-    const unknown = await call(
+    const unknown = await directoryCall(
       `${base}/Practitioner?identifier=${encodeURIComponent(`${PERSON_SYSTEM}|not-an-id`)}`,
       {
         method: 'PATCH',
@@ -134,9 +88,9 @@ describe('development directory stand-in', () => {
     );
     expect(unknown).toMatchObject({ status: 404, body: { resourceType: 'OperationOutcome' } });
     const known = `${base}/Practitioner?identifier=${encodeURIComponent(`${PERSON_SYSTEM}|810000000088`)}`;
-    expect((await call(known, { method: 'PATCH', body: patch })).status).toBe(422);
-    expect((await call(known, { method: 'PATCH' })).status).toBe(415);
-    await expect(call(known, { cert: false })).rejects.toThrow();
+    expect((await directoryCall(known, { method: 'PATCH', body: patch })).status).toBe(422);
+    expect((await directoryCall(known, { method: 'PATCH' })).status).toBe(415);
+    await expect(directoryCall(known, { cert: false })).rejects.toThrow();
   });
 
   it('is refused in production mode, naming the setting', () => {

@@ -1,5 +1,3 @@
-import { request } from 'node:https';
-import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildAdminApi } from '../../src/admin/index.js';
 import type { Gateway } from '../../src/app/index.js';
@@ -7,9 +5,10 @@ import { mintDevToken } from '../../src/auth/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { runMssgwInProcess } from '../helpers/admin-cli.js';
 import { adminOf } from '../helpers/admin-secrets.js';
-import { freePort } from '../helpers/free-port.js';
-import { identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
+import { directoryCall, startDevDirectoryGateway } from '../helpers/dev-directory.js';
+import { uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { gatewayClient } from '../helpers/imap-clients.js';
 
 /**
  * Issue #14 item 9, the clock override of the development walk-through: on a running development
@@ -23,39 +22,16 @@ let gw: Gateway;
 let directoryBase: string;
 
 beforeAll(async () => {
-  const port = await freePort();
-  gw = await startTestGateway({
-    overrides: {
-      publication: {
-        enabled: true,
-        devDirectory: { enabled: true, port },
-        retryInitialSeconds: 0.2,
-        retryMaxSeconds: 1,
-      },
-    },
-  });
-  directoryBase = `https://localhost:${port}/fhir`;
+  ({ gw, base: directoryBase } = await startDevDirectoryGateway());
 });
 afterAll(async () => {
   await gw?.stop();
 });
 
 /** How many Practitioner entries the stand-in lists for this address (mutual TLS, as the tests use). */
-function listed(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${directoryBase}/Practitioner?mailbox=${encodeURIComponent(address)}`,
-      { ca: pkiFile('ca/root.crt'), ...identity('peer-trusted') },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve((JSON.parse(text) as { total: number }).total));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+async function listed(address: string): Promise<number> {
+  const answer = await directoryCall(`${directoryBase}/Practitioner?mailbox=${encodeURIComponent(address)}`);
+  return answer.body.total as number;
 }
 
 const mssgw = (...args: string[]) => runMssgwInProcess(['--api', adminOf(gw).url, ...args]);
@@ -116,15 +92,7 @@ describe('mssgw lifecycle run --at (development clock override)', () => {
 
     // The owner comes back: an IMAP login with a development token republishes at once.
     const token = await mintDevToken({ pkiDir: inject('pkiDir'), subject: OWNER, ttlSeconds: 600 });
-    const client = new ImapFlow({
-      host: '127.0.0.1',
-      port: gw.addresses.imapTls!.port,
-      secure: true,
-      auth: { user: bal, accessToken: token },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-      logger: false,
-    });
-    await client.connect();
+    const client = await gatewayClient(gw.addresses.imapTls!.port, bal, token, 'implicit');
     await client.logout();
     await eventually(
       () => balShowState(bal),

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
@@ -7,10 +6,11 @@ import { IndicatorReport } from '../../src/lifecycle/index.js';
 import { ActivityStore } from '../../src/registry/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { type FhirTestServer, startFhirServer } from '../helpers/fhir-server.js';
-import { PEER_DOMAIN, pkiFile, testConfig, uniqueBal } from '../helpers/gateway.js';
+import { PEER_DOMAIN, testConfig, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { peerMx, tokenSubmission } from '../helpers/smtp-clients.js';
+import { gatewayClient } from '../helpers/imap-clients.js';
 
 /**
  * Issue #6 through the whole gateway: its own clock, the daily job run by the scheduler, the
@@ -117,15 +117,7 @@ describe('mailbox lifecycle in the running gateway', () => {
       ttlSeconds: 600,
       now: clock.now(),
     });
-    const client = new ImapFlow({
-      host: '127.0.0.1',
-      port: gw.addresses.imapTls!.port,
-      secure: true,
-      auth: { user: bal, accessToken: token },
-      tls: { ca: pkiFile('ca/root.crt'), servername: 'localhost' },
-      logger: false,
-    });
-    await client.connect();
+    const client = await gatewayClient(gw.addresses.imapTls!.port, bal, token, 'implicit');
     await client.logout();
     await eventually(
       () => publicationOf(bal),
