@@ -193,11 +193,20 @@ export async function slowLoris(
   };
 }
 
-/** Time until the first line from the server (greeting), or -1 when none came in `timeoutMs`. */
-export function greetingMs(port: number, localAddress: string, timeoutMs = 10_000): Promise<number> {
+/**
+ * Time until the first line from the server (greeting), or -1 when none came in `timeoutMs`. With
+ * `tlsOptions` the connection is implicit TLS and the time includes the handshake.
+ */
+export function greetingMs(
+  port: number,
+  localAddress: string,
+  timeoutMs = 10_000,
+  tlsOptions?: tls.ConnectionOptions,
+): Promise<number> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress });
+    const raw = net.connect({ host: '127.0.0.1', port, localAddress });
+    const s = tlsOptions ? tls.connect({ ...tlsOptions, socket: raw }) : raw;
     const timer = setTimeout(() => finish(-1), timeoutMs);
     const finish = (ms: number) => {
       clearTimeout(timer);

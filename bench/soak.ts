@@ -213,26 +213,6 @@ async function timed(
   return r === okReply ? { ok: true, ms } : { ok: false, ms, error: `reply ${r}` };
 }
 
-/** Time until the first line after the TLS handshake (implicit TLS), or -1 when none in `timeoutMs`. */
-function tlsGreetingMs(port: number, localAddress: string, timeoutMs = 10_000): Promise<number> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const s = tls.connect({
-      socket: net.connect({ host: '127.0.0.1', port, localAddress }),
-      ca: pem('ca/root.crt'),
-      servername: 'localhost',
-    });
-    const timer = setTimeout(() => finish(-1), timeoutMs);
-    const finish = (ms: number) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(ms);
-    };
-    s.on('error', () => finish(-1));
-    s.once('data', () => finish(Math.round(performance.now() - t0)));
-  });
-}
-
 function measure(gw: RunningGateway) {
   return { fds: fdCount(gw.pid), rss: rssMiB(gw.pid), sockets: socketStates(gw.pid) };
 }
@@ -357,7 +337,12 @@ async function main(): Promise<void> {
     const lorisDeadline = Date.now() + (budgetMs * share.loris) / lorisTargets.length;
     const loris = await slowLoris(l, counts.loris, ATTACKER);
     const legit = l.name === 'mx' ? PEER : OWNER_ADDRESS;
-    const greet = l.tls ? await tlsGreetingMs(l.port, legit) : await greetingMs(l.port, legit);
+    const greet = await greetingMs(
+      l.port,
+      legit,
+      10_000,
+      l.tls ? { ca: pem('ca/root.crt'), servername: 'localhost' } : undefined,
+    );
     const results: Array<{ ok: boolean; ms: number; error?: string }> = [];
     for (let n = 0; n < counts.peerMessages && (n < 3 || Date.now() < lorisDeadline); n++)
       results.push(await serve());
