@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { SignJWT, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { GatewayError } from '../errors/index.js';
+import { generateJwkPair } from '../shared/index.js';
 import { parseNationalId } from './national-id.js';
 import type { TokenIssuer } from './token-verifier.js';
 
@@ -80,8 +81,7 @@ async function readPrivateJwk(file: string): Promise<JWK | undefined> {
 }
 
 async function newPrivateJwk(): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(ALG, { extractable: true });
-  const jwk = await exportJWK(privateKey);
+  const jwk: JWK = (await generateJwkPair(ALG)).privateJwk;
   const kid = await calculateJwkThumbprint(jwk);
   return { ...jwk, kid, alg: ALG, use: 'sig' };
 }

@@ -1,7 +1,8 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Configuration, default as ProviderClass } from 'oidc-provider';
+import { generateJwkPair } from '../shared/index.js';
 
 /**
  * The local OpenID provider standing in for Pro Santé Connect in development and in tests
@@ -92,9 +93,8 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   const claims = [...new Set([claim, ...PERSON_CLAIMS])];
   // A fresh signing key per start: tokens of an earlier run are refused, none of oidc-provider's
   // built-in development keys is trusted.
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const signingKey = {
-    ...privateKey.export({ format: 'jwk' }),
+    ...(await generateJwkPair('RS256')).privateJwk,
     kid: randomBytes(8).toString('hex'),
     use: 'sig',
     alg: 'RS256',

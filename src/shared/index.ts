@@ -33,3 +33,5 @@ export type { RefusalReplyOutcome, TlsRefusalsOptions } from './tls-refusal.js';
 export { explainListen, listenError } from './listen-error.js';
 export { sendEnvelope, sendMessage } from './smtp-envelope.js';
 export type { EnvelopeCommands, EnvelopeOutcome, MessageProgress, WireSession } from './smtp-envelope.js';
+export { generateJwkPair } from './jwk-pair.js';
+export type { JwkPair, JwkPairAlg } from './jwk-pair.js';

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { SignJWT, importJWK, type CryptoKey, type JWK } from 'jose';
+import { generateJwkPair } from '../../src/shared/index.js';
 
 /**
  * A real HTTP server playing a Pro Santé Connect realm: it publishes a JWKS at the realm's
@@ -57,8 +58,10 @@ export interface TestIssuer {
 }
 
 export async function makeKey(alg: IssuerAlg = 'RS256', kid: string = randomUUID()): Promise<IssuerKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+  // Exported by the generation itself, then imported: see generateJwkPair (a Node 20 deadlock).
+  const { privateJwk, publicJwk } = await generateJwkPair(alg);
+  const privateKey = (await importJWK(privateJwk, alg)) as CryptoKey;
+  return { kid, alg, privateKey, publicJwk: { ...publicJwk, kid, alg, use: 'sig' } };
 }
 
 export async function startTestIssuer(alg: IssuerAlg = 'RS256'): Promise<TestIssuer> {
