@@ -175,8 +175,14 @@ export class SupervisedProcess {
       }, timeoutMs);
     });
     died.catch(() => {}); // settled after a successful start too, when the child exits later
+    // A probe that gives up because the child died rejects at once, while the exit's report still
+    // reads the child's output: let the report win (it says why, e.g. "Address already in use"; a
+    // loaded run saw the bare "exited before it answered" instead).
+    const ready = this.#o.ready(abort.signal).catch((err: unknown) => {
+      if (!abort.signal.aborted) throw err;
+    });
     try {
-      await Promise.race([this.#o.ready(abort.signal), died, timedOut]);
+      await Promise.race([ready, died, timedOut]);
       // A probe that gave up because the child died must not count as ready: report the exit.
       if (abort.signal.aborted) await Promise.race([died, timedOut]);
     } finally {
