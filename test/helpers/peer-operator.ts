@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { TEST_PORTS } from './free-port.js';
 import { pkiFile } from './gateway.js';
 
 /** A message as the remote operator received it. */
@@ -55,9 +56,6 @@ export interface PeerOperator {
   /** Listens again on the same port (after stop: connection refused meanwhile). */
   restart(): Promise<void>;
 }
-
-/** Ports the peer picks from: below Linux's default ephemeral range (32768–60999), see `listen`. */
-const PEER_PORTS = { low: 20_000, high: 32_000 } as const;
 
 export interface PeerOperatorOptions {
   /** The dev-PKI leaf the peer presents: peer-trusted, peer-unlisted, peer-revoked... */
@@ -222,7 +220,7 @@ export async function startPeerOperator(options: PeerOperatorOptions): Promise<P
    */
   const listen = async (port: number | 'pick') => {
     for (let attempt = 0; ; attempt++) {
-      const tried = port === 'pick' ? PEER_PORTS.low + randomInt(PEER_PORTS.high - PEER_PORTS.low) : port;
+      const tried = port === 'pick' ? TEST_PORTS.low + randomInt(TEST_PORTS.high - TEST_PORTS.low) : port;
       try {
         return await listenOnce(tried);
       } catch (err) {
