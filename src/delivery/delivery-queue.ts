@@ -279,7 +279,14 @@ export class DeliveryQueue extends EventEmitter {
     const ids = await spool.committedIds();
     let added = 0;
     for (const id of ids) {
-      const envelope = await spool.readEnvelope(id);
+      const envelope = await spool.readEnvelope(id).catch((err: unknown) => {
+        // One damaged entry (a disk fault) must not keep every other one from being queued.
+        logger.error(
+          { event: 'spool.entry_unreadable', spoolId: id, err: (err as Error).message },
+          'spool entry unreadable; left in place for the operator',
+        );
+        return undefined;
+      });
       if (!envelope) continue;
       for (const destination of destinationsOf(envelope).keys()) {
         const state = await spool.readState(id, destination);
