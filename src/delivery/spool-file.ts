@@ -1,4 +1,6 @@
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/index.js';
 import type { SpoolEnvelope } from './spool-entry.js';
 
@@ -86,4 +88,53 @@ export async function readEntryEnvelope(
     await fh.read(json, 0, envelopeLength, messageLength);
   }
   return { envelope: JSON.parse(json.toString('utf8')) as SpoolEnvelope, messageLength };
+}
+
+/**
+ * The message of an entry file, streamed: octets [0, messageLength), the envelope never read.
+ * Without `messageLength` (an entry whose envelope this process did not read), the trailer gives it.
+ */
+export function entryMessageStream(file: string, id: string, messageLength?: number): Readable {
+  if (messageLength === undefined) return Readable.from(locatedMessage(file, id));
+  // `end` is inclusive: an empty message has no octet to read.
+  return messageLength === 0
+    ? Readable.from([])
+    : createReadStream(file, { start: 0, end: messageLength - 1 });
+}
+
+async function* locatedMessage(file: string, id: string): AsyncGenerator<Buffer> {
+  const fh = await open(file, 'r');
+  let messageLength: number;
+  try {
+    const { size } = await fh.stat();
+    const trailer = Buffer.alloc(TRAILER_LENGTH);
+    await fh.read(trailer, 0, TRAILER_LENGTH, Math.max(0, size - TRAILER_LENGTH));
+    messageLength = parseTrailer(trailer, size, id).messageLength;
+  } finally {
+    await fh.close();
+  }
+  for await (const chunk of entryMessageStream(file, id, messageLength)) yield chunk as Buffer;
+}
+
+/** The message of an entry file, read whole and at once (a DSN returning the original). */
+export function readEntryMessageSync(file: string, id: string, messageLength?: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    let length = messageLength;
+    if (length === undefined) {
+      const { size } = fstatSync(fd);
+      const trailer = Buffer.alloc(TRAILER_LENGTH);
+      readSync(fd, trailer, 0, TRAILER_LENGTH, Math.max(0, size - TRAILER_LENGTH));
+      length = parseTrailer(trailer, size, id).messageLength;
+    }
+    const message = Buffer.alloc(length);
+    for (let at = 0; at < length;) {
+      const n = readSync(fd, message, at, length - at, at);
+      if (n === 0) throw new GatewayError('SPOOL_FAILED', `spool entry ${id} is damaged (short)`, { id });
+      at += n;
+    }
+    return message;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,20 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  createReadStream,
-  createWriteStream,
-  fstatSync,
-  openSync,
-  readFileSync,
-  readSync,
-} from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError } from '../errors/index.js';
+import { GroupFsync } from './group-fsync.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
-import { ENTRY_SUFFIX, TRAILER_LENGTH, entryTail, parseTrailer, readEntryEnvelope } from './spool-file.js';
+import {
+  ENTRY_SUFFIX,
+  entryMessageStream,
+  entryTail,
+  readEntryEnvelope,
+  readEntryMessageSync,
+} from './spool-file.js';
 
 /** Uncommitted files younger than this may belong to a transaction in progress (of any node). */
 const DEFAULT_GRACE_MS = 10 * 60_000;
@@ -70,11 +69,8 @@ export class Spool {
   readonly #statesOnDisk = new Set<string>();
   /** Entries committed by this process (so their state files are all known to #statesOnDisk). */
   readonly #committedHere = new Set<string>();
-  /** Directory fsyncs in progress and waiting, shared by concurrent commits (group commit). */
-  readonly #dirSyncs = new Map<
-    string,
-    { running?: Promise<void> | undefined; next?: Promise<void> | undefined }
-  >();
+  /** Directory fsyncs shared by concurrent commits (group commit). */
+  readonly #dirSyncs = new GroupFsync();
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -308,29 +304,8 @@ export class Spool {
     this.#statesOnDisk.add(`${state.spoolId}~${state.destination}`);
   }
 
-  /**
-   * fsync of a directory, shared by concurrent callers (group commit): a caller whose rename came
-   * while an fsync was running waits for the next one, which every caller arriving meanwhile joins.
-   */
   #syncDir(dir: string): Promise<void> {
-    let g = this.#dirSyncs.get(dir);
-    if (!g) this.#dirSyncs.set(dir, (g = {}));
-    const group = g;
-    const start = (): Promise<void> => {
-      const run = fsyncDir(dir).finally(() => {
-        if (group.running === run) group.running = undefined;
-      });
-      group.running = run;
-      return run;
-    };
-    if (!group.running) return start();
-    group.next ??= group.running
-      .catch(() => undefined)
-      .then(() => {
-        group.next = undefined;
-        return start();
-      });
-    return group.next;
+    return this.#dirSyncs.sync(dir);
   }
 
   /**
@@ -398,53 +373,13 @@ export class Spool {
   /** The message of a committed entry (without its envelope), streamed from the disk. */
   openMessage(id: string): Readable {
     if (this.#legacy.has(id)) return createReadStream(this.#legacyFiles(id).message);
-    const length = this.#messageLengths.get(id);
-    if (length !== undefined) return this.#messageStream(id, length);
-    return Readable.from(this.#locatedMessage(id));
-  }
-
-  #messageStream(id: string, length: number): Readable {
-    // `end` is inclusive: an empty message has no octet to read.
-    return length === 0
-      ? Readable.from([])
-      : createReadStream(this.#entryFile(id), { start: 0, end: length - 1 });
-  }
-
-  /** The message of an entry whose envelope was never read here (beyond the in-memory bounds). */
-  async *#locatedMessage(id: string): AsyncGenerator<Buffer> {
-    const fh = await open(this.#entryFile(id), 'r');
-    let length: number;
-    try {
-      length = (await readEntryEnvelope(fh, id)).messageLength;
-    } finally {
-      await fh.close();
-    }
-    this.#rememberLength(id, length);
-    for await (const chunk of this.#messageStream(id, length)) yield chunk as Buffer;
+    return entryMessageStream(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
 
   /** The whole message of a committed entry, read at once (a DSN returning the original). */
   readMessageSync(id: string): Buffer {
     if (this.#legacy.has(id)) return readFileSync(this.#legacyFiles(id).message);
-    const fd = openSync(this.#entryFile(id), 'r');
-    try {
-      let length = this.#messageLengths.get(id);
-      if (length === undefined) {
-        const { size } = fstatSync(fd);
-        const trailer = Buffer.alloc(TRAILER_LENGTH);
-        readSync(fd, trailer, 0, TRAILER_LENGTH, Math.max(0, size - TRAILER_LENGTH));
-        length = parseTrailer(trailer, size, id).messageLength;
-      }
-      const message = Buffer.alloc(length);
-      for (let at = 0; at < length;) {
-        const n = readSync(fd, message, at, length - at, at);
-        if (n === 0) throw new GatewayError('SPOOL_FAILED', `spool entry ${id} is damaged (short)`, { id });
-        at += n;
-      }
-      return message;
-    } finally {
-      closeSync(fd);
-    }
+    return readEntryMessageSync(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
 
   /**
@@ -515,15 +450,6 @@ const ENVELOPE_CACHE_LIMIT = 20_000;
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;
   throw err;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function writeFileDurably(file: string, content: string): Promise<void> {
