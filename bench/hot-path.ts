@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
@@ -16,18 +17,41 @@ import { benchConfig, benchRoot } from './bench-gateway.js';
  * from the first acceptance to the last delivery. Loopback only, bounded in count.
  */
 
-/** Counts this process's fsyncs: every durable write of the spool goes through FileHandle.sync. */
-async function countFsyncs(): Promise<() => number> {
+/** This process's fsyncs, counted as they are made, and the files among them fsynced twice. */
+interface FsyncCounts {
+  readonly files: number;
+  readonly directories: number;
+  /** Files (by device, inode and birth time) fsynced more than once. */
+  readonly filesTwice: number;
+}
+
+/**
+ * Counts this process's fsyncs: every durable write of the spool goes through FileHandle.sync. Each
+ * call is passed through; the file it syncs is told apart by device, inode and birth time (an inode
+ * number is reused once its file is removed), so that a file fsynced twice shows.
+ */
+async function countFsyncs(): Promise<() => FsyncCounts> {
   const probe = await open('/dev/null', 'r');
-  const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
-  await probe.close();
-  let n = 0;
-  const sync = proto.sync;
-  proto.sync = function (this: unknown) {
-    n += 1;
-    return sync.call(this);
+  const proto = Object.getPrototypeOf(probe) as {
+    sync: () => Promise<void>;
+    stat: (o: { bigint: true }) => Promise<BigIntStats>;
   };
-  return () => n;
+  await probe.close();
+  let files = 0;
+  let directories = 0;
+  const seen = new Map<string, number>();
+  const sync = proto.sync;
+  proto.sync = async function (this: typeof proto) {
+    const st = await this.stat({ bigint: true });
+    await sync.call(this);
+    if (st.isDirectory()) directories += 1;
+    else {
+      files += 1;
+      const key = `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+  };
+  return () => ({ files, directories, filesTwice: [...seen.values()].filter((n) => n > 1).length });
 }
 
 function parseInfo(text: string): Map<string, string> {
@@ -119,6 +143,22 @@ try {
   const cpu = process.cpuUsage(cpuBefore);
   const redisAfter = await redisCounters(gw);
   const perMessage = (n: number) => (n / messages).toFixed(2);
+  const after = fsyncs();
+  const spent = {
+    files: after.files - fsyncsBefore.files,
+    directories: after.directories - fsyncsBefore.directories,
+    filesTwice: after.filesTwice - fsyncsBefore.filesTwice,
+  };
+  // Issue #12 item 3: at most 2.5 fsyncs per message with 1 connection, 1.5 with 20, none twice.
+  const limit = connections >= 20 ? 1.5 : connections === 1 ? 2.5 : undefined;
+  const target = '≤ 2.5 at 1 connection, ≤ 1.5 at 20, no file twice';
+  const perMessageFsyncs = (spent.files + spent.directories) / messages;
+  const met =
+    limit === undefined
+      ? 'none set for this many connections'
+      : perMessageFsyncs <= limit && spent.filesTwice === 0
+        ? `met (≤ ${limit})`
+        : `NOT met (≤ ${limit})`;
   const byCommand = [...redisAfter.commands]
     .map(([c, n]) => [c, n - (redisBefore.commands.get(c) ?? 0)] as const)
     .filter(([c, n]) => n > 0 && c !== 'info')
@@ -127,7 +167,9 @@ try {
     [
       `hot path: ${messages} messages of ${kib} KiB over ${connections} connections (${reuse ? 'reused' : 'one per message'}); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
       `  delivered ${(messages / seconds).toFixed(1)} msg/s; CPU of the process (gateway and client) ${((cpu.user + cpu.system) / 1000 / messages).toFixed(1)} ms/msg`,
-      `  fsyncs per message ${perMessage(fsyncs() - fsyncsBefore)}`,
+      `  fsyncs per message ${perMessage(spent.files + spent.directories)} (files ${perMessage(spent.files)}, ` +
+        `directories ${perMessage(spent.directories)}); target ${target}: ${met}; ` +
+        `files fsynced more than once: ${spent.filesTwice}`,
       `  Redis commands per message ${perMessage(redisAfter.processed - redisBefore.processed - 2)} (${byCommand.map(([c, n]) => `${c} ${perMessage(n)}`).join(', ') || 'none'})`,
     ].join('\n'),
   );

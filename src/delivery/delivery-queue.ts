@@ -279,7 +279,14 @@ export class DeliveryQueue extends EventEmitter {
     const ids = await spool.committedIds();
     let added = 0;
     for (const id of ids) {
-      const envelope = await spool.readEnvelope(id);
+      const envelope = await spool.readEnvelope(id).catch((err: unknown) => {
+        // One damaged entry (a disk fault) must not keep every other one from being queued.
+        logger.error(
+          { event: 'spool.entry_unreadable', spoolId: id, err: (err as Error).message },
+          'spool entry unreadable; left in place for the operator',
+        );
+        return undefined;
+      });
       if (!envelope) continue;
       for (const destination of destinationsOf(envelope).keys()) {
         const state = await spool.readState(id, destination);
@@ -529,9 +536,11 @@ export class DeliveryQueue extends EventEmitter {
     const out: QueueEntry[] = [];
     for (const { node } of await this.nodes()) {
       for (const name of QUEUE_NAMES) {
+        const queue = this.#queueOfNode(name, node);
         for (const state of states) {
-          const jobs = await this.#queueOfNode(name, node).getJobs([state], 0, limit - 1, true);
-          for (const job of jobs) if (job?.id) out.push(this.#entryOf(name, node, state, job));
+          const jobs = (await queue.getJobs([state], 0, limit - 1, true)).filter((j) => j?.id);
+          const due = state === 'delayed' ? await scheduledTimes(queue, jobs) : [];
+          jobs.forEach((job, i) => out.push(this.#entryOf(name, node, state, job, due[i])));
         }
       }
     }
@@ -539,8 +548,13 @@ export class DeliveryQueue extends EventEmitter {
     return out.slice(0, limit);
   }
 
-  #entryOf(queue: QueueName, node: string, state: string, job: Job<DeliveryJobData>): QueueEntry {
-    const next = state === 'delayed' ? job.timestamp + job.delay : undefined;
+  #entryOf(
+    queue: QueueName,
+    node: string,
+    state: string,
+    job: Job<DeliveryJobData>,
+    next: number | undefined,
+  ): QueueEntry {
     return {
       id: job.id!,
       queue,
@@ -573,7 +587,8 @@ export class DeliveryQueue extends EventEmitter {
       node === this.#d.options.nodeId
         ? await this.#d.spool.readState(job.data.spoolId, job.data.destination)
         : undefined;
-    return { ...this.#entryOf(queue, node, state, job), ...(progress ? { progress } : {}) };
+    const [next] = state === 'delayed' ? await scheduledTimes(this.#queueOfNode(queue, node), [job]) : [];
+    return { ...this.#entryOf(queue, node, state, job, next), ...(progress ? { progress } : {}) };
   }
 
   /** Attempts a waiting job now (delayed or parked as failed). */
@@ -688,4 +703,22 @@ export class DeliveryQueue extends EventEmitter {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * When BullMQ will take each delayed job: its score in the queue's delayed set, the due time in
+ * milliseconds times 0x1000 plus a counter that orders jobs due in the same millisecond (BullMQ 5,
+ * getDelayedScore.lua). Not `timestamp + delay`: `timestamp` stays the job's creation while `delay`
+ * is counted from its last move to delayed (a retry after an attempt, a promote then a retry), so
+ * their sum is early by the age of the job at that move. Undefined for a job no longer delayed.
+ */
+async function scheduledTimes(
+  queue: Queue<DeliveryJobData>,
+  jobs: readonly Job<DeliveryJobData>[],
+): Promise<Array<number | undefined>> {
+  if (jobs.length === 0) return [];
+  const client = await queue.client;
+  // Sent together (ioredis writes them at once): one round trip, not one per job.
+  const scores = await Promise.all(jobs.map((job) => client.zscore(queue.keys.delayed!, job.id!)));
+  return scores.map((score) => (score === null ? undefined : Math.floor(Number(score) / 0x1000)));
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Clock } from '../shared/index.js';
 import type { AuditJournal, Logger } from '../observability/index.js';
@@ -73,7 +72,7 @@ export class DsnNotifier {
       hostname: this.#d.hostname,
       from: this.#d.from,
       // Read only when a DSN is really built (NOTIFY and the null sender are checked first).
-      original: () => readFileSync(this.#d.spool.messagePath(envelope.id)),
+      original: () => this.#d.spool.readMessageSync(envelope.id),
       date: now,
       policy: this.#d.policy,
     });

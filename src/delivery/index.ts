@@ -1,4 +1,5 @@
 export { Spool } from './spool.js';
+export { parseSpoolEntry } from './spool-file.js';
 export { LOCAL_DESTINATION } from './spool-entry.js';
 export type {
   DestinationRecipient,

@@ -1,11 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError } from '../errors/index.js';
+import { GroupFsync } from './group-fsync.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
+import {
+  ENTRY_SUFFIX,
+  entryMessageStream,
+  entryTail,
+  readEntryEnvelope,
+  readEntryMessageSync,
+} from './spool-file.js';
 
 /** Uncommitted files younger than this may belong to a transaction in progress (of any node). */
 const DEFAULT_GRACE_MS = 10 * 60_000;
@@ -13,15 +21,26 @@ const DEFAULT_GRACE_MS = 10 * 60_000;
 /**
  * The durable spool (ARCHITECTURE.md §6): a message is acknowledged only once it is here.
  *
- * Layout under `<dataDir>/spool`: `tmp/` (being written), `queue/` (committed: `<id>.eml` and
- * `<id>.json`), `state/` (per destination: `<id>~<destination>.json`, the outcome of each recipient,
- * written before the queue is told), `failed/` (kept for the operator after a permanent failure).
- * After commit the envelope never changes; progress lives in the state files, one writer each (the
- * queue job of that destination), so destinations worked in parallel never overwrite each other.
+ * Layout under `<dataDir>/spool`: `tmp/` (being written), `queue/` (committed: one file per entry,
+ * `<id>.entry`, the message followed by its envelope; the format is in spool-file.ts), `state/` (per
+ * destination: `<id>~<destination>.json`, the outcome of each recipient, written before the queue is
+ * told), `failed/` (kept for the operator after a permanent failure: `<id>.json`, the envelope with
+ * the final state of every destination, beside the entry file as it was in `queue/`). After commit an
+ * entry never changes; progress lives in the state files, one writer each (the queue job of that
+ * destination), so destinations worked in parallel never overwrite each other.
  *
- * Commit protocol, safe against kill -9 at any instant: write and fsync both files in `tmp/`, rename
- * the message into `queue/`, then the envelope, then fsync `queue/`. The envelope in `queue/` is the
- * commit marker: a message without its envelope was never acknowledged and is removed by the sweep.
+ * Commit protocol, safe against kill -9 at any instant: the message is streamed into
+ * `tmp/<id>.entry`, the envelope appended behind it, the file fsynced once and renamed into
+ * `queue/`, then `queue/` is fsynced, one directory fsync shared by every commit that renamed
+ * meanwhile (group commit). A name in `queue/` is the commit: the file there is complete (it was
+ * fsynced before the rename), and a file in `tmp/` was never acknowledged and is swept. A message
+ * thus costs one file fsync and a share of one directory fsync before its 250; nothing is fsynced
+ * twice (the message is not fsynced on its own before its envelope is appended, and a submission's
+ * added header is written before that one fsync).
+ *
+ * Entries of the previous version, `queue/<id>.eml` with `queue/<id>.json` (the envelope, then the
+ * commit marker), are still listed, delivered, moved to `failed/` and removed, so a backlog survives
+ * an upgrade; nothing writes them any more.
  */
 export class Spool {
   readonly root: string;
@@ -37,17 +56,21 @@ export class Spool {
   /** Envelopes committed by this process and still queued: never read back from disk. */
   readonly #envelopes = new Map<string, SpoolEnvelope>();
   /**
+   * Where each entry's message ends (its envelope follows), for entries committed here or whose
+   * envelope was read: the message is read without looking at the trailer again.
+   */
+  readonly #messageLengths = new Map<string, number>();
+  /** Committed entries in the previous version's two files (found when `queue/` is listed). */
+  readonly #legacy = new Set<string>();
+  /**
    * State files known to exist (written or read here). An entry committed here has no state file
    * until one is written: reading or removing one then would only fail (ENOENT).
    */
   readonly #statesOnDisk = new Set<string>();
   /** Entries committed by this process (so their state files are all known to #statesOnDisk). */
   readonly #committedHere = new Set<string>();
-  /** Directory fsyncs in progress and waiting, shared by concurrent commits (group commit). */
-  readonly #dirSyncs = new Map<
-    string,
-    { running?: Promise<void> | undefined; next?: Promise<void> | undefined }
-  >();
+  /** Directory fsyncs shared by concurrent commits (group commit). */
+  readonly #dirSyncs = new GroupFsync();
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -67,20 +90,29 @@ export class Spool {
     return `${now.getTime().toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
   }
 
-  messagePath(id: string): string {
-    return path.join(this.#queue, `${id}.eml`);
+  #tmpFile(id: string): string {
+    return path.join(this.#tmp, `${id}${ENTRY_SUFFIX}`);
+  }
+
+  #entryFile(id: string): string {
+    return path.join(this.#queue, `${id}${ENTRY_SUFFIX}`);
+  }
+
+  /** The two files of an entry of the previous version. */
+  #legacyFiles(id: string): { message: string; envelope: string } {
+    return { message: path.join(this.#queue, `${id}.eml`), envelope: path.join(this.#queue, `${id}.json`) };
   }
 
   /**
-   * Streams `prefix` then `body` into a temporary file and fsyncs it. Returns the byte count.
-   * Call `commit` to make it part of the queue, or `discard` to drop it.
+   * Streams `prefix` then `body` into a temporary file. Returns the byte count. Call `commit` to
+   * make it durable and part of the queue (its one fsync is there), or `discard` to drop it.
    *
    * `signal` aborts the write (the client went away during DATA): the body may then never end nor
    * fail, so without it the write would wait forever holding its descriptor. On abort, as on any
    * failure, the descriptor is closed and the temporary file removed before this rejects.
    */
   async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
-    const file = path.join(this.#tmp, `${id}.eml`);
+    const file = this.#tmpFile(id);
     const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
     let bytes = 0;
     try {
@@ -93,7 +125,6 @@ export class Spool {
       // A body that fails (the client went away mid-DATA: smtp/spool-incoming.ts destroys it) ends
       // the pipeline at once, and the file goes below.
       await pipeline(body, out);
-      await fsyncFile(file);
       return bytes;
     } catch (err) {
       body.destroy();
@@ -110,18 +141,21 @@ export class Spool {
 
   /**
    * Puts a header line on top of a message still in `tmp/` (a submission's added `Sender:`): copies it
-   * behind the new line, fsyncs, and renames over the original. Returns the new size.
+   * behind the new line and renames over the original (the commit fsyncs the result). Returns the new
+   * size.
    */
   async prependToUncommitted(id: string, header: Buffer): Promise<number> {
-    const file = path.join(this.#tmp, `${id}.eml`);
-    const next = path.join(this.#tmp, `${id}.eml.next`);
+    const file = this.#tmpFile(id);
+    const next = `${file}.next`;
     try {
       const out = createWriteStream(next, { flags: 'wx', mode: 0o600 });
       out.write(header);
-      await pipeline(createReadStream(file), out);
-      await fsyncFile(next);
+      let bytes = header.length;
+      const source = createReadStream(file);
+      source.on('data', (chunk: string | Buffer) => (bytes += chunk.length));
+      await pipeline(source, out);
       await rename(next, file);
-      return (await stat(file)).size;
+      return bytes;
     } catch (err) {
       await rm(next, { force: true });
       throw new GatewayError(
@@ -133,18 +167,36 @@ export class Spool {
     }
   }
 
+  /**
+   * Appends the envelope to the message written by writeMessage, fsyncs the file, renames it into
+   * `queue/` and fsyncs `queue/` (shared with concurrent commits). Once this returns, the entry
+   * survives a crash and the 250 may be sent; if it throws, nothing of the entry is left.
+   */
   async commit(envelope: SpoolEnvelope): Promise<void> {
     const { id } = envelope;
+    const tmp = this.#tmpFile(id);
+    let renamed = false;
     try {
-      await writeFileDurably(path.join(this.#tmp, `${id}.json`), JSON.stringify(envelope));
-      await rename(path.join(this.#tmp, `${id}.eml`), path.join(this.#queue, `${id}.eml`));
-      await rename(path.join(this.#tmp, `${id}.json`), path.join(this.#queue, `${id}.json`));
+      const fh = await open(tmp, 'a');
+      let messageLength: number;
+      try {
+        messageLength = (await fh.stat()).size;
+        await fh.writeFile(entryTail(envelope, messageLength));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.#entryFile(id));
+      renamed = true;
       await this.#syncDir(this.#queue);
       if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
       this.#committedHere.add(id);
       if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
+      this.#rememberLength(id, messageLength);
     } catch (err) {
-      await this.discard(id);
+      // Not acknowledged: a renamed entry whose directory fsync failed goes too (the client retries).
+      await rm(tmp, { force: true });
+      if (renamed) await rm(this.#entryFile(id), { force: true });
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot commit spool entry: ${(err as Error).message}`,
@@ -152,6 +204,17 @@ export class Spool {
         { cause: err },
       );
     }
+  }
+
+  #rememberLength(id: string, messageLength: number): void {
+    if (this.#messageLengths.size < ENVELOPE_CACHE_LIMIT) this.#messageLengths.set(id, messageLength);
+  }
+
+  /** What the process holds about an entry that is leaving the queue. */
+  #forget(id: string): void {
+    this.#fresh.delete(id);
+    this.#envelopes.delete(id);
+    this.#messageLengths.delete(id);
   }
 
   /**
@@ -171,21 +234,28 @@ export class Spool {
     if (this.#committedHere.has(id)) this.#fresh.add(id);
   }
 
+  /** Drops a message written but not committed (refused after DATA). */
   async discard(id: string): Promise<void> {
-    await Promise.all(
-      [`${id}.eml`, `${id}.json`].flatMap((f) => [
-        rm(path.join(this.#tmp, f), { force: true }),
-        rm(path.join(this.#queue, f), { force: true }),
-      ]),
-    );
+    await rm(this.#tmpFile(id), { force: true });
   }
 
   /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
   async readEnvelope(id: string): Promise<SpoolEnvelope | undefined> {
     const known = this.#envelopes.get(id);
     if (known) return known;
-    const text = await readFile(path.join(this.#queue, `${id}.json`), 'utf8').catch(ignoreMissing);
-    return text === undefined ? undefined : (JSON.parse(text) as SpoolEnvelope);
+    if (this.#legacy.has(id)) {
+      const text = await readFile(this.#legacyFiles(id).envelope, 'utf8').catch(ignoreMissing);
+      return text === undefined ? undefined : (JSON.parse(text) as SpoolEnvelope);
+    }
+    const fh = await open(this.#entryFile(id), 'r').catch(ignoreMissing);
+    if (!fh) return undefined;
+    try {
+      const { envelope, messageLength } = await readEntryEnvelope(fh, id);
+      this.#rememberLength(id, messageLength);
+      return envelope;
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Committed entries and the age of the oldest (its id starts with its time, see newId). */
@@ -197,13 +267,18 @@ export class Spool {
     return { messages: ids.length, oldestAgeSeconds: Math.max(0, (now.getTime() - at) / 1000) };
   }
 
-  /** Ids of every committed entry, oldest first. */
+  /** Ids of every committed entry, oldest first (the previous version's included). */
   async committedIds(): Promise<string[]> {
-    const names = await readdir(this.#queue);
-    return names
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => n.slice(0, -5))
-      .sort();
+    const ids: string[] = [];
+    for (const name of await readdir(this.#queue)) {
+      if (name.endsWith(ENTRY_SUFFIX)) ids.push(name.slice(0, -ENTRY_SUFFIX.length));
+      else if (name.endsWith('.json')) {
+        const id = name.slice(0, -5);
+        this.#legacy.add(id);
+        ids.push(id);
+      }
+    }
+    return ids.sort();
   }
 
   #statePath(id: string, destination: string): string {
@@ -229,42 +304,26 @@ export class Spool {
     this.#statesOnDisk.add(`${state.spoolId}~${state.destination}`);
   }
 
-  /**
-   * fsync of a directory, shared by concurrent callers (group commit): a caller whose rename came
-   * while an fsync was running waits for the next one, which every caller arriving meanwhile joins.
-   */
   #syncDir(dir: string): Promise<void> {
-    let g = this.#dirSyncs.get(dir);
-    if (!g) this.#dirSyncs.set(dir, (g = {}));
-    const group = g;
-    const start = (): Promise<void> => {
-      const run = fsyncDir(dir).finally(() => {
-        if (group.running === run) group.running = undefined;
-      });
-      group.running = run;
-      return run;
-    };
-    if (!group.running) return start();
-    group.next ??= group.running
-      .catch(() => undefined)
-      .then(() => {
-        group.next = undefined;
-        return start();
-      });
-    return group.next;
+    return this.#dirSyncs.sync(dir);
   }
 
   /**
-   * Removes a finished entry: envelope first, so a crash in between leaves an orphan the sweep
-   * removes. `durable` (when a destination is another operator) fsyncs the removal; without it a
-   * power loss may bring back an entry already delivered into our store, which the next attempt
-   * finds there (exactly once, §6) rather than delivering again, so the fsync is saved.
+   * Removes a finished entry (its state files after it, so a crash in between leaves state files
+   * the start-up sweep removes). `durable` (when a destination is another operator) fsyncs the
+   * removal; without it a power loss may bring back an entry already delivered into our store,
+   * which the next attempt finds there (exactly once, §6) rather than delivering again, so the
+   * fsync is saved.
    */
   async remove(id: string, destinations: readonly string[], durable = true): Promise<void> {
-    this.#fresh.delete(id);
-    this.#envelopes.delete(id);
-    await rm(path.join(this.#queue, `${id}.json`), { force: true });
-    await rm(path.join(this.#queue, `${id}.eml`), { force: true });
+    this.#forget(id);
+    if (this.#legacy.has(id)) {
+      // Envelope (the commit marker) first: a crash in between leaves a message the sweep removes.
+      const { message, envelope } = this.#legacyFiles(id);
+      await rm(envelope, { force: true });
+      await rm(message, { force: true });
+      this.#legacy.delete(id);
+    } else await rm(this.#entryFile(id), { force: true });
     if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
@@ -288,15 +347,21 @@ export class Spool {
    */
   async moveToFailed(envelope: SpoolEnvelope, states: readonly DestinationState[]): Promise<void> {
     const { id } = envelope;
-    this.#fresh.delete(id);
-    this.#envelopes.delete(id);
+    this.#forget(id);
     await writeFileDurably(path.join(this.#failed, `${id}.json`), JSON.stringify({ envelope, states }));
+    const legacy = this.#legacy.has(id);
+    const [from, to] = legacy
+      ? [this.#legacyFiles(id).message, path.join(this.#failed, `${id}.eml`)]
+      : [this.#entryFile(id), path.join(this.#failed, `${id}${ENTRY_SUFFIX}`)];
     try {
-      await rename(path.join(this.#queue, `${id}.eml`), path.join(this.#failed, `${id}.eml`));
+      await rename(from, to);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    await rm(path.join(this.#queue, `${id}.json`), { force: true });
+    if (legacy) {
+      await rm(this.#legacyFiles(id).envelope, { force: true });
+      this.#legacy.delete(id);
+    }
     await this.#syncDir(this.#failed);
     await this.#syncDir(this.#queue);
     await this.#removeStates(
@@ -305,20 +370,24 @@ export class Spool {
     );
   }
 
-  openMessage(id: string): ReadStream {
-    return createReadStream(this.messagePath(id));
+  /** The message of a committed entry (without its envelope), streamed from the disk. */
+  openMessage(id: string): Readable {
+    if (this.#legacy.has(id)) return createReadStream(this.#legacyFiles(id).message);
+    return entryMessageStream(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
 
-  async readMessage(id: string): Promise<Buffer> {
-    return readFile(this.messagePath(id));
+  /** The whole message of a committed entry, read at once (a DSN returning the original). */
+  readMessageSync(id: string): Buffer {
+    if (this.#legacy.has(id)) return readFileSync(this.#legacyFiles(id).message);
+    return readEntryMessageSync(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
 
   /**
    * At start, before anything is written (the spool belongs to this node alone, so no transaction
    * of another process can be in progress): removes every temporary file a killed process left —
-   * everything in `tmp/` (messages and envelopes never committed, a submission's `.next` copy) and
-   * the `.tmp` files of interrupted state writes — and state files of entries no longer committed
-   * (a removal cut short). None is referred to by a committed entry. Returns how many went.
+   * everything in `tmp/` (entries never committed, a submission's `.next` copy) and the `.tmp` files
+   * of interrupted state writes — and state files of entries no longer committed (a removal cut
+   * short). None is referred to by a committed entry. Returns how many went.
    */
   async sweepAtStart(): Promise<{ removedTemporary: number }> {
     let removedTemporary = 0;
@@ -326,9 +395,7 @@ export class Spool {
       await rm(path.join(this.#tmp, f), { force: true });
       removedTemporary += 1;
     }
-    const committed = new Set(
-      (await readdir(this.#queue)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)),
-    );
+    const committed = new Set(await this.committedIds());
     for (const f of await readdir(this.#state)) {
       const id = f.slice(0, f.indexOf('~'));
       if (f.endsWith('.json') && committed.has(id)) continue;
@@ -339,9 +406,10 @@ export class Spool {
   }
 
   /**
-   * Removes what was never committed: files in `tmp/` and messages without an envelope, once older
-   * than `graceMs` (younger ones may be a transaction in progress on this or another node sharing
-   * the spool), and envelopes whose message is gone (an interrupted moveToFailed).
+   * Removes what was never committed: files in `tmp/` once older than `graceMs` (younger ones may be
+   * a transaction in progress), and, of the previous version's entries, messages without an
+   * envelope (a commit cut short, as old) and envelopes whose message is gone (an interrupted
+   * moveToFailed).
    */
   async sweep(now: Date, graceMs = DEFAULT_GRACE_MS): Promise<{ removedUncommitted: number }> {
     let removedUncommitted = 0;
@@ -353,7 +421,7 @@ export class Spool {
       const file = path.join(this.#tmp, f);
       if (!(await stale(file))) continue;
       await rm(file, { force: true });
-      removedUncommitted += f.endsWith('.eml') ? 1 : 0;
+      removedUncommitted += f.endsWith(ENTRY_SUFFIX) || f.endsWith('.eml') ? 1 : 0;
     }
     const names = await readdir(this.#queue);
     const envelopes = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
@@ -367,7 +435,10 @@ export class Spool {
     for (const id of envelopes) {
       // Envelope without message: moveToFailed() was interrupted after moving the message to
       // failed/ (which has its own copy of the envelope). Nothing is left to deliver here.
-      if (!messages.has(id)) await rm(path.join(this.#queue, `${id}.json`), { force: true });
+      if (!messages.has(id)) {
+        await rm(path.join(this.#queue, `${id}.json`), { force: true });
+        this.#legacy.delete(id);
+      }
     }
     return { removedUncommitted };
   }
@@ -379,24 +450,6 @@ const ENVELOPE_CACHE_LIMIT = 20_000;
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;
   throw err;
-}
-
-async function fsyncFile(file: string): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function writeFileDurably(file: string, content: string): Promise<void> {

@@ -29,8 +29,11 @@ export async function createBal(gw: ReadyChildGateway, address: string): Promise
   expect(answer.status, JSON.stringify(answer.body)).toBe(201);
 }
 
+/** Committed spool entries: one `.entry` file each (`.json` for an entry of the previous version). */
 export function queueEntries(dataDir: string): number {
-  return readdirSync(path.join(dataDir, 'spool', 'queue')).filter((f) => f.endsWith('.json')).length;
+  return readdirSync(path.join(dataDir, 'spool', 'queue')).filter(
+    (f) => f.endsWith('.entry') || f.endsWith('.json'),
+  ).length;
 }
 
 function messageIdOf(source: Buffer): string | undefined {

@@ -222,15 +222,16 @@ describe('crash safety: temporary files a killed process left', () => {
     expect((await first.waitExit()).signal).toBe('SIGKILL');
     const spool = path.join(dataDir, 'spool');
     const [committed] = readdirSync(path.join(spool, 'queue'))
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5));
+      .filter((f) => f.endsWith('.entry'))
+      .map((f) => f.slice(0, -'.entry'.length));
     expect(committed).toBeDefined();
-    // What kill -9 leaves mid-write: a DATA cut short, its envelope, a submission's copy, a state
-    // write of the committed entry, and the state file of an entry whose removal was cut short.
+    // What kill -9 leaves mid-write: a DATA cut short, an envelope the previous version left in
+    // tmp/, a submission's copy, a state write of the committed entry, and the state file of an
+    // entry whose removal was cut short.
     const left = [
-      path.join(spool, 'tmp', '0mxzzzzzz0123456789ab.eml'),
+      path.join(spool, 'tmp', '0mxzzzzzz0123456789ab.entry'),
       path.join(spool, 'tmp', '0mxzzzzzz0123456789ab.json'),
-      path.join(spool, 'tmp', '0mxzzzzzz0123456789ac.eml.next'),
+      path.join(spool, 'tmp', '0mxzzzzzz0123456789ac.entry.next'),
       path.join(spool, 'state', `${committed}~local.json.0a1b2c3d.tmp`),
       path.join(spool, 'state', '0mxzzzzzz0123456789ad~local.json'),
     ];

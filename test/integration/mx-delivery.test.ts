@@ -236,10 +236,7 @@ describe('store unavailable', () => {
       expect(info.response).toMatch(/^250 /);
       const [env, state] = await deferred;
       expect(state.recipients[0]).toMatchObject({ state: 'pending', attempts: 1 });
-      expect(readdirSync(path.join(dataDir, 'spool', 'queue')).sort()).toEqual([
-        `${env.id}.eml`,
-        `${env.id}.json`,
-      ]);
+      expect(readdirSync(path.join(dataDir, 'spool', 'queue'))).toEqual([`${env.id}.entry`]);
       const settled = new Promise<DestinationState[]>((resolve) =>
         gw2.delivery.once('settled', (_e: SpoolEnvelope, s: DestinationState[]) => resolve(s)),
       );

@@ -4,6 +4,7 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { mintDevToken } from '../../src/auth/index.js';
+import { parseSpoolEntry } from '../../src/delivery/index.js';
 import { createRedisClient, startEmbeddedRedis } from '../../src/redis/index.js';
 import { createLogger } from '../../src/observability/index.js';
 import { call } from '../helpers/admin-http.js';
@@ -118,10 +119,10 @@ function spooledMessageIds(dataDir: string): Set<string> {
   const queue = path.join(dataDir, 'spool', 'queue');
   const ids = new Set<string>();
   for (const file of readdirSync(queue)) {
-    if (!file.endsWith('.json')) continue;
+    if (!file.endsWith('.entry')) continue;
     let envelope: { messageId?: unknown };
     try {
-      envelope = JSON.parse(readFileSync(path.join(queue, file), 'utf8')) as { messageId?: unknown };
+      envelope = parseSpoolEntry(readFileSync(path.join(queue, file))).envelope;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // settled while listed
       throw err;

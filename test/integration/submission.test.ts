@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
-import type { SpoolEnvelope } from '../../src/delivery/index.js';
+import { parseSpoolEntry } from '../../src/delivery/index.js';
 import { identity, pkiFile, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
 import { ImapTranscript } from '../helpers/imap-transcript.js';
@@ -298,9 +298,9 @@ describe('submission: never an open relay', () => {
     expect(data.raw).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await client.quit();
     const id = data.raw.split(' ').pop()!;
-    const env = JSON.parse(
-      readFileSync(path.join(gw.config.dataDir, 'spool', 'queue', `${id}.json`), 'utf8'),
-    ) as SpoolEnvelope;
+    const env = parseSpoolEntry(
+      readFileSync(path.join(gw.config.dataDir, 'spool', 'queue', `${id}.entry`)),
+    ).envelope;
     expect(env.dsn).toEqual({ ret: 'HDRS', envid: 'e1' });
     expect(env.recipients).toEqual([
       expect.objectContaining({
