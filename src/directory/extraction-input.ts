@@ -1,7 +1,7 @@
 import { open as openFile } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { isUtf8 } from 'node:buffer';
-import { crc32 } from 'node:zlib';
+import { crc32, createInflateRaw } from 'node:zlib';
 import yauzl from 'yauzl';
 import { refusal } from './mirror-outcome.js';
 
@@ -55,40 +55,71 @@ function pickEntry(entries: readonly yauzl.Entry[]): yauzl.Entry {
   );
 }
 
-/** yauzl checks sizes but not CRC-32 (APPNOTE 4.4.7): a corrupted archive must not pass for a short one. */
-class Crc32Check extends Transform {
+/**
+ * The CRC-32 and the size the archive announces (APPNOTE 4.4.7, 4.4.9): a corrupted archive must not
+ * pass for a short one. yauzl is asked for the raw bytes (it checks neither when it does not inflate).
+ */
+class EntryCheck extends Transform {
   #crc = 0;
-  constructor(
-    private readonly expected: number,
-    private readonly name: string,
-  ) {
+  #bytes = 0;
+  constructor(private readonly entry: yauzl.Entry) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#crc = crc32(chunk, this.#crc);
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.entry.uncompressedSize) {
+      done(refusal('malformed', `${this.entry.fileName} in the ZIP is larger than its announced size`));
+      return;
+    }
     done(null, chunk);
   }
   override _flush(done: TransformCallback): void {
-    done(
-      this.#crc >>> 0 === this.expected >>> 0
-        ? null
-        : refusal('malformed', `${this.name} in the ZIP fails its CRC-32 check`),
-    );
+    const { fileName, crc32: expected, uncompressedSize } = this.entry;
+    if (this.#bytes !== uncompressedSize)
+      done(refusal('malformed', `${fileName} in the ZIP is shorter than its announced size`));
+    else if (this.#crc >>> 0 !== expected >>> 0)
+      done(refusal('malformed', `${fileName} in the ZIP fails its CRC-32 check`));
+    else done(null);
   }
 }
 
+/**
+ * Inflated here rather than by yauzl: with 256 KiB output chunks instead of zlib's default 16 KiB,
+ * inflating the national file costs a fifth of the CPU time (fewer chunks through fewer streams).
+ */
+const INFLATE_CHUNK = 256 * 1024;
+const DEFLATE = 8;
+const STORED = 0;
+
 function entryStream(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+  const method = entry.compressionMethod;
+  if ((method !== DEFLATE && method !== STORED) || entry.isEncrypted())
+    return Promise.reject(
+      refusal('malformed', `${entry.fileName} in the ZIP is encrypted or not deflated (method ${method})`),
+    );
   return new Promise((resolve, reject) => {
-    zip.openReadStream(entry, (err, stream) => {
+    zip.openReadStream(entry, { decodeFileData: false }, (err, raw) => {
       if (err) {
         reject(refusal('malformed', `cannot read ${entry.fileName} in the ZIP: ${err.message}`));
         return;
       }
-      const checked = stream.pipe(new Crc32Check(entry.crc32, entry.fileName));
-      stream.once('error', (e: Error) =>
-        checked.destroy(refusal('malformed', `${entry.fileName} in the ZIP is corrupt: ${e.message}`)),
-      );
-      checked.once('close', () => zip.close());
+      const checked = new EntryCheck(entry);
+      // Bytes flow (and may fail) before the reader iterates: its iterator reports the failure then.
+      checked.on('error', () => undefined);
+      const fail = (e: Error) =>
+        checked.destroy(refusal('malformed', `${entry.fileName} in the ZIP is corrupt: ${e.message}`));
+      raw.once('error', fail);
+      if (method === DEFLATE) {
+        const inflate = createInflateRaw({ chunkSize: INFLATE_CHUNK });
+        inflate.once('error', fail);
+        raw.pipe(inflate).pipe(checked);
+        checked.once('close', () => inflate.destroy());
+      } else raw.pipe(checked);
+      checked.once('close', () => {
+        raw.destroy();
+        zip.close();
+      });
       resolve(checked);
     });
   });

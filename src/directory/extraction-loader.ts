@@ -272,12 +272,12 @@ export async function loadExtraction(options: ExtractionLoadOptions): Promise<Ex
   const { stream, zipped } = await openExtraction(options.file, (f) =>
     createReadStream(f, { highWaterMark: 1024 * 1024 }),
   );
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   // A connection of its own: megabytes of pipelined writes must not queue the gateway's lookups.
   const redis = options.redis.duplicate();
   redis.on('error', () => undefined); // failures surface as the commands' rejections
   const loader = new Loader(options, redis);
   const lines = new ByteLines(MAX_LINE_BYTES);
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   try {
     await storing(loader.readPrevious());
     for (let r = await nextChunk(iterator); !r.done; r = await nextChunk(iterator)) {
