@@ -24,18 +24,28 @@ function fmix32(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/** Two differently seeded multiplicative hashes of the UTF-16 code units, each finalised. */
-export function digestOf(text: string, out: Digest): Digest {
+/** Two differently seeded multiplicative hashes of bytes [start, end), each finalised. */
+export function digestBytes(bytes: Uint8Array, start: number, end: number, out: Digest): Digest {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 13;
   }
-  out.hi = fmix32(a ^ text.length);
-  out.lo = fmix32(b ^ Math.imul(text.length, 0x27d4eb2d));
+  return finish(a, b, end - start, out);
+}
+
+/** The digest of the text's UTF-8 bytes (what digestBytes gives for them). */
+export function digestOf(text: string, out: Digest): Digest {
+  const bytes = Buffer.from(text, 'utf8');
+  return digestBytes(bytes, 0, bytes.length, out);
+}
+
+function finish(a: number, b: number, length: number, out: Digest): Digest {
+  out.hi = fmix32(a ^ length);
+  out.lo = fmix32(b ^ Math.imul(length, 0x27d4eb2d));
   // (0, 0) marks an empty slot.
   if (out.hi === 0 && out.lo === 0) out.lo = 1;
   return out;
@@ -106,12 +116,15 @@ export class DigestSet {
   /** The digests, 8 bytes each (hi then lo, little-endian), in no particular order. */
   toBuffer(): Buffer {
     const out = Buffer.allocUnsafe(this.#size * 8);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     let at = 0;
     const slots = this.#slots;
     for (let i = 0; i < slots.length; i += 2) {
-      if (slots[i] === 0 && slots[i + 1] === 0) continue;
-      out.writeInt32LE(slots[i]!, at);
-      out.writeInt32LE(slots[i + 1]!, at + 4);
+      const hi = slots[i]!;
+      const lo = slots[i + 1]!;
+      if (hi === 0 && lo === 0) continue;
+      view.setInt32(at, hi, true);
+      view.setInt32(at + 4, lo, true);
       at += 8;
     }
     return out;
@@ -121,10 +134,11 @@ export class DigestSet {
   static fromBuffer(bytes: Buffer): DigestSet | undefined {
     if (bytes.length % 8 !== 0) return undefined;
     const set = new DigestSet(bytes.length / 8);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const d: Digest = { hi: 0, lo: 0 };
     for (let at = 0; at < bytes.length; at += 8) {
-      d.hi = bytes.readInt32LE(at);
-      d.lo = bytes.readInt32LE(at + 4);
+      d.hi = view.getInt32(at, true);
+      d.lo = view.getInt32(at + 4, true);
       if (d.hi === 0 && d.lo === 0) return undefined;
       set.add(d);
     }

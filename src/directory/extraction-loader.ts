@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { isGatewayError } from '../errors/index.js';
-import { type Digest, DigestSet, digestOf } from './extraction-digests.js';
+import { type Digest, DigestSet, digestBytes, digestOf } from './extraction-digests.js';
 import { ENTRY_FIELDS, columnMap, decodeValues, encodeValues, mergeValues } from './extraction-format.js';
 import { ByteLines, openExtraction } from './extraction-input.js';
 import { RowReader } from './extraction-rows.js';
@@ -145,14 +145,18 @@ class Loader {
       this.invalid++;
       return;
     }
-    const { address } = rows;
-    if (!this.#seen.add(digestOf(address, this.#digest))) {
-      this.#repeats.push([address, rows.value.toString('utf8', 0, rows.valueLength)]);
+    const address = rows.addressBytes;
+    if (!this.#seen.add(digestBytes(address, 0, rows.addressLength, this.#digest))) {
+      this.#repeats.push([rows.address, rows.value.toString('utf8', 0, rows.valueLength)]);
       return;
     }
     this.#counted(this.#digest);
-    this.#data.add(address, rows.value, 0, rows.valueLength);
-    if (rows.nationalId !== '') this.#addPerson(rows.nationalId, address);
+    this.#data.add(address, 0, rows.addressLength, rows.value, 0, rows.valueLength);
+    const person = rows.personBytes;
+    if (rows.personLength === 0) return;
+    if (this.#seenPersons.add(digestBytes(person, 0, rows.personLength, this.#digest)))
+      this.#persons.add(person, 0, rows.personLength, address, 0, rows.addressLength);
+    else this.#appends.push(rows.nationalId, rows.address);
   };
 
   /** The last line had no line break: a cut-off download unless it is a whole line. */

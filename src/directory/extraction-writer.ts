@@ -58,15 +58,15 @@ export class CommandPipe {
   }
 }
 
-const CRLF = 0x0d0a;
-
 /** Writes n in decimal at `at`; the new end. */
 function writeDecimal(buf: Buffer, at: number, n: number): number {
-  if (n < 10) {
-    buf[at] = 0x30 + n;
-    return at + 1;
+  let digits = 1;
+  for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  for (let i = at + digits - 1; i >= at; i--) {
+    buf[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
   }
-  return at + buf.write(String(n), at, 'latin1');
+  return at + digits;
 }
 
 /**
@@ -87,25 +87,18 @@ export class HashWriter {
     this.#body = Buffer.allocUnsafe(bodyBytes);
   }
 
-  /** field → bytes [start, end) of `value`. */
-  add(field: string, value: Buffer, start: number, end: number): void {
-    const fieldBytes = Buffer.byteLength(field);
-    this.#room(fieldBytes + (end - start) + 32);
-    const body = this.#body;
-    let at = this.#bulkHead(fieldBytes);
-    at += body.write(field, at, fieldBytes, 'utf8');
-    body.writeUInt16BE(CRLF, at);
-    at = this.#bulkHeadAt(at + 2, end - start);
-    at += value.copy(body, at, start, end);
-    body.writeUInt16BE(CRLF, at);
-    this.#at = at + 2;
-    this.#counted();
+  /** field (bytes [fs, fe) of `field`) → bytes [vs, ve) of `value`. */
+  add(field: Uint8Array, fs: number, fe: number, value: Uint8Array, vs: number, ve: number): void {
+    this.#room(fe - fs + (ve - vs) + 32);
+    this.#at = this.#bulk(value, vs, ve, this.#bulk(field, fs, fe, this.#at));
+    if (++this.#fields >= this.maxFields) this.flush();
   }
 
   /** field → value, both strings. */
   addText(field: string, value: string): void {
-    const valueBytes = Buffer.from(value, 'utf8');
-    this.add(field, valueBytes, 0, valueBytes.length);
+    const f = Buffer.from(field, 'utf8');
+    const v = Buffer.from(value, 'utf8');
+    this.add(f, 0, f.length, v, 0, v.length);
   }
 
   /** Sends what is buffered, if anything. */
@@ -121,26 +114,25 @@ export class HashWriter {
     this.#fields = 0;
   }
 
-  #counted(): void {
-    if (++this.#fields >= this.maxFields) this.flush();
-  }
-
   #room(bytes: number): void {
     if (this.#at + bytes <= this.#body.length) return;
     this.flush();
     if (bytes > this.#body.length) this.#body = Buffer.allocUnsafe(Math.max(bytes, this.bodyBytes));
   }
 
-  #bulkHead(length: number): number {
-    return this.#bulkHeadAt(this.#at, length);
-  }
-
-  /** `$<length>\r\n` at `at`; the new end. */
-  #bulkHeadAt(at: number, length: number): number {
+  /** `$<length>\r\n<bytes>\r\n` at `at` (RESP bulk string); the new end. */
+  #bulk(bytes: Uint8Array, start: number, end: number, at: number): number {
     const body = this.#body;
     body[at] = 0x24; // '$'
-    at = writeDecimal(body, at + 1, length);
-    body.writeUInt16BE(CRLF, at);
-    return at + 2;
+    at = writeDecimal(body, at + 1, end - start);
+    body[at++] = 0x0d;
+    body[at++] = 0x0a;
+    if (end - start > 64) {
+      body.set(bytes.subarray(start, end), at);
+      at += end - start;
+    } else for (let i = start; i < end; i++) body[at++] = bytes[i]!;
+    body[at++] = 0x0d;
+    body[at++] = 0x0a;
+    return at;
   }
 }
