@@ -21,7 +21,7 @@ class WireCommand extends Command {
 
 /** Commands in flight on one connection, awaited oldest first when too many bytes are unanswered. */
 export class CommandPipe {
-  readonly #inFlight: { reply: Promise<unknown>; bytes: number }[] = [];
+  readonly #inFlight: { reply: Promise<unknown>; bytes: number; done?: () => void }[] = [];
   #bytes = 0;
   #failed = false;
   #failure: unknown;
@@ -31,18 +31,22 @@ export class CommandPipe {
     private readonly maxBytesInFlight: number,
   ) {}
 
-  /** Sends bytes built by the caller: one complete command, `name` its first word, `key` its key. */
-  sendWire(name: string, key: string, wire: Buffer): void {
-    this.track(this.redis.sendCommand(new WireCommand(name, key, wire)) as Promise<unknown>, wire.length);
+  /**
+   * Sends bytes built by the caller: one complete command, `name` its first word, `key` its key.
+   * `done` is called once its reply came (the bytes may be reused then).
+   */
+  sendWire(name: string, key: string, wire: Buffer, done?: () => void): void {
+    const reply = this.redis.sendCommand(new WireCommand(name, key, wire)) as Promise<unknown>;
+    this.track(reply, wire.length, done);
   }
 
   /** Follows a command sent by other means (its reply is checked when the pipe drains). */
-  track(reply: Promise<unknown>, bytes: number): void {
+  track(reply: Promise<unknown>, bytes: number, done?: () => void): void {
     // Every reply has a handler from now on: a failure is reported by drain(), not as unhandled.
     reply.catch((err: unknown) => {
       if (!this.#failed) [this.#failed, this.#failure] = [true, err];
     });
-    this.#inFlight.push({ reply, bytes });
+    this.#inFlight.push({ reply, bytes, ...(done ? { done } : {}) });
     this.#bytes += bytes;
   }
 
@@ -52,6 +56,7 @@ export class CommandPipe {
       const oldest = this.#inFlight.shift()!;
       await oldest.reply.catch(() => undefined);
       this.#bytes -= oldest.bytes;
+      oldest.done?.();
       if (this.#failed) break;
     }
     if (this.#failed) throw this.#failure;
@@ -70,12 +75,16 @@ function writeDecimal(buf: Buffer, at: number, n: number): number {
 }
 
 /**
- * Builds `HSET key field value ...` commands into one buffer and sends each when it holds
- * `maxFields` fields or `bodyBytes` bytes.
+ * Builds `HSET key field value ...` commands and sends each when it holds `maxFields` fields or
+ * `bodyBytes` bytes. Each command is built in a buffer of its own, its head written last in the room
+ * left before the fields; the buffer is reused once Redis answered (a load sends hundreds of MiB:
+ * allocating each anew kept the garbage collector busy).
  */
 export class HashWriter {
+  readonly #head: number;
+  readonly #free: Buffer[] = [];
   #body: Buffer;
-  #at = 0;
+  #at: number;
   #fields = 0;
 
   constructor(
@@ -84,7 +93,10 @@ export class HashWriter {
     private readonly maxFields: number,
     private readonly bodyBytes: number,
   ) {
-    this.#body = Buffer.allocUnsafe(bodyBytes);
+    // `*<count>\r\n$4\r\nHSET\r\n$<key length>\r\n<key>\r\n`, counts of up to 20 digits.
+    this.#head = Buffer.byteLength(key) + 64;
+    this.#body = Buffer.allocUnsafe(this.#head + bodyBytes);
+    this.#at = this.#head;
   }
 
   /** field (bytes [fs, fe) of `field`) → bytes [vs, ve) of `value`. */
@@ -104,20 +116,23 @@ export class HashWriter {
   /** Sends what is buffered, if anything. */
   flush(): void {
     if (this.#fields === 0) return;
-    const keyBytes = Buffer.byteLength(this.key);
-    const head = Buffer.from(
-      `*${2 + this.#fields * 2}\r\n$4\r\nHSET\r\n$${keyBytes}\r\n${this.key}\r\n`,
-      'utf8',
-    );
-    this.pipe.sendWire('hset', this.key, Buffer.concat([head, this.#body.subarray(0, this.#at)]));
-    this.#at = 0;
+    const head = `*${2 + this.#fields * 2}\r\n$4\r\nHSET\r\n$${Buffer.byteLength(this.key)}\r\n${this.key}\r\n`;
+    const body = this.#body;
+    const start = this.#head - Buffer.byteLength(head);
+    body.write(head, start, 'utf8');
+    const size = body.length;
+    this.pipe.sendWire('hset', this.key, body.subarray(start, this.#at), () => {
+      if (size === this.#head + this.bodyBytes) this.#free.push(body);
+    });
+    this.#body = this.#free.pop() ?? Buffer.allocUnsafe(this.#head + this.bodyBytes);
+    this.#at = this.#head;
     this.#fields = 0;
   }
 
   #room(bytes: number): void {
     if (this.#at + bytes <= this.#body.length) return;
     this.flush();
-    if (bytes > this.#body.length) this.#body = Buffer.allocUnsafe(Math.max(bytes, this.bodyBytes));
+    if (this.#head + bytes > this.#body.length) this.#body = Buffer.allocUnsafe(this.#head + bytes);
   }
 
   /** `$<length>\r\n<bytes>\r\n` at `at` (RESP bulk string); the new end. */
