@@ -280,7 +280,10 @@ export class MirrorStore {
 
   async dropOrphans(mirror: string, keep: number | undefined): Promise<number> {
     let dropped = 0;
-    const stream = this.redis.scanStream({ match: `${this.keys.dataPrefix(mirror)}*`, count: 100 });
+    // SCAN walks the whole keyspace whatever the pattern: 1,000 keys a call, not 100, so that a
+    // Redis holding millions of keys (queues, registry) does not add seconds of round trips to
+    // every refresh.
+    const stream = this.redis.scanStream({ match: `${this.keys.dataPrefix(mirror)}*`, count: 1000 });
     for await (const batch of stream as AsyncIterable<string[]>) {
       const kept = keep === undefined ? [] : this.keys.versionKeys(this.keys.data(mirror, keep));
       const orphans = batch.filter((k) => !kept.includes(k));
