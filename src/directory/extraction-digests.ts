@@ -130,18 +130,23 @@ export class DigestSet {
     return out;
   }
 
-  /** The set toBuffer() wrote; undefined when the bytes cannot be one (a foreign or cut value). */
-  static fromBuffer(bytes: Buffer): DigestSet | undefined {
-    if (bytes.length % 8 !== 0) return undefined;
-    const set = new DigestSet(bytes.length / 8);
+  /** Adds digests as toBuffer() wrote them; false when the bytes cannot be such digests. */
+  addAll(bytes: Buffer): boolean {
+    if (bytes.length % 8 !== 0) return false;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const d: Digest = { hi: 0, lo: 0 };
     for (let at = 0; at < bytes.length; at += 8) {
       d.hi = view.getInt32(at, true);
       d.lo = view.getInt32(at + 4, true);
-      if (d.hi === 0 && d.lo === 0) return undefined;
-      set.add(d);
+      if (d.hi === 0 && d.lo === 0) return false;
+      this.add(d);
     }
-    return set;
+    return true;
+  }
+
+  /** The set toBuffer() wrote; undefined when the bytes cannot be one (a foreign or cut value). */
+  static fromBuffer(bytes: Buffer): DigestSet | undefined {
+    const set = new DigestSet(bytes.length / 8);
+    return set.addAll(bytes) ? set : undefined;
   }
 }

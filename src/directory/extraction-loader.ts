@@ -61,6 +61,7 @@ export interface ExtractionLoadResult {
 const MAX_LINE_BYTES = 256 * 1024;
 const HSET_BYTES = 1024 * 1024;
 const MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+const DIGEST_PIECE = 1024 * 1024;
 const PUT_ASIDE = 5_000;
 
 /**
@@ -84,8 +85,8 @@ class Loader {
   readonly #personKey: string;
   readonly #putAside: number;
   /** Digests of the addresses written, of the person ids indexed, of the previous copy's addresses. */
-  readonly #seen = new DigestSet(1 << 16);
-  readonly #seenPersons = new DigestSet(1 << 16);
+  #seen = new DigestSet(1 << 16);
+  #seenPersons = new DigestSet(1 << 16);
   #previous: DigestSet | undefined;
   readonly #digest: Digest = { hi: 0, lo: 0 };
   /** Lines whose address digest was seen: address and stored encoding, in file order. */
@@ -115,21 +116,31 @@ class Loader {
     return this.#rows !== undefined;
   }
 
-  /** The previous copy's digests: one GET, or (a copy written before digests were kept) its fields. */
+  /**
+   * The previous copy's digests, read in pieces of 1 MiB (not one GET: its reply would be held twice
+   * while parsed); a copy written before digests were kept beside it is read by HSCAN.
+   */
   async readPrevious(): Promise<void> {
     const { previous } = this.options;
     if (!previous) return;
-    const bytes = await this.redis.getBuffer(`${previous.key}${DIGESTS_SUFFIX}`);
-    this.#previous = bytes ? DigestSet.fromBuffer(bytes) : undefined;
-    if (this.#previous) return;
-    const set = new DigestSet(previous.entries);
-    let cursor = '0';
-    do {
-      const [next, pairs] = await this.redis.hscan(previous.key, cursor, 'COUNT', 5000);
-      for (let i = 0; i < pairs.length; i += 2) set.add(digestOf(pairs[i]!, this.#digest));
-      cursor = next;
-    } while (cursor !== '0');
+    const key = `${previous.key}${DIGESTS_SUFFIX}`;
+    const length = await this.redis.strlen(key);
+    const set = new DigestSet(Math.max(length / 8, previous.entries));
+    let read = length > 0 && length % 8 === 0;
+    for (let at = 0; read && at < length; at += DIGEST_PIECE)
+      read = set.addAll(await this.redis.getrangeBuffer(key, at, Math.min(length, at + DIGEST_PIECE) - 1));
+    if (!read) {
+      let cursor = '0';
+      do {
+        const [next, pairs] = await this.redis.hscan(previous.key, cursor, 'COUNT', 5000);
+        for (let i = 0; i < pairs.length; i += 2) set.add(digestOf(pairs[i]!, this.#digest));
+        cursor = next;
+      } while (cursor !== '0');
+    }
     this.#previous = set;
+    // This copy has about as many addresses and people: no growing (two tables at once) on the way.
+    this.#seen = new DigestSet(previous.entries);
+    this.#seenPersons = new DigestSet(previous.entries);
   }
 
   readonly line = (bytes: Buffer, start: number, end: number): void => {
