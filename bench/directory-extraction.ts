@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,15 +6,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 import yazl from 'yazl';
-import { systemClock } from '../src/shared/index.js';
-import { loadConfig } from '../src/config/index.js';
-import { DirectoryMirrors, WhitelistHolder, loadWhitelistFile } from '../src/directory/index.js';
-import { MemoryAuditJournal, createLogger, createMetrics } from '../src/observability/index.js';
-import { devPkiSettings, ensureDevPki, loadTrustMaterial } from '../src/pki/index.js';
+import { createLogger } from '../src/observability/index.js';
+import { ensureDevPki } from '../src/pki/index.js';
 import type { Redis } from 'ioredis';
 import { createRedisClient, startEmbeddedRedis } from '../src/redis/index.js';
 import { EXTRACTION_HEADER, extractionLine } from '../test/helpers/national-data.js';
-import { MemoryPeak, MiB, againstTarget, loadAverage } from './stats.js';
+import { MiB, againstTarget, loadAverage } from './stats.js';
 
 /**
  * The BAL extraction at its real size (MSSANTE.md: ~536,000 lines, ~90 MB of text in a ~20 MB ZIP,
@@ -86,7 +83,7 @@ interface LoadChildInput {
   readonly redisUrl: string;
 }
 
-/** What a load child measured of itself. */
+/** What a load child measured of itself (bench/extraction-load-child.mjs). */
 interface LoadChildFigures {
   readonly outcome: string;
   readonly detail: string;
@@ -100,65 +97,13 @@ interface LoadChildFigures {
   readonly baselineRssMiB: number;
 }
 
-/**
- * One refresh in a process of its own, as a gateway process runs it: its peak RSS is the load's,
- * not the generator's garbage or the previous load's. Prints its figures as one JSON line.
- */
-async function loadChild(input: LoadChildInput): Promise<LoadChildFigures> {
-  const config = loadConfig({
-    configDir: '/nonexistent',
-    env: {},
-    overrides: {
-      dataDir: path.join(input.root, 'var'),
-      ...devPkiSettings(input.pkiDir),
-      directory: { extraction: { source: input.source, maxShrinkShare: 1 } },
-    },
-  });
-  const redis = createRedisClient(input.redisUrl, { name: 'bench' });
-  const trust = loadTrustMaterial(config.tls).material;
-  const mirrors = new DirectoryMirrors({
-    config,
-    redis,
-    connect: (name) => createRedisClient(input.redisUrl, { name, maxRetriesPerRequest: null }),
-    trust: () => trust,
-    whitelist: new WhitelistHolder(
-      await loadWhitelistFile(config.whitelistFile, systemClock, config.directory.whitelist.maxInvalidShare),
-    ),
-    clock: systemClock,
-    logger: createLogger({ level: 'silent' }),
-    journal: new MemoryAuditJournal(),
-    metrics: createMetrics(),
-    runRefreshes: false,
-  });
-  try {
-    await mirrors.start();
-    global.gc?.();
-    const baselineRss = process.memoryUsage().rss;
-    const peak = new MemoryPeak().start(20);
-    const cpu = process.cpuUsage();
-    const started = performance.now();
-    const r = await mirrors.refresh('extraction');
-    const seconds = (performance.now() - started) / 1000;
-    const used = process.cpuUsage(cpu);
-    peak.stop().sample();
-    return {
-      outcome: r.outcome,
-      detail: `${r.reason} ${r.error ?? ''}`,
-      seconds,
-      cpuSeconds: (used.user + used.system) / 1e6,
-      entries: r.entries ?? 0,
-      ...(r.added === undefined ? {} : { added: r.added }),
-      ...(r.removed === undefined ? {} : { removed: r.removed }),
-      peakRssMiB: Math.max(peak.rss, process.resourceUsage().maxRSS * 1024) / MiB,
-      peakHeapMiB: peak.heapMiB,
-      baselineRssMiB: baselineRss / MiB,
-    };
-  } finally {
-    await mirrors.stop();
-    await redis.quit().catch(() => redis.disconnect());
-  }
-}
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * One refresh in a process of its own, as a gateway process runs it: node on the built dist/ code,
+ * so that its RSS is the product's, not the TypeScript loader's, the generator's garbage or the
+ * previous load's.
+ */
 async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
   const child = spawn(
     process.execPath,
@@ -168,10 +113,7 @@ async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
       ...(process.env.BENCH_PROFILE_DIR
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
         : []),
-      '--import',
-      'tsx',
-      fileURLToPath(import.meta.url),
-      LOAD_CHILD,
+      path.join(ROOT, 'bench', 'extraction-load-child.mjs'),
       JSON.stringify(input),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
@@ -183,6 +125,14 @@ async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
   return JSON.parse(out.trim().split('\n').pop() ?? '') as LoadChildFigures;
 }
 
+/** The load children run dist/: built now if a source is newer than the last build. */
+function buildIfStale(): void {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs'), '--if-stale'], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) throw new Error(`the build of dist/ failed (exit ${r.status ?? r.signal})`);
+}
+
 /** Redis server CPU seconds so far (user + system), from INFO. */
 async function redisCpuSeconds(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -190,9 +140,8 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
   return field('used_cpu_user') + field('used_cpu_sys');
 }
 
-const LOAD_CHILD = '--extraction-load-child';
-
 export async function runExtractionBench(lines = 536_000): Promise<ExtractionBenchResult> {
+  buildIfStale();
   const root = mkdtempSync(path.join(tmpdir(), 'mssgw-bench-dir-'));
   const pkiDir = path.join(root, 'pki');
   await ensureDevPki(pkiDir);
@@ -272,7 +221,7 @@ export function formatExtractionBench(r: ExtractionBenchResult): string {
         `  ${l.label}: ${l.seconds.toFixed(2)} s (CPU ${l.cpuSeconds.toFixed(2)} s, Redis CPU ${l.redisCpuSeconds.toFixed(2)} s; load average ${l.loadAverage}), ${Math.round(l.linesPerSecond)} lines/s, ${l.entries} entries` +
         `${l.added === undefined ? '' : `, +${l.added} −${l.removed ?? 0}`}; peak RSS ${l.peakRssMiB.toFixed(0)} MiB, peak heap ${l.peakHeapMiB.toFixed(0)} MiB; Redis ${l.redisUsedMiB.toFixed(0)} MiB`,
     ),
-    `  each load runs in a process of its own; its RSS before loading ${r.baselineRssMiB.toFixed(0)} MiB (tsx, the PKI, the clients); Redis is used_memory with one version in service`,
+    `  each load runs in a process of its own; node on dist/; its RSS before loading ${r.baselineRssMiB.toFixed(0)} MiB (the modules, the PKI, the clients); Redis is used_memory with one version in service`,
     // Issue 16: each load of the national extraction (536,000 lines) in ≤ 3 s with a peak RSS ≤ 200 MiB.
     ...r.loads.map(
       (l) =>
@@ -282,11 +231,4 @@ export function formatExtractionBench(r: ExtractionBenchResult): string {
         `${r.lines === EXTRACTION_TARGET.lines ? '' : ` (at ${r.lines} lines; the target is for ${EXTRACTION_TARGET.lines})`}`,
     ),
   ].join('\n');
-}
-
-// The load child (runLoadChild): one refresh, its figures as JSON on stdout.
-if (process.argv[2] === LOAD_CHILD) {
-  const figures = await loadChild(JSON.parse(process.argv[3] ?? '{}') as LoadChildInput);
-  process.stdout.write(`${JSON.stringify(figures)}\n`);
-  process.exit(0);
 }

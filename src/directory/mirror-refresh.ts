@@ -154,7 +154,7 @@ export async function runRefresh(
       ...(prepared.removed === undefined ? {} : { removed: prepared.removed }),
     });
   } catch (err) {
-    if (staged) await store.redis.unlink(staged, store.keys.personIndex(staged)).catch(() => undefined);
+    if (staged) await store.redis.unlink(...store.keys.versionKeys(staged)).catch(() => undefined);
     const refused = isGatewayError(err) && err.code === 'MIRROR_COPY_REFUSED';
     const result = fail(kind, deps, refused ? 'refused' : 'failed', failureReason(err), err, source);
     await store

@@ -11,6 +11,8 @@ import { GatewayError, isGatewayError, redisErrorKind } from '../errors/index.js
  * |----------------------------------|---------------|-------------------------------------------------|
  * | `dir:{dir:<mirror>}:state`       | hash          | `version` in service and its facts, last attempt |
  * | `dir:{dir:<mirror>}:v:<version>` | string / hash | one accepted copy (XML, CRL DER, address → entry) |
+ * | `dir:{dir:extraction}:v:<v>:pp`  | hash          | national person id → its addresses (space-separated) |
+ * | `dir:{dir:extraction}:v:<v>:d`   | string        | digests of the copy's addresses (8 bytes each)    |
  * | `dir:{dir:<mirror>}:lock`        | string        | token of the process refreshing this mirror      |
  * | channel `dir:changed`            | pub/sub       | `<mirror>` when its version in service changed   |
  *
@@ -20,6 +22,11 @@ import { GatewayError, isGatewayError, redisErrorKind } from '../errors/index.js
  */
 /** Suffix of the extraction's per-person index beside a version's data key. */
 export const PERSON_INDEX_SUFFIX = ':pp';
+/**
+ * Suffix of the extraction's address digests beside a version's data key: 8 bytes an address, read in
+ * one GET by the next load to count what it adds and removes (extraction-digests.ts).
+ */
+export const DIGESTS_SUFFIX = ':d';
 
 export class MirrorKeys {
   constructor(readonly prefix: string) {}
@@ -39,6 +46,10 @@ export class MirrorKeys {
   /** The extraction's index of a data key: national person id → its addresses (space-separated). */
   personIndex(dataKey: string): string {
     return `${dataKey}${PERSON_INDEX_SUFFIX}`;
+  }
+  /** A version's data key and the keys beside it (the extraction's person index and digests). */
+  versionKeys(dataKey: string): string[] {
+    return [dataKey, this.personIndex(dataKey), `${dataKey}${DIGESTS_SUFFIX}`];
   }
   lock(mirror: string): string {
     return `${this.#base(mirror)}:lock`;
@@ -264,16 +275,18 @@ export class MirrorStore {
   /** Deletes data keys of versions not in service (copies of refreshes that died half-way). */
   /** A version's data key and, for the extraction, its per-person index. */
   async #unlinkVersion(mirror: string, version: number | string): Promise<void> {
-    const key = this.keys.data(mirror, version);
-    await this.redis.unlink(key, this.keys.personIndex(key));
+    await this.redis.unlink(...this.keys.versionKeys(this.keys.data(mirror, version)));
   }
 
   async dropOrphans(mirror: string, keep: number | undefined): Promise<number> {
     let dropped = 0;
-    const stream = this.redis.scanStream({ match: `${this.keys.dataPrefix(mirror)}*`, count: 100 });
+    // SCAN walks the whole keyspace whatever the pattern: 1,000 keys a call, not 100, so that a
+    // Redis holding millions of keys (queues, registry) does not add seconds of round trips to
+    // every refresh.
+    const stream = this.redis.scanStream({ match: `${this.keys.dataPrefix(mirror)}*`, count: 1000 });
     for await (const batch of stream as AsyncIterable<string[]>) {
-      const kept = keep === undefined ? '' : this.keys.data(mirror, keep);
-      const orphans = batch.filter((k) => k !== kept && k !== this.keys.personIndex(kept));
+      const kept = keep === undefined ? [] : this.keys.versionKeys(this.keys.data(mirror, keep));
+      const orphans = batch.filter((k) => !kept.includes(k));
       if (orphans.length > 0) dropped += await this.redis.unlink(...orphans);
     }
     return dropped;

@@ -21,15 +21,14 @@ async function mirrorsFor(source: string, extraction: Record<string, unknown> = 
   return track(startMirrors({ directory: { extraction: { source, ...extraction } } }));
 }
 
-/** Data keys of the extraction left in Redis: only the version in service may remain. */
-/** The versions' data keys and their per-person indexes (`:pp`), sorted. */
+/** The versions' data keys with their per-person indexes (`:pp`) and digests (`:d`), sorted. */
 async function versionKeys(h: MirrorsHarness): Promise<string[]> {
   return (await h.redis.keys(`${h.config.redis.prefix}dir:{dir:extraction}:v:*`)).sort();
 }
 
 const versionAndIndex = (h: MirrorsHarness, v: number) => {
   const key = `${h.config.redis.prefix}dir:{dir:extraction}:v:${v}`;
-  return [key, `${key}:pp`];
+  return [key, `${key}:d`, `${key}:pp`];
 };
 
 describe('BAL extraction mirror', () => {
@@ -182,13 +181,17 @@ describe('extraction loader batches', () => {
     const gap = extractionLine(addr(3), 3).replace('|Cardiologie|', '||');
     const other = extractionLine(addr(4), 4).replace('|NOM4|', '|AUTRE|');
     const second = extractionLine(addr(100), 3);
+    // An address first listed without its person id, which a repeat fills in.
+    const anonymous = extractionLine(addr(200), 9).replace('|810000000009|', '||');
     const lines = [
       EXTRACTION_HEADER,
       ...Array.from({ length: 60 }, (_, i) => (i === 3 ? gap : extractionLine(addr(i), i))),
       extractionLine(addr(3), 3),
       other,
       second,
+      anonymous,
       extractionLine(addr(0), 0),
+      extractionLine(addr(200), 9),
     ];
     const day1 = path.join(dir, 'day1.txt');
     writeFileSync(day1, `${lines.join('\n')}\n`);
@@ -214,12 +217,26 @@ describe('extraction loader batches', () => {
     };
     try {
       const whole = await load(10_000);
-      expect(whole.first).toMatchObject({ entries: 61, lines: 64, duplicates: 3, conflicts: 1, invalid: 0 });
-      expect(whole.next).toMatchObject({ entries: 60, added: 5, removed: 6 });
+      expect(whole.first).toMatchObject({ entries: 62, lines: 66, duplicates: 4, conflicts: 1, invalid: 0 });
+      expect(whole.next).toMatchObject({ entries: 60, added: 5, removed: 7 });
       expect(whole.data[addr(3)]).toContain('|Cardiologie|');
       expect(whole.data[addr(4)]).toContain('|NOM4|');
       expect(whole.persons['810000000003']).toBe(`${addr(3)} ${addr(100)}`);
+      expect(whole.persons['810000000009']).toBe(`${addr(9)} ${addr(200)}`);
+      expect(whole.data[addr(200)]).toContain('|810000000009|');
       for (const size of [1, 7]) expect(await load(size)).toEqual(whole);
+      // A copy stored before digests were kept beside it: its addresses are read from the hash.
+      const key = `${prefix}b10000:{x}:v:1`;
+      expect(await redis.strlen(`${key}:d`)).toBe(62 * 8);
+      await redis.unlink(`${key}:d`);
+      const again = await loadExtraction({
+        redis,
+        file: day2,
+        target: `${prefix}b10000:{x}:v:3`,
+        maxInvalidShare: 0,
+        previous: { key, entries: 62 },
+      });
+      expect(again).toEqual(whole.next);
     } finally {
       await redis.quit().catch(() => redis.disconnect());
     }

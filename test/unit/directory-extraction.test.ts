@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ENTRY_FIELDS,
   columnMap,
   decodeValues,
   encodeValues,
@@ -8,7 +9,9 @@ import {
   mergeValues,
   parseRow,
 } from '../../src/directory/extraction-format.js';
-import { LineSplitter } from '../../src/directory/extraction-input.js';
+import { DigestSet, digestOf } from '../../src/directory/extraction-digests.js';
+import { ByteLines } from '../../src/directory/extraction-input.js';
+import { RowReader } from '../../src/directory/extraction-rows.js';
 import { checkShrink } from '../../src/directory/mirror-kinds.js';
 import { GatewayError } from '../../src/errors/index.js';
 import { normalizeAddress } from '../../src/shared/index.js';
@@ -101,22 +104,147 @@ describe('extraction columns', () => {
   });
 });
 
+/** The lines ByteLines passes for these chunks, as text, and what end() passes. */
+function splitLines(chunks: Buffer[], maxLineBytes = 100): { lines: string[]; last: string | undefined } {
+  const splitter = new ByteLines(maxLineBytes);
+  const lines: string[] = [];
+  const sink = (b: Buffer, s: number, e: number) => lines.push(b.toString('utf8', s, e));
+  for (const chunk of chunks) splitter.push(chunk, sink);
+  const before = lines.length;
+  const ended = splitter.end(sink);
+  expect(ended).toBe(lines.length > before);
+  return { lines: lines.slice(0, before), last: ended ? lines.at(-1) : undefined };
+}
+
 describe('line splitting', () => {
   it('splits LF and CRLF lines across chunk and UTF-8 boundaries, keeping an unterminated tail', () => {
-    const splitter = new LineSplitter(100);
     const bytes = Buffer.from('é1\r\nligne 2\nfin sans saut', 'utf8');
-    const lines: string[] = [];
-    for (let i = 0; i < bytes.length; i += 1) lines.push(...splitter.push(bytes.subarray(i, i + 1)));
-    expect(lines).toEqual(['é1', 'ligne 2']);
-    expect(splitter.end()).toBe('fin sans saut');
-    const whole = new LineSplitter(100);
-    expect(whole.push(Buffer.from('a\nb\n'))).toEqual(['a', 'b']);
-    expect(whole.end()).toBeUndefined();
+    const oneByOne = Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
+    expect(splitLines(oneByOne)).toEqual({ lines: ['é1', 'ligne 2'], last: 'fin sans saut' });
+    expect(splitLines([bytes])).toEqual({ lines: ['é1', 'ligne 2'], last: 'fin sans saut' });
+    expect(splitLines([Buffer.from('a\nb\n')])).toEqual({ lines: ['a', 'b'], last: undefined });
+    expect(splitLines([Buffer.from('a\r\n'), Buffer.from('\r')])).toEqual({ lines: ['a'], last: undefined });
+  });
+
+  it('passes a line that is not UTF-8 as decoding would have made it (U+FFFD for each bad byte)', () => {
+    const bad = Buffer.concat([Buffer.from('PER|x'), Buffer.from([0xe9]), Buffer.from('|y\nok\n')]);
+    expect(splitLines([bad]).lines).toEqual([`PER|x\uFFFD|y`, 'ok']);
+    expect(splitLines([bad.subarray(0, 6), bad.subarray(6)]).lines).toEqual([`PER|x\uFFFD|y`, 'ok']);
   });
 
   it('refuses a line longer than the limit (a file without line breaks)', () => {
-    const splitter = new LineSplitter(10);
-    expect(refusedReason(() => splitter.push(Buffer.from('x'.repeat(11))))).toBe('malformed');
+    const splitter = new ByteLines(10);
+    expect(refusedReason(() => splitter.push(Buffer.from('x'.repeat(12)), () => undefined))).toBe(
+      'malformed',
+    );
+    expect(
+      refusedReason(() => new ByteLines(10).push(Buffer.from(`${'x'.repeat(11)}\n`), () => undefined)),
+    ).toBe('malformed');
+    expect(splitLines([Buffer.from(`${'x'.repeat(10)}\r\n`)], 10).lines).toEqual(['x'.repeat(10)]);
+  });
+});
+
+/** What the byte reader makes of a line, as parseRow and encodeValues would have it. */
+function readRow(reader: RowReader, line: string) {
+  const bytes = Buffer.from(`##${line}##`, 'utf8');
+  const outcome = reader.read(bytes, 2, bytes.length - 2);
+  if (outcome !== 'ok') return outcome;
+  return {
+    address: reader.address,
+    stored: reader.value.toString('utf8', 0, reader.valueLength),
+    nationalId: reader.nationalId,
+  };
+}
+
+describe('reading lines from their bytes', () => {
+  it('stores what parseRow and encodeValues store, for plain and awkward lines alike', () => {
+    const map = columnMap(EXTRACTION_HEADER);
+    const reader = new RowReader(map, 4096);
+    const good = extractionLine('a@b.example', 1);
+    const variants = [
+      good,
+      extractionLine('Jean.Martin@Hôpital.Example', 2),
+      extractionLine(' Upper.Case@CH-Exemple.MSSante.fr ', 3),
+      extractionLine("o'brien@ch.example", 4),
+      extractionLine('a@b.example.', 5),
+      extractionLine('a..b@b.example', 6),
+      extractionLine('a@b', 7),
+      extractionLine(`${'x'.repeat(65)}@b.example`, 8),
+      extractionLine('\u00a0nbsp@b.example\u00a0', 9),
+      extractionLine('.lead@b.example', 10),
+      extractionLine('trail.@b.example', 11),
+      extractionLine('@b.example', 12),
+      extractionLine('a@b@c.example', 13),
+      extractionLine('a_b+c-d@sous_domaine.example', 14),
+      extractionLine('a@-b.example', 15),
+      extractionLine('a@b..example', 16),
+      extractionLine('A.B_C+D@Domaine.Example', 17),
+      extractionLine('pas-une-adresse', 18),
+      extractionLine('', 19),
+      good.replace(/^PER\|/, '|'),
+      good.replace(/^PER\|/, '   |'),
+      good.replace(/^PER\|/, ' per |').replace(/\|FRANCE$/, '| FRANCE '),
+      good.replace(/^PER\|/, 'Org|'),
+      good.replace(/^PER\|/, '\u00a0PER\u00a0|'),
+      good.replace(/^PER\|/, 'XYZ|'),
+      good.replace(/^PER\|/, 'PE|'),
+      good.replace('|Cardiologie|', '|\u00a0Cardio\u00a0|'),
+      good.replace('|Cardiologie|', '|  |'),
+      good.replace(/\|[^|]*$/, '|'),
+      good.replace(/\|810000000001\|/, '|8abc\u00e9|'),
+      good.replace(/\|810000000001\|/, '||'),
+      `${good}|extra`,
+      good.slice(0, good.lastIndexOf('|')),
+      '',
+      '   ',
+      '\u00a0',
+    ];
+    for (const line of variants) {
+      const row = parseRow(line, map);
+      const expected =
+        line.trim() === ''
+          ? 'blank'
+          : row
+            ? {
+                address: row.address,
+                stored: encodeValues(row.values),
+                nationalId: row.values[ENTRY_FIELDS.indexOf('nationalId')]!.toUpperCase(),
+              }
+            : 'invalid';
+      expect({ line, read: readRow(reader, line) }).toEqual({ line, read: expected });
+    }
+  });
+
+  it('follows the columns of the header, wherever they are', () => {
+    const map = columnMap('Adresse BAL|Identification nationale PP|Type de BAL|Raison sociale|Code postal');
+    const reader = new RowReader(map, 4096);
+    expect(readRow(reader, 'Jeanne.Dupont@CH-Exemple.mssante.fr|810000000001|per|CH EXEMPLE|69000')).toEqual({
+      address: 'jeanne.dupont@ch-exemple.mssante.fr',
+      stored: encodeValues(
+        ENTRY_FIELDS.map(
+          (f) =>
+            ({ type: 'PER', nationalId: '810000000001', organisation: 'CH EXEMPLE', postalCode: '69000' })[
+              f as string
+            ] ?? '',
+        ),
+      ),
+      nationalId: '810000000001',
+    });
+  });
+});
+
+describe('address digests', () => {
+  it('remembers what was added, grows, and survives its byte form', () => {
+    const set = new DigestSet(4);
+    const d = { hi: 0, lo: 0 };
+    for (let i = 0; i < 5000; i++) expect(set.add(digestOf(`user${i}@b.example`, d))).toBe(true);
+    expect(set.add(digestOf('user42@b.example', d))).toBe(false);
+    expect(set.size).toBe(5000);
+    const copy = DigestSet.fromBuffer(set.toBuffer())!;
+    expect(copy.size).toBe(5000);
+    expect(copy.has(digestOf('user4999@b.example', d))).toBe(true);
+    expect(copy.has(digestOf('user5000@b.example', d))).toBe(false);
+    expect(DigestSet.fromBuffer(Buffer.alloc(7))).toBeUndefined();
   });
 });
 
