@@ -271,11 +271,9 @@ export class DotStuffer {
 
   /** Ends the last line if needed, then the terminating ".". */
   end(): Buffer {
-    const tail: Buffer[] = [];
-    if (this.#pendingCr || !this.#atLineStart) tail.push(CRLF);
+    const open = this.#pendingCr || !this.#atLineStart;
     this.#pendingCr = false;
     this.#atLineStart = true;
-    tail.push(Buffer.from('.\r\n'));
-    return Buffer.concat(tail);
+    return Buffer.from(open ? '\r\n.\r\n' : '.\r\n', 'latin1');
   }
 }
