@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -35,9 +35,7 @@ export function canonicalJson(value: unknown): string {
 /** The hash of an entry (everything but its own `hash` field) chained to `prev`. */
 export function entryHash(prev: string, entry: Readonly<Record<string, unknown>>): string {
   const { hash: _ignored, ...rest } = entry;
-  return createHash('sha256')
-    .update(`${prev}\n${canonicalJson(rest)}`)
-    .digest('hex');
+  return hash('sha256', `${prev}\n${canonicalJson(rest)}`, 'hex');
 }
 
 /** Journal files of a folder, oldest day first. */

@@ -90,19 +90,24 @@ export class FileAuditJournal implements AuditJournal {
   #append(now: Date, event: AuditEvent): void {
     const seq = this.#seq + 1;
     // Round-tripped so that the hashed form is exactly what a reader parses back (no undefined, no Date).
-    const entry = JSON.parse(
-      JSON.stringify({
-        time: now.toISOString(),
-        node: this.#node,
-        pid: process.pid,
-        ...event,
-        seq,
-        prev: this.#prev,
-      }),
-    ) as Record<string, unknown>;
+    const text = JSON.stringify({
+      time: now.toISOString(),
+      node: this.#node,
+      pid: process.pid,
+      ...event,
+      seq,
+      prev: this.#prev,
+    });
+    const entry = JSON.parse(text) as Record<string, unknown>;
     const hash = entryHash(this.#prev, entry);
     const line = { ...entry, hash };
-    writeSync(this.#fd!, `${JSON.stringify(line)}\n`);
+    // The line is the entry's own text with `hash` added last: what JSON.stringify(line) writes,
+    // without serialising the entry a second time. An event with a field of that name (never in the
+    // catalogue) is written the long way, its field taking the hash's place.
+    writeSync(
+      this.#fd!,
+      'hash' in entry ? `${JSON.stringify(line)}\n` : `${text.slice(0, -1)},"hash":"${hash}"}\n`,
+    );
     this.#seq = seq;
     this.#prev = hash;
     notify(this.#listeners, line as unknown as JournalEntry);

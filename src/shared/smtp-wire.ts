@@ -187,7 +187,63 @@ export class DotStuffer {
   #atLineStart = true;
   #pendingCr = false;
 
+  /**
+   * A message received over SMTP already ends its lines with CRLF: such a chunk is only checked
+   * (one read of each byte) and sent as it is, or copied once with the stuffing dots put in. A
+   * chunk with a bare CR or LF goes through the byte-by-byte conversion (`#convert`). The CR of a
+   * CRLF split across two chunks is held until the next one, as the conversion does.
+   */
   encode(chunk: Buffer): Buffer {
+    let start = 0;
+    let head: Buffer | undefined;
+    if (this.#pendingCr && chunk.length > 0) {
+      this.#pendingCr = false;
+      this.#atLineStart = true;
+      head = CRLF;
+      if (chunk[0] === LF) start = 1;
+    }
+    const body = this.#stuffCrlf(chunk, start) ?? this.#convert(chunk.subarray(start));
+    return head ? Buffer.concat([head, body]) : body;
+  }
+
+  /** The stuffed bytes of `chunk` from `start`, or undefined (state untouched) if a CR or LF is bare. */
+  #stuffCrlf(chunk: Buffer, start: number): Buffer | undefined {
+    const len = chunk.length;
+    if (start >= len) return chunk.subarray(len);
+    let atLineStart = this.#atLineStart;
+    let dots: number[] | undefined;
+    for (let i = start; i < len; i++) {
+      const byte = chunk[i];
+      if (byte === CR) {
+        if (i + 1 < len && chunk[i + 1] !== LF) return undefined;
+      } else if (byte === LF) {
+        if (i === start || chunk[i - 1] !== CR) return undefined;
+        atLineStart = true;
+      } else {
+        if (atLineStart && byte === DOT) (dots ??= []).push(i);
+        atLineStart = false;
+      }
+    }
+    // A final CR waits for the next chunk: CRLF split in two, or a bare CR to convert.
+    const pendingCr = chunk[len - 1] === CR;
+    const end = pendingCr ? len - 1 : len;
+    this.#atLineStart = atLineStart;
+    this.#pendingCr = pendingCr;
+    if (!dots) return chunk.subarray(start, end);
+    const out = Buffer.allocUnsafe(end - start + dots.length);
+    let n = 0;
+    let from = start;
+    for (const at of dots) {
+      n += chunk.copy(out, n, from, at);
+      out[n++] = DOT;
+      from = at;
+    }
+    n += chunk.copy(out, n, from, end);
+    return out.subarray(0, n);
+  }
+
+  /** Byte by byte: bare CR and LF become CRLF, a leading '.' is doubled. */
+  #convert(chunk: Buffer): Buffer {
     const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
     let n = 0;
     for (const byte of chunk) {
@@ -215,11 +271,9 @@ export class DotStuffer {
 
   /** Ends the last line if needed, then the terminating ".". */
   end(): Buffer {
-    const tail: Buffer[] = [];
-    if (this.#pendingCr || !this.#atLineStart) tail.push(CRLF);
+    const open = this.#pendingCr || !this.#atLineStart;
     this.#pendingCr = false;
     this.#atLineStart = true;
-    tail.push(Buffer.from('.\r\n'));
-    return Buffer.concat(tail);
+    return Buffer.from(open ? '\r\n.\r\n' : '.\r\n', 'latin1');
   }
 }

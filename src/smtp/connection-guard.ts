@@ -10,6 +10,7 @@ import {
   TlsRefusals,
   sourceOf,
 } from '../shared/index.js';
+import { greetAtOnce } from './greeting.js';
 
 export interface ConnectionGuardOptions {
   /** Metric label: `mx`, `submission`, `submission-tls`. */
@@ -63,7 +64,8 @@ function peerOf(address: string | undefined, port: number | undefined): string {
  * Bounded, fair resources on an smtp-server listener (issue #11): every accepted socket passes the
  * gate before smtp-server sees it (a refusal costs no session, no TLS and no 100 ms greeting delay),
  * gets `421 4.7.0` when refused, and is closed with `421 4.7.0` if it has not authenticated within
- * the deadline. smtp-server's own `maxClients` stays as a backstop.
+ * the deadline. smtp-server's own `maxClients` stays as a backstop. An admitted connection is
+ * greeted at once, without smtp-server's 100 ms early-talker pause (greeting.ts).
  */
 export class ConnectionGuard {
   readonly #o: ConnectionGuardOptions;
@@ -91,6 +93,7 @@ export class ConnectionGuard {
             options.metrics.connectionRefusalReplies.inc({ listener: options.listener, outcome }),
         })
       : undefined;
+    greetAtOnce(server);
     const net = server.server;
     // smtp-server's accept handler runs only for admitted sockets.
     const accept = net.listeners('connection') as Array<(socket: net.Socket) => void>;

@@ -1,0 +1,43 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { HeaderCapture } from '../../src/smtp/header-scan.js';
+
+async function through(chunks: readonly Buffer[]): Promise<{ capture: HeaderCapture; out: Buffer[] }> {
+  const capture = new HeaderCapture();
+  const out: Buffer[] = [];
+  capture.on('data', (b: Buffer) => out.push(b));
+  const ended = new Promise((resolve) => capture.on('end', resolve));
+  Readable.from(chunks).pipe(capture);
+  await ended;
+  return { capture, out };
+}
+
+describe('the header capture of an incoming message', () => {
+  it('passes the bytes on unchanged, a small message as one piece', async () => {
+    const message = Buffer.from('Subject: a\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n');
+    const chunks = Array.from({ length: message.length }, (_, i) => message.subarray(i, i + 1));
+    const { capture, out } = await through(chunks);
+    expect(out).toHaveLength(1);
+    expect(Buffer.concat(out).equals(message)).toBe(true);
+    expect(capture.header('message-id')).toBe('<m@x>');
+  });
+
+  it('finds the blank line across chunk boundaries and never reads the body as headers', async () => {
+    const head = 'From: a@b.test\r\nX-MSS-NIL: BENCH\r\n\r\n';
+    const message = Buffer.from(`${head}X-Not-A-Header: body\r\n`);
+    for (let cut = 1; cut < message.length; cut++) {
+      const { capture } = await through([message.subarray(0, cut), message.subarray(cut)]);
+      expect(capture.header('X-MSS-NIL')).toBe('BENCH');
+      expect(capture.header('X-Not-A-Header')).toBeUndefined();
+    }
+  });
+
+  it('passes a large message on in pieces of at most 64 KiB plus one chunk', async () => {
+    const chunk = Buffer.alloc(16 * 1024, 0x61);
+    const chunks = [Buffer.from('Subject: big\r\n\r\n'), ...Array.from({ length: 20 }, () => chunk)];
+    const { out } = await through(chunks);
+    expect(Buffer.concat(out).equals(Buffer.concat(chunks))).toBe(true);
+    expect(out.length).toBeGreaterThan(4);
+    expect(Math.max(...out.map((b) => b.length))).toBeLessThanOrEqual(64 * 1024 + 16 * 1024);
+  });
+});
