@@ -20,7 +20,8 @@ import { runVsPostfix } from './vs-postfix.js';
  * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client;
  * BENCH_IMAP_TLS=full: clients never resume a TLS session).
  * `npm run bench -- startup`: `npm start` to ready (first and second start) and each `mssgw` command,
- * wall and CPU against their targets (BENCH_STARTUP_ROUNDS rounds, BENCH_CLI_RUNS runs per command).
+ * wall and CPU against their targets (BENCH_STARTUP_ROUNDS rounds, BENCH_CLI_RUNS runs per command;
+ * BENCH_STARTUP_NPX=0 leaves out the `npx mssgw --help` run).
  */
 const [only, arg] = process.argv.slice(2);
 const extraction = async () =>
@@ -55,6 +56,7 @@ const startup = async () =>
       await runStartupBench({
         rounds: Number(process.env.BENCH_STARTUP_ROUNDS ?? 2),
         cliRuns: Number(process.env.BENCH_CLI_RUNS ?? 5),
+        npx: process.env.BENCH_STARTUP_NPX !== '0',
       }),
     ),
   );
