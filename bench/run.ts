@@ -9,6 +9,7 @@ import {
 } from './lifecycle-policy.js';
 import { runMxBench } from './mx-throughput.js';
 import { formatRelayBench, runRelayBench } from './relay-throughput.js';
+import { formatStartupBench, runStartupBench } from './startup.js';
 import { runVsPostfix } from './vs-postfix.js';
 
 /**
@@ -18,6 +19,9 @@ import { runVsPostfix } from './vs-postfix.js';
  * `npm run bench -- extraction` / `lifecycle` / `imap-login`: that benchmark alone, with its figures
  * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client;
  * BENCH_IMAP_TLS=full: clients never resume a TLS session).
+ * `npm run bench -- startup`: `npm start` to ready (first and second start) and each `mssgw` command,
+ * wall and CPU against their targets (BENCH_STARTUP_ROUNDS rounds, BENCH_CLI_RUNS runs per command;
+ * BENCH_STARTUP_NPX=0 leaves out the `npx mssgw --help` run).
  */
 const [only, arg] = process.argv.slice(2);
 const extraction = async () =>
@@ -46,8 +50,22 @@ const imapLogin = async () =>
       }),
     ),
   );
+const startup = async () =>
+  console.log(
+    formatStartupBench(
+      await runStartupBench({
+        rounds: Number(process.env.BENCH_STARTUP_ROUNDS ?? 2),
+        cliRuns: Number(process.env.BENCH_CLI_RUNS ?? 5),
+        npx: process.env.BENCH_STARTUP_NPX !== '0',
+      }),
+    ),
+  );
 if (only === 'extraction' || only === 'lifecycle' || only === 'imap-login') {
   await (only === 'extraction' ? extraction() : only === 'lifecycle' ? lifecycle() : imapLogin());
+  process.exit(0);
+}
+if (only === 'startup') {
+  await startup();
   process.exit(0);
 }
 if (only === 'crash') {
@@ -65,7 +83,9 @@ if (only === 'vs-postfix') {
   process.exit(ok ? 0 : 1);
 }
 if (only !== undefined) {
-  console.error(`unknown benchmark ${only}; known: crash, vs-postfix, extraction, lifecycle, imap-login`);
+  console.error(
+    `unknown benchmark ${only}; known: crash, vs-postfix, extraction, lifecycle, imap-login, startup`,
+  );
   process.exit(2);
 }
 
@@ -91,3 +111,4 @@ await imapLogin();
 
 await extraction();
 await lifecycle();
+await startup();

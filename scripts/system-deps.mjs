@@ -3,7 +3,8 @@
 // with IMAP and LMTP, openssl; prometheus and chromium for `npm test` only), when they are missing. As root it
 // runs apt-get itself; otherwise it prints the one command to run. MSSGW_SKIP_SYSTEM_DEPS=1 skips the check (external Redis/Dovecot).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
+import path from 'node:path';
 
 if (process.env.MSSGW_SKIP_SYSTEM_DEPS === '1') process.exit(0);
 
@@ -26,8 +27,17 @@ const needs = [
     : []),
 ];
 
+/** As `command -v`, without a shell per command: this check runs before every `npm start`. */
 function onPath(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
+    if (dir === '') return false;
+    try {
+      accessSync(path.join(dir, cmd), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 const missing = needs.filter((n) => !n.ok()).map((n) => n.pkg);

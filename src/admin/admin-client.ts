@@ -59,7 +59,7 @@ export interface AdminClientOptions {
   readonly timeoutMs?: number;
 }
 
-/** A typed client of the admin API over Node's fetch; used by the CLI. */
+/** A typed client of the admin API over node:http; used by the CLI. */
 export class AdminClient {
   readonly #base: string;
   readonly #headers: Record<string, string>;
@@ -178,34 +178,87 @@ export class AdminClient {
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.#base}${path}`;
-    let response: Response;
+    const url = new URL(`${this.#base}${path}`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const deadline = AbortSignal.timeout(this.#timeoutMs);
+    let answer: HttpAnswer;
     try {
-      response = await fetch(url, {
+      answer = await exchange(url, {
         method,
         // No Content-Type without a body: fastify refuses an empty body declared as JSON.
         headers:
-          body === undefined ? this.#headers : { ...this.#headers, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
+          payload === undefined
+            ? this.#headers
+            : {
+                ...this.#headers,
+                'content-type': 'application/json',
+                'content-length': String(Buffer.byteLength(payload)),
+              },
+        signal: deadline,
+        ...(payload === undefined ? {} : { payload }),
       });
     } catch (err) {
-      throw new AdminUnreachableError(this.#base, networkReason(err), { cause: err });
+      const reason = deadline.aborted ? 'no answer in time' : networkReason(err);
+      throw new AdminUnreachableError(this.#base, reason, { cause: err });
     }
-    const text = await response.text();
     // 204 No Content (secret set or removed) has no body to parse.
-    if (response.ok) return (text === '' ? undefined : JSON.parse(text)) as T;
-    throw problemToError(response, text);
+    if (answer.status >= 200 && answer.status < 300)
+      return (answer.text === '' ? undefined : JSON.parse(answer.text)) as T;
+    throw problemToError(answer, url.href);
   }
+}
+
+interface HttpAnswer {
+  readonly status: number;
+  readonly statusText: string;
+  readonly text: string;
+}
+
+/**
+ * One request and its whole answer, over node:http (node:https for an https:// URL) rather than
+ * fetch: Node loads its fetch implementation (undici) on first use, about 100 ms of CPU, which was
+ * a third of a CLI command that makes one request.
+ */
+async function exchange(
+  url: URL,
+  options: {
+    method: string;
+    headers: Record<string, string>;
+    signal: AbortSignal;
+    payload?: string;
+  },
+): Promise<HttpAnswer> {
+  const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: options.method, headers: options.headers, signal: options.signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        // Closed before its end (the server went away, the deadline): Node fails the answer.
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            statusText: res.statusMessage ?? '',
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(options.payload);
+  });
 }
 
 function balPath(address: string): string {
   return `/v1/bals/${encodeURIComponent(address.trim())}`;
 }
 
-function problemToError(response: Response, text: string): AdminApiError {
+function problemToError(response: HttpAnswer, url: string): AdminApiError {
   try {
-    const p = JSON.parse(text) as { type?: unknown; code?: unknown; detail?: unknown };
+    const p = JSON.parse(response.text) as { type?: unknown; code?: unknown; detail?: unknown };
     const code =
       typeof p.code === 'string'
         ? p.code
@@ -225,16 +278,13 @@ function problemToError(response: Response, text: string): AdminApiError {
   return new AdminApiError(
     `HTTP_${response.status}`,
     response.status,
-    `unexpected answer ${response.status} ${response.statusText} from ${response.url}; is this the mssgw admin API?`,
+    `unexpected answer ${response.status} ${response.statusText} from ${url}; is this the mssgw admin API?`,
   );
 }
 
-/** A short reason for a failed fetch: undici puts the system error code on `cause`. */
+/** A short reason for a failed request: the system error code (ECONNREFUSED, ENOTFOUND) when there is one. */
 function networkReason(err: unknown): string {
-  if (err instanceof Error && err.name === 'TimeoutError') return 'no answer in time';
-  const cause =
-    err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (typeof cause?.message === 'string') return cause.message;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string') return code;
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,16 +1,30 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import {
-  BAL_STATUSES,
-  BAL_TYPES,
-  MAX_LIST_LIMIT,
-  type Bal,
-  type BalMetadataPatch,
-  type BalPage,
+import type {
+  Bal,
+  BalMetadataPatch,
+  BalPage,
+  BalStatus,
+  BalType,
+  MAX_LIST_LIMIT as REGISTRY_MAX_LIST_LIMIT,
 } from '../registry/index.js';
 import type { BalView } from './admin-client.js';
 import { registerBalSecretCommands } from './cli-bal-secret.js';
 import type { CliContext } from './cli-context.js';
 import { formatPublication } from './cli-publication.js';
+
+/**
+ * The registry's vocabulary, written here so that defining the options does not load the registry
+ * (and the PKI and forge behind it) for every command; tsc refuses a copy that drifts: a value the
+ * registry does not know, a type or status left out, another page limit.
+ */
+const BAL_TYPES = ['PER', 'ORG', 'APP', 'CAB'] as const satisfies readonly BalType[];
+const BAL_STATUSES = ['active', 'suspended', 'deleted'] as const satisfies readonly BalStatus[];
+const MAX_LIST_LIMIT: typeof REGISTRY_MAX_LIST_LIMIT = 1000;
+type Unlisted = [
+  Exclude<BalType, (typeof BAL_TYPES)[number]>,
+  Exclude<BalStatus, (typeof BAL_STATUSES)[number]>,
+];
+const _everyListed: Unlisted extends [never, never] ? true : never = true;
 
 /**
  * `mssgw bal ...`: mailbox commands, each one admin API call. Output is for people by default

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { publicClientAccess, type Config, type PublicService } from '../config/index.js';
+import type { Config, PublicService } from '../config/index.js';
+import { configModule } from './cli-config.js';
 import type { CliIo } from './cli-context.js';
 
 /**
@@ -24,7 +25,7 @@ const IMPLICIT_PRIORITY = 0;
 const STARTTLS_PRIORITY = 10;
 
 function srvRecords(config: Pick<Config, 'domains' | 'imap' | 'smtp'>, ttl: number): string {
-  const { imap, submission } = publicClientAccess(config);
+  const { imap, submission } = configModule().publicClientAccess(config);
   const out: string[] = [];
   for (const domain of config.domains) {
     const origin = fqdn(domain);

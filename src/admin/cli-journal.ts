@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { GatewayError } from '../errors/index.js';
-import { searchJournal, verifyJournal, type JournalQuery } from '../observability/index.js';
+import type { JournalQuery } from '../observability/index.js';
 import type { CliIo } from './cli-context.js';
 
 /**
@@ -19,6 +19,7 @@ export function registerJournalCommands(program: Command, io: CliIo): void {
     .description('check that no entry was edited or removed (exit 1 naming the first broken one)')
     .option('--dir <dir>', 'journal folder (default: <dataDir>/journal of the configuration)')
     .action(async (opts: { dir?: string }) => {
+      const { verifyJournal } = await import('../observability/index.js');
       const dir = dirOf(opts);
       const report = await verifyJournal(dir);
       const [first, ...others] = report.broken;
@@ -65,6 +66,7 @@ export function registerJournalCommands(program: Command, io: CliIo): void {
           ...(opts.since === undefined ? {} : { since: opts.since }),
           ...(opts.until === undefined ? {} : { until: opts.until }),
         };
+        const { searchJournal } = await import('../observability/index.js');
         let count = 0;
         for await (const entry of searchJournal(dirOf(opts), query)) {
           count += 1;

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, environmentVariables, type Config } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { GatewayError } from '../errors/index.js';
+import { configModule } from './cli-config.js';
 import type { CliIo } from './cli-context.js';
 
 /**
@@ -36,7 +37,7 @@ export function registerLocalCommands(program: Command, io: CliIo): void {
       try {
         c = io.loadConfig(io.env);
       } catch (err) {
-        if (!opts.json || !(err instanceof ConfigError)) throw err;
+        if (!opts.json || !(err instanceof configModule().ConfigError)) throw err;
         // A script reading --json gets the problems in the same format as a valid answer.
         io.stdout(`${JSON.stringify({ valid: false, problems: err.issues }, null, 2)}\n`);
         throw new GatewayError(
@@ -51,6 +52,6 @@ export function registerLocalCommands(program: Command, io: CliIo): void {
     .command('env')
     .description('list the environment variable that overrides each setting')
     .action(() => {
-      for (const v of environmentVariables()) io.stdout(`${v.name}\t${v.key}\n`);
+      for (const v of configModule().environmentVariables()) io.stdout(`${v.name}\t${v.key}\n`);
     });
 }

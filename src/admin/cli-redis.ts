@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { type Config, readSecretFile } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { type ErrorCode, GatewayError, isGatewayError } from '../errors/index.js';
 import type * as RedisModule from '../redis/index.js';
+import { configModule } from './cli-config.js';
 
 /** ioredis and our wrapper, imported by the first command that reads Redis (not by `mssgw --help`). */
 let redisModule: typeof RedisModule | undefined;
@@ -22,6 +23,7 @@ export function gatewayRedisClient(config: Config, maxRetriesPerRequest: number 
   if (redisModule === undefined)
     throw new GatewayError('INTERNAL', 'gatewayRedisClient is called within withGatewayRedis');
   const { createRedisClient, redisPaths, redisTargetOf } = redisModule;
+  const { readSecretFile } = configModule();
   const sentinelPassword = config.redis.sentinelPasswordFile
     ? readSecretFile(config.redis.sentinelPasswordFile)
     : undefined;

@@ -1,9 +1,10 @@
 import { userInfo } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { loadConfig, readSecretFile, type Config } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import { AdminApiError, AdminClient, AdminUnreachableError } from './admin-client.js';
 import { registerBalCommands } from './cli-bal.js';
+import { configModule, loadConfigModule } from './cli-config.js';
 import { registerDevTokenCommand } from './cli-dev-token.js';
 import { registerDirectoryCommands } from './cli-directory.js';
 import { registerDnsCommands } from './cli-dns.js';
@@ -36,7 +37,8 @@ export function processIo(): CliIo {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     env: process.env,
-    loadConfig: (env) => loadConfig({ env }),
+    // Loaded by the preAction hook of buildCli, so that --help and usage errors do without it.
+    loadConfig: (env) => configModule().loadConfig({ env }),
     // A getter, not a value: touching process.stdin opens it, which only `bal secret set` needs.
     stdin: () => process.stdin,
   };
@@ -70,7 +72,9 @@ export function buildCli(io: CliIo = processIo()): Command {
     .showHelpAfterError('(add --help for usage)')
     // Usage errors are thrown rather than exiting, so runCli maps them to exit code 2.
     .exitOverride()
-    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) });
+    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
+    // Every command's action reads the configuration (or a secret file) through this module.
+    .hook('preAction', async () => void (await loadConfigModule()));
   const ctx = { io, client: (command: Command) => clientFor(command, io) };
   registerBalCommands(program, ctx);
   registerRightsCommands(program, ctx);
@@ -183,7 +187,7 @@ function urlOf(config: Config): string {
 function readToken(file: string): string {
   let token: string;
   try {
-    token = readSecretFile(file);
+    token = configModule().readSecretFile(file);
   } catch (err) {
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new GatewayError(

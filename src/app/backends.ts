@@ -8,6 +8,7 @@ import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { createRedisClient, redisTargetOf, startEmbeddedRedis, type RedisTarget } from '../redis/index.js';
 import { startEmbeddedDovecot } from '../store/index.js';
+import type { StartTimings } from './start-timings.js';
 
 /** Where the mailbox store is, whether we run it or an operator does. */
 export interface StoreEndpoints {
@@ -31,14 +32,59 @@ export interface Backends {
 /**
  * Redis and Dovecot: external when configured (distributed deployment), otherwise started and
  * supervised under the data directory (ARCHITECTURE.md §7, embedded default). Both or neither of
- * `store.imap` and `store.lmtp` must be set.
+ * `store.imap` and `store.lmtp` must be set. The two start side by side (neither needs the other):
+ * an embedded Redis and an embedded Dovecot each take a second or more on a busy machine.
  */
-export async function startBackends(config: Config, logger: Logger): Promise<Backends> {
-  const stops: Array<() => Promise<void>> = [];
+export async function startBackends(
+  config: Config,
+  logger: Logger,
+  timings?: StartTimings,
+): Promise<Backends> {
+  const timed = <T>(step: string, work: () => Promise<T>): Promise<T> =>
+    timings ? timings.time(step, work) : work();
+  const [redisSide, storeSide] = await Promise.allSettled([
+    timed('redis', () => startRedisSide(config, logger)),
+    timed('dovecot', () => startStoreSide(config, logger)),
+  ]);
+  // Stopped in reverse of a sequential start: Dovecot, then our Redis connection, then Redis.
+  const stops = [redisSide, storeSide].flatMap((side) =>
+    side.status === 'fulfilled' ? side.value.stops : [],
+  );
   const stopAll = async () => {
     for (const s of stops.reverse())
       await s().catch((err: unknown) => logger.error({ err }, 'backend stop failed'));
   };
+  if (redisSide.status === 'rejected' || storeSide.status === 'rejected') {
+    await stopAll();
+    throw redisSide.status === 'rejected' ? redisSide.reason : (storeSide as PromiseRejectedResult).reason;
+  }
+  const { target, password, redis, external } = redisSide.value;
+  const connect = (name: string) =>
+    createRedisClient(target, {
+      ...(password ? { password } : {}),
+      name: `mssgw-${name}`,
+      maxRetriesPerRequest: null,
+    });
+  return {
+    redis,
+    connect,
+    store: storeSide.value.store,
+    embedded: { redis: !external, store: storeSide.value.embedded },
+    stop: stopAll,
+  };
+}
+
+/** What a side of startBackends started, with the steps that stop it, in start order. */
+interface Started {
+  readonly stops: ReadonlyArray<() => Promise<void>>;
+}
+
+/** The configured Redis, or ours started under the data directory; and the gateway's connection to it. */
+async function startRedisSide(
+  config: Config,
+  logger: Logger,
+): Promise<Started & { target: RedisTarget; password: string | undefined; redis: Redis; external: boolean }> {
+  const stops: Array<() => Promise<void>> = [];
   try {
     const external = redisTargetOf(
       config.redis,
@@ -63,60 +109,52 @@ export async function startBackends(config: Config, logger: Logger): Promise<Bac
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
       else redis.disconnect();
     });
-
-    let store: StoreEndpoints;
-    const { imap, lmtp } = config.store;
-    if (imap && lmtp) {
-      if (!config.store.masterPasswordFile)
-        throw new GatewayError(
-          'CONFIG_INVALID',
-          'store.masterPasswordFile is required with an external store',
-        );
-      store = {
-        imap,
-        lmtp,
-        master: { user: config.store.masterUser, password: readSecretFile(config.store.masterPasswordFile) },
-      };
-    } else {
-      const storeDir = await embeddedStoreDir(config.dataDir);
-      if (storeDir !== config.dataDir) {
-        logger.warn(
-          { event: 'dovecot.store_dir', dataDir: config.dataDir, storeDir },
-          'a parent of the data directory is private: the embedded Dovecot keeps its files elsewhere',
-        );
-      }
-      const dovecot = await startEmbeddedDovecot({
-        dataDir: storeDir,
-        binary: config.store.dovecotBinary,
-        mailUser: config.store.mailUser,
-        masterUser: config.store.masterUser,
-        ...(config.store.embeddedImapPort === undefined ? {} : { imapPort: config.store.embeddedImapPort }),
-        logger: logger.child({ component: 'dovecot' }),
-      });
-      stops.push(() => dovecot.stop());
-      store = {
-        imap: dovecot.imap,
-        lmtp: dovecot.lmtp,
-        master: { user: dovecot.masterUser, password: dovecot.masterPassword },
-      };
-    }
-    const connect = (name: string) =>
-      createRedisClient(target, {
-        ...(password ? { password } : {}),
-        name: `mssgw-${name}`,
-        maxRetriesPerRequest: null,
-      });
-    return {
-      redis,
-      connect,
-      store,
-      embedded: { redis: !external, store: !(imap && lmtp) },
-      stop: stopAll,
-    };
+    return { stops, target, password, redis, external: external !== undefined };
   } catch (err) {
-    await stopAll();
+    for (const s of stops.reverse()) await s().catch(() => undefined);
     throw err;
   }
+}
+
+/** The configured store, or our Dovecot started under the data directory (or beside it, see embeddedStoreDir). */
+async function startStoreSide(
+  config: Config,
+  logger: Logger,
+): Promise<Started & { store: StoreEndpoints; embedded: boolean }> {
+  const { imap, lmtp } = config.store;
+  if (imap && lmtp) {
+    if (!config.store.masterPasswordFile)
+      throw new GatewayError('CONFIG_INVALID', 'store.masterPasswordFile is required with an external store');
+    const master = {
+      user: config.store.masterUser,
+      password: readSecretFile(config.store.masterPasswordFile),
+    };
+    return { stops: [], store: { imap, lmtp, master }, embedded: false };
+  }
+  const storeDir = await embeddedStoreDir(config.dataDir);
+  if (storeDir !== config.dataDir) {
+    logger.warn(
+      { event: 'dovecot.store_dir', dataDir: config.dataDir, storeDir },
+      'a parent of the data directory is private: the embedded Dovecot keeps its files elsewhere',
+    );
+  }
+  const dovecot = await startEmbeddedDovecot({
+    dataDir: storeDir,
+    binary: config.store.dovecotBinary,
+    mailUser: config.store.mailUser,
+    masterUser: config.store.masterUser,
+    ...(config.store.embeddedImapPort === undefined ? {} : { imapPort: config.store.embeddedImapPort }),
+    logger: logger.child({ component: 'dovecot' }),
+  });
+  return {
+    stops: [() => dovecot.stop()],
+    store: {
+      imap: dovecot.imap,
+      lmtp: dovecot.lmtp,
+      master: { user: dovecot.masterUser, password: dovecot.masterPassword },
+    },
+    embedded: true,
+  };
 }
 
 function secretOf(file: string | undefined): string | undefined {

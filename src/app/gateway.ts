@@ -30,8 +30,9 @@ import { type LifecycleEventsPart, buildLifecycleEvents, buildLifecycleJob } fro
 import { openListeners } from './open-listeners.js';
 import { buildPublication, startDevDirectoryPart, startPublication } from './publication.js';
 import { buildRegistry } from './registry.js';
+import { StartTimings } from './start-timings.js';
 import { StopOrder } from './stop-order.js';
-import { buildTrust } from './trust.js';
+import { type TrustPart, buildTrust } from './trust.js';
 
 export { type GatewayAddresses, describeAddresses } from './gateway-addresses.js';
 
@@ -72,6 +73,8 @@ export interface Gateway {
   readonly imap: ImapFrontEnd | undefined;
   /** The professionals' portal (portal.enabled, issue #13). */
   readonly portal: Portal | undefined;
+  /** Milliseconds each step of the start took (StartTimings), for the `gateway.ready` event. */
+  readonly startSteps: Readonly<Record<string, number>>;
   /**
    * Reloads the whitelist (a refresh of its mirror, whatever its source) and the trust material,
    * keeping the last good copy of what fails (SIGHUP).
@@ -102,12 +105,31 @@ export const Gateway = { start: startGateway };
 async function assemble(config: Config, options: GatewayOptions, stops: StopOrder): Promise<Gateway> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
+  const timings = new StartTimings();
   const metrics = createMetrics();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
-  const trust = await buildTrust(config, logger);
-  const whitelist = new WhitelistHolder(
-    await loadWhitelistFile(config.whitelistFile, clock, config.directory.whitelist.maxInvalidShare),
-  );
+  // In development, Redis and Dovecot start (child processes: seconds on a busy machine) while the
+  // trust material is loaded, after the development PKI is generated at the first start (a dozen
+  // RSA keys: seconds too). Production refuses bad trust material before it starts anything.
+  const startBackendsTimed = () => timings.time('backends', () => startBackends(config, logger, timings));
+  const backendsStarting = config.mode === 'development' ? startBackendsTimed() : undefined;
+  // Awaited below; until then, a failure must not count as an unhandled rejection.
+  backendsStarting?.catch(() => undefined);
+  let trust: TrustPart;
+  let whitelist: WhitelistHolder;
+  try {
+    trust = await timings.time('trust', () => buildTrust(config, logger));
+    whitelist = new WhitelistHolder(
+      await loadWhitelistFile(config.whitelistFile, clock, config.directory.whitelist.maxInvalidShare),
+    );
+  } catch (err) {
+    // Not in the stop order yet: stopped here once started.
+    await backendsStarting?.then(
+      (started) => started.stop(),
+      () => undefined,
+    );
+    throw err;
+  }
   const journal = new FileAuditJournal({
     dir: `${config.dataDir}/journal`,
     clock,
@@ -120,7 +142,8 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       journal.close();
     },
   });
-  const backends = stops.add('backends', await startBackends(config, logger));
+  const backends = stops.add('backends', await (backendsStarting ?? startBackendsTimed()));
+  timings.lap('trustAndBackends');
   // "Qui a utilisé ma boîte" (portal, #13): every node indexes the delegated uses it journals in
   // Redis, portal on or off, so that the page sees the uses of all nodes.
   journal.onRecord(recordMailboxUses({ redis: backends.redis, prefix: config.redis.prefix, logger }));
@@ -142,9 +165,11 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
   const registry = buildRegistry({ ...base, publication, mirrors });
   if (publication) await startPublication(publication, logger);
   await startDirectory(mirrors, trust);
+  timings.lap('directory');
 
   const spool = new Spool(config.dataDir);
   await spool.init();
+  timings.lap('spool');
   const lifecycleDeps = {
     ...base,
     registry,
@@ -190,9 +215,11 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
       certificateNotAfter: () => trust.current().certificate.validTo,
     }),
   );
+  timings.lap('services');
   await delivery.start();
   await lifecycleJob.start();
   stops.add('health', health).start();
+  timings.lap('workers');
 
   const reload = async (): Promise<void> => {
     const log = logger.child({ event: 'gateway.reload' });
@@ -230,6 +257,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     },
   );
   const { addresses } = listeners;
+  timings.lap('listeners');
   journal.record({
     event: 'gateway.started',
     mode: config.mode,
@@ -246,6 +274,7 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     submission: listeners.submission,
     imap: listeners.imap,
     portal: listeners.portal,
+    startSteps: timings.steps(),
     get trust() {
       return trust.current();
     },

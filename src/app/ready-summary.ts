@@ -37,11 +37,13 @@ export function readySummary(input: ReadySummaryInput): string {
   if (input.mode === 'development') {
     lines.push(
       `  development PKI ${input.pkiDir} (never for production; peer-trusted.* acts as a whitelisted peer)`,
-      '  a token for XOAUTH2/OAUTHBEARER: npx mssgw dev-token --subject 810000000001',
+      '  a token for XOAUTH2/OAUTHBEARER: bin/mssgw.js dev-token --subject 810000000001',
     );
   }
   lines.push(
-    '  administer: npx mssgw --help · stop: Ctrl-C (or SIGTERM), in-flight work is finished first',
+    // bin/mssgw.js rather than npx mssgw: npx installs this package into its cache before each call
+    // (seconds; a first call of a fresh clone took 98 s of wall time at load 15).
+    '  administer: bin/mssgw.js --help · stop: Ctrl-C (or SIGTERM), in-flight work is finished first',
     '',
   );
   return lines.join('\n');

@@ -80,6 +80,12 @@ async function loadProvider(notice: (text: string) => void): Promise<typeof Prov
 }
 
 export async function startDevProvider(options: DevProviderOptions): Promise<DevProvider> {
+  // A fresh signing key per start: tokens of an earlier run are refused, none of oidc-provider's
+  // built-in development keys is trusted. Generated in the thread pool while oidc-provider loads:
+  // on the main thread it held every start up for 0.1 to 0.5 s. Exported as a JWK by the generation
+  // itself (see generateJwkPair: a Node 20 deadlock).
+  const keyPair = generateJwkPair('RS256');
+  keyPair.catch(() => undefined); // awaited below, after the import and the listen
   const Provider = await loadProvider(options.notice ?? (() => {}));
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -91,10 +97,8 @@ export async function startDevProvider(options: DevProviderOptions): Promise<Dev
   const issuer = `http://${host}:${address.port}`;
   const claim = options.nationalIdClaim ?? 'SubjectNameID';
   const claims = [...new Set([claim, ...PERSON_CLAIMS])];
-  // A fresh signing key per start: tokens of an earlier run are refused, none of oidc-provider's
-  // built-in development keys is trusted.
   const signingKey = {
-    ...(await generateJwkPair('RS256')).privateJwk,
+    ...(await keyPair).privateJwk,
     kid: randomBytes(8).toString('hex'),
     use: 'sig',
     alg: 'RS256',

@@ -1,4 +1,4 @@
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { GatewayError } from '../errors/index.js';
 import type { Logger } from '../observability/index.js';
 import { SPECIAL_USE_FOLDERS } from './dovecot-config.js';
@@ -33,6 +33,9 @@ export async function openMailboxSession(
   options: MailboxSessionOptions = {},
 ): Promise<ImapFlow> {
   assertMailboxName(mailbox);
+  // Imported at the first session (creating or purging a mailbox), not at the gateway's start:
+  // imapflow and its dependencies were a tenth of the start's module loading.
+  const { ImapFlow } = await import('imapflow');
   const timeout = options.connectTimeoutMs ?? 10_000;
   const client = new ImapFlow({
     host: endpoint.host,

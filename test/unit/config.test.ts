@@ -28,6 +28,16 @@ describe('configuration schema', () => {
     expect(c.domains).toEqual(['a.test', 'b.test']);
   });
 
+  it('takes an IANA time zone, listed or an alias, and refuses a name that is none', () => {
+    const zone = (timeZone: string) =>
+      loadConfig({ ...noFiles, overrides: { lifecycle: { timeZone } } }).lifecycle.timeZone;
+    expect(zone('Europe/Paris')).toBe('Europe/Paris');
+    // Not in Intl.supportedValuesOf('timeZone'), which lists canonical names only.
+    expect(zone('UTC')).toBe('UTC');
+    expect(zone('US/Eastern')).toBe('US/Eastern');
+    expect(() => zone('Mars/Olympus_Mons')).toThrow(/lifecycle\.timeZone.*IANA time zone/s);
+  });
+
   it('reports every bad key at once, with its path and source', () => {
     let caught: unknown;
     try {
