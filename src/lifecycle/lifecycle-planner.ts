@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors/index.js';
-import type { Bal, BalPage } from '../registry/index.js';
+import type { Bal, BalSummary, BalSummaryPage } from '../registry/index.js';
 import {
   decideInactivity,
   type InactivityDecision,
@@ -16,9 +16,12 @@ import type {
 } from './lifecycle-ports.js';
 import { mailPurgeDue, type MailPurgeDecision } from './mail-retention.js';
 
-/** What the lifecycle would do with one mailbox, and what it knew to decide so. */
-export interface PlannedBal {
-  readonly bal: Bal;
+/**
+ * What the lifecycle would do with one mailbox, and what it knew to decide so: from a summary of the
+ * mailbox when the whole registry is planned, from its whole record when one mailbox is decided again.
+ */
+export interface PlannedBal<B extends BalSummary = BalSummary> {
+  readonly bal: B;
   readonly publication: PublicationView | undefined;
   readonly decision: InactivityDecision;
   /** Present when the mail of this deleted mailbox is due for purging. */
@@ -35,12 +38,18 @@ export interface LifecyclePlannerOptions {
   readonly thresholds: InactivityThresholds;
   /** Configuration `lifecycle.deletedMailRetentionDays`; undefined: purges are not planned. */
   readonly deletedMailRetentionDays?: number;
-  readonly registry: Pick<LifecycleRegistry, 'get' | 'list'>;
+  readonly registry: Pick<LifecycleRegistry, 'get' | 'summaries'>;
   readonly activity: ActivityReader;
   readonly publication: PublicationStateReader;
 }
 
-export const DEFAULT_PAGE_SIZE = 1000;
+/**
+ * Mailboxes per page: one round trip for the registry and one for each other input (activity,
+ * publication, warnings, purges). Large enough that round trips do not count at a million mailboxes,
+ * small enough that a page holds a few megabytes and its registry script blocks Redis for a few
+ * milliseconds (MAX_SUMMARY_LIMIT).
+ */
+export const DEFAULT_PAGE_SIZE = 2000;
 
 /**
  * Gathers, a page of mailboxes at a time, what the policy needs (registry record, last use,
@@ -57,33 +66,34 @@ export class LifecyclePlanner {
   }
 
   /**
-   * Every mailbox of the registry with its decision at `now` (ms), a page at a time. The next page
-   * is read while this one is decided and handed out: the registry's round trips overlap the rest.
+   * Every mailbox of the registry with its decision at `now` (ms), a page of summaries at a time:
+   * memory stays that of a page or two whatever the registry's size. The next page is read while
+   * this one is decided and handed out: the registry's round trips overlap the rest.
    */
   async *pages(now: number, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<PlannedBal[]> {
-    let next: Promise<BalPage> | undefined = this.#list(undefined, pageSize);
+    let next: Promise<BalSummaryPage> | undefined = this.#page(undefined, pageSize);
     while (next !== undefined) {
-      const page: BalPage = await next;
-      next = page.nextCursor === undefined ? undefined : this.#list(page.nextCursor, pageSize);
+      const page: BalSummaryPage = await next;
+      next = page.nextCursor === undefined ? undefined : this.#page(page.nextCursor, pageSize);
       if (page.items.length > 0) yield await this.#decide(page.items, now);
     }
   }
 
   /** A registry page; a read ahead that fails while nobody waits for it is not an unhandled error. */
-  #list(cursor: string | undefined, limit: number): Promise<BalPage> {
-    const page = this.#o.registry.list({ limit, ...(cursor === undefined ? {} : { cursor }) });
+  #page(cursor: string | undefined, limit: number): Promise<BalSummaryPage> {
+    const page = this.#o.registry.summaries({ limit, ...(cursor === undefined ? {} : { cursor }) });
     page.catch(() => undefined);
     return page;
   }
 
-  /** The decision for one mailbox at `now`, from fresh reads; undefined when it does not exist. */
-  async one(address: string, now: number): Promise<PlannedBal | undefined> {
+  /** The decision for one mailbox at `now`, from fresh reads of its whole record; undefined when it does not exist. */
+  async one(address: string, now: number): Promise<PlannedBal<Bal> | undefined> {
     const bal = await this.#o.registry.get(address);
     if (!bal) return undefined;
     return (await this.#decide([bal], now))[0];
   }
 
-  async #decide(bals: readonly Bal[], now: number): Promise<PlannedBal[]> {
+  async #decide<B extends BalSummary>(bals: readonly B[], now: number): Promise<Array<PlannedBal<B>>> {
     const addresses = bals.map((b) => b.address);
     const purging = this.#o.deletedMailRetentionDays !== undefined;
     const [activity, publication, warned, purged] = await Promise.all([
@@ -113,7 +123,7 @@ export class LifecyclePlanner {
 
 /** The policy's view of one mailbox. */
 export function policySubject(
-  bal: Bal,
+  bal: BalSummary,
   view: PublicationView | undefined,
   lastActivityAt: number | undefined,
   warnedAt: string | null,
