@@ -8,6 +8,7 @@ import {
   type PolicySubject,
 } from './inactivity-policy.js';
 import { LifecycleKeys } from './lifecycle-keys.js';
+import { parseIsoInstant } from './lifecycle-time.js';
 import type {
   ActivityReader,
   LifecycleRegistry,
@@ -121,25 +122,29 @@ export class LifecyclePlanner {
   }
 }
 
-/** The policy's view of one mailbox. */
+/** The policy's view of one mailbox. Built a million times a run: no spread, instants parsed once. */
 export function policySubject(
   bal: BalSummary,
   view: PublicationView | undefined,
   lastActivityAt: number | undefined,
   warnedAt: string | null,
 ): PolicySubject {
-  const since = view?.since === undefined ? NaN : Date.parse(view.since);
-  const warned = warnedAt === null ? NaN : Number(warnedAt);
-  return {
+  const createdAt = parseIsoInstant(bal.createdAt);
+  const subject: { -readonly [K in keyof PolicySubject]: PolicySubject[K] } = {
     address: bal.address,
     status: bal.status,
-    createdAt: Date.parse(bal.createdAt),
+    createdAt,
     redListed: view?.redListed === true,
     publication: view?.state,
-    ...(Number.isNaN(since) ? {} : { publishedSince: since }),
-    ...(lastActivityAt === undefined ? {} : { lastActivityAt }),
-    ...(Number.isNaN(warned) ? {} : { warnedAt: warned }),
   };
+  // A publication state kept since creation (AssumedPublication) is the same instant again.
+  const since =
+    view?.since === undefined ? NaN : view.since === bal.createdAt ? createdAt : parseIsoInstant(view.since);
+  if (!Number.isNaN(since)) subject.publishedSince = since;
+  if (lastActivityAt !== undefined) subject.lastActivityAt = lastActivityAt;
+  const warned = warnedAt === null ? NaN : Number(warnedAt);
+  if (!Number.isNaN(warned)) subject.warnedAt = warned;
+  return subject;
 }
 
 /** The steps a page calls for, in order: warnings and unpublications, then purges. */

@@ -74,13 +74,10 @@ export function decodeSummaries(reply: readonly (string | null)[]): {
   for (let i = 0; i + STRIDE <= reply.length; i += STRIDE) {
     const address = reply[i] as string;
     last = address;
-    const [type, status, createdAt, deletedAt, listeRouge] = [
-      reply[i + 1],
-      reply[i + 2],
-      reply[i + 3],
-      reply[i + 4],
-      reply[i + 5],
-    ];
+    const type = reply[i + 1];
+    const status = reply[i + 2];
+    const createdAt = reply[i + 3];
+    const deletedAt = reply[i + 4];
     if (type === null && status === null && createdAt === null) continue;
     if (
       type === null ||
@@ -95,14 +92,15 @@ export function decodeSummaries(reply: readonly (string | null)[]): {
       // Only our scripts write these hashes; a broken one is a bug or a manual edit, not bad input.
       throw new GatewayError('INTERNAL', `registry record of ${address} is corrupt`, { address });
     }
-    items.push({
+    const summary: { -readonly [K in keyof BalSummary]: BalSummary[K] } = {
       address,
       type,
       status,
       createdAt,
-      ...(deletedAt === null || deletedAt === undefined ? {} : { deletedAt }),
-      listeRouge: listeRouge === '1',
-    });
+      listeRouge: reply[i + 5] === '1',
+    };
+    if (deletedAt !== null && deletedAt !== undefined) summary.deletedAt = deletedAt;
+    items.push(summary);
   }
   return { items, scanned: reply.length / STRIDE, last };
 }
