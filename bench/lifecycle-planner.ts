@@ -54,6 +54,11 @@ export interface PlannerBenchFigures {
     /** The run's state once stopped: `executing`, cursor 0, total = planned. */
     readonly state: { readonly phase: string; readonly cursor: string; readonly total: string };
   };
+  /**
+   * With BENCH_LIFECYCLE_BASELINE=1: the planner alone reading the registry as it did before summaries
+   * (`list` pages of 1,000, a pipelined HGETALL per mailbox), in a process of its own, for comparison.
+   */
+  readonly baseline?: PlannerPassFigures & { readonly peakRssMiB: number };
   /** Peak RSS and heap of the planning process over both passes. */
   readonly peakRssMiB: number;
   readonly peakHeapMiB: number;
@@ -82,13 +87,15 @@ export async function runLifecyclePlannerBench(
     const seedSeconds = (performance.now() - seedStart) / 1000;
     const redisSeededMiB = await redisMemoryMiB(redis);
     const before = loadAverage();
-    const child = await runPlannerChild(server.url, pageSize, {
-      redisCpu: () => redisCpuSeconds(redis),
-    });
+    const probe = { redisCpu: () => redisCpuSeconds(redis) };
+    const baseline =
+      process.env.BENCH_LIFECYCLE_BASELINE === '1' ? await runBaselineChild(server.url, probe) : undefined;
+    const child = await runPlannerChild(server.url, pageSize, probe);
     return {
       mailboxes: seeded,
       pageSize,
       seedSeconds,
+      ...(baseline === undefined ? {} : { baseline }),
       ...child,
       redisSeededMiB,
       redisPlannedMiB: await redisMemoryMiB(redis),
@@ -114,6 +121,7 @@ interface ChildPassLines {
 }
 
 const PLANNER_CHILD = '--lifecycle-planner-child';
+const BASELINE_CHILD = '--lifecycle-baseline-child';
 
 const quietJournal = (record: (e: AuditEvent) => void = () => undefined): AuditJournal => ({
   record,
@@ -209,6 +217,67 @@ async function plannerChild(redisUrl: string, pageSize: number): Promise<void> {
   }
 }
 
+/**
+ * The planner reading the registry the way it did before summaries: `list` pages of 1,000 whole
+ * records (a pipelined HGETALL per mailbox, 200 per round trip), the rest unchanged.
+ */
+async function baselineChild(redisUrl: string): Promise<void> {
+  const redis = createRedisClient(redisUrl, { name: 'bench-baseline' });
+  try {
+    const registry = new BalRegistry({
+      redis,
+      prefix: PREFIX,
+      domains: ['op.mssante.test'],
+      clock: { now: () => new Date(NOW) },
+      journal: quietJournal(),
+      provisioner: { provision: () => Promise.reject(new Error('the benchmark creates no mailbox')) },
+    });
+    const planner = new LifecyclePlanner({
+      redis,
+      prefix: PREFIX,
+      thresholds: THRESHOLDS,
+      registry: {
+        get: (address) => registry.get(address),
+        summaries: (q) =>
+          registry.list({ limit: 1000, ...(q.cursor === undefined ? {} : { cursor: q.cursor }) }),
+      },
+      activity: ActivityStore.withPrefix(redis, PREFIX),
+      publication: new AssumedPublication({ redis, prefix: PREFIX }),
+    });
+    const peak = new MemoryPeak().start(20);
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    let seen = 0;
+    for await (const page of planner.pages(NOW, 1000)) seen += page.length;
+    const figures = pass(start, cpu);
+    peak.stop().sample();
+    const peakRssMiB = Math.max(peak.rss, process.resourceUsage().maxRSS * 1024) / MiB;
+    process.stdout.write(`${JSON.stringify({ ...figures, seen, peakRssMiB })}\n`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function runBaselineChild(
+  redisUrl: string,
+  probe: { redisCpu: () => Promise<number> },
+): Promise<NonNullable<PlannerBenchFigures['baseline']>> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), BASELINE_CHILD, redisUrl],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const redisBefore = await probe.redisCpu();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`baseline child exited with ${code}`);
+  const figures = JSON.parse(out.trim()) as Omit<PlannerPassFigures, 'redisCpuSeconds'> & {
+    peakRssMiB: number;
+  };
+  return { ...figures, redisCpuSeconds: (await probe.redisCpu()) - redisBefore };
+}
+
 function pass(
   start: number,
   cpu: NodeJS.CpuUsage,
@@ -299,6 +368,13 @@ export function formatLifecyclePlannerBench(r: PlannerBenchFigures): string {
       `none ${n(p.actions.none)}, warn ${n(p.actions.warn)}, unpublish ${n(p.actions['unpublish-inactive'])}`,
     `  run's planning phase (lock, plan of ${n(r.run.planned)} steps written): ${r.run.seconds.toFixed(2)} s, ` +
       `CPU ${r.run.cpuSeconds.toFixed(2)} s, Redis CPU ${r.run.redisCpuSeconds.toFixed(2)} s`,
+    ...(r.baseline === undefined
+      ? []
+      : [
+          `  before (list pages, HGETALL per mailbox), planner alone: ${r.baseline.seconds.toFixed(2)} s, ` +
+            `CPU ${r.baseline.cpuSeconds.toFixed(2)} s, Redis CPU ${r.baseline.redisCpuSeconds.toFixed(2)} s, ` +
+            `peak RSS ${r.baseline.peakRssMiB.toFixed(0)} MiB`,
+        ]),
     `  decisions: ${decisions}`,
     `  run stopped after planning: phase ${r.run.state.phase}, cursor ${r.run.state.cursor} of ${r.run.state.total} (resumable)`,
     `  planning process peak RSS ${r.peakRssMiB.toFixed(0)} MiB, peak heap ${r.peakHeapMiB.toFixed(0)} MiB; ` +
@@ -313,6 +389,9 @@ export function formatLifecyclePlannerBench(r: PlannerBenchFigures): string {
 // `node --import tsx bench/lifecycle-planner.ts COUNT [PAGE_SIZE]` runs this benchmark alone.
 if (process.argv[2] === PLANNER_CHILD) {
   await plannerChild(process.argv[3] ?? '', Number(process.argv[4] ?? DEFAULT_PAGE_SIZE));
+  process.exit(0);
+} else if (process.argv[2] === BASELINE_CHILD) {
+  await baselineChild(process.argv[3] ?? '');
   process.exit(0);
 } else if (import.meta.url === `file://${process.argv[1]}`) {
   const count = Number(process.argv[2] ?? 100_000);
