@@ -255,7 +255,7 @@ export class BalRegistry {
         summaryScriptArgs(this.#keys.bal(''), after, limit),
       ),
     );
-    const { items, scanned, last } = decodeSummaries(reply as Array<string | null>);
+    const { items, scanned, last } = decodeSummaries(reply as string);
     return scanned < limit || last === undefined ? { items } : { items, nextCursor: encodeCursor(last) };
   }
 

@@ -31,12 +31,13 @@ const STRIDE = 1 + SUMMARY_FIELDS.length;
 /**
  * A page of summaries in one round trip: the addresses after a cursor in the index (ZRANGEBYLEX),
  * then each record's few fields (HMGET), inside the server. Where a pipeline would cost the client
- * a command object and a reply per mailbox, this is one command and one flat reply per page. The
- * script runs atomically, so a page also blocks other clients for its duration: pages are bounded
- * (MAX_SUMMARY_LIMIT), a few milliseconds each.
+ * a command object and a reply per mailbox, this is one command and one reply per page, and that
+ * reply is a single string (the fields joined by newlines, which neither addresses nor these fields
+ * contain; an absent field is empty): the client makes no buffer nor string per field, and most of
+ * the garbage a million mailboxes made is gone. The script runs atomically, so a page also blocks
+ * other clients for its duration: pages are bounded (MAX_SUMMARY_LIMIT), a few milliseconds each.
  * KEYS[1]: the index. ARGV: the key of a BAL without its address (RegistryKeys.bal(''), so the
  * layout stays in registry-keys.ts), the ZRANGEBYLEX minimum, the page size, then SUMMARY_FIELDS.
- * Reply: flat [address, field values... ] per address (nil for an absent field).
  */
 export const READ_BAL_SUMMARIES = new LuaScript(`
 local addresses = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
@@ -50,10 +51,10 @@ for _, address in ipairs(addresses) do
   out[n] = address
   for j = 1, #fields do
     n = n + 1
-    out[n] = values[j]
+    out[n] = values[j] or ''
   end
 end
-return out
+return table.concat(out, '\\n')
 `);
 
 export function summaryScriptArgs(balKeyPrefix: string, after: string | undefined, limit: number): string[] {
@@ -64,31 +65,24 @@ export function summaryScriptArgs(balKeyPrefix: string, after: string | undefine
  * The summaries of a script reply, and the last address scanned (the next page's cursor). An index
  * entry without a record (none is left by our scripts) is skipped, as `BalRegistry.list` does.
  */
-export function decodeSummaries(reply: readonly (string | null)[]): {
+export function decodeSummaries(reply: string): {
   items: BalSummary[];
   scanned: number;
   last: string | undefined;
 } {
   const items: BalSummary[] = [];
+  if (reply === '') return { items, scanned: 0, last: undefined };
+  const parts = reply.split('\n');
   let last: string | undefined;
-  for (let i = 0; i + STRIDE <= reply.length; i += STRIDE) {
-    const address = reply[i] as string;
+  for (let i = 0; i + STRIDE <= parts.length; i += STRIDE) {
+    const address = parts[i] as string;
     last = address;
-    const type = reply[i + 1];
-    const status = reply[i + 2];
-    const createdAt = reply[i + 3];
-    const deletedAt = reply[i + 4];
-    if (type === null && status === null && createdAt === null) continue;
-    if (
-      type === null ||
-      type === undefined ||
-      !isBalType(type) ||
-      status === null ||
-      status === undefined ||
-      !isBalStatus(status) ||
-      createdAt === null ||
-      createdAt === undefined
-    ) {
+    const type = parts[i + 1] ?? '';
+    const status = parts[i + 2] ?? '';
+    const createdAt = parts[i + 3] ?? '';
+    const deletedAt = parts[i + 4] ?? '';
+    if (type === '' && status === '' && createdAt === '') continue;
+    if (!isBalType(type) || !isBalStatus(status) || createdAt === '') {
       // Only our scripts write these hashes; a broken one is a bug or a manual edit, not bad input.
       throw new GatewayError('INTERNAL', `registry record of ${address} is corrupt`, { address });
     }
@@ -97,10 +91,10 @@ export function decodeSummaries(reply: readonly (string | null)[]): {
       type,
       status,
       createdAt,
-      listeRouge: reply[i + 5] === '1',
+      listeRouge: parts[i + 5] === '1',
     };
-    if (deletedAt !== null && deletedAt !== undefined) summary.deletedAt = deletedAt;
+    if (deletedAt !== '') summary.deletedAt = deletedAt;
     items.push(summary);
   }
-  return { items, scanned: reply.length / STRIDE, last };
+  return { items, scanned: parts.length / STRIDE, last };
 }
