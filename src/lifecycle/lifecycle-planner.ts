@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { GatewayError, isGatewayError } from '../errors/index.js';
-import type { Bal, BalSummary, BalSummaryPage } from '../registry/index.js';
+import type { Bal, BalSummary } from '../registry/index.js';
 import {
   decideInactivity,
   type InactivityDecision,
@@ -27,6 +27,12 @@ export interface PlannedBal<B extends BalSummary = BalSummary> {
   readonly decision: InactivityDecision;
   /** Present when the mail of this deleted mailbox is due for purging. */
   readonly purge?: MailPurgeDecision;
+}
+
+/** A page of the registry with its decisions, and the cursor of the next one. */
+interface DecidedPage {
+  readonly planned: PlannedBal[];
+  readonly nextCursor: string | undefined;
 }
 
 /** A step of a run: a warning, an unpublication, or a purge of deleted mail. */
@@ -68,21 +74,27 @@ export class LifecyclePlanner {
 
   /**
    * Every mailbox of the registry with its decision at `now` (ms), a page of summaries at a time:
-   * memory stays that of a page or two whatever the registry's size. The next page is read while
-   * this one is decided and handed out: the registry's round trips overlap the rest.
+   * memory stays that of a page or two whatever the registry's size. The next page is read and
+   * decided while this one is handed out (the run writes its steps meanwhile): its round trips, to
+   * the registry and then for the other inputs, overlap the rest rather than wait one after another.
    */
   async *pages(now: number, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<PlannedBal[]> {
-    let next: Promise<BalSummaryPage> | undefined = this.#page(undefined, pageSize);
+    let next: Promise<DecidedPage> | undefined = this.#ahead(undefined, pageSize, now);
     while (next !== undefined) {
-      const page: BalSummaryPage = await next;
-      next = page.nextCursor === undefined ? undefined : this.#page(page.nextCursor, pageSize);
-      if (page.items.length > 0) yield await this.#decide(page.items, now);
+      const page: DecidedPage = await next;
+      next = page.nextCursor === undefined ? undefined : this.#ahead(page.nextCursor, pageSize, now);
+      if (page.planned.length > 0) yield page.planned;
     }
   }
 
-  /** A registry page; a read ahead that fails while nobody waits for it is not an unhandled error. */
-  #page(cursor: string | undefined, limit: number): Promise<BalSummaryPage> {
-    const page = this.#o.registry.summaries({ limit, ...(cursor === undefined ? {} : { cursor }) });
+  /** A registry page, decided; a read ahead that fails while nobody waits for it is not an unhandled error. */
+  #ahead(cursor: string | undefined, limit: number, now: number): Promise<DecidedPage> {
+    const page = this.#o.registry
+      .summaries({ limit, ...(cursor === undefined ? {} : { cursor }) })
+      .then(async ({ items, nextCursor }) => ({
+        planned: items.length === 0 ? [] : await this.#decide(items, now),
+        nextCursor,
+      }));
     page.catch(() => undefined);
     return page;
   }
