@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Bal } from '../registry/index.js';
+import type { BalSummary } from '../registry/index.js';
 import { LifecycleKeys } from './lifecycle-keys.js';
 import type { PublicationStateReader, PublicationView } from './lifecycle-ports.js';
 
@@ -17,7 +17,7 @@ export class AssumedPublication implements PublicationStateReader {
     this.#keys = new LifecycleKeys(options.prefix);
   }
 
-  async statesOf(bals: readonly Bal[]): Promise<PublicationView[]> {
+  async statesOf(bals: readonly BalSummary[]): Promise<PublicationView[]> {
     if (bals.length === 0) return [];
     const flagged = await this.#redis.smismember(
       this.#keys.unpublishedInactive,

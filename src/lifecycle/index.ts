@@ -92,6 +92,7 @@ export {
   isMonth,
   monthInZone,
   nextDailyRun,
+  parseIsoInstant,
   zonedInstant,
 } from './lifecycle-time.js';
 export { LifecycleEvents } from './lifecycle-events.js';

@@ -1,4 +1,4 @@
-import type { Bal, BalListQuery, BalPage, GrantView } from '../registry/index.js';
+import type { Bal, BalListQuery, BalPage, BalSummary, BalSummaryPage, GrantView } from '../registry/index.js';
 import type { PublicationStateName } from '../publication/index.js';
 import type { InactivityEvidence } from './inactivity-policy.js';
 import type { WarningAudience } from './warning-recipients.js';
@@ -60,16 +60,21 @@ export interface PublicationView {
   readonly redListed?: boolean;
 }
 
-/** Reads publication states in batches (the daily run reads a thousand mailboxes at a time). */
+/** Reads publication states in batches (the daily run reads thousands of mailboxes at a time). */
 export interface PublicationStateReader {
-  /** In the order of `bals`; undefined when the module has no state for a mailbox. */
-  statesOf(bals: readonly Bal[]): Promise<ReadonlyArray<PublicationView | undefined>>;
+  /**
+   * In the order of `bals`; undefined when the module has no state for a mailbox. The daily run
+   * passes summaries (registry bal-summary.ts), not whole records: use no other field.
+   */
+  statesOf(bals: readonly BalSummary[]): Promise<ReadonlyArray<PublicationView | undefined>>;
 }
 
 /** The registry, as the lifecycle uses it; BalRegistry provides it. */
 export interface LifecycleRegistry {
   get(address: string): Promise<Bal | null>;
   list(query: BalListQuery): Promise<BalPage>;
+  /** Every mailbox, a page of summaries per round trip (what the daily run plans from). */
+  summaries(query: { readonly cursor?: string; readonly limit?: number }): Promise<BalSummaryPage>;
   /** Removes the grants expired at `now`, journaling each (`registry.right.expired`). */
   purgeExpiredGrants(now?: Date): Promise<readonly GrantView[]>;
 }

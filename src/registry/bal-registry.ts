@@ -17,6 +17,13 @@ import {
   type BalType,
 } from './bal.js';
 import { decodeBal, pairsToRecord } from './bal-record.js';
+import {
+  MAX_SUMMARY_LIMIT,
+  READ_BAL_SUMMARIES,
+  decodeSummaries,
+  summaryScriptArgs,
+  type BalSummaryPage,
+} from './bal-summary.js';
 import { metadataFields, parseMetadataPatch, type BalMetadataPatch } from './bal-metadata.js';
 import type { BalChangeKind, BalObserver } from './bal-observer.js';
 import { CREATE_BAL, TRANSITION_BAL, UPDATE_BAL_METADATA, type LuaScript } from './lua-script.js';
@@ -229,6 +236,27 @@ export class BalRegistry {
       after = batch.last;
     }
     return after === undefined ? { items } : { items, nextCursor: encodeCursor(after) };
+  }
+
+  /**
+   * Every mailbox, any status, a page at a time in address order, with only what the daily lifecycle
+   * run needs (bal-summary.ts): one round trip per page of up to MAX_SUMMARY_LIMIT. Cursors are those
+   * of `list`.
+   */
+  async summaries(
+    query: { readonly cursor?: string; readonly limit?: number } = {},
+  ): Promise<BalSummaryPage> {
+    const limit = checkLimit(query.limit, MAX_SUMMARY_LIMIT);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const reply = await callRedis(() =>
+      READ_BAL_SUMMARIES.run(
+        this.#redis,
+        [this.#keys.index],
+        summaryScriptArgs(this.#keys.bal(''), after, limit),
+      ),
+    );
+    const { items, scanned, last } = decodeSummaries(reply as string);
+    return scanned < limit || last === undefined ? { items } : { items, nextCursor: encodeCursor(last) };
   }
 
   /** Up to LIST_BATCH BALs after `after` in address order, in two round trips. */
@@ -471,10 +499,10 @@ export class BalRegistry {
   }
 }
 
-function checkLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_LIST_LIMIT;
-  if (Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIST_LIMIT) return limit;
-  throw new GatewayError('REQUEST_INVALID', `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`, {
+function checkLimit(limit: number | undefined, max = MAX_LIST_LIMIT): number {
+  if (limit === undefined) return Math.min(DEFAULT_LIST_LIMIT, max);
+  if (Number.isInteger(limit) && limit >= 1 && limit <= max) return limit;
+  throw new GatewayError('REQUEST_INVALID', `limit must be an integer from 1 to ${max}`, {
     limit,
   });
 }

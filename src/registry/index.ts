@@ -17,6 +17,8 @@ export type { Access, Principal, Right, Scope } from './access.js';
 export type { Actor } from './actor.js';
 export { METADATA_MAX_LENGTH, METADATA_TEXT_FIELDS, parseMetadataPatch } from './bal-metadata.js';
 export type { BalMetadata, BalMetadataPatch, MetadataTextField } from './bal-metadata.js';
+export { MAX_SUMMARY_LIMIT } from './bal-summary.js';
+export type { BalSummary, BalSummaryPage } from './bal-summary.js';
 export type { BalChange, BalChangeKind, BalObserver } from './bal-observer.js';
 // Atomic check-then-write steps for other folders' Redis state (publication/).
 export { LuaScript } from './lua-script.js';

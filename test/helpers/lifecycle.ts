@@ -10,7 +10,7 @@ import type {
   WarningDelivery,
 } from '../../src/lifecycle/index.js';
 import type { PublicationStateName } from '../../src/publication/index.js';
-import type { Bal } from '../../src/registry/index.js';
+import type { BalSummary } from '../../src/registry/index.js';
 
 /** A clock the test moves by hand (STYLE.md convention 4). */
 export class TestClock implements Clock {
@@ -82,7 +82,7 @@ export class RecordingDirectory implements LifecyclePublisher, PublicationStateR
     return (await this.#redis.lrange(this.#callsKey, 0, -1)).map((j) => JSON.parse(j) as DirectoryCall);
   }
 
-  async statesOf(bals: readonly Bal[]): Promise<Array<PublicationView | undefined>> {
+  async statesOf(bals: readonly BalSummary[]): Promise<Array<PublicationView | undefined>> {
     if (bals.length === 0) return [];
     const values = await this.#redis.hmget(this.#stateKey, ...bals.map((b) => b.address));
     return values.map((json) => {

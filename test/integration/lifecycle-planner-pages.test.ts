@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DAY_MS, LifecyclePlanner } from '../../src/lifecycle/index.js';
+import { MAX_SUMMARY_LIMIT } from '../../src/registry/index.js';
 import { uniqueAddress } from '../helpers/admin-harness.js';
 import { ACTOR, startLifecycleFixture, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
 
@@ -47,5 +48,106 @@ describe('lifecycle planner pages', () => {
     const paged = await plan(2);
     expect(paged.pages.map((p) => p.length)).toEqual([2, 2, 2, 1]);
     expect(paged.decisions).toEqual(whole.decisions);
+  });
+});
+
+describe('lifecycle planner bulk read', () => {
+  it('plans from page summaries exactly what whole records read one by one decide, on a mixed registry', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const at = (days: number) => new Date(T0 + days * DAY_MS);
+    const made: Record<string, string> = {};
+    const create = async (label: string, type: 'PER' | 'ORG', extra: { listeRouge?: boolean } = {}) => {
+      const address = uniqueAddress(label);
+      const owner = type === 'PER' ? '810000000001' : '1750712184';
+      await f.registry.create({ address, type, owner, description: 'a service', ...extra }, ACTOR);
+      made[label] = address;
+      return address;
+    };
+    for (const label of ['idle', 'used-early', 'used-mid', 'used-late']) {
+      await f.directory.set(await create(label, 'PER'), 'published', f.clock.now());
+    }
+    await f.directory.set(await create('red', 'ORG', { listeRouge: true }), 'published', f.clock.now(), true);
+    await f.directory.set(await create('suspended', 'PER'), 'published', f.clock.now());
+    await f.directory.set(await create('deleted', 'PER'), 'published', f.clock.now());
+    await f.directory.set(await create('pending', 'ORG'), 'pending', f.clock.now());
+    await create('unknown', 'PER');
+    await f.registry.recordActivity(made['used-early']!, 'imap', at(5));
+    await f.registry.recordActivity(made['used-mid']!, 'submission', at(12));
+    f.clock.set(at(1));
+    await f.registry.suspend(made.suspended!, ACTOR, 'on leave');
+    await f.registry.delete(made.deleted!, ACTOR);
+    // A first run warns the mailboxes idle since their creation (day 33 of 45).
+    f.clock.set(at(33));
+    await f.runner.runOnce();
+    await f.registry.recordActivity(made['used-late']!, 'imap', at(40));
+
+    const planner = new LifecyclePlanner({
+      redis: f.redis,
+      prefix: f.prefix,
+      thresholds: { inactivityDays: f.config.inactivityDays, warningLeadDays: f.config.warningLeadDays },
+      deletedMailRetentionDays: 30,
+      registry: f.registry,
+      activity: f.activity,
+      publication: f.directory,
+    });
+    const now = at(50).getTime();
+    const decided: string[] = [];
+    for await (const page of planner.pages(now, 3)) {
+      for (const p of page) {
+        // The reference: the whole record, read alone, as the plan was made before summaries.
+        const whole = await planner.one(p.bal.address, now);
+        expect(whole).toBeDefined();
+        expect(p.decision).toEqual(whole?.decision);
+        expect(p.purge).toEqual(whole?.purge);
+        expect(p.publication).toEqual(whole?.publication);
+        const { address, type, status, createdAt, deletedAt, listeRouge } = whole!.bal;
+        expect(p.bal).toEqual({
+          address,
+          type,
+          status,
+          createdAt,
+          listeRouge,
+          ...(deletedAt ? { deletedAt } : {}),
+        });
+        decided.push(`${p.decision.action}:${p.decision.reason}${p.purge ? '+purge' : ''}`);
+      }
+    }
+    expect(decided.sort()).toEqual(
+      [
+        'none:deleted+purge',
+        'none:not-published',
+        'none:publication-unknown',
+        'none:recently-used',
+        'none:red-listed',
+        'none:suspended',
+        'unpublish-inactive:inactive',
+        'warn:inactivity-warning',
+        'warn:overdue-warning',
+      ].sort(),
+    );
+  });
+});
+
+describe('registry summaries', () => {
+  it('refuses a page size beyond the bound or a cursor it did not hand out, and a corrupt record', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const address = uniqueAddress('s');
+    await f.registry.create({ address, type: 'PER', owner: '810000000001' }, ACTOR);
+    for (const limit of [0, MAX_SUMMARY_LIMIT + 1, 1.5]) {
+      await expect(f.registry.summaries({ limit })).rejects.toMatchObject({ code: 'REQUEST_INVALID' });
+    }
+    await expect(f.registry.summaries({ limit: 10, cursor: 'bm90LWFuLWFkZHJlc3M' })).rejects.toMatchObject({
+      code: 'REQUEST_INVALID',
+    });
+    const page = await f.registry.summaries({ limit: MAX_SUMMARY_LIMIT });
+    expect(page).toEqual({
+      items: [
+        { address, type: 'PER', status: 'active', createdAt: new Date(T0).toISOString(), listeRouge: false },
+      ],
+    });
+    await f.redis.hdel(`${f.prefix}bal:${address}`, 'createdAt');
+    await expect(f.registry.summaries({ limit: 10 })).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 });

@@ -7,6 +7,7 @@ import {
   frenchDate,
   isMonth,
   nextDailyRun,
+  parseIsoInstant,
   zonedInstant,
 } from '../../src/lifecycle/index.js';
 
@@ -67,5 +68,42 @@ describe('lifecycle calendar', () => {
     expect(new Date(after).toISOString()).toBe('2026-01-16T02:15:00.000Z');
     const acrossDst = nextDailyRun(at('2026-03-28T03:00:00Z'), '03:15', PARIS);
     expect(new Date(acrossDst).toISOString()).toBe('2026-03-29T01:15:00.000Z');
+  });
+});
+
+describe('ISO instants', () => {
+  it('parses what toISOString writes as Date.parse does, and leaves every other form to it', () => {
+    let seed = 16;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 5000; i += 1) {
+      const ms = Math.floor((random() * 2 - 0.5) * 8_000_000_000_000);
+      const text = new Date(ms).toISOString();
+      expect(parseIsoInstant(text), text).toBe(ms);
+    }
+    for (const text of [
+      '2024-02-29T23:59:59.999Z',
+      '2026-02-29T00:00:00.000Z',
+      '2026-02-30T00:00:00.000Z',
+      '2026-04-31T00:00:00.000Z',
+      '2026-13-01T00:00:00.000Z',
+      '2026-00-10T00:00:00.000Z',
+      '2026-01-10T24:00:00.000Z',
+      '2026-01-10T23:60:00.000Z',
+      '2026-01-10T23:00:60.000Z',
+      '2026-01-1xT00:00:00.000Z',
+      '2026-01-10T00:00:00.000+01:00',
+      '2026-01-10T00:00:00Z',
+      '2026-01-10',
+      '1970-01-01T00:00:00.000Z',
+      '0000-01-01T00:00:00.000Z',
+      '+010000-01-01T00:00:00.000Z',
+      '',
+      'not a date',
+    ]) {
+      expect(parseIsoInstant(text), text).toEqual(Date.parse(text));
+    }
   });
 });
