@@ -1,3 +1,4 @@
+import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
@@ -35,6 +36,8 @@ export interface RemoteTlsSession {
   /** The EHLO reply before STARTTLS. */
   readonly ehlo: SmtpReply;
   readonly facts: RemoteTlsFacts;
+  /** The certificate the remote presented, with its chain (`issuerCertificate`), as judged. */
+  readonly peer?: X509Certificate;
 }
 
 export interface ConnectTrustedRemoteOptions extends ConnectRemoteOptions {
@@ -51,6 +54,8 @@ export interface TrustedRemoteSession {
   readonly ehlo: SmtpReply;
   /** Canonical subject DN of the remote certificate. */
   readonly dn: string;
+  /** That certificate with its chain, checked again before a pooled connection is reused. */
+  readonly peer?: X509Certificate;
 }
 
 /** Runs `work` under one deadline; on expiry, `abort` tears the connection down. */
@@ -132,17 +137,23 @@ function discard(socket: Socket | undefined): void {
   socket?.destroy();
 }
 
-function factsOf(tls: TLSSocket, trust: TrustMaterial): RemoteTlsFacts {
+/**
+ * What judgeRemote needs from the handshake, and the certificate itself. Node 20 answers
+ * getPeerX509Certificate (and getPeerCertificate) only once per socket, empty afterwards: the one
+ * X509Certificate is kept for whoever needs it later.
+ */
+function factsOf(tls: TLSSocket, trust: TrustMaterial): { facts: RemoteTlsFacts; leaf?: X509Certificate } {
   const cert = tls.getPeerCertificate();
   const hasCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
   const leaf = tls.getPeerX509Certificate();
-  return {
+  const facts: RemoteTlsFacts = {
     secure: true,
     ...(hasCert ? { subject: attributesFromSubject(cert.subject) } : {}),
     authorized: tls.authorized,
     ...(tls.authorizationError ? { authorizationError: String(tls.authorizationError) } : {}),
     ...(leaf && !tls.authorized ? { issuedByTrustedAuthority: issuedByOneOf(leaf, trust.authorities) } : {}),
   };
+  return leaf ? { facts, leaf } : { facts };
 }
 
 /**
@@ -182,9 +193,9 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
       await settled(tls, 'secureConnect', (cause) => new RelayError('tls_failed', where, { cause }));
       // A remote MX asking to renegotiate gets an error rather than another handshake.
       tls.disableRenegotiation();
-      const facts = factsOf(tls, o.trust);
+      const { facts, leaf } = factsOf(tls, o.trust);
       reader = relayReplyReader(tls);
-      return { socket: tls, reader, greeting, ehlo, facts };
+      return { socket: tls, reader, greeting, ehlo, facts, ...(leaf ? { peer: leaf } : {}) };
     });
   } catch (err) {
     // A refusal in plain SMTP ends politely; anything else (timeout, TLS) just closes.
@@ -229,6 +240,7 @@ export async function connectTrustedRemote(o: ConnectTrustedRemoteOptions): Prom
       greeting: session.greeting,
       ehlo,
       dn: verdict.dn,
+      ...(session.peer ? { peer: session.peer } : {}),
     };
   } catch (err) {
     discard(session.socket);
