@@ -29,7 +29,7 @@ export { relayReplyReader } from './smtp-reply-reader.js';
 export type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 export { RELAY_STATUS_DETAIL, TRUST_FAILURES } from './relay-error.js';
 export { RelayTransport } from './relay-transport.js';
-export type { RelayAttempt, RelayTransportOptions } from './relay-transport.js';
+export type { RelayAttempt, RelayStats, RelayTransportOptions } from './relay-transport.js';
 export { DotStuffer, capabilitiesOf, sendTransaction } from './smtp-transaction.js';
 export type {
   OutboundRecipient,

@@ -45,6 +45,19 @@ export interface RelayTransportOptions {
   readonly logger?: Logger;
 }
 
+/** Counters since start, for benchmarks and tests: how connections were used. */
+export interface RelayStats {
+  /** TLS connections opened (judged and greeted). */
+  readonly opened: number;
+  /** Transactions begun, and those over a connection that carried one before. */
+  readonly transactions: number;
+  readonly reused: number;
+  /** Transactions whose envelope went in one write (the remote offered PIPELINING). */
+  readonly pipelined: number;
+  /** Most connections open at once to one domain. */
+  readonly peakPerDestination: ReadonlyMap<string, number>;
+}
+
 /** What one relay attempt produced: a reply per recipient, or the failure before any. */
 export interface RelayAttempt {
   readonly replies: readonly RecipientReply[];
@@ -147,6 +160,8 @@ export class RelayTransport {
   readonly #o: RelayTransportOptions;
   readonly #clock: Clock;
   readonly #pools = new Map<string, DomainPool>();
+  readonly #stats = { opened: 0, transactions: 0, reused: 0, pipelined: 0 };
+  readonly #peaks = new Map<string, number>();
   #closed = false;
 
   constructor(options: RelayTransportOptions) {
@@ -161,6 +176,10 @@ export class RelayTransport {
     return out;
   }
 
+  stats(): RelayStats {
+    return { ...this.#stats, peakPerDestination: new Map(this.#peaks) };
+  }
+
   async send(domain: string, tx: OutboundTransaction): Promise<RelayAttempt> {
     for (let attempt = 1; ; attempt += 1) {
       let pooled: PooledSession;
@@ -172,6 +191,9 @@ export class RelayTransport {
       }
       const reused = pooled.messages > 0;
       pooled.messages += 1;
+      this.#stats.transactions += 1;
+      if (reused) this.#stats.reused += 1;
+      if (pooled.caps.pipelining) this.#stats.pipelined += 1;
       const remote = { host: pooled.host, dn: pooled.session.dn };
       const progress = { finalDot: false };
       try {
@@ -249,6 +271,9 @@ export class RelayTransport {
         try {
           const p = await this.#open(domain);
           pool.sessions.add(p);
+          this.#stats.opened += 1;
+          if (pool.sessions.size > (this.#peaks.get(domain) ?? 0))
+            this.#peaks.set(domain, pool.sessions.size);
           // An idle connection that fails (closed by the remote, a refused renegotiation) leaves
           // the pool at once and frees its slot.
           const drop = (): void => {

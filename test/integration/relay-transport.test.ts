@@ -398,6 +398,13 @@ describe('relay connections: reuse, RSET and PIPELINING', () => {
     expect(peer.peak).toBeLessThanOrEqual(3);
     // Twelve messages, four per connection: three connections, each ended with QUIT after its fourth.
     expect(peer.connections.map((c) => c.received)).toEqual([4, 4, 4]);
+    expect(transport.stats()).toEqual({
+      opened: 3,
+      transactions: 12,
+      reused: 9,
+      pipelined: 12,
+      peakPerDestination: new Map([[PEER_DOMAIN, 3]]),
+    });
     await Promise.all(peer.connections.map((c) => c.closed));
     expect(peer.connections.every((c) => c.transcript.at(-1) === 'QUIT')).toBe(true);
   });
