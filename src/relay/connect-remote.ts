@@ -175,7 +175,9 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
   };
   try {
     return await withDeadline(o.timeoutMs, abort, async () => {
-      plain = netConnect(where);
+      // Our writes are whole already (the envelope in one, the message's end with the final dot):
+      // Nagle would only hold the last segment of a message back until the remote's ACK.
+      plain = netConnect({ ...where, noDelay: true });
       await settled(plain, 'connect', (cause) => new RelayError('connect_failed', where, { cause }));
       reader = relayReplyReader(plain);
       const greeting = await reader.next();

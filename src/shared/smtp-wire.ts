@@ -189,8 +189,7 @@ export class DotStuffer {
 
   /**
    * Copies runs between line ends with one native copy each (indexOf finds CR and LF), so the cost
-   * goes with the number of lines, not of bytes: the per-byte loop this replaces was the relay's
-   * largest CPU cost for big messages.
+   * goes with the number of lines rather than of bytes.
    */
   encode(chunk: Buffer): Buffer {
     const len = chunk.length;
