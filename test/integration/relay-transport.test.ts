@@ -612,6 +612,26 @@ describe('relay connections: age and trust checked again before reuse', () => {
     ]);
   });
 
+  it('closes a pooled connection once the remote certificate has passed its end of validity', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    const clock = movableClock();
+    // An age limit longer than the certificate's life, so that only its expiry can close it.
+    const transport = relay(peer, { clock, logger, maxConnectionAgeMs: 100 * 365 * 86_400_000 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const notAfter = (await readDevPkiManifest(inject('pkiDir')))!.leaves['peer-trusted'].notAfter;
+    clock.advance(Date.parse(notAfter) + 1000 - clock.now().getTime());
+    // The new connection is judged by OpenSSL on the real time: the certificate is valid there.
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'cert_expired',
+    ]);
+  });
+
   it('closes a pooled connection whose issuing authority the root authority has revoked since', async () => {
     const peer = await startScriptedPeer({ pipelining: true });
     const { logger, lines } = capturedLogger();
