@@ -188,47 +188,40 @@ export class DotStuffer {
   #pendingCr = false;
 
   /**
-   * Copies runs between line ends with one native copy each (indexOf finds CR and LF), so the cost
-   * goes with the number of lines rather than of bytes.
+   * An indexed loop with the state in locals: several times faster than iterating the Buffer
+   * (for…of) with the state in fields, and faster than copying the runs between line ends
+   * natively, whose per-call cost dominates with short lines.
    */
   encode(chunk: Buffer): Buffer {
     const len = chunk.length;
     // Worst case: every byte a bare CR or LF (two bytes out each), plus a CRLF owed from before.
     const out = Buffer.allocUnsafe(len * 2 + 2);
     let n = 0;
-    let i = 0;
-    let nextCr = -2;
-    let nextLf = -2;
-    while (i < len) {
-      if (this.#pendingCr) {
-        this.#pendingCr = false;
+    let atLineStart = this.#atLineStart;
+    let pendingCr = this.#pendingCr;
+    for (let i = 0; i < len; i += 1) {
+      const byte = chunk[i]!;
+      if (pendingCr) {
+        pendingCr = false;
         out[n++] = CR;
         out[n++] = LF;
-        this.#atLineStart = true;
-        if (chunk[i] === LF) {
-          i += 1;
-          continue;
-        }
+        atLineStart = true;
+        if (byte === LF) continue;
       }
-      if (this.#atLineStart && chunk[i] === DOT) out[n++] = DOT;
-      // The next line end at or after i (positions found before are kept while still ahead).
-      if (nextCr !== -1 && nextCr < i) nextCr = chunk.indexOf(CR, i);
-      if (nextLf !== -1 && nextLf < i) nextLf = chunk.indexOf(LF, i);
-      const eol =
-        nextCr === -1 ? (nextLf === -1 ? len : nextLf) : nextLf === -1 ? nextCr : Math.min(nextCr, nextLf);
-      if (eol > i) {
-        n += chunk.copy(out, n, i, eol);
-        this.#atLineStart = false;
-      }
-      if (eol === len) break;
-      if (chunk[eol] === CR) this.#pendingCr = true;
-      else {
+      if (byte === CR) {
+        pendingCr = true;
+      } else if (byte === LF) {
         out[n++] = CR;
         out[n++] = LF;
-        this.#atLineStart = true;
+        atLineStart = true;
+      } else {
+        if (atLineStart && byte === DOT) out[n++] = DOT;
+        out[n++] = byte;
+        atLineStart = false;
       }
-      i = eol + 1;
     }
+    this.#atLineStart = atLineStart;
+    this.#pendingCr = pendingCr;
     return out.subarray(0, n);
   }
 
