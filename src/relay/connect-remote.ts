@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { type SecureContext, type TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
 import {
   type TlsProfileOptions,
   type TrustMaterial,
@@ -112,16 +112,37 @@ function settled<T extends Socket>(socket: T, event: string, fail: (err: Error) 
   });
 }
 
+/**
+ * One client context per trust material and profile: building it parses our key, the chain, every
+ * authority and every CRL, which the relay profile showed costing more than the handshake itself.
+ * A reload makes a new TrustMaterial, hence a new context for the next connection.
+ */
+const contexts = new WeakMap<TrustMaterial, Map<string, SecureContext>>();
+
+function clientContext(trust: TrustMaterial, profile: TlsProfileOptions): SecureContext {
+  let byProfile = contexts.get(trust);
+  if (!byProfile) contexts.set(trust, (byProfile = new Map<string, SecureContext>()));
+  const key = JSON.stringify(profile);
+  let context = byProfile.get(key);
+  if (!context) {
+    context = createSecureContext({
+      ...tlsProfile(profile),
+      // MSSANTE.md: the same certificate identifies our MTA inbound and outbound.
+      key: trust.key,
+      cert: trust.cert,
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+    });
+    byProfile.set(key, context);
+  }
+  return context;
+}
+
 function startTls(socket: Socket, o: ConnectRemoteOptions): TLSSocket {
   const servername = o.servername ?? o.host;
   return tlsConnect({
     socket,
-    ...tlsProfile(o.profile),
-    // MSSANTE.md: the same certificate identifies our MTA inbound and outbound.
-    key: o.trust.key,
-    cert: o.trust.cert,
-    ca: [...o.trust.ca],
-    crl: [...o.trust.crl],
+    secureContext: clientContext(o.trust, o.profile),
     // We judge the certificate ourselves (judgeRemote) to give each refusal its own reason.
     rejectUnauthorized: false,
     // The MX host name comes from unauthenticated DNS; identity is the certificate DN registered
