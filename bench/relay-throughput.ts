@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
 import path from 'node:path';
@@ -9,28 +9,51 @@ import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { ensureDevPki } from '../src/pki/index.js';
 import { benchConfig, benchRoot } from './bench-gateway.js';
-import { type Percentiles, percentiles } from './stats.js';
+import { type Percentiles, loadAverage, percentiles, processTreeCpuMs } from './stats.js';
 
 /**
- * Outbound relay throughput on loopback (issue #4): N messages spooled for another operator are
- * relayed over mutual TLS to a local peer MX (smtp-server with the dev PKI's peer certificate, in
- * this process). Prints messages per second and spool→peer latency percentiles; then, as the
- * reference ceiling on the same machine, Postfix's smtp-source → smtp-sink (plain SMTP, no TLS, no
- * fsync) with the same count, size and connections, and the ratio.
+ * Outbound relay throughput on loopback (issue #12): N messages committed to the spool for another
+ * operator (no SMTP acceptance in the way: the relay's own cost) are relayed over mutual TLS to a
+ * peer MX (smtp-server with the dev PKI's peer certificate, in a child process so that its CPU is
+ * not counted). Prints messages per second, the time from spool commit to the peer's 250 and to
+ * the settled state, the gateway's CPU per message (its process and its Redis, not the peer, not
+ * Dovecot), and how the relay used its connections (opened, reused, pipelined, peak per
+ * destination). Then, as the reference ceiling on the same machine, Postfix's smtp-source →
+ * smtp-sink (plain SMTP, no TLS, no fsync) with the same count, size and connections.
  */
 export interface RelayBenchResult {
   readonly messages: number;
   readonly sizeBytes: number;
   readonly connections: number;
+  readonly injectors: number;
   readonly relayedPerSecond: number;
+  /** Spool commit (inject returned) → the peer's 250 sent. */
+  readonly commitToReplyMs: Percentiles;
+  /** Spool receipt → settled (state written after the 250). */
   readonly latencyMs: Percentiles;
+  readonly cpuMsPerMessage: number;
+  readonly relay: {
+    readonly opened: number;
+    readonly transactions: number;
+    readonly reused: number;
+    readonly pipelined: number;
+    readonly peakConnections: number;
+  };
+  readonly load: { readonly before: string; readonly after: string };
   readonly reference?: { readonly perSecond: number; readonly seconds: number };
 }
 
-async function startPeer(
-  pkiDir: string,
-): Promise<{ port: number; received: () => number; stop: () => Promise<void> }> {
-  let received = 0;
+/** What the peer child tells its parent. */
+type PeerMessage =
+  | { readonly kind: 'listening'; readonly port: number }
+  | { readonly kind: 'replies'; readonly at: Record<string, number> };
+
+/**
+ * The peer MX, run in this file's child (`--relay-peer <pkiDir>`): answers every message 250 and
+ * keeps, by Subject, the time (epoch ms, sub-millisecond) of its reply, sent back on request.
+ */
+async function runPeerChild(pkiDir: string): Promise<void> {
+  const at: Record<string, number> = {};
   const f = (name: string) => readFileSync(path.join(pkiDir, name), 'utf8');
   const server = new SMTPServer({
     secure: false,
@@ -41,18 +64,55 @@ async function startPeer(
     logger: false,
     size: 50 * 1024 * 1024,
     onData(stream, _session, cb) {
-      stream.on('data', () => undefined);
+      let subject: string | undefined;
+      let head = '';
+      stream.on('data', (chunk: Buffer) => {
+        if (subject !== undefined || head.length > 4096) return;
+        head += chunk.toString('latin1');
+        subject = /\r\nSubject: (\S+)\r\n/.exec(head)?.[1];
+      });
       stream.on('end', () => {
-        received += 1;
+        if (subject !== undefined) at[subject] = performance.timeOrigin + performance.now();
         cb(null, 'Ok');
       });
     },
   });
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const send = (m: PeerMessage) => process.send!(m);
+  send({ kind: 'listening', port: (server.server.address() as AddressInfo).port });
+  process.on('message', (m: string) => {
+    if (m === 'replies') send({ kind: 'replies', at });
+    if (m === 'stop') server.close(() => process.exit(0));
+  });
+}
+
+async function startPeer(pkiDir: string) {
+  const child = fork(import.meta.filename, ['--relay-peer', pkiDir], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = () =>
+    new Promise<PeerMessage>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as PeerMessage));
+      child.once('exit', (code) => reject(new Error(`relay peer exited (${code})`)));
+    });
+  const first = await next();
+  if (first.kind !== 'listening') throw new Error('relay peer did not listen');
   return {
-    port: (server.server.address() as AddressInfo).port,
-    received: () => received,
-    stop: () => new Promise((resolve) => server.close(() => resolve())),
+    port: first.port,
+    pid: child.pid!,
+    replies: async () => {
+      const answer = next();
+      child.send('replies');
+      const m = await answer;
+      return m.kind === 'replies' ? m.at : {};
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.send('stop');
+      }),
   };
 }
 
@@ -106,10 +166,16 @@ async function reference(messages: number, sizeBytes: number, connections: numbe
   }
 }
 
+/**
+ * `messages` committed by `injectors` concurrent writers (enough to keep `connections` busy), to a
+ * relay allowed `connections` per destination. A warm-up of 20 messages opens the connections
+ * first; it is not measured.
+ */
 export async function runRelayBench(
   messages: number,
   connections: number,
   sizeBytes: number,
+  injectors = Math.max(connections, 20),
 ): Promise<RelayBenchResult> {
   const root = benchRoot('relay');
   const pkiDir = path.join(root, 'pki');
@@ -125,34 +191,73 @@ export async function runRelayBench(
   const gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) });
   try {
     const body = Buffer.alloc(sizeBytes, 'x\r\n'.repeat(40) + 'y'.repeat(77) + '\r\n');
+    const committed = new Map<string, number>();
     const latencies: number[] = [];
-    const done = new Promise<void>((resolve) => {
-      gw.delivery.on('settled', (env: SpoolEnvelope) => {
-        latencies.push(Date.now() - Date.parse(env.receivedAt));
-        if (latencies.length === messages) resolve();
-      });
+    let settled = 0;
+    let target = 0;
+    let wake: () => void = () => undefined;
+    gw.delivery.on('settled', (env: SpoolEnvelope) => {
+      latencies.push(Date.now() - Date.parse(env.receivedAt));
+      settled += 1;
+      if (settled >= target) wake();
     });
+    const batch = async (label: string, count: number) => {
+      target = settled + count;
+      const done = new Promise<void>((resolve) => (wake = resolve));
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(injectors, count) }, async () => {
+          for (let n = next++; n < count; n = next++) {
+            const subject = `${label}-${n}`;
+            const raw = Buffer.concat([
+              Buffer.from(
+                `From: bench@op.mssante.test\r\nTo: dest@peer.mssante.test\r\nSubject: ${subject}\r\n\r\n`,
+              ),
+              body,
+            ]);
+            await gw.delivery.inject({
+              from: 'bench@op.mssante.test',
+              to: 'dest@peer.mssante.test',
+              route: 'relay',
+              raw,
+            });
+            committed.set(subject, performance.timeOrigin + performance.now());
+          }
+        }),
+      );
+      await done;
+    };
+    await batch('warm', Math.min(20, messages));
+    latencies.length = 0;
+    const before = gw.relay.stats();
+    const load = loadAverage();
+    const cpu0 = processTreeCpuMs(process.pid, /^dovecot$/) - processTreeCpuMs(peer.pid);
     const started = performance.now();
-    for (let n = 0; n < messages; n += 1) {
-      const raw = Buffer.concat([
-        Buffer.from(`From: bench@op.mssante.test\r\nTo: dest@peer.mssante.test\r\nSubject: ${n}\r\n\r\n`),
-        body,
-      ]);
-      await gw.delivery.inject({
-        from: 'bench@op.mssante.test',
-        to: 'dest@peer.mssante.test',
-        route: 'relay',
-        raw,
-      });
-    }
-    await done;
+    await batch('m', messages);
     const seconds = (performance.now() - started) / 1000;
+    const cpu = processTreeCpuMs(process.pid, /^dovecot$/) - processTreeCpuMs(peer.pid) - cpu0;
+    const after = gw.relay.stats();
+    const replies = await peer.replies();
+    const commitToReply = [...committed]
+      .filter(([subject]) => subject.startsWith('m-') && replies[subject] !== undefined)
+      .map(([subject, at]) => Math.round((replies[subject]! - at) * 10) / 10);
     return {
       messages,
       sizeBytes,
       connections,
+      injectors,
       relayedPerSecond: messages / seconds,
+      commitToReplyMs: percentiles(commitToReply),
       latencyMs: percentiles(latencies),
+      cpuMsPerMessage: cpu / messages,
+      relay: {
+        opened: after.opened - before.opened,
+        transactions: after.transactions - before.transactions,
+        reused: after.reused - before.reused,
+        pipelined: after.pipelined - before.pipelined,
+        peakConnections: after.peakPerDestination.get('peer.mssante.test') ?? 0,
+      },
+      load: { before: load, after: loadAverage() },
       ...(await reference(messages, sizeBytes, connections).then((r) => (r ? { reference: r } : {}))),
     };
   } finally {
@@ -164,8 +269,10 @@ export async function runRelayBench(
 
 export function formatRelayBench(r: RelayBenchResult): string {
   const lines = [
-    `relay: ${r.messages} messages of ${Math.round(r.sizeBytes / 1024)} KiB to a local peer, up to ${r.connections} TLS connections`,
-    `  relayed ${r.relayedPerSecond.toFixed(1)} msg/s; spool→peer latency p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms, p99 ${r.latencyMs.p99} ms`,
+    `relay: ${r.messages} messages of ${Math.round(r.sizeBytes / 1024)} KiB committed by ${r.injectors} writers to a local peer, up to ${r.connections} TLS connections; load ${r.load.before} → ${r.load.after}`,
+    `  relayed ${r.relayedPerSecond.toFixed(1)} msg/s; CPU ${r.cpuMsPerMessage.toFixed(2)} ms/message (gateway process and its Redis)`,
+    `  commit→peer 250 p50 ${r.commitToReplyMs.p50} ms, p95 ${r.commitToReplyMs.p95} ms, p99 ${r.commitToReplyMs.p99} ms; receipt→settled p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms`,
+    `  connections: ${r.relay.opened} opened, peak ${r.relay.peakConnections} to the destination; ${r.relay.transactions} transactions, ${r.relay.reused} over a reused connection, ${r.relay.pipelined} pipelined`,
   ];
   if (r.reference)
     lines.push(
@@ -176,11 +283,14 @@ export function formatRelayBench(r: RelayBenchResult): string {
   return lines.join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[2] === '--relay-peer') {
+  await runPeerChild(process.argv[3]!);
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await runRelayBench(
     Number(process.env.BENCH_MESSAGES ?? 500),
-    Number(process.env.BENCH_CONNECTIONS ?? 4),
-    8 * 1024,
+    Number(process.env.BENCH_CONNECTIONS ?? 20),
+    Number(process.env.BENCH_KIB ?? 8) * 1024,
   );
   console.log(formatRelayBench(r));
+  process.exit(0);
 }

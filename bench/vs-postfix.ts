@@ -9,6 +9,7 @@ import {
   readFileSync,
   readSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -57,6 +58,60 @@ interface RunResult {
   readonly deliveredPerSecond: number;
   readonly latencies: number[];
   readonly cpuMsPerMessage: number;
+  /** Relay runs: most connections open at once from the relaying side to the sink. */
+  readonly peakRelayConnections?: number;
+}
+
+/**
+ * Established TCP connections from the processes `pids` (their sockets) to `port` on loopback:
+ * the relay's connections to the sink, whichever side relays.
+ */
+export function connectionsTo(pids: readonly number[], port: number): number {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+          if (m?.[1]) inodes.add(m[1]);
+        } catch {
+          // closed meanwhile
+        }
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let n = 0;
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[3] === '01' && cols[2]?.endsWith(remote) && inodes.has(cols[9]!)) n += 1;
+  }
+  return n;
+}
+
+/** Every live descendant of `root`, itself included (Postfix's smtp clients are the master's children). */
+function processTree(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...(parents.get(pid) ?? []));
+  }
+  return out;
 }
 
 /** Targets of issue #12: delivered msg/s ≥ 1.2× Postfix, CPU per message ≤ 1.0× Postfix. */
@@ -374,6 +429,15 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
       };
       const transports = Array.from({ length: scenario.connections }, () => transportFor(side, scenario));
       const latencies: number[] = [];
+      // Relay: how many connections the relaying side really holds to the sink under this load
+      // (up to 20 per destination on both sides); sampled, so a short peak may be missed.
+      let peak = 0;
+      const relayer = side === 'gateway' ? gateway.pid : postfixRelay.master.pid!;
+      const sampler = relay
+        ? setInterval(() => {
+            peak = Math.max(peak, connectionsTo(processTree(relayer), sinkPort));
+          }, 100).unref()
+        : undefined;
       const cpu0 = cpuOf(side, scenario);
       const t0 = performance.now();
       let next = 0;
@@ -406,9 +470,15 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
       }
       const seconds = (performance.now() - t0) / 1000;
       const cpu = cpuOf(side, scenario) - cpu0;
+      clearInterval(sampler);
       if (done > messages)
         throw new Error(`${side}, ${scenario.name}: ${done} copies of ${messages} messages`);
-      return { deliveredPerSecond: messages / seconds, latencies, cpuMsPerMessage: cpu / messages };
+      return {
+        deliveredPerSecond: messages / seconds,
+        latencies,
+        cpuMsPerMessage: cpu / messages,
+        ...(relay ? { peakRelayConnections: peak } : {}),
+      };
     };
 
     const pairs = quick ? 1 : 3;
@@ -470,6 +540,12 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
         `  250 latency ms    gateway p50 ${g.p50.toFixed(0)} p99 ${g.p99.toFixed(0)}  postfix p50 ${p.p50.toFixed(0)} p99 ${p.p99.toFixed(0)}`,
         `  CPU ms/message    gateway ${cpu('gateway').toFixed(1)}  postfix ${cpu('postfix').toFixed(1)}  ratio ${cpuRatio.toFixed(2)} (target ≤ ${TARGET_CPU_RATIO}) ${cpuPass ? 'PASS' : 'FAIL'}`,
       ];
+      if (scenario.kind === 'relay') {
+        const peaks = (side: Side) => results[side].map((r) => r.peakRelayConnections ?? 0).join('/');
+        block.push(
+          `  connections to the sink at most (per run)  gateway ${peaks('gateway')}  postfix ${peaks('postfix')}`,
+        );
+      }
       block.push(`  gateway sockets after the runs ${JSON.stringify(socketStates(gateway.pid))}`);
       block.forEach(say);
       table.push(

@@ -68,6 +68,9 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
     maxConnectionsPerDestination: config.relay.maxConnectionsPerDestination,
     maxMessagesPerConnection: config.relay.maxMessagesPerConnection,
     idleMs: config.relay.idleSeconds * 1000,
+    maxConnectionAgeMs: config.relay.maxConnectionAgeSeconds * 1000,
+    clock,
+    logger: logger.child({ component: 'relay' }),
   });
   const policy = {
     retryInitialSeconds: config.delivery.retryInitialSeconds,

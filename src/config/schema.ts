@@ -336,11 +336,23 @@ const RelayConfig = z
       .number()
       .int()
       .min(1)
+      .max(100_000)
       .default(100)
       .describe('Messages sent over one TLS connection (RSET between them) before it is closed; 1: no reuse'),
+    maxConnectionAgeSeconds: z
+      .number()
+      .min(1)
+      .max(3600)
+      .default(300)
+      .describe(
+        "A connection open this long gets no new message and is closed (QUIT); Postfix's " +
+          'smtp_connection_reuse_time_limit is 300 s too. Bounds how long a connection outlives a ' +
+          'certificate or whitelist change it is not checked against',
+      ),
     idleSeconds: z
       .number()
       .min(0)
+      .max(3600)
       .default(10)
       .describe('Keep an idle connection this long for the next message to the same domain'),
     port: port.default(25).describe('SMTP port of MX hosts found in DNS'),

@@ -1,5 +1,6 @@
+import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { type SecureContext, type TLSSocket, connect as tlsConnect, createSecureContext } from 'node:tls';
 import {
   type TlsProfileOptions,
   type TrustMaterial,
@@ -35,6 +36,8 @@ export interface RemoteTlsSession {
   /** The EHLO reply before STARTTLS. */
   readonly ehlo: SmtpReply;
   readonly facts: RemoteTlsFacts;
+  /** The certificate the remote presented, with its chain (`issuerCertificate`), as judged. */
+  readonly peer?: X509Certificate;
 }
 
 export interface ConnectTrustedRemoteOptions extends ConnectRemoteOptions {
@@ -51,6 +54,8 @@ export interface TrustedRemoteSession {
   readonly ehlo: SmtpReply;
   /** Canonical subject DN of the remote certificate. */
   readonly dn: string;
+  /** That certificate with its chain, checked again before a pooled connection is reused. */
+  readonly peer?: X509Certificate;
 }
 
 /** Runs `work` under one deadline; on expiry, `abort` tears the connection down. */
@@ -107,16 +112,37 @@ function settled<T extends Socket>(socket: T, event: string, fail: (err: Error) 
   });
 }
 
+/**
+ * One client context per trust material and profile: building it parses our key, the chain, every
+ * authority and every CRL, which the relay profile showed costing more than the handshake itself.
+ * A reload makes a new TrustMaterial, hence a new context for the next connection.
+ */
+const contexts = new WeakMap<TrustMaterial, Map<string, SecureContext>>();
+
+function clientContext(trust: TrustMaterial, profile: TlsProfileOptions): SecureContext {
+  let byProfile = contexts.get(trust);
+  if (!byProfile) contexts.set(trust, (byProfile = new Map<string, SecureContext>()));
+  const key = JSON.stringify(profile);
+  let context = byProfile.get(key);
+  if (!context) {
+    context = createSecureContext({
+      ...tlsProfile(profile),
+      // MSSANTE.md: the same certificate identifies our MTA inbound and outbound.
+      key: trust.key,
+      cert: trust.cert,
+      ca: [...trust.ca],
+      crl: [...trust.crl],
+    });
+    byProfile.set(key, context);
+  }
+  return context;
+}
+
 function startTls(socket: Socket, o: ConnectRemoteOptions): TLSSocket {
   const servername = o.servername ?? o.host;
   return tlsConnect({
     socket,
-    ...tlsProfile(o.profile),
-    // MSSANTE.md: the same certificate identifies our MTA inbound and outbound.
-    key: o.trust.key,
-    cert: o.trust.cert,
-    ca: [...o.trust.ca],
-    crl: [...o.trust.crl],
+    secureContext: clientContext(o.trust, o.profile),
     // We judge the certificate ourselves (judgeRemote) to give each refusal its own reason.
     rejectUnauthorized: false,
     // The MX host name comes from unauthenticated DNS; identity is the certificate DN registered
@@ -132,17 +158,23 @@ function discard(socket: Socket | undefined): void {
   socket?.destroy();
 }
 
-function factsOf(tls: TLSSocket, trust: TrustMaterial): RemoteTlsFacts {
+/**
+ * What judgeRemote needs from the handshake, and the certificate itself. Node 20 answers
+ * getPeerX509Certificate (and getPeerCertificate) only once per socket, empty afterwards: the one
+ * X509Certificate is kept for whoever needs it later.
+ */
+function factsOf(tls: TLSSocket, trust: TrustMaterial): { facts: RemoteTlsFacts; leaf?: X509Certificate } {
   const cert = tls.getPeerCertificate();
   const hasCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
   const leaf = tls.getPeerX509Certificate();
-  return {
+  const facts: RemoteTlsFacts = {
     secure: true,
     ...(hasCert ? { subject: attributesFromSubject(cert.subject) } : {}),
     authorized: tls.authorized,
     ...(tls.authorizationError ? { authorizationError: String(tls.authorizationError) } : {}),
     ...(leaf && !tls.authorized ? { issuedByTrustedAuthority: issuedByOneOf(leaf, trust.authorities) } : {}),
   };
+  return leaf ? { facts, leaf } : { facts };
 }
 
 /**
@@ -164,7 +196,9 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
   };
   try {
     return await withDeadline(o.timeoutMs, abort, async () => {
-      plain = netConnect(where);
+      // Our writes are whole already (the envelope in one, the message's end with the final dot):
+      // Nagle would only hold the last segment of a message back until the remote's ACK.
+      plain = netConnect({ ...where, noDelay: true });
       await settled(plain, 'connect', (cause) => new RelayError('connect_failed', where, { cause }));
       reader = relayReplyReader(plain);
       const greeting = await reader.next();
@@ -182,9 +216,9 @@ export async function connectRemote(o: ConnectRemoteOptions): Promise<RemoteTlsS
       await settled(tls, 'secureConnect', (cause) => new RelayError('tls_failed', where, { cause }));
       // A remote MX asking to renegotiate gets an error rather than another handshake.
       tls.disableRenegotiation();
-      const facts = factsOf(tls, o.trust);
+      const { facts, leaf } = factsOf(tls, o.trust);
       reader = relayReplyReader(tls);
-      return { socket: tls, reader, greeting, ehlo, facts };
+      return { socket: tls, reader, greeting, ehlo, facts, ...(leaf ? { peer: leaf } : {}) };
     });
   } catch (err) {
     // A refusal in plain SMTP ends politely; anything else (timeout, TLS) just closes.
@@ -229,6 +263,7 @@ export async function connectTrustedRemote(o: ConnectTrustedRemoteOptions): Prom
       greeting: session.greeting,
       ehlo,
       dn: verdict.dn,
+      ...(session.peer ? { peer: session.peer } : {}),
     };
   } catch (err) {
     discard(session.socket);

@@ -16,6 +16,8 @@ export type {
 } from './mx-resolver.js';
 export { RELAY_FAILURES, RelayError } from './relay-error.js';
 export type { RelayErrorDetails, RelayFailureReason } from './relay-error.js';
+export { peerRevocation } from './peer-revocation.js';
+export type { PeerRevocation } from './peer-revocation.js';
 export { REMOTE_REFUSALS, judgeRemote } from './remote-verdict.js';
 export type {
   RemoteRefusalReason,
@@ -27,7 +29,7 @@ export { relayReplyReader } from './smtp-reply-reader.js';
 export type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
 export { RELAY_STATUS_DETAIL, TRUST_FAILURES } from './relay-error.js';
 export { RelayTransport } from './relay-transport.js';
-export type { RelayAttempt, RelayTransportOptions } from './relay-transport.js';
+export type { RelayAttempt, RelayStats, RelayTransportOptions } from './relay-transport.js';
 export { DotStuffer, capabilitiesOf, sendTransaction } from './smtp-transaction.js';
 export type {
   OutboundRecipient,

@@ -1,6 +1,10 @@
+import type { X509Certificate } from 'node:crypto';
+import type { Logger } from '../observability/index.js';
 import type { TlsProfileOptions, TrustMaterial } from '../pki/index.js';
+import { type Clock, systemClock } from '../shared/index.js';
 import { connectTrustedRemote, type TrustedRemoteSession } from './connect-remote.js';
 import { type MxLookup, type RouteTarget, resolveDestination } from './mx-resolver.js';
+import { peerRevocation } from './peer-revocation.js';
 import { RelayError, TRUST_FAILURES } from './relay-error.js';
 import type { RemoteWhitelistView } from './remote-verdict.js';
 import {
@@ -29,6 +33,29 @@ export interface RelayTransportOptions {
   readonly maxMessagesPerConnection: number;
   /** An idle connection is kept this long for the next message to the same domain. */
   readonly idleMs: number;
+  /**
+   * A connection gets no new message once it has been open this long (Postfix's
+   * smtp_connection_reuse_time_limit): it is closed with QUIT when its transaction ends or, idle,
+   * when the time comes.
+   */
+  readonly maxConnectionAgeMs: number;
+  /** Time source for connection ages (tests move it). Default the system clock. */
+  readonly clock?: Clock;
+  /** Where a pooled connection closed for trust (revoked, DN delisted) is reported. */
+  readonly logger?: Logger;
+}
+
+/** Counters since start, for benchmarks and tests: how connections were used. */
+export interface RelayStats {
+  /** TLS connections opened (judged and greeted). */
+  readonly opened: number;
+  /** Transactions begun, and those over a connection that carried one before. */
+  readonly transactions: number;
+  readonly reused: number;
+  /** Transactions whose envelope went in one write (the remote offered PIPELINING). */
+  readonly pipelined: number;
+  /** Most connections open at once to one domain. */
+  readonly peakPerDestination: ReadonlyMap<string, number>;
 }
 
 /** What one relay attempt produced: a reply per recipient, or the failure before any. */
@@ -45,6 +72,13 @@ interface PooledSession {
   readonly session: TrustedRemoteSession;
   readonly caps: SessionCapabilities;
   readonly host: string;
+  /** When the connection was opened (clock ms), for maxConnectionAgeMs. */
+  readonly openedAt: number;
+  /** The remote's certificate (with its chain, from the socket), checked again before each reuse. */
+  readonly peer?: X509Certificate;
+  readonly peerNotAfter: number;
+  /** The trust material the chain was last found valid under (by OpenSSL, then by peerRevocation). */
+  judgedUnder: TrustMaterial;
   /** Transactions begun on this connection: from the second on, each starts with RSET. */
   messages: number;
   busy: boolean;
@@ -56,6 +90,23 @@ interface DomainPool {
   connecting: number;
   readonly waiters: Array<() => void>;
 }
+
+/** Why a pooled connection is given no more messages. */
+type Retirement =
+  | 'broken'
+  | 'age_limit'
+  | 'dn_not_whitelisted_for_domain'
+  | 'cert_revoked'
+  | 'cert_expired'
+  | 'revocation_unknown';
+
+/** Retirements that say the remote is no longer trusted as it was when the connection was judged. */
+const TRUST_RETIREMENTS: ReadonlySet<Retirement> = new Set([
+  'dn_not_whitelisted_for_domain',
+  'cert_revoked',
+  'cert_expired',
+  'revocation_unknown',
+]);
 
 /**
  * Whether a connection may carry another transaction: open both ways, and nothing read that no
@@ -89,10 +140,14 @@ function close(p: PooledSession): void {
 /**
  * Sends mail to other operators (ARCHITECTURE.md §5, outbound relay) over connections judged by
  * connectTrustedRemote for the recipient's domain. Connections are pooled per domain: at most
- * `maxConnectionsPerDestination` open, reused for up to `maxMessagesPerConnection` messages (each
- * transaction after the first starts with RSET, pipelined with the envelope when the remote offers
- * PIPELINING), closed after `idleMs` without use. A connection is judged for one domain and used
- * for that domain only: a server whitelisted for one domain proves nothing for another.
+ * `maxConnectionsPerDestination` open, reused for up to `maxMessagesPerConnection` messages and
+ * `maxConnectionAgeMs` (each transaction after the first starts with RSET, pipelined with the
+ * envelope when the remote offers PIPELINING), closed after `idleMs` without use. A connection is
+ * judged for one domain and used for that domain only: a server whitelisted for one domain proves
+ * nothing for another. Before each reuse, what the handshake proved is checked again against what
+ * is in service now: the DN against the whitelist, the certificate chain against the CRLs (and its
+ * end of validity); a connection that no longer passes is closed and the message goes over a new
+ * one, judged afresh (so a revoked remote gets the usual refusal, never the message).
  *
  * A reused connection that fails before the final "." of DATA (the remote closed it while idle,
  * refused a renegotiation, timed out) cannot have delivered anything: the message is sent again at
@@ -103,11 +158,15 @@ function close(p: PooledSession): void {
  */
 export class RelayTransport {
   readonly #o: RelayTransportOptions;
+  readonly #clock: Clock;
   readonly #pools = new Map<string, DomainPool>();
+  readonly #stats = { opened: 0, transactions: 0, reused: 0, pipelined: 0 };
+  readonly #peaks = new Map<string, number>();
   #closed = false;
 
   constructor(options: RelayTransportOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Open connections by domain, for the per-destination gauge. */
@@ -115,6 +174,10 @@ export class RelayTransport {
     const out = new Map<string, number>();
     for (const [domain, pool] of this.#pools) if (pool.sessions.size > 0) out.set(domain, pool.sessions.size);
     return out;
+  }
+
+  stats(): RelayStats {
+    return { ...this.#stats, peakPerDestination: new Map(this.#peaks) };
   }
 
   async send(domain: string, tx: OutboundTransaction): Promise<RelayAttempt> {
@@ -128,6 +191,9 @@ export class RelayTransport {
       }
       const reused = pooled.messages > 0;
       pooled.messages += 1;
+      this.#stats.transactions += 1;
+      if (reused) this.#stats.reused += 1;
+      if (pooled.caps.pipelining) this.#stats.pipelined += 1;
       const remote = { host: pooled.host, dn: pooled.session.dn };
       const progress = { finalDot: false };
       try {
@@ -176,14 +242,15 @@ export class RelayTransport {
     for (;;) {
       if (this.#closed) throw new RelayError('connect_failed', { reply: 'relay stopping' });
       let spare: PooledSession | undefined;
-      // A whitelist refreshed meanwhile applies to pooled connections too: a DN no longer
-      // registered for the domain gets nothing more over the connection judged before.
+      const now = this.#clock.now().getTime();
       const registered = this.#o.whitelist().dnsOf(domain);
+      const material = this.#o.trust();
       for (const p of pool.sessions) {
         if (p.busy) continue;
-        if (!usable(p) || !registered.has(p.session.dn)) {
+        const unfit = this.#unfit(p, now, registered, material);
+        if (unfit) {
           pool.sessions.delete(p);
-          close(p);
+          this.#retire(domain, p, unfit);
           continue;
         }
         if (fresh) {
@@ -204,6 +271,9 @@ export class RelayTransport {
         try {
           const p = await this.#open(domain);
           pool.sessions.add(p);
+          this.#stats.opened += 1;
+          if (pool.sessions.size > (this.#peaks.get(domain) ?? 0))
+            this.#peaks.set(domain, pool.sessions.size);
           // An idle connection that fails (closed by the remote, a refused renegotiation) leaves
           // the pool at once and frees its slot.
           const drop = (): void => {
@@ -223,10 +293,59 @@ export class RelayTransport {
     }
   }
 
+  /**
+   * Why a pooled connection must not carry the next message, if it must not: broken, too old, or
+   * no longer passing what its handshake proved. A whitelist or CRLs refreshed meanwhile apply to
+   * pooled connections too: a DN no longer registered for the domain, or a chain revoked since,
+   * gets nothing more over the connection judged before.
+   */
+  #unfit(
+    p: PooledSession,
+    now: number,
+    registered: ReadonlySet<string>,
+    material: TrustMaterial,
+  ): Retirement | undefined {
+    if (!usable(p)) return 'broken';
+    if (!registered.has(p.session.dn)) return 'dn_not_whitelisted_for_domain';
+    if (now >= p.peerNotAfter) return 'cert_expired';
+    if (now - p.openedAt >= this.#o.maxConnectionAgeMs) return 'age_limit';
+    if (material !== p.judgedUnder) {
+      const status = p.peer ? peerRevocation(material, p.peer) : 'unknown';
+      if (status === 'revoked') return 'cert_revoked';
+      if (status === 'unknown') return 'revocation_unknown';
+      p.judgedUnder = material;
+    }
+    return undefined;
+  }
+
+  /** Closes a connection taken out of its pool, saying why when trust is the reason. */
+  #retire(domain: string, p: PooledSession, why: Retirement): void {
+    if (TRUST_RETIREMENTS.has(why))
+      this.#o.logger?.warn(
+        {
+          event: 'relay.connection.retired',
+          destination: domain,
+          remoteHost: p.session.socket.remoteAddress ?? p.host,
+          remoteDn: p.session.dn,
+          reason: why,
+          messages: p.messages,
+        },
+        'pooled relay connection closed: the remote no longer passes the trust checks',
+      );
+    close(p);
+  }
+
   #release(domain: string, p: PooledSession, reusable: boolean): void {
     const pool = this.#pool(domain);
     p.busy = false;
-    if (!reusable || this.#closed || p.messages >= this.#o.maxMessagesPerConnection || !usable(p)) {
+    const left = p.openedAt + this.#o.maxConnectionAgeMs - this.#clock.now().getTime();
+    if (
+      !reusable ||
+      this.#closed ||
+      p.messages >= this.#o.maxMessagesPerConnection ||
+      left <= 0 ||
+      !usable(p)
+    ) {
       pool.sessions.delete(p);
       if (reusable) close(p);
       else {
@@ -235,12 +354,16 @@ export class RelayTransport {
         clearTimeout(p.idleTimer);
       }
     } else {
-      p.idleTimer = setTimeout(() => {
-        if (p.busy) return;
-        pool.sessions.delete(p);
-        close(p);
-        pool.waiters.shift()?.();
-      }, this.#o.idleMs);
+      // Idle, it goes at the idle limit or at the age limit, whichever comes first.
+      p.idleTimer = setTimeout(
+        () => {
+          if (p.busy) return;
+          pool.sessions.delete(p);
+          close(p);
+          pool.waiters.shift()?.();
+        },
+        Math.min(this.#o.idleMs, left),
+      );
       p.idleTimer.unref();
     }
     pool.waiters.shift()?.();
@@ -261,19 +384,31 @@ export class RelayTransport {
     let trustRefusal: RelayError | undefined;
     let last: RelayError | undefined;
     for (const h of hosts) {
+      const trust = o.trust();
       try {
         const session = await connectTrustedRemote({
           host: h.host,
           port: h.port,
           heloName: o.heloName,
-          trust: o.trust(),
+          trust,
           profile: o.profile,
           timeoutMs: o.connectTimeoutMs,
           whitelist: o.whitelist(),
           recipientDomain: domain,
         });
         session.socket.on('error', () => {});
-        return { session, caps: capabilitiesOf(session.ehlo), host: h.host, messages: 0, busy: true };
+        const { peer } = session;
+        return {
+          session,
+          caps: capabilitiesOf(session.ehlo),
+          host: h.host,
+          openedAt: this.#clock.now().getTime(),
+          ...(peer ? { peer } : {}),
+          peerNotAfter: peer ? Date.parse(peer.validTo) : Number.POSITIVE_INFINITY,
+          judgedUnder: trust,
+          messages: 0,
+          busy: true,
+        };
       } catch (err) {
         const e = asRelayError(err);
         if (!e.hostScoped) throw e;

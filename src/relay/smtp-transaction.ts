@@ -124,22 +124,35 @@ export interface TransactionResult {
 /**
  * The relay's side of the shared wire session (shared/smtp-envelope.ts): every reply and every
  * wait for the socket to drain has the command timeout; on expiry the connection is torn down and
- * the pending read fails with `timeout`.
+ * the pending read fails with `timeout`. One timer per transaction, re-armed at each wait (a
+ * timer and a race per reply cost more than the reply itself).
  */
-function relayWire(socket: TLSSocket, reader: SmtpReplyReader, timeoutMs: number): WireSession {
-  const expire = (): RelayError => {
-    const err = new RelayError('timeout');
-    reader.fail(err);
+function relayWire(
+  socket: TLSSocket,
+  reader: SmtpReplyReader,
+  timeoutMs: number,
+): WireSession & { done(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const expire = (): void => {
+    // Fails the pending read (and any later one); a drain wait ends with the close.
+    reader.fail(new RelayError('timeout'));
     socket.destroy();
-    return err;
+  };
+  const arm = (): void => {
+    if (timer) timer.refresh();
+    else timer = setTimeout(expire, timeoutMs);
   };
   return {
-    next: () => withTimeout(reader.next(), timeoutMs, expire),
+    next: () => {
+      arm();
+      return reader.next();
+    },
     write: (data) => {
       const failed = reader.failure;
       if (failed) return Promise.reject(failed);
+      arm();
       if (socket.write(data)) return Promise.resolve();
-      const drained = new Promise<void>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
         const onDrain = (): void => {
           socket.off('close', onClose);
           resolve();
@@ -153,8 +166,8 @@ function relayWire(socket: TLSSocket, reader: SmtpReplyReader, timeoutMs: number
         socket.once('drain', onDrain);
         socket.once('close', onClose);
       });
-      return withTimeout(drained, timeoutMs, expire);
     },
+    done: () => clearTimeout(timer),
   };
 }
 
@@ -186,6 +199,20 @@ export async function sendTransaction(
     return { replies, reusable: true };
   }
   const wire = relayWire(session.socket, session.reader, options.timeoutMs);
+  try {
+    return await transaction(wire, caps, tx, options, progress);
+  } finally {
+    wire.done();
+  }
+}
+
+async function transaction(
+  wire: WireSession,
+  caps: SessionCapabilities,
+  tx: OutboundTransaction,
+  options: TransactionOptions,
+  progress: MessageProgress,
+): Promise<TransactionResult> {
   const mailParams = [
     `SIZE=${tx.size}`,
     ...(caps.eightBitMime ? ['BODY=8BITMIME'] : []),
@@ -235,18 +262,4 @@ export async function sendTransaction(
     }),
     reusable: !envelope.outOfStep,
   };
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number, expire: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      work,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(expire()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

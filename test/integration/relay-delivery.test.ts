@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { Gateway } from '../../src/app/index.js';
 import { mintDevToken } from '../../src/auth/index.js';
-import { DEV_PKI_DN } from '../../src/pki/index.js';
+import { crlPem } from '../../src/directory/index.js';
+import { DEV_PKI_DN, devPkiSettings, readDevPkiManifest } from '../../src/pki/index.js';
 import { PEER_DOMAIN, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { runMssgwInProcess as mssgw } from '../helpers/admin-cli.js';
 import { call, expectProblem } from '../helpers/admin-http.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually, inboxMessages } from '../helpers/mailbox.js';
+import { devCrl } from '../helpers/national-data.js';
 import { type PeerOperator, startPeerOperator } from '../helpers/peer-operator.js';
 import { tokenSubmission } from '../helpers/smtp-clients.js';
 
@@ -232,6 +234,55 @@ describe('outbound relay to another operator', () => {
     expect(p.sessions()).toBeLessThan(count);
     expect(new Set(received.map((m) => m.connection)).size).toBe(p.sessions());
     expect(gw.relay.connections().get(PEER_DOMAIN)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('sends nothing more over a kept connection once a reloaded CRL revokes the peer: refused afresh, retried, then a DSN', async () => {
+    const p = await peer();
+    const pkiDir = inject('pkiDir');
+    const crlFiles = devPkiSettings(pkiDir).tls.crlFiles;
+    const orgCrl = path.join(scratchDir('crl'), 'org.crl');
+    copyFileSync(
+      crlFiles.find((f) => f.endsWith('org.crl'))!,
+      orgCrl,
+    );
+    const route = [{ host: '127.0.0.1', port: p.port }];
+    const gw = await gateway(p, {
+      tls: { crlFiles: crlFiles.map((f) => (f.endsWith('org.crl') ? orgCrl : f)) },
+      relay: {
+        routes: { [PEER_DOMAIN]: route },
+        trustRetryAttempts: 2,
+        idleSeconds: 600,
+        connectTimeoutSeconds: 5,
+        commandTimeoutSeconds: 10,
+      },
+    });
+    const s = await sender(gw);
+    const to = `martin@${PEER_DOMAIN}`;
+    await s.send(rawMessage(s.address, to), [to]);
+    await p.received(1);
+    expect(gw.relay.connections().get(PEER_DOMAIN)).toBe(1);
+    expect(p.sessions()).toBe(1);
+    // The authority revokes the peer's certificate; the operator reloads (a mirror refresh does the same).
+    const manifest = (await readDevPkiManifest(pkiDir))!;
+    const serials = [manifest.leaves['peer-revoked'].serial, manifest.leaves['peer-trusted'].serial];
+    writeFileSync(orgCrl, crlPem(await devCrl(pkiDir, 'org', { revokedSerials: serials, crlNumber: 3 })));
+    const reload = await call({ url: `http://127.0.0.1:${gw.addresses.admin!.port}` }, 'POST', '/v1/reload');
+    expect(reload.status).toBe(200);
+    const id = await s.send(rawMessage(s.address, to), [to]);
+    const [report] = await dsnsIn(s.address, 1);
+    expect(report).toMatch(/Action: failed/);
+    expect(report).toMatch(/Status: 5\.7\.5/);
+    expect(report).toMatch(/remote certificate revoked/);
+    expect(p.messages).toHaveLength(1);
+    // Each attempt met a new handshake (the kept connection was closed, not used), refused after it.
+    expect(p.sessions()).toBe(3);
+    await p.quiet();
+    const attempts = journalEvents(gw.config.dataDir).filter(
+      (e) => e.spoolId === id && String(e.event).startsWith('delivery.relay.'),
+    );
+    expect(attempts.map((e) => e.event)).toEqual(['delivery.relay.deferred', 'delivery.relay.failed']);
+    expect(String(attempts[0]!.result)).toMatch(/^451 4\.7\.5 remote certificate revoked \(127\.0\.0\.1, /);
+    expect(String(attempts[1]!.result)).toMatch(/^554 5\.7\.5 remote certificate revoked/);
   });
 
   it('retries while the peer refuses connections, then delivers once', async () => {

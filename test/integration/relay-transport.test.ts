@@ -4,15 +4,23 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type Whitelist, loadWhitelistFile } from '../../src/directory/index.js';
-import { PEER_DOMAIN, type TrustMaterial, devPkiSettings, loadTrustMaterial } from '../../src/pki/index.js';
+import { type Whitelist, crlPem, loadWhitelistFile } from '../../src/directory/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import {
+  PEER_DOMAIN,
+  type TrustMaterial,
+  devPkiSettings,
+  loadTrustMaterial,
+  readDevPkiManifest,
+} from '../../src/pki/index.js';
 import {
   type OutboundTransaction,
   type RelayTransportOptions,
   type RemoteWhitelistView,
   RelayTransport,
 } from '../../src/relay/index.js';
-import { systemClock } from '../../src/shared/index.js';
+import { type Clock, systemClock } from '../../src/shared/index.js';
+import { devCrl } from '../helpers/national-data.js';
 
 /**
  * The relay's connections to a remote operator (issue #12, item 4), over real TLS with the
@@ -258,6 +266,7 @@ function relay(peer: ScriptedPeer, options: Partial<RelayTransportOptions> = {})
     maxConnectionsPerDestination: 20,
     maxMessagesPerConnection: 100,
     idleMs: 60_000,
+    maxConnectionAgeMs: 300_000,
     ...options,
   });
   cleanups.push(() => transport.close());
@@ -389,6 +398,13 @@ describe('relay connections: reuse, RSET and PIPELINING', () => {
     expect(peer.peak).toBeLessThanOrEqual(3);
     // Twelve messages, four per connection: three connections, each ended with QUIT after its fourth.
     expect(peer.connections.map((c) => c.received)).toEqual([4, 4, 4]);
+    expect(transport.stats()).toEqual({
+      opened: 3,
+      transactions: 12,
+      reused: 9,
+      pipelined: 12,
+      peakPerDestination: new Map([[PEER_DOMAIN, 3]]),
+    });
     await Promise.all(peer.connections.map((c) => c.closed));
     expect(peer.connections.every((c) => c.transcript.at(-1) === 'QUIT')).toBe(true);
   });
@@ -509,5 +525,128 @@ describe('relay connections: a reused connection that fails', () => {
     const next = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
     expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
     expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+  });
+});
+
+/** A clock the test moves by hand. */
+function movableClock(): Clock & { advance(ms: number): void } {
+  let at = Date.now();
+  return { now: () => new Date(at), advance: (ms) => void (at += ms) };
+}
+
+/** The material in service with one authority's list replaced (as a mirror refresh does). */
+async function revoking(authority: 'org' | 'root', serial: string): Promise<TrustMaterial> {
+  const file = [...trust.crlByFile.keys()].find((f) => f.endsWith(`${authority}.crl`))!;
+  const crlByFile = new Map(trust.crlByFile);
+  const kept =
+    authority === 'org' ? [(await readDevPkiManifest(inject('pkiDir')))!.leaves['peer-revoked'].serial] : [];
+  crlByFile.set(
+    file,
+    crlPem(await devCrl(inject('pkiDir'), authority, { revokedSerials: [...kept, serial], crlNumber: 9 })),
+  );
+  return { ...trust, crlByFile, crl: [...crlByFile.values()] };
+}
+
+/** A real pino logger whose JSON lines the test reads. */
+function capturedLogger(): {
+  logger: ReturnType<typeof createLogger>;
+  lines: Array<Record<string, unknown>>;
+} {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger(
+    { level: 'info' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  return { logger, lines };
+}
+
+describe('relay connections: age and trust checked again before reuse', () => {
+  it('gives no message to a connection older than maxConnectionAgeMs: QUIT, and the next goes over a new one', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const clock = movableClock();
+    const transport = relay(peer, { clock, maxConnectionAgeMs: 300_000 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    clock.advance(299_000);
+    await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(peer.connections).toHaveLength(1);
+    clock.advance(1_000);
+    const old = await transport.send(PEER_DOMAIN, message([rcpt('c')]));
+    expect(old.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 0, 1]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+  });
+
+  it('closes an idle connection with QUIT when it reaches its age limit before its idle limit', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const transport = relay(peer, { maxConnectionAgeMs: 400, idleMs: 600_000 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(transport.connections().size).toBe(0);
+  });
+
+  it('closes a pooled connection whose certificate a refreshed CRL revokes: the next message is refused afresh, not sent', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    let material = trust;
+    const transport = relay(peer, { trust: () => material, logger });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    // A reload that revokes nothing keeps the connection.
+    material = { ...trust };
+    await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(peer.connections).toHaveLength(1);
+    const serial = (await readDevPkiManifest(inject('pkiDir')))!.leaves['peer-trusted'].serial;
+    material = await revoking('org', serial);
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('c')]));
+    expect(refused.failure?.reason).toBe('cert_revoked');
+    expect(refused.replies).toEqual([]);
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a'), rcpt('b')]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    // The new connection was judged by OpenSSL against the new list: refused after the handshake.
+    expect(peer.connections).toHaveLength(2);
+    expect(tlsPart(peer.connections[1]!).filter((l) => /^(MAIL|RCPT|DATA)/.test(l))).toEqual([]);
+    expect(lines.filter((l) => l.event === 'relay.connection.retired')).toEqual([
+      expect.objectContaining({ reason: 'cert_revoked', destination: PEER_DOMAIN, messages: 2 }),
+    ]);
+  });
+
+  it('closes a pooled connection once the remote certificate has passed its end of validity', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    const clock = movableClock();
+    // An age limit longer than the certificate's life, so that only its expiry can close it.
+    const transport = relay(peer, { clock, logger, maxConnectionAgeMs: 100 * 365 * 86_400_000 });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const notAfter = (await readDevPkiManifest(inject('pkiDir')))!.leaves['peer-trusted'].notAfter;
+    clock.advance(Date.parse(notAfter) + 1000 - clock.now().getTime());
+    // The new connection is judged by OpenSSL on the real time: the certificate is valid there.
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'cert_expired',
+    ]);
+  });
+
+  it('closes a pooled connection whose issuing authority the root authority has revoked since', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    let material = trust;
+    const transport = relay(peer, { trust: () => material, logger });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    const org = (await readDevPkiManifest(inject('pkiDir')))!.authorities.org.serial;
+    material = await revoking('root', org);
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(refused.failure?.reason).toBe('cert_revoked');
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a')]);
+    await peer.connections[0]!.closed;
+    // Found on the chain kept from the handshake, not merely because the lists changed.
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'cert_revoked',
+    ]);
   });
 });

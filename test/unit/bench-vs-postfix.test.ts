@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { type AddressInfo, type Socket, createServer, connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { renderMainCf, renderMasterCf } from '../../bench/postfix.js';
 import { median, processTreeCpuMs } from '../../bench/stats.js';
+import { connectionsTo } from '../../bench/vs-postfix.js';
 
 describe('vs-postfix benchmark: private Postfix configuration', () => {
   const spec = {
@@ -59,5 +61,30 @@ describe('vs-postfix benchmark: figures', () => {
     const after = processTreeCpuMs(process.pid);
     // /proc counts in 10 ms clock ticks and truncates user and system time each: up to 20 ms less.
     expect(after - before).toBeGreaterThanOrEqual(280);
+  });
+
+  it('counts the connections a process holds to one port (the relay to the sink)', async () => {
+    const accepted: Socket[] = [];
+    const server = createServer((s) => accepted.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const clients = await Promise.all(
+      Array.from(
+        { length: 3 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const c = connect(port, '127.0.0.1', () => resolve(c));
+          }),
+      ),
+    );
+    try {
+      // Only the client ends count (towards the port), not the server's accepted ends.
+      expect(connectionsTo([process.pid], port)).toBe(3);
+      expect(connectionsTo([process.pid], port === 65535 ? 1 : port + 1)).toBe(0);
+    } finally {
+      clients.forEach((c) => c.destroy());
+      accepted.forEach((s) => s.destroy());
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

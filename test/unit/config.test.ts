@@ -81,6 +81,31 @@ describe('relay settings', () => {
       }),
     ).toThrow(/relay\.dns\.servers\.0: an IP address/);
   });
+
+  it('bounds connection reuse like Postfix by default, and names a limit out of range', () => {
+    const c = loadConfig(noFiles);
+    expect(c.relay).toMatchObject({
+      maxConnectionsPerDestination: 20,
+      maxMessagesPerConnection: 100,
+      maxConnectionAgeSeconds: 300,
+      idleSeconds: 10,
+    });
+    for (const [relay, key] of [
+      [{ maxConnectionAgeSeconds: 0 }, 'relay.maxConnectionAgeSeconds'],
+      [{ maxConnectionAgeSeconds: 7200 }, 'relay.maxConnectionAgeSeconds'],
+      [{ maxMessagesPerConnection: 0 }, 'relay.maxMessagesPerConnection'],
+      [{ idleSeconds: -1 }, 'relay.idleSeconds'],
+    ] as const) {
+      let caught: unknown;
+      try {
+        loadConfig({ ...noFiles, overrides: { relay } });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      expect((caught as ConfigError).issues.map((i) => i.key)).toEqual([key]);
+    }
+  });
 });
 
 describe('configuration rules across keys', () => {

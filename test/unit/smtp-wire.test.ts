@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ReplyReader, type WireFailureKind } from '../../src/shared/index.js';
+import { DotStuffer, ReplyReader, type WireFailureKind } from '../../src/shared/index.js';
 
 /** A loopback server that writes `script` to each client, and the client socket connected to it. */
 async function connected(script: string[]): Promise<{ socket: net.Socket; close: () => Promise<void> }> {
@@ -150,5 +150,64 @@ describe('the shared SMTP/LMTP reply reader', () => {
     } finally {
       await close();
     }
+  });
+});
+
+/**
+ * RFC 5321 §4.5.2 and §2.3.8 spelled out over the whole message at once, byte by byte: what the
+ * streaming encoder must produce however the message is cut into chunks.
+ */
+function referenceStuffing(message: Buffer): Buffer {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < message.length; i += 1) {
+    const b = message[i]!;
+    if (b !== 0x0d && b !== 0x0a) continue;
+    lines.push(message.subarray(start, i));
+    if (b === 0x0d && message[i + 1] === 0x0a) i += 1;
+    start = i + 1;
+  }
+  if (start < message.length) lines.push(message.subarray(start));
+  const out = lines.map((l) =>
+    Buffer.concat([l[0] === 0x2e ? Buffer.from('.') : Buffer.alloc(0), l, Buffer.from('\r\n')]),
+  );
+  return Buffer.concat([...out, Buffer.from('.\r\n')]);
+}
+
+describe('the shared DATA encoder', () => {
+  it('stuffs like the byte-by-byte rule, for random messages of CR, LF, dots and text cut anywhere', () => {
+    // A fixed pseudo-random sequence (xorshift): the same cases every run.
+    let seed = 0x2545f491;
+    const random = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x62, 0x20];
+    for (let round = 0; round < 2000; round += 1) {
+      const message = Buffer.from(
+        Array.from({ length: random(60) }, () => alphabet[random(alphabet.length)]!),
+      );
+      const stuffer = new DotStuffer();
+      const parts: Buffer[] = [];
+      for (let at = 0; at < message.length;) {
+        const size = 1 + random(12);
+        parts.push(stuffer.encode(message.subarray(at, at + size)));
+        at += size;
+      }
+      parts.push(stuffer.end());
+      expect(Buffer.concat(parts).toString('latin1'), JSON.stringify(message.toString('latin1'))).toBe(
+        referenceStuffing(message).toString('latin1'),
+      );
+    }
+  });
+
+  it('passes a CRLF message of many lines through with only its leading dots doubled', () => {
+    const lines = Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? `.line ${i}` : `line ${i} é`));
+    const message = Buffer.from(`${lines.join('\r\n')}\r\n`);
+    const stuffer = new DotStuffer();
+    const out = Buffer.concat([stuffer.encode(message), stuffer.end()]).toString();
+    expect(out).toBe(`${lines.map((l) => (l.startsWith('.') ? `.${l}` : l)).join('\r\n')}\r\n.\r\n`);
   });
 });
