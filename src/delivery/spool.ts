@@ -177,11 +177,19 @@ export class Spool {
     const tmp = this.#tmpFile(id);
     let renamed = false;
     try {
-      const fh = await open(tmp, 'a');
+      // 'r+', not 'a': a message file that is gone (swept as stale while a slow transaction still
+      // wrote to it) must fail the commit, not be created empty and acknowledged.
+      const fh = await open(tmp, 'r+');
       let messageLength: number;
       try {
         messageLength = (await fh.stat()).size;
-        await fh.writeFile(entryTail(envelope, messageLength));
+        if (messageLength !== envelope.size)
+          throw new GatewayError(
+            'SPOOL_FAILED',
+            `message file holds ${messageLength} bytes, ${envelope.size} were received`,
+          );
+        const tail = entryTail(envelope, messageLength);
+        await fh.write(tail, 0, tail.length, messageLength);
         await fh.sync();
       } finally {
         await fh.close();

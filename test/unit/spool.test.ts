@@ -177,6 +177,21 @@ describe('spool entries: one file each', () => {
     expect((err as Error).message).toContain(envelope.id);
   });
 
+  it('refuses to commit a message whose file is gone or cut short (swept while a slow client still sent)', async () => {
+    const spool = await spoolOf();
+    for (const damage of ['gone', 'short'] as const) {
+      const id = spool.newId(new Date());
+      const size = await spool.writeMessage(id, Buffer.alloc(0), Readable.from([Buffer.from(MESSAGE)]));
+      const file = path.join(dir, 'spool', 'tmp', `${id}.entry`);
+      if (damage === 'gone') rmSync(file);
+      else truncateSync(file, 10);
+      const err: unknown = await spool.commit(envelopeOf(id, size)).catch((e: unknown) => e);
+      expect(isGatewayError(err) && err.code).toBe('SPOOL_FAILED');
+      expect(readdirSync(queueDir())).toEqual([]);
+      expect(readdirSync(path.join(dir, 'spool', 'tmp'))).toEqual([]);
+    }
+  });
+
   it('discards an uncommitted message and sweeps what a killed process left in tmp/', async () => {
     const spool = await spoolOf();
     const id = spool.newId(new Date());
