@@ -170,9 +170,8 @@ export function rssMiB(pid: number): number {
   }
 }
 
-/** Sockets of a process in CLOSE-WAIT or other states, from its fds and /proc/net/tcp. */
-export function socketStates(pid: number): Record<string, number> {
-  const inodes = new Set<string>();
+/** Adds the inodes of the sockets `pid` holds to `inodes`; false when the process is gone. */
+export function addSocketInodes(pid: number, inodes: Set<string>): boolean {
   try {
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       try {
@@ -182,9 +181,16 @@ export function socketStates(pid: number): Record<string, number> {
         // closed meanwhile
       }
     }
+    return true;
   } catch {
-    return {};
+    return false;
   }
+}
+
+/** Sockets of a process in CLOSE-WAIT or other states, from its fds and /proc/net/tcp. */
+export function socketStates(pid: number): Record<string, number> {
+  const inodes = new Set<string>();
+  if (!addSocketInodes(pid, inodes)) return {};
   const names: Record<string, string> = {
     '01': 'ESTABLISHED',
     '06': 'TIME_WAIT',

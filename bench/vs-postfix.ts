@@ -9,7 +9,6 @@ import {
   readFileSync,
   readSync,
   readdirSync,
-  readlinkSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -22,7 +21,13 @@ import { DEV_DOMAIN, PEER_DOMAIN, devPkiSettings, ensureDevPki } from '../src/pk
 import { dovecotPaths } from '../src/store/index.js';
 import { benchRoot } from './bench-gateway.js';
 import { type PostfixInstance, ensurePostfix, startPostfix } from './postfix.js';
-import { processesMentioning, type RunningGateway, socketStates, startSoakGateway } from './soak-gateway.js';
+import {
+  addSocketInodes,
+  processesMentioning,
+  type RunningGateway,
+  socketStates,
+  startSoakGateway,
+} from './soak-gateway.js';
 import { loadAverage, median, percentiles, processTreeCpuMs } from './stats.js';
 
 /**
@@ -68,20 +73,7 @@ interface RunResult {
  */
 export function connectionsTo(pids: readonly number[], port: number): number {
   const inodes = new Set<string>();
-  for (const pid of pids) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-          if (m?.[1]) inodes.add(m[1]);
-        } catch {
-          // closed meanwhile
-        }
-      }
-    } catch {
-      // exited meanwhile
-    }
-  }
+  for (const pid of pids) addSocketInodes(pid, inodes); // a process that exited meanwhile holds none
   const remote = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   let n = 0;
   for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
