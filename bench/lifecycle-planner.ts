@@ -129,19 +129,23 @@ const quietJournal = (record: (e: AuditEvent) => void = () => undefined): AuditJ
   close: () => undefined,
 });
 
+/** The seeded registry, read at the benchmark's fixed instant; it creates no mailbox. */
+const benchRegistry = (redis: Redis): BalRegistry =>
+  new BalRegistry({
+    redis,
+    prefix: PREFIX,
+    domains: ['op.mssante.test'],
+    clock: { now: () => new Date(NOW) },
+    journal: quietJournal(),
+    provisioner: { provision: () => Promise.reject(new Error('the benchmark creates no mailbox')) },
+  });
+
 /** Both passes, in a process that did not seed the registry: its memory is the run's. */
 async function plannerChild(redisUrl: string, pageSize: number): Promise<void> {
   const say = (line: ChildLine) => process.stdout.write(`${JSON.stringify(line)}\n`);
   const redis = createRedisClient(redisUrl, { name: 'bench-planner' });
   try {
-    const registry = new BalRegistry({
-      redis,
-      prefix: PREFIX,
-      domains: ['op.mssante.test'],
-      clock: { now: () => new Date(NOW) },
-      journal: quietJournal(),
-      provisioner: { provision: () => Promise.reject(new Error('the benchmark creates no mailbox')) },
-    });
+    const registry = benchRegistry(redis);
     const activity = ActivityStore.withPrefix(redis, PREFIX);
     const publication = new AssumedPublication({ redis, prefix: PREFIX });
     const peak = new MemoryPeak().start(20);
@@ -224,14 +228,7 @@ async function plannerChild(redisUrl: string, pageSize: number): Promise<void> {
 async function baselineChild(redisUrl: string): Promise<void> {
   const redis = createRedisClient(redisUrl, { name: 'bench-baseline' });
   try {
-    const registry = new BalRegistry({
-      redis,
-      prefix: PREFIX,
-      domains: ['op.mssante.test'],
-      clock: { now: () => new Date(NOW) },
-      journal: quietJournal(),
-      provisioner: { provision: () => Promise.reject(new Error('the benchmark creates no mailbox')) },
-    });
+    const registry = benchRegistry(redis);
     const planner = new LifecyclePlanner({
       redis,
       prefix: PREFIX,
