@@ -106,8 +106,8 @@ function readJournal(dir: string): AuditEvent[] {
     .map((line) => JSON.parse(line) as AuditEvent);
 }
 
-/** Every key under `prefix` with its content (also for a gateway's own Redis client and prefix). */
-export async function keySpace(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
+/** Every key under `prefix`, sorted (SCAN, so a large key space is not blocked on). */
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   let cursor = '0';
   do {
@@ -115,8 +115,13 @@ export async function keySpace(redis: Redis, prefix: string): Promise<Record<str
     keys.push(...batch);
     cursor = next;
   } while (cursor !== '0');
+  return keys.sort();
+}
+
+/** Every key under `prefix` with its content (also for a gateway's own Redis client and prefix). */
+export async function keySpace(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const key of keys.sort()) {
+  for (const key of await keysUnder(redis, prefix)) {
     const type = await redis.type(key);
     if (type === 'hash') out[key] = await redis.hgetall(key);
     else if (type === 'zset') out[key] = await redis.zrange(key, 0, -1, 'WITHSCORES');

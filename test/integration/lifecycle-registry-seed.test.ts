@@ -5,7 +5,7 @@ import { seedRegistry, type SeedBal } from '../../bench/registry-seed.js';
 import { DAY_MS } from '../../src/lifecycle/index.js';
 import { MemoryAuditJournal } from '../../src/observability/index.js';
 import { BalRegistry } from '../../src/registry/index.js';
-import { TEST_DOMAINS, storeProvisioner, uniqueAddress } from '../helpers/admin-harness.js';
+import { TEST_DOMAINS, keysUnder, storeProvisioner, uniqueAddress } from '../helpers/admin-harness.js';
 import { ACTOR, startLifecycleFixture, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
 
 const T0 = Date.parse('2026-01-05T02:15:00.000Z');
@@ -19,15 +19,8 @@ afterEach(async () => {
 
 /** Every key under `prefix`, without it, with its type and content in a comparable form. */
 async function dump(redis: Redis, prefix: string): Promise<Record<string, unknown>> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
   const out: Record<string, unknown> = {};
-  for (const key of keys.sort()) {
+  for (const key of await keysUnder(redis, prefix)) {
     const type = await redis.type(key);
     const name = key.slice(prefix.length);
     if (type === 'hash') out[name] = { hash: await redis.hgetall(key) };
