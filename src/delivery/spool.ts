@@ -114,18 +114,15 @@ export class Spool {
   async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
     const file = this.#tmpFile(id);
     const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
-    let bytes = 0;
     try {
       await new Promise<void>((resolve, reject) => {
         out.once('error', reject);
         out.write(prefix, (err) => (err ? reject(err) : resolve()));
       });
-      bytes += prefix.length;
-      body.on('data', (chunk: Buffer) => (bytes += chunk.length));
       // A body that fails (the client went away mid-DATA: smtp/spool-incoming.ts destroys it) ends
       // the pipeline at once, and the file goes below.
       await pipeline(body, out);
-      return bytes;
+      return out.bytesWritten;
     } catch (err) {
       body.destroy();
       out.destroy();
@@ -150,12 +147,9 @@ export class Spool {
     try {
       const out = createWriteStream(next, { flags: 'wx', mode: 0o600 });
       out.write(header);
-      let bytes = header.length;
-      const source = createReadStream(file);
-      source.on('data', (chunk: string | Buffer) => (bytes += chunk.length));
-      await pipeline(source, out);
+      await pipeline(createReadStream(file), out);
       await rename(next, file);
-      return bytes;
+      return out.bytesWritten;
     } catch (err) {
       await rm(next, { force: true });
       throw new GatewayError(
@@ -387,7 +381,7 @@ export class Spool {
   /** The whole message of a committed entry, read at once (a DSN returning the original). */
   readMessageSync(id: string): Buffer {
     if (this.#legacy.has(id)) return readFileSync(this.#legacyFiles(id).message);
-    return readEntryMessageSync(this.#entryFile(id), id, this.#messageLengths.get(id));
+    return readEntryMessageSync(this.#entryFile(id), id);
   }
 
   /**
