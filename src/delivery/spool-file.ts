@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/index.js';
@@ -117,24 +117,6 @@ async function* locatedMessage(file: string, id: string): AsyncGenerator<Buffer>
 }
 
 /** The message of an entry file, read whole and at once (a DSN returning the original). */
-export function readEntryMessageSync(file: string, id: string, messageLength?: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    let length = messageLength;
-    if (length === undefined) {
-      const { size } = fstatSync(fd);
-      const trailer = Buffer.alloc(TRAILER_LENGTH);
-      readSync(fd, trailer, 0, TRAILER_LENGTH, Math.max(0, size - TRAILER_LENGTH));
-      length = parseTrailer(trailer, size, id).messageLength;
-    }
-    const message = Buffer.alloc(length);
-    for (let at = 0; at < length;) {
-      const n = readSync(fd, message, at, length - at, at);
-      if (n === 0) throw new GatewayError('SPOOL_FAILED', `spool entry ${id} is damaged (short)`, { id });
-      at += n;
-    }
-    return message;
-  } finally {
-    closeSync(fd);
-  }
+export function readEntryMessageSync(file: string, id: string): Buffer {
+  return parseSpoolEntry(readFileSync(file), id).message;
 }
