@@ -31,3 +31,5 @@ export type {
   RefreshResult,
   RefusalReason,
 } from './mirror-outcome.js';
+export { DER, DerError, children, readDer } from './der.js';
+export type { DerNode } from './der.js';

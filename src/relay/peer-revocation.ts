@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { GatewayError } from '../errors/index.js';
+import { DER, DerError, children, readDer, type DerNode } from '../directory/index.js';
 import type { TrustMaterial } from '../pki/index.js';
 
 /**
@@ -71,90 +71,49 @@ function buildIndex(pems: readonly string[]): RevocationIndex {
   return index;
 }
 
-// A DER walk (X.690 §8.1) over the few fields read here; loadTrustMaterial had OpenSSL parse every
-// CRL before it entered service, so a failure here is unexpected and answers "unknown".
-const SEQUENCE = 0x30;
-const INTEGER = 0x02;
-const CONTEXT_0 = 0xa0;
-const UTC_TIME = 0x17;
-const GENERALIZED_TIME = 0x18;
-
-const derInvalid = (why: string): GatewayError => new GatewayError('DER_INVALID', why);
-
-interface Tlv {
-  readonly tag: number;
-  /** Offsets of the whole TLV and of its value. */
-  readonly start: number;
-  readonly valueStart: number;
-  readonly end: number;
-}
-
-function tlv(buf: Buffer, at: number, within = buf.length): Tlv {
-  if (at + 2 > within) throw derInvalid('truncated DER');
-  const tag = buf[at]!;
-  let length = buf[at + 1]!;
-  let valueStart = at + 2;
-  if (length & 0x80) {
-    const n = length & 0x7f;
-    if (n === 0 || n > 4 || valueStart + n > within) throw derInvalid('unsupported DER length');
-    length = 0;
-    for (let i = 0; i < n; i += 1) length = length * 256 + buf[valueStart + i]!;
-    valueStart += n;
-  }
-  const end = valueStart + length;
-  if (end > within) throw derInvalid('truncated DER');
-  return { tag, start: at, valueStart, end };
-}
-
-function expect(node: Tlv, tag: number): Tlv {
-  if (node.tag !== tag) throw derInvalid(`DER tag ${node.tag} where ${tag} was expected`);
+// A DER walk (X.690 §8.1) over the few fields read here, with the directory's DER reader;
+// loadTrustMaterial had OpenSSL parse every CRL before it entered service, so a failure here is
+// unexpected and answers "unknown".
+function expectTag(node: DerNode | undefined, tag: number): DerNode {
+  if (node?.tag !== tag) throw new DerError(`DER tag ${node?.tag ?? 'none'} where ${tag} was expected`);
   return node;
 }
 
+const isTime = (node: DerNode): boolean => node.tag === DER.UTC_TIME || node.tag === DER.GENERALIZED_TIME;
+
 /** An INTEGER's value as hex without leading zeros (the form two serials are compared in). */
-function serialHex(buf: Buffer, node: Tlv): string {
-  return buf
-    .toString('hex', node.valueStart, node.end)
+function serialHex(node: DerNode): string {
+  return node.content
+    .toString('hex')
     .replace(/^(00)+(?=.)/, '')
     .toUpperCase();
 }
 
 /** TBSCertList (RFC 5280 §5.1): the issuer and every revokedCertificates entry's serial. */
 function revokedSerials(der: Buffer): { issuer: string; serials: string[] } {
-  const list = expect(tlv(der, 0), SEQUENCE);
-  const tbs = expect(tlv(der, list.valueStart, list.end), SEQUENCE);
-  let field = tlv(der, tbs.valueStart, tbs.end);
-  if (field.tag === INTEGER) field = tlv(der, field.end, tbs.end); // version
-  const signature = expect(field, SEQUENCE);
-  const issuer = expect(tlv(der, signature.end, tbs.end), SEQUENCE);
-  const thisUpdate = tlv(der, issuer.end, tbs.end);
-  if (thisUpdate.tag !== UTC_TIME && thisUpdate.tag !== GENERALIZED_TIME) throw derInvalid('no thisUpdate');
-  let at = thisUpdate.end;
+  const tbs = children(expectTag(children(expectTag(readDer(der), DER.SEQUENCE))[0], DER.SEQUENCE));
+  let at = tbs[0]?.tag === DER.INTEGER ? 1 : 0; // version
+  expectTag(tbs[at++], DER.SEQUENCE); // signature
+  const issuer = expectTag(tbs[at++], DER.SEQUENCE);
+  const thisUpdate = tbs[at++];
+  if (!thisUpdate || !isTime(thisUpdate)) throw new DerError('no thisUpdate');
   const serials: string[] = [];
   // Then an optional nextUpdate, the optional revokedCertificates, the optional crlExtensions.
-  while (at < tbs.end) {
-    const next = tlv(der, at, tbs.end);
-    at = next.end;
-    if (next.tag === UTC_TIME || next.tag === GENERALIZED_TIME) continue;
-    if (next.tag === CONTEXT_0) break; // crlExtensions
-    expect(next, SEQUENCE);
-    for (let e = next.valueStart; e < next.end;) {
-      const entry = expect(tlv(der, e, next.end), SEQUENCE);
-      serials.push(serialHex(der, expect(tlv(der, entry.valueStart, entry.end), INTEGER)));
-      e = entry.end;
-    }
+  for (const next of tbs.slice(at)) {
+    if (isTime(next)) continue;
+    if (next.tag === DER.CONTEXT_0) break; // crlExtensions
+    for (const entry of children(expectTag(next, DER.SEQUENCE)))
+      serials.push(serialHex(expectTag(children(expectTag(entry, DER.SEQUENCE))[0], DER.INTEGER)));
   }
-  return { issuer: der.toString('hex', issuer.start, issuer.end), serials };
+  return { issuer: issuer.raw.toString('hex'), serials };
 }
 
 /** TBSCertificate (RFC 5280 §4.1): the serial and the issuer Name's DER. */
 function certificateId(der: Buffer): { issuer: string; serial: string } {
-  const cert = expect(tlv(der, 0), SEQUENCE);
-  const tbs = expect(tlv(der, cert.valueStart, cert.end), SEQUENCE);
-  let field = tlv(der, tbs.valueStart, tbs.end);
-  if (field.tag === CONTEXT_0) field = tlv(der, field.end, tbs.end); // explicit version
-  const serial = expect(field, INTEGER);
-  const signature = expect(tlv(der, serial.end, tbs.end), SEQUENCE);
-  const issuer = expect(tlv(der, signature.end, tbs.end), SEQUENCE);
-  return { issuer: der.toString('hex', issuer.start, issuer.end), serial: serialHex(der, serial) };
+  const tbs = children(expectTag(children(expectTag(readDer(der), DER.SEQUENCE))[0], DER.SEQUENCE));
+  const at = tbs[0]?.tag === DER.CONTEXT_0 ? 1 : 0; // explicit version
+  const serial = expectTag(tbs[at], DER.INTEGER);
+  expectTag(tbs[at + 1], DER.SEQUENCE); // signature
+  const issuer = expectTag(tbs[at + 2], DER.SEQUENCE);
+  return { issuer: issuer.raw.toString('hex'), serial: serialHex(serial) };
 }
