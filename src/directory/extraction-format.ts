@@ -68,7 +68,8 @@ const HEADER_FIELDS: Readonly<Record<string, EntryField | 'address'>> = {
   pays: 'country',
 };
 
-const BAL_TYPES = new Set(['PER', 'ORG', 'APP', 'CAB']);
+/** The mailbox types a line of the extraction may give (its first column). */
+export const BAL_TYPES: ReadonlySet<string> = new Set(['PER', 'ORG', 'APP', 'CAB']);
 
 /** Lower case, no accents, single spaces, no ` structure BAL` suffix, no byte-order mark. */
 export function headerKey(name: string): string {

@@ -1,5 +1,5 @@
 import { MAX_ADDRESS, MAX_LOCAL_PART, normalizeAddress, normalizeDomain } from '../shared/index.js';
-import { type ColumnMap, ENTRY_FIELDS } from './extraction-format.js';
+import { BAL_TYPES, type ColumnMap, ENTRY_FIELDS } from './extraction-format.js';
 
 /**
  * Reads one data line of the extraction straight from the bytes it arrived in: cells are found by a
@@ -13,7 +13,6 @@ import { type ColumnMap, ENTRY_FIELDS } from './extraction-format.js';
 
 const PIPE = 0x7c;
 const NATIONAL_ID = ENTRY_FIELDS.indexOf('nationalId');
-const BAL_TYPES = new Set(['PER', 'ORG', 'APP', 'CAB']);
 /** The four types as 24-bit upper-case ASCII codes. */
 const TYPE_CODES = new Set(
   [...BAL_TYPES].map((t) => (t.charCodeAt(0) << 16) | (t.charCodeAt(1) << 8) | t.charCodeAt(2)),
