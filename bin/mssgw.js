@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The `mssgw` command: runs the built CLI (src/admin/cli-main.ts compiled to dist/ by `npm run build`).
+// The `mssgw` command: runs the built CLI (src/admin/cli-main.ts compiled and bundled into dist/cli/ by
+// `npm run build`).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const entry = new URL('../dist/admin/cli-main.js', import.meta.url);
+const entry = new URL('../dist/cli/cli-main.js', import.meta.url);
 const entryPath = fileURLToPath(entry);
 
 if (!existsSync(entryPath)) {

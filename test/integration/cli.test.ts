@@ -256,7 +256,7 @@ describe('bin/mssgw.js', () => {
       encoding: 'utf8',
     });
     expect(run.status).toBe(1);
-    expect(run.stderr).toContain('dist/admin/cli-main.js is missing');
+    expect(run.stderr).toContain('dist/cli/cli-main.js is missing');
     expect(run.stderr).toContain('npm run build');
   });
 });
