@@ -48,6 +48,8 @@ interface Flood {
    * deadlines, each of which frees the quota again: at most PER_SOURCE per deadline period.
    */
   readonly admitted: number;
+  /** Connections the gateway never saw (its accept queue was full): reset by the kernel when probed. */
+  readonly unreached: number;
   readonly ms: number;
   release(): void;
 }
@@ -113,6 +115,9 @@ async function flood(port: number, count: number): Promise<Flood> {
     for (const s of silent) s.write('\r\n');
     await settle();
   }
+  // Probed sockets that closed without a byte were reset by the kernel: the gateway never saw them,
+  // so they carry no refusal line (a loaded campaign run counted 136 of them among 10,000).
+  const unreached = silent.filter((s) => s.destroyed && !heard.has(s)).length;
   const held = sockets.filter((s) => !s.destroyed);
   const greeted = [...refusals].filter(([line]) => /^(220 |\* OK)/.test(line)).reduce((n, [, c]) => n + c, 0);
   const admitted = greeted + held.length;
@@ -122,6 +127,7 @@ async function flood(port: number, count: number): Promise<Flood> {
   return {
     held,
     admitted,
+    unreached,
     ms,
     refusals,
     get closed() {
@@ -246,9 +252,10 @@ describe('one address holding 10,000 connections does not lock out another', () 
       try {
         expect(attack.closed).toBeGreaterThanOrEqual(FLOOD - PER_SOURCE);
         if (name === 'imap') {
-          expect(attack.refusals.get('* BYE [UNAVAILABLE]')).toBeGreaterThanOrEqual(
-            FLOOD - attack.admitted - 50,
-          );
+          expect(
+            attack.refusals.get('* BYE [UNAVAILABLE]'),
+            `refusals ${JSON.stringify([...attack.refusals])}, admitted ${attack.admitted}, never reached the gateway ${attack.unreached}`,
+          ).toBeGreaterThanOrEqual(FLOOD - attack.admitted - attack.unreached - 50);
         }
         const started = Date.now();
         const tlsPort = gw.addresses.imapTls!.port;
