@@ -117,8 +117,14 @@ describe('switching copies', () => {
       [...a.events('directory.mirror.accepted'), ...b.events('directory.mirror.accepted')].filter(
         (e) => e.mirror === mirror,
       );
-    expect(accepted('whitelist')).toHaveLength(1);
-    expect(accepted('extraction')).toHaveLength(1);
+    // A reader sees the new copy as soon as it is switched; its refresh reports it just after.
+    await vi.waitFor(
+      () => {
+        expect(accepted('whitelist')).toHaveLength(1);
+        expect(accepted('extraction')).toHaveLength(1);
+      },
+      { timeout: 60_000 },
+    );
 
     const connection = a.redis.duplicate();
     const schedulers = new Queue(MIRROR_QUEUE, { connection, prefix: bullPrefix(prefix) });
