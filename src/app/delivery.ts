@@ -138,6 +138,7 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
       nodeId: config.node.id,
       localConcurrency: config.delivery.concurrency,
       relayConcurrency: config.relay.concurrency,
+      relayPerDestination: config.relay.maxConnectionsPerDestination,
       relayEnabled: config.relay.enabled,
       lockSeconds: config.delivery.lockSeconds,
       reconcileSeconds: config.delivery.reconcileSeconds,

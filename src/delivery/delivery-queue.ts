@@ -7,6 +7,7 @@ import { type Logger, reportErrors } from '../observability/index.js';
 import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';
+import { HandOffSlots } from './handoff-slots.js';
 import { indicatorHeadersOf, scanHeaders } from './message-format.js';
 import type { Spool } from './spool.js';
 import { type DestinationState, LOCAL_DESTINATION, type SpoolEnvelope } from './spool-entry.js';
@@ -25,8 +26,8 @@ export interface DeliveryJobData {
 export type QueueName = 'local' | 'relay';
 
 /**
- * A local attempt handed off right after commit gets its safety-net job only once it has run this
- * long (most end well before: no Redis command at all for them).
+ * An attempt handed off right after commit gets its safety-net job only once it has run this long
+ * (most end well before: no Redis command at all for them).
  */
 const NET_AFTER_MS = 2_000;
 export const QUEUE_NAMES: readonly QueueName[] = ['local', 'relay'];
@@ -51,6 +52,11 @@ export interface DeliveryQueueOptions {
   readonly nodeId: string;
   readonly localConcurrency: number;
   readonly relayConcurrency: number;
+  /**
+   * Relay attempts handed off at once to one domain (relay.maxConnectionsPerDestination, the
+   * relay's own limit of connections to it); past it, a message goes through its relay queue.
+   */
+  readonly relayPerDestination: number;
   /** Whether this process works relay jobs (relay.enabled); jobs wait otherwise. */
   readonly relayEnabled: boolean;
   readonly lockSeconds: number;
@@ -103,8 +109,12 @@ export class DeliveryQueue extends EventEmitter {
   #reconciling: Promise<unknown> | undefined;
   #stopped = false;
   #started = false;
-  /** Local attempts started right after commit, in this process (bounded by localConcurrency). */
+  /**
+   * Attempts started right after commit, in this process: local ones bounded by localConcurrency,
+   * relay ones by relayConcurrency and, per domain, by relayPerDestination (#slots).
+   */
   readonly #handoffs = new Set<Promise<void>>();
+  readonly #slots: HandOffSlots;
   /**
    * Every attempt running in this process (hand-offs and queue jobs), up to its state being written
    * to the spool: what a stop waits for, Redis or not (see drainAttempts).
@@ -121,6 +131,13 @@ export class DeliveryQueue extends EventEmitter {
   constructor(deps: DeliveryQueueDeps) {
     super();
     this.#d = deps;
+    const { options } = deps;
+    this.#slots = new HandOffSlots({
+      local: options.localConcurrency,
+      relay: options.relayConcurrency,
+      relayPerDestination: options.relayPerDestination,
+      relayEnabled: options.relayEnabled,
+    });
     if (!NODE_ID.test(deps.options.nodeId))
       throw new GatewayError(
         'CONFIG_INVALID',
@@ -345,24 +362,25 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /**
-   * Queues a committed entry: one job per destination. The local destination is attempted at once
-   * in this process when a slot is free (ARCHITECTURE.md §6, local delivery right after commit): its
-   * job is added only when it must be retried, or, for an attempt that takes long, as a safety net
-   * removed or rescheduled after it (the next start queues what a dead process left). Never throws: the entry is
-   * durable in the spool already, and reconciliation adds what could not be added now (Redis down).
+   * Queues a committed entry: one job per destination. Each destination, local or a domain at
+   * another operator, is attempted at once in this process when a hand-off slot is free
+   * (ARCHITECTURE.md §6, delivery right after commit; the entry is in this node's spool, so this
+   * node owns it): its job is added only when it must be retried, or, for an attempt that takes
+   * long, as a safety net removed or rescheduled after it (the next start queues what a dead
+   * process left). Never throws: the entry is durable in the spool already, and reconciliation adds
+   * what could not be added now (Redis down).
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
     for (const destination of destinationsOf(envelope).keys()) {
-      const handOff =
-        destination === LOCAL_DESTINATION &&
-        this.#started &&
-        !this.#stopped &&
-        this.#handoffs.size < this.#d.options.localConcurrency;
-      if (!handOff) {
+      const release = this.#started && !this.#stopped ? this.#slots.take(destination) : undefined;
+      if (!release) {
         await this.#add(envelope, destination, 0);
         continue;
       }
-      const run = this.#handOff(envelope).finally(() => this.#handoffs.delete(run));
+      const run = this.#handOff(envelope, destination).finally(() => {
+        release();
+        this.#handoffs.delete(run);
+      });
       this.#handoffs.add(run);
     }
   }
@@ -386,17 +404,17 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /**
-   * The local attempt right after commit. The safety-net job is added if the attempt runs longer
-   * than NET_AFTER_MS; should it come due first (an attempt longer than the lock), it waits for this
+   * The attempt right after commit. The safety-net job is added if the attempt runs longer than
+   * NET_AFTER_MS; should it come due first (an attempt longer than the lock), it waits for this
    * attempt and takes its outcome (#process) rather than attempting again before the retry time.
    */
-  async #handOff(envelope: SpoolEnvelope): Promise<void> {
-    const id = jobIdOf(envelope.id, LOCAL_DESTINATION);
+  async #handOff(envelope: SpoolEnvelope, destination: string): Promise<void> {
+    const id = jobIdOf(envelope.id, destination);
     let told: (at: Date | undefined) => void = () => undefined;
     this.#handoffOutcomes.set(id, new Promise<Date | undefined>((resolve) => (told = resolve)));
     let retryAt: Date | undefined;
     try {
-      retryAt = await this.#attemptHandedOff(envelope, id);
+      retryAt = await this.#attemptHandedOff(envelope, destination, id);
     } finally {
       this.#handoffOutcomes.delete(id);
       told(retryAt);
@@ -404,19 +422,24 @@ export class DeliveryQueue extends EventEmitter {
   }
 
   /** The hand-off's attempt and the settling of its job; returns when to retry, if it must be. */
-  async #attemptHandedOff(envelope: SpoolEnvelope, id: string): Promise<Date | undefined> {
+  async #attemptHandedOff(
+    envelope: SpoolEnvelope,
+    destination: string,
+    id: string,
+  ): Promise<Date | undefined> {
     const { worker, clock, logger, options } = this.#d;
     // The safety net is added only if the attempt is still running after NET_AFTER_MS: an attempt
     // that ends sooner costs Redis nothing when it delivered, one add when it must be retried. Should
     // the process die before, the spool is the truth: the next start queues every committed entry
-    // (and asks the store first, the attempt having maybe reached it).
+    // (a local one asks the store first, the attempt having maybe reached it; a relay one is sent
+    // again, at least once, as after any crash in the duplicate window: README, Durability).
     let added: Promise<boolean> | undefined;
     const net = setTimeout(() => {
-      added = this.#add(envelope, LOCAL_DESTINATION, options.lockSeconds * 1000);
+      added = this.#add(envelope, destination, options.lockSeconds * 1000);
     }, NET_AFTER_MS);
     let retryAt: Date | undefined;
     try {
-      const outcome = await this.#tracked(worker.work(envelope.id, LOCAL_DESTINATION));
+      const outcome = await this.#tracked(worker.work(envelope.id, destination));
       if (outcome.kind === 'retry') retryAt = outcome.at;
     } catch (err) {
       logger.error(
@@ -429,15 +452,15 @@ export class DeliveryQueue extends EventEmitter {
     }
     if (!added) {
       if (retryAt)
-        await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
+        await this.#add(envelope, destination, Math.max(0, retryAt.getTime() - clock.now().getTime()));
       return retryAt;
     }
     if (!(await added)) return retryAt; // reconciliation adds the job, from the spool's state
     try {
       // 0: the net came due and a worker holds it; that run adopts this outcome (#process).
-      const removed = await this.#queue('local').remove(id, { removeChildren: false });
+      const removed = await this.#queue(queueOf(destination)).remove(id, { removeChildren: false });
       if (removed === 1 && retryAt)
-        await this.#add(envelope, LOCAL_DESTINATION, Math.max(0, retryAt.getTime() - clock.now().getTime()));
+        await this.#add(envelope, destination, Math.max(0, retryAt.getTime() - clock.now().getTime()));
     } catch (err) {
       // The net stays as it is: it works the entry when due, from the state in the spool.
       logger.warn(

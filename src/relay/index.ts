@@ -16,7 +16,7 @@ export type {
 } from './mx-resolver.js';
 export { RELAY_FAILURES, RelayError } from './relay-error.js';
 export type { RelayErrorDetails, RelayFailureReason } from './relay-error.js';
-export { peerRevocation } from './peer-revocation.js';
+export { peerListsCurrentUntil, peerRevocation } from './peer-revocation.js';
 export type { PeerRevocation } from './peer-revocation.js';
 export { REMOTE_REFUSALS, judgeRemote } from './remote-verdict.js';
 export type {

@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
-import { DER, DerError, children, readDer, type DerNode } from '../directory/index.js';
+import { DER, DerError, children, parseCrl, readDer, type DerNode } from '../directory/index.js';
 import type { TrustMaterial } from '../pki/index.js';
+import { peerChain } from './peer-chain.js';
 
 /**
  * Whether a remote's certificate chain, judged by OpenSSL when its connection was opened, has been
@@ -16,8 +17,16 @@ import type { TrustMaterial } from '../pki/index.js';
  */
 export type PeerRevocation = 'valid' | 'revoked' | 'unknown';
 
-/** Revoked serials (hex, no leading zeros) by issuer (its Name's DER, hex). */
-type RevocationIndex = ReadonlyMap<string, ReadonlySet<string>> | 'unreadable';
+/** An issuer's lists in service: the serials they revoke, and until when the latest is current. */
+interface IssuerLists {
+  /** Revoked serials (hex, no leading zeros). */
+  readonly serials: Set<string>;
+  /** The latest nextUpdate among them (ms; Infinity when none gives one). */
+  nextUpdate: number;
+}
+
+/** Lists by issuer (its Name's DER, hex). */
+type RevocationIndex = ReadonlyMap<string, IssuerLists> | 'unreadable';
 
 const indexes = new WeakMap<TrustMaterial, RevocationIndex>();
 
@@ -25,21 +34,37 @@ const indexes = new WeakMap<TrustMaterial, RevocationIndex>();
 export function peerRevocation(material: TrustMaterial, leaf: X509Certificate): PeerRevocation {
   const index = indexOf(material);
   if (index === 'unreadable') return 'unknown';
-  let cert: X509Certificate | undefined = leaf;
-  // issuerCertificate is set on certificates taken from a TLS socket; a root is its own issuer.
-  for (let depth = 0; cert && depth < 8; depth += 1) {
+  for (const cert of peerChain(leaf)) {
     let id: { issuer: string; serial: string };
     try {
       id = certificateId(cert.raw);
     } catch {
       return 'unknown';
     }
-    if (index.get(id.issuer)?.has(id.serial)) return 'revoked';
-    const next: X509Certificate | undefined = cert.issuerCertificate;
-    if (!next || next.fingerprint256 === cert.fingerprint256) break;
-    cert = next;
+    if (index.get(id.issuer)?.serials.has(id.serial)) return 'revoked';
   }
   return 'valid';
+}
+
+/**
+ * Until when (ms) the lists in service that answer for the chain are current: the earliest
+ * nextUpdate of its issuers' lists. Past it OpenSSL refuses a new handshake (CRL_HAS_EXPIRED), so
+ * a pooled connection judged under them gets nothing more either. Infinity when no list says (or
+ * none can be read: peerRevocation answers unknown then).
+ */
+export function peerListsCurrentUntil(material: TrustMaterial, leaf: X509Certificate): number {
+  const index = indexOf(material);
+  if (index === 'unreadable') return Number.POSITIVE_INFINITY;
+  let until = Number.POSITIVE_INFINITY;
+  for (const cert of peerChain(leaf)) {
+    try {
+      const lists = index.get(certificateId(cert.raw).issuer);
+      if (lists) until = Math.min(until, lists.nextUpdate);
+    } catch {
+      // A certificate that cannot be read: peerRevocation answers unknown for it.
+    }
+  }
+  return until;
 }
 
 /** Built once per trust material (a reload makes a new object), on the first reuse check after it. */
@@ -55,14 +80,18 @@ function indexOf(material: TrustMaterial): RevocationIndex {
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]+?)-----END X509 CRL-----/g;
 
 function buildIndex(pems: readonly string[]): RevocationIndex {
-  const index = new Map<string, Set<string>>();
+  const index = new Map<string, IssuerLists>();
   try {
     for (const pem of pems) {
       for (const m of pem.matchAll(PEM_CRL)) {
-        const { issuer, serials } = revokedSerials(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
-        let set = index.get(issuer);
-        if (!set) index.set(issuer, (set = new Set()));
-        for (const s of serials) set.add(s);
+        const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+        const { issuer, serials } = revokedSerials(der);
+        const nextUpdate = parseCrl(der).nextUpdate?.getTime() ?? Number.POSITIVE_INFINITY;
+        let lists = index.get(issuer);
+        if (!lists) index.set(issuer, (lists = { serials: new Set(), nextUpdate }));
+        // OpenSSL takes the most recent list of an issuer: the latest nextUpdate is the one that counts.
+        else lists.nextUpdate = Math.max(lists.nextUpdate, nextUpdate);
+        for (const s of serials) lists.serials.add(s);
       }
     }
   } catch {

@@ -4,7 +4,8 @@ import type { TlsProfileOptions, TrustMaterial } from '../pki/index.js';
 import { type Clock, systemClock } from '../shared/index.js';
 import { connectTrustedRemote, type TrustedRemoteSession } from './connect-remote.js';
 import { type MxLookup, type RouteTarget, resolveDestination } from './mx-resolver.js';
-import { peerRevocation } from './peer-revocation.js';
+import { anchoredIn, chainNotAfter, peerChain } from './peer-chain.js';
+import { peerListsCurrentUntil, peerRevocation } from './peer-revocation.js';
 import { RelayError, TRUST_FAILURES } from './relay-error.js';
 import type { RemoteWhitelistView } from './remote-verdict.js';
 import {
@@ -76,9 +77,14 @@ interface PooledSession {
   readonly openedAt: number;
   /** The remote's certificate (with its chain, from the socket), checked again before each reuse. */
   readonly peer?: X509Certificate;
+  /** That certificate and its issuers, leaf first (empty without a certificate). */
+  readonly chain: readonly X509Certificate[];
+  /** When the first certificate of the chain (leaf or an authority) ends its validity. */
   readonly peerNotAfter: number;
   /** The trust material the chain was last found valid under (by OpenSSL, then by peerRevocation). */
   judgedUnder: TrustMaterial;
+  /** Until when the revocation lists of `judgedUnder` that answer for the chain are current. */
+  listsUntil: number;
   /** Transactions begun on this connection: from the second on, each starts with RSET. */
   messages: number;
   busy: boolean;
@@ -96,15 +102,19 @@ type Retirement =
   | 'broken'
   | 'age_limit'
   | 'dn_not_whitelisted_for_domain'
+  | 'authority_untrusted'
   | 'cert_revoked'
   | 'cert_expired'
+  | 'crl_expired'
   | 'revocation_unknown';
 
 /** Retirements that say the remote is no longer trusted as it was when the connection was judged. */
 const TRUST_RETIREMENTS: ReadonlySet<Retirement> = new Set([
   'dn_not_whitelisted_for_domain',
+  'authority_untrusted',
   'cert_revoked',
   'cert_expired',
+  'crl_expired',
   'revocation_unknown',
 ]);
 
@@ -145,9 +155,10 @@ function close(p: PooledSession): void {
  * envelope when the remote offers PIPELINING), closed after `idleMs` without use. A connection is
  * judged for one domain and used for that domain only: a server whitelisted for one domain proves
  * nothing for another. Before each reuse, what the handshake proved is checked again against what
- * is in service now: the DN against the whitelist, the certificate chain against the CRLs (and its
- * end of validity); a connection that no longer passes is closed and the message goes over a new
- * one, judged afresh (so a revoked remote gets the usual refusal, never the message).
+ * is in service now: the DN against the whitelist, the certificate chain against the authorities
+ * and the CRLs (and the end of validity of each of its certificates, and of those lists); a
+ * connection that no longer passes is closed and the message goes over a new one, judged afresh
+ * (so a revoked remote gets the usual refusal, never the message).
  *
  * A reused connection that fails before the final "." of DATA (the remote closed it while idle,
  * refused a renegotiation, timed out) cannot have delivered anything: the message is sent again at
@@ -295,9 +306,11 @@ export class RelayTransport {
 
   /**
    * Why a pooled connection must not carry the next message, if it must not: broken, too old, or
-   * no longer passing what its handshake proved. A whitelist or CRLs refreshed meanwhile apply to
-   * pooled connections too: a DN no longer registered for the domain, or a chain revoked since,
-   * gets nothing more over the connection judged before.
+   * no longer passing what its handshake proved. A whitelist or trust material refreshed meanwhile
+   * applies to pooled connections too: a DN no longer registered for the domain, a chain whose
+   * root authority is no longer configured, or one revoked since, gets nothing more over the
+   * connection judged before; nor does a chain with a certificate past its end of validity, or
+   * whose revocation lists have passed their nextUpdate.
    */
   #unfit(
     p: PooledSession,
@@ -310,11 +323,16 @@ export class RelayTransport {
     if (now >= p.peerNotAfter) return 'cert_expired';
     if (now - p.openedAt >= this.#o.maxConnectionAgeMs) return 'age_limit';
     if (material !== p.judgedUnder) {
-      const status = p.peer ? peerRevocation(material, p.peer) : 'unknown';
+      if (!p.peer) return 'revocation_unknown';
+      if (!anchoredIn(p.chain, material.authorities)) return 'authority_untrusted';
+      const status = peerRevocation(material, p.peer);
       if (status === 'revoked') return 'cert_revoked';
       if (status === 'unknown') return 'revocation_unknown';
       p.judgedUnder = material;
+      p.listsUntil = peerListsCurrentUntil(material, p.peer);
     }
+    // OpenSSL would refuse the handshake now (CRL_HAS_EXPIRED): no list vouches for the chain.
+    if (now >= p.listsUntil) return 'crl_expired';
     return undefined;
   }
 
@@ -398,14 +416,17 @@ export class RelayTransport {
         });
         session.socket.on('error', () => {});
         const { peer } = session;
+        const chain = peer ? peerChain(peer) : [];
         return {
           session,
           caps: capabilitiesOf(session.ehlo),
           host: h.host,
           openedAt: this.#clock.now().getTime(),
           ...(peer ? { peer } : {}),
-          peerNotAfter: peer ? Date.parse(peer.validTo) : Number.POSITIVE_INFINITY,
+          chain,
+          peerNotAfter: peer ? chainNotAfter(chain) : Number.POSITIVE_INFINITY,
           judgedUnder: trust,
+          listsUntil: peer ? peerListsCurrentUntil(trust, peer) : Number.POSITIVE_INFINITY,
           messages: 0,
           busy: true,
         };

@@ -72,7 +72,7 @@ export async function handshakeFacts(pkiDir: string, leaf?: string): Promise<Tls
 }
 
 /** The RsaKey shape cert-builder signs with, from a PEM key file of the development PKI. */
-function rsaKeyFromPem(pem: string): RsaKey {
+export function rsaKeyFromPem(pem: string): RsaKey {
   const privateKey = forge.pki.privateKeyFromPem(pem);
   const publicKey = forge.pki.setRsaPublicKey(privateKey.n, privateKey.e);
   const keyIdentifier = forge.pki

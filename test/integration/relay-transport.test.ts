@@ -19,7 +19,11 @@ import {
   type RemoteWhitelistView,
   RelayTransport,
 } from '../../src/relay/index.js';
+import { generateRsaKey, issueCertificate } from '../../src/pki/cert-builder.js';
+import { buildCrl } from '../../src/pki/crl-builder.js';
+import { AUTHORITY_PROFILES, LEAF_PROFILES } from '../../src/pki/dev-pki-profile.js';
 import { type Clock, systemClock } from '../../src/shared/index.js';
+import { rsaKeyFromPem } from '../helpers/auth-tls.js';
 import { devCrl } from '../helpers/national-data.js';
 
 /**
@@ -71,6 +75,8 @@ interface ScriptOptions {
   /** After the 250 to a message. */
   readonly afterReply?: (c: PeerConnection) => void;
   readonly maxVersion?: tls.SecureVersion;
+  /** The key and chain the remote presents; default the development PKI's peer-trusted. */
+  readonly identity?: { readonly key: string | Buffer; readonly cert: string | Buffer };
 }
 
 interface ScriptedPeer {
@@ -136,8 +142,8 @@ async function startScriptedPeer(o: ScriptOptions): Promise<ScriptedPeer> {
     const socket = new tls.TLSSocket(plain, {
       isServer: true,
       secureContext: tls.createSecureContext({
-        key: pki('peer-trusted.key'),
-        cert: pki('peer-trusted.chain.pem'),
+        key: o.identity?.key ?? pki('peer-trusted.key'),
+        cert: o.identity?.cert ?? pki('peer-trusted.chain.pem'),
         ca: [pki('ca/root.crt'), pki('ca/org.crt')],
         ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
       }),
@@ -547,6 +553,68 @@ async function revoking(authority: 'org' | 'root', serial: string): Promise<Trus
   return { ...trust, crlByFile, crl: [...crlByFile.values()] };
 }
 
+/** The material in service with the org authority's list replaced by one current until `nextUpdate`. */
+async function orgListUntil(nextUpdate: Date): Promise<TrustMaterial> {
+  const file = [...trust.crlByFile.keys()].find((f) => f.endsWith('org.crl'))!;
+  const crlByFile = new Map(trust.crlByFile);
+  const revoked = (await readDevPkiManifest(inject('pkiDir')))!.leaves['peer-revoked'].serial;
+  crlByFile.set(
+    file,
+    crlPem(await devCrl(inject('pkiDir'), 'org', { revokedSerials: [revoked], crlNumber: 9, nextUpdate })),
+  );
+  return { ...trust, crlByFile, crl: [...crlByFile.values()] };
+}
+
+/**
+ * A chain the development PKI does not hold: an intermediate under the dev root that ends in an
+ * hour, and under it a leaf with peer-trusted's DN (whitelisted for the peer domain) valid for a
+ * year. Returns the remote's identity and the material that trusts it (the intermediate's CRL
+ * added: with CRLs configured OpenSSL wants one for every link).
+ */
+async function shortIntermediate(): Promise<{
+  identity: { key: string; cert: string };
+  material: TrustMaterial;
+  intermediateNotAfter: number;
+}> {
+  const now = Date.now();
+  const root = {
+    subject: AUTHORITY_PROFILES.root.subject,
+    key: rsaKeyFromPem(pki('ca/root.key').toString('utf8')),
+  };
+  const subject = [
+    ...AUTHORITY_PROFILES.org.subject.filter((a) => a.type !== 'CN'),
+    { type: 'CN' as const, value: 'TEST AC COURTE MSSGW-DEV' },
+  ];
+  const intermediate = issueCertificate({
+    subject,
+    key: await generateRsaKey(),
+    notBefore: new Date(now - 3_600_000),
+    notAfter: new Date(now + 3_600_000),
+    issuer: root,
+    ca: { pathLength: 0 },
+  });
+  const leaf = issueCertificate({
+    subject: LEAF_PROFILES['peer-trusted'].subject,
+    key: await generateRsaKey(),
+    notBefore: new Date(now - 3_600_000),
+    notAfter: new Date(now + 365 * 86_400_000),
+    issuer: { subject, key: intermediate.key },
+    extKeyUsage: ['serverAuth', 'clientAuth'],
+  });
+  const crl = buildCrl({
+    issuer: { subject, key: intermediate.key },
+    thisUpdate: new Date(now - 60_000),
+    nextUpdate: new Date(now + 7 * 86_400_000),
+    crlNumber: 1,
+    revoked: [],
+  });
+  return {
+    identity: { key: leaf.key.pem, cert: leaf.pem + intermediate.pem },
+    material: { ...trust, crl: [...trust.crl, crl.pem] },
+    intermediateNotAfter: intermediate.notAfter.getTime(),
+  };
+}
+
 /** A real pino logger whose JSON lines the test reads. */
 function capturedLogger(): {
   logger: ReturnType<typeof createLogger>;
@@ -647,6 +715,85 @@ describe('relay connections: age and trust checked again before reuse', () => {
     // Found on the chain kept from the handshake, not merely because the lists changed.
     expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
       'cert_revoked',
+    ]);
+  });
+
+  it('closes a pooled connection whose root authority is no longer configured: the next message is refused afresh', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    let material = trust;
+    const transport = relay(peer, { trust: () => material, logger });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    // A reload whose tls.caFiles no longer hold the root (the intermediate alone anchors nothing).
+    const kept = trust.authorities.map((a) => !a.checkIssued(a));
+    material = {
+      ...trust,
+      ca: trust.ca.filter((_, i) => kept[i]),
+      authorities: trust.authorities.filter((_, i) => kept[i]),
+    };
+    expect(material.authorities.length).toBeLessThan(trust.authorities.length);
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(refused.replies).toEqual([]);
+    expect(refused.failure).toBeDefined();
+    expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a')]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'authority_untrusted',
+    ]);
+    // The new connection was judged by OpenSSL without the root (no anchor): nothing sent over it.
+    expect(peer.connections).toHaveLength(2);
+    expect(tlsPart(peer.connections[1]!).filter((l) => /^(MAIL|RCPT|DATA)/.test(l))).toEqual([]);
+  });
+
+  it('closes a pooled connection once a revocation list of its chain has passed its nextUpdate', async () => {
+    const peer = await startScriptedPeer({ pipelining: true });
+    const { logger, lines } = capturedLogger();
+    const clock = movableClock();
+    const material = await orgListUntil(new Date(Date.now() + 3_600_000));
+    const transport = relay(peer, {
+      trust: () => material,
+      clock,
+      logger,
+      maxConnectionAgeMs: 100 * 365 * 86_400_000,
+    });
+    await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    clock.advance(3_500_000);
+    await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(peer.connections).toHaveLength(1);
+    clock.advance(200_000);
+    // The new connection is judged by OpenSSL on the real time: the list is current there.
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('c')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 0, 1]);
+    await peer.connections[0]!.closed;
+    expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'crl_expired',
+    ]);
+  });
+
+  it('closes a pooled connection once an intermediate authority of its chain has passed its end of validity', async () => {
+    const { identity, material, intermediateNotAfter } = await shortIntermediate();
+    const peer = await startScriptedPeer({ pipelining: true, identity });
+    const { logger, lines } = capturedLogger();
+    const clock = movableClock();
+    const transport = relay(peer, {
+      trust: () => material,
+      clock,
+      logger,
+      maxConnectionAgeMs: 100 * 365 * 86_400_000,
+    });
+    const first = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(first.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    // The leaf is valid for a year; its issuer ends first.
+    clock.advance(intermediateNotAfter + 1000 - clock.now().getTime());
+    const next = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
+    expect(next.replies.map((r) => r.outcome)).toEqual(['delivered']);
+    expect(peer.messages.map((m) => m.connection)).toEqual([0, 1]);
+    await peer.connections[0]!.closed;
+    expect(lines.filter((l) => l.event === 'relay.connection.retired').map((l) => l.reason)).toEqual([
+      'cert_expired',
     ]);
   });
 });

@@ -10,7 +10,7 @@ import {
   loadTrustMaterial,
   readDevPkiManifest,
 } from '../../src/pki/index.js';
-import { peerRevocation } from '../../src/relay/index.js';
+import { peerListsCurrentUntil, peerRevocation } from '../../src/relay/index.js';
 import { devCrl } from '../helpers/national-data.js';
 
 /**
@@ -55,6 +55,14 @@ describe('peer revocation under the CRLs in service', () => {
       crl: [...material.crl, crlPem(await devCrl(pkiDir, 'pp', { revokedSerials: [serial] }))],
     };
     expect(peerRevocation(foreign, leaf('peer-trusted'))).toBe('valid');
+  });
+
+  it('says until when the lists answering for a chain are current: the earliest nextUpdate of its issuers', async () => {
+    const soon = new Date(Date.now() + 3_600_000);
+    const later = withOrgCrl(await devCrl(pkiDir, 'org', { nextUpdate: soon, crlNumber: 8 }));
+    // The org list answers for the peer's leaf: its nextUpdate, earlier than the root's, bounds it.
+    expect(peerListsCurrentUntil(later, leaf('peer-trusted'))).toBe(Math.floor(soon.getTime() / 1000) * 1000);
+    expect(peerListsCurrentUntil(material, leaf('peer-trusted'))).toBeGreaterThan(soon.getTime());
   });
 
   it('answers unknown when a list in service cannot be read (the caller then judges afresh)', () => {
