@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/index.js';
 import { GroupFsync } from './group-fsync.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
@@ -29,10 +28,11 @@ const DEFAULT_GRACE_MS = 10 * 60_000;
  * entry never changes; progress lives in the state files, one writer each (the queue job of that
  * destination), so destinations worked in parallel never overwrite each other.
  *
- * Commit protocol, safe against kill -9 at any instant: the message is streamed into
- * `tmp/<id>.entry`, the envelope appended behind it, the file fsynced once and renamed into
- * `queue/`, then `queue/` is fsynced, one directory fsync shared by every commit that renamed
- * meanwhile (group commit). A name in `queue/` is the commit: the file there is complete (it was
+ * Commit protocol, safe against kill -9 at any instant: the message is written into
+ * `tmp/<id>.entry` (a small one held in memory until then and written with its envelope in one
+ * write, a larger one streamed there as it comes and the envelope appended behind it), the file
+ * fsynced once and renamed into `queue/`, then `queue/` is fsynced, one directory fsync shared by
+ * every commit that renamed meanwhile (group commit). A name in `queue/` is the commit: the file there is complete (it was
  * fsynced before the rename), and a file in `tmp/` was never acknowledged and is swept. A message
  * thus costs one file fsync and a share of one directory fsync before its 250; nothing is fsynced
  * twice (the message is not fsynced on its own before its envelope is appended, and a submission's
@@ -71,6 +71,15 @@ export class Spool {
   readonly #committedHere = new Set<string>();
   /** Directory fsyncs shared by concurrent commits (group commit). */
   readonly #dirSyncs = new GroupFsync();
+  /** Messages received and not yet committed nor discarded: held in memory, or their open file. */
+  readonly #uncommitted = new Map<string, Uncommitted>();
+  /**
+   * Small messages committed here, kept in memory for their first reading (the local delivery right
+   * after commit) so that it does not read back from disk what was just written; HELD_BUDGET_BYTES
+   * at most, the rest is read from the entry file.
+   */
+  readonly #held = new Map<string, Buffer>();
+  #heldBytes = 0;
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -104,29 +113,45 @@ export class Spool {
   }
 
   /**
-   * Streams `prefix` then `body` into a temporary file. Returns the byte count. Call `commit` to
-   * make it durable and part of the queue (its one fsync is there), or `discard` to drop it.
+   * Receives `prefix` then `body`. Returns the byte count. Call `commit` to make it durable and part
+   * of the queue (its one fsync is there), or `discard` to drop it.
    *
-   * `signal` aborts the write (the client went away during DATA): the body may then never end nor
-   * fail, so without it the write would wait forever holding its descriptor. On abort, as on any
-   * failure, the descriptor is closed and the temporary file removed before this rejects.
+   * A message of up to INLINE_BYTES stays in memory until its commit writes it with its envelope in
+   * one write: nothing of it is on disk before (a message refused or cut short never touches it).
+   * A larger one is streamed into `tmp/<id>.entry` from the moment it passes that size, and the
+   * file stays open for the commit.
+   *
+   * A failing body (the client went away during DATA: smtp/spool-incoming.ts destroys it) ends the
+   * write at once; then, as on any failure, the descriptor is closed and the temporary file removed
+   * before this rejects.
    */
   async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
     const file = this.#tmpFile(id);
-    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    const head: Buffer[] = prefix.length > 0 ? [prefix] : [];
+    let size = prefix.length;
+    let fh: FileHandle | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        out.once('error', reject);
-        out.write(prefix, (err) => (err ? reject(err) : resolve()));
-      });
-      // A body that fails (the client went away mid-DATA: smtp/spool-incoming.ts destroys it) ends
-      // the pipeline at once, and the file goes below.
-      await pipeline(body, out);
-      return out.bytesWritten;
+      for await (const chunk of body) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
+        if (fh) {
+          await writeFully(fh, bytes, size);
+          size += bytes.length;
+          continue;
+        }
+        head.push(bytes);
+        size += bytes.length;
+        if (size <= INLINE_BYTES) continue;
+        // Too large to hold: on disk from here on, what was held first.
+        fh = await open(file, 'wx', 0o600);
+        await writeFully(fh, Buffer.concat(head, size), 0);
+        head.length = 0;
+      }
     } catch (err) {
       body.destroy();
-      out.destroy();
-      await rm(file, { force: true });
+      if (fh) {
+        await fh.close().catch(() => undefined);
+        await unlinkIfThere(file).catch(() => undefined);
+      }
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot write spool file: ${(err as Error).message}`,
@@ -134,24 +159,41 @@ export class Spool {
         { cause: err },
       );
     }
+    this.#uncommitted.set(id, fh ? { size, file: fh } : { size, held: Buffer.concat(head, size) });
+    return size;
   }
 
   /**
-   * Puts a header line on top of a message still in `tmp/` (a submission's added `Sender:`): copies it
-   * behind the new line and renames over the original (the commit fsyncs the result). Returns the new
-   * size.
+   * Puts a header line on top of a message not yet committed (a submission's added `Sender:`). One
+   * held in memory gets it there; one on disk is copied behind the new line into a new file renamed
+   * over the original (the commit fsyncs the result). Returns the new size.
    */
   async prependToUncommitted(id: string, header: Buffer): Promise<number> {
+    const pending = this.#uncommitted.get(id);
+    if (!pending) throw new GatewayError('SPOOL_FAILED', `no message ${id} being received`, { id });
+    if (pending.held) {
+      const held = Buffer.concat([header, pending.held]);
+      this.#uncommitted.set(id, { size: held.length, held });
+      return held.length;
+    }
     const file = this.#tmpFile(id);
     const next = `${file}.next`;
+    let copy: FileHandle | undefined;
     try {
-      const out = createWriteStream(next, { flags: 'wx', mode: 0o600 });
-      out.write(header);
-      await pipeline(createReadStream(file), out);
+      copy = await open(next, 'wx', 0o600);
+      await writeFully(copy, header, 0);
+      let at = header.length;
+      for await (const chunk of createReadStream(file)) {
+        await writeFully(copy, chunk as Buffer, at);
+        at += (chunk as Buffer).length;
+      }
       await rename(next, file);
-      return out.bytesWritten;
+      await pending.file!.close();
+      this.#uncommitted.set(id, { size: at, file: copy });
+      return at;
     } catch (err) {
-      await rm(next, { force: true });
+      await copy?.close().catch(() => undefined);
+      await unlinkIfThere(next).catch(() => undefined);
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot rewrite spool file: ${(err as Error).message}`,
@@ -162,31 +204,48 @@ export class Spool {
   }
 
   /**
-   * Appends the envelope to the message written by writeMessage, fsyncs the file, renames it into
-   * `queue/` and fsyncs `queue/` (shared with concurrent commits). Once this returns, the entry
-   * survives a crash and the 250 may be sent; if it throws, nothing of the entry is left.
+   * Writes the entry (a held message with its envelope in one write, or the envelope behind a message
+   * already on disk), fsyncs the file, renames it into `queue/` and fsyncs `queue/` (shared with
+   * concurrent commits). Once this returns, the entry survives a crash and the 250 may be sent; if
+   * it throws, nothing of the entry is left.
    */
   async commit(envelope: SpoolEnvelope): Promise<void> {
     const { id } = envelope;
     const tmp = this.#tmpFile(id);
+    const pending = this.#uncommitted.get(id);
+    this.#uncommitted.delete(id);
     let renamed = false;
+    let written = false;
     try {
-      // 'r+', not 'a': a message file that is gone (swept as stale while a slow transaction still
-      // wrote to it) must fail the commit, not be created empty and acknowledged.
-      const fh = await open(tmp, 'r+');
-      let messageLength: number;
+      if (!pending) throw new GatewayError('SPOOL_FAILED', `no message ${id} being received`, { id });
+      if (pending.size !== envelope.size)
+        throw new GatewayError(
+          'SPOOL_FAILED',
+          `message of ${pending.size} bytes, the envelope says ${envelope.size}`,
+        );
+      const messageLength = pending.size;
+      const tail = entryTail(envelope, messageLength);
+      let fh = pending.file;
       try {
-        messageLength = (await fh.stat()).size;
-        if (messageLength !== envelope.size)
-          throw new GatewayError(
-            'SPOOL_FAILED',
-            `message file holds ${messageLength} bytes, ${envelope.size} were received`,
-          );
-        const tail = entryTail(envelope, messageLength);
-        await fh.write(tail, 0, tail.length, messageLength);
-        await fh.sync();
+        if (pending.held) {
+          fh = await open(tmp, 'wx', 0o600);
+          written = true;
+          await writeFully(fh, Buffer.concat([pending.held, tail]), 0);
+        } else {
+          written = true;
+          // The file a slow client's transaction kept open may have been swept from tmp/ as stale
+          // meanwhile (the rename below then fails) or cut short: never acknowledged.
+          const onDisk = (await fh!.stat()).size;
+          if (onDisk !== messageLength)
+            throw new GatewayError(
+              'SPOOL_FAILED',
+              `message file holds ${onDisk} bytes, ${messageLength} were received`,
+            );
+          await writeFully(fh!, tail, messageLength);
+        }
+        await fh!.sync();
       } finally {
-        await fh.close();
+        await fh?.close();
       }
       await rename(tmp, this.#entryFile(id));
       renamed = true;
@@ -195,10 +254,14 @@ export class Spool {
       this.#committedHere.add(id);
       if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
       this.#rememberLength(id, messageLength);
+      if (pending.held && this.#heldBytes + messageLength <= HELD_BUDGET_BYTES) {
+        this.#held.set(id, pending.held);
+        this.#heldBytes += messageLength;
+      }
     } catch (err) {
       // Not acknowledged: a renamed entry whose directory fsync failed goes too (the client retries).
-      await rm(tmp, { force: true });
-      if (renamed) await rm(this.#entryFile(id), { force: true });
+      if (written && !renamed) await unlinkIfThere(tmp).catch(() => undefined);
+      if (renamed) await unlinkIfThere(this.#entryFile(id)).catch(() => undefined);
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot commit spool entry: ${(err as Error).message}`,
@@ -217,6 +280,17 @@ export class Spool {
     this.#fresh.delete(id);
     this.#envelopes.delete(id);
     this.#messageLengths.delete(id);
+    this.#release(id);
+  }
+
+  /** The held copy of a message is dropped (read once, or its entry is leaving). */
+  #release(id: string): Buffer | undefined {
+    const held = this.#held.get(id);
+    if (held) {
+      this.#held.delete(id);
+      this.#heldBytes -= held.length;
+    }
+    return held;
   }
 
   /**
@@ -236,9 +310,13 @@ export class Spool {
     if (this.#committedHere.has(id)) this.#fresh.add(id);
   }
 
-  /** Drops a message written but not committed (refused after DATA). */
+  /** Drops a message received but not committed (refused after DATA). */
   async discard(id: string): Promise<void> {
-    await rm(this.#tmpFile(id), { force: true });
+    const pending = this.#uncommitted.get(id);
+    this.#uncommitted.delete(id);
+    if (pending?.held) return;
+    await pending?.file?.close().catch(() => undefined);
+    await unlinkIfThere(this.#tmpFile(id));
   }
 
   /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
@@ -322,10 +400,10 @@ export class Spool {
     if (this.#legacy.has(id)) {
       // Envelope (the commit marker) first: a crash in between leaves a message the sweep removes.
       const { message, envelope } = this.#legacyFiles(id);
-      await rm(envelope, { force: true });
-      await rm(message, { force: true });
+      await unlinkIfThere(envelope);
+      await unlinkIfThere(message);
       this.#legacy.delete(id);
-    } else await rm(this.#entryFile(id), { force: true });
+    } else await unlinkIfThere(this.#entryFile(id));
     if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
@@ -337,7 +415,7 @@ export class Spool {
         // Committed here and never given a state file: nothing to remove (no failing unlink).
         const none = this.#committedHere.has(id) && !this.#statesOnDisk.has(key);
         this.#statesOnDisk.delete(key);
-        return none ? Promise.resolve() : rm(this.#statePath(id, d), { force: true });
+        return none ? Promise.resolve() : unlinkIfThere(this.#statePath(id, d));
       }),
     );
     this.#committedHere.delete(id);
@@ -372,8 +450,13 @@ export class Spool {
     );
   }
 
-  /** The message of a committed entry (without its envelope), streamed from the disk. */
+  /**
+   * The message of a committed entry (without its envelope): the first time, from memory when it
+   * was held since its commit; then streamed from the disk.
+   */
   openMessage(id: string): Readable {
+    const held = this.#release(id);
+    if (held) return Readable.from([held]);
     if (this.#legacy.has(id)) return createReadStream(this.#legacyFiles(id).message);
     return entryMessageStream(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
@@ -448,10 +531,38 @@ export class Spool {
 
 /** Envelopes kept in memory at most (a backlog beyond is read from disk when its turn comes). */
 const ENVELOPE_CACHE_LIMIT = 20_000;
+/**
+ * A message up to this size is held in memory until its commit writes it, envelope included, in
+ * one write (the header capture holds as much of it in any case); a larger one is streamed to disk.
+ */
+export const INLINE_BYTES = 64 * 1024;
+/** Committed messages held in memory for their first delivery, in all. */
+const HELD_BUDGET_BYTES = 32 * 1024 * 1024;
+
+/** A message received and not yet committed: in memory (small), or in its open file in `tmp/`. */
+interface Uncommitted {
+  readonly size: number;
+  readonly held?: Buffer;
+  readonly file?: FileHandle;
+}
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;
   throw err;
+}
+
+/** Removes a file that may be gone already: one unlink (rm's force costs an lstat before it). */
+async function unlinkIfThere(file: string): Promise<void> {
+  await unlink(file).catch(ignoreMissing);
+}
+
+/** Writes all of `bytes` at `position` (a write may take fewer bytes than asked). */
+async function writeFully(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
+    done += bytesWritten;
+  }
 }
 
 async function writeFileDurably(file: string, content: string): Promise<void> {
