@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import fs, {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/index.js';
@@ -96,7 +105,7 @@ export class Spool {
 
   /** Sortable, unique id: time then randomness. */
   newId(now: Date): string {
-    return `${now.getTime().toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
+    return `${now.getTime().toString(36).padStart(9, '0')}${randomHex(6)}`;
   }
 
   #tmpFile(id: string): string {
@@ -129,12 +138,12 @@ export class Spool {
     const file = this.#tmpFile(id);
     const head: Buffer[] = prefix.length > 0 ? [prefix] : [];
     let size = prefix.length;
-    let fh: FileHandle | undefined;
+    let fd: number | undefined;
     try {
       for await (const chunk of body) {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
-        if (fh) {
-          await writeFully(fh, bytes, size);
+        if (fd !== undefined) {
+          await writeAt(fd, bytes, size);
           size += bytes.length;
           continue;
         }
@@ -142,15 +151,15 @@ export class Spool {
         size += bytes.length;
         if (size <= INLINE_BYTES) continue;
         // Too large to hold: on disk from here on, what was held first.
-        fh = await open(file, 'wx', 0o600);
-        await writeFully(fh, Buffer.concat(head, size), 0);
+        fd = openSync(file, 'wx', 0o600);
+        await writeAt(fd, Buffer.concat(head, size), 0);
         head.length = 0;
       }
     } catch (err) {
       body.destroy();
-      if (fh) {
-        await fh.close().catch(() => undefined);
-        await unlinkIfThere(file).catch(() => undefined);
+      if (fd !== undefined) {
+        closeQuietly(fd);
+        unlinkQuietly(file);
       }
       throw new GatewayError(
         'SPOOL_FAILED',
@@ -159,7 +168,7 @@ export class Spool {
         { cause: err },
       );
     }
-    this.#uncommitted.set(id, fh ? { size, file: fh } : { size, held: Buffer.concat(head, size) });
+    this.#uncommitted.set(id, fd === undefined ? { size, held: Buffer.concat(head, size) } : { size, fd });
     return size;
   }
 
@@ -178,22 +187,22 @@ export class Spool {
     }
     const file = this.#tmpFile(id);
     const next = `${file}.next`;
-    let copy: FileHandle | undefined;
+    let copy: number | undefined;
     try {
-      copy = await open(next, 'wx', 0o600);
-      await writeFully(copy, header, 0);
+      copy = openSync(next, 'wx', 0o600);
+      await writeAt(copy, header, 0);
       let at = header.length;
       for await (const chunk of createReadStream(file)) {
-        await writeFully(copy, chunk as Buffer, at);
+        await writeAt(copy, chunk as Buffer, at);
         at += (chunk as Buffer).length;
       }
-      await rename(next, file);
-      await pending.file!.close();
-      this.#uncommitted.set(id, { size: at, file: copy });
+      renameSync(next, file);
+      closeQuietly(pending.fd!);
+      this.#uncommitted.set(id, { size: at, fd: copy });
       return at;
     } catch (err) {
-      await copy?.close().catch(() => undefined);
-      await unlinkIfThere(next).catch(() => undefined);
+      if (copy !== undefined) closeQuietly(copy);
+      unlinkQuietly(next);
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot rewrite spool file: ${(err as Error).message}`,
@@ -208,6 +217,11 @@ export class Spool {
    * already on disk), fsyncs the file, renames it into `queue/` and fsyncs `queue/` (shared with
    * concurrent commits). Once this returns, the entry survives a crash and the 250 may be sent; if
    * it throws, nothing of the entry is left.
+   *
+   * The open, the write of a held message (at most INLINE_BYTES and its envelope), the close and the
+   * rename are page-cache operations of a few microseconds, made inline: each would cost more as a
+   * thread-pool round trip (the request handed over, a thread woken, the event loop woken again).
+   * The fsyncs, which wait for the disk, run in the thread pool.
    */
   async commit(envelope: SpoolEnvelope): Promise<void> {
     const { id } = envelope;
@@ -225,29 +239,29 @@ export class Spool {
         );
       const messageLength = pending.size;
       const tail = entryTail(envelope, messageLength);
-      let fh = pending.file;
+      let fd = pending.fd;
       try {
         if (pending.held) {
-          fh = await open(tmp, 'wx', 0o600);
+          fd = openSync(tmp, 'wx', 0o600);
           written = true;
-          await writeFully(fh, Buffer.concat([pending.held, tail]), 0);
+          writeFullySync(fd, Buffer.concat([pending.held, tail]), 0);
         } else {
           written = true;
           // The file a slow client's transaction kept open may have been swept from tmp/ as stale
           // meanwhile (the rename below then fails) or cut short: never acknowledged.
-          const onDisk = (await fh!.stat()).size;
+          const onDisk = fstatSync(fd!).size;
           if (onDisk !== messageLength)
             throw new GatewayError(
               'SPOOL_FAILED',
               `message file holds ${onDisk} bytes, ${messageLength} were received`,
             );
-          await writeFully(fh!, tail, messageLength);
+          writeFullySync(fd!, tail, messageLength);
         }
-        await fh!.sync();
+        await fsyncFd(fd!);
       } finally {
-        await fh?.close();
+        if (fd !== undefined) closeSync(fd);
       }
-      await rename(tmp, this.#entryFile(id));
+      renameSync(tmp, this.#entryFile(id));
       renamed = true;
       await this.#syncDir(this.#queue);
       if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
@@ -260,8 +274,8 @@ export class Spool {
       }
     } catch (err) {
       // Not acknowledged: a renamed entry whose directory fsync failed goes too (the client retries).
-      if (written && !renamed) await unlinkIfThere(tmp).catch(() => undefined);
-      if (renamed) await unlinkIfThere(this.#entryFile(id)).catch(() => undefined);
+      if (written && !renamed) unlinkQuietly(tmp);
+      if (renamed) unlinkQuietly(this.#entryFile(id));
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot commit spool entry: ${(err as Error).message}`,
@@ -315,7 +329,7 @@ export class Spool {
     const pending = this.#uncommitted.get(id);
     this.#uncommitted.delete(id);
     if (pending?.held) return;
-    await pending?.file?.close().catch(() => undefined);
+    if (pending?.fd !== undefined) closeQuietly(pending.fd);
     await unlinkIfThere(this.#tmpFile(id));
   }
 
@@ -403,7 +417,7 @@ export class Spool {
       await unlinkIfThere(envelope);
       await unlinkIfThere(message);
       this.#legacy.delete(id);
-    } else await unlinkIfThere(this.#entryFile(id));
+    } else unlinkIfThereSync(this.#entryFile(id));
     if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
@@ -543,7 +557,21 @@ const HELD_BUDGET_BYTES = 32 * 1024 * 1024;
 interface Uncommitted {
   readonly size: number;
   readonly held?: Buffer;
-  readonly file?: FileHandle;
+  /** The descriptor of `tmp/<id>.entry`, open for writing. */
+  readonly fd?: number;
+}
+
+/** Random octets for ids, drawn from the system's generator 4 KiB at a time rather than per id. */
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
+
+function randomHex(octets: number): string {
+  if (randomAt + octets > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomAt = 0;
+  }
+  randomAt += octets;
+  return randomPool.toString('hex', randomAt - octets, randomAt);
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
@@ -556,13 +584,65 @@ async function unlinkIfThere(file: string): Promise<void> {
   await unlink(file).catch(ignoreMissing);
 }
 
-/** Writes all of `bytes` at `position` (a write may take fewer bytes than asked). */
-async function writeFully(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
-    if (bytesWritten === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
-    done += bytesWritten;
+/** Removes a file that may be gone already, inline (a page-cache operation, see Spool.commit). */
+function unlinkIfThereSync(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    ignoreMissing(err as NodeJS.ErrnoException);
   }
+}
+
+/** Cleanup after a failure that is being reported already: its own failure would hide that one. */
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already, or the disk fails: the original error says so
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // as above
+  }
+}
+
+/** Writes all of `bytes` at `position` in the thread pool (a large message's pieces). */
+async function writeAt(fd: number, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const written = await writeFd(fd, bytes, done, bytes.length - done, position + done);
+    if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
+    done += written;
+  }
+}
+
+function writeFd(
+  fd: number,
+  bytes: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, bytes, offset, length, position, (err, written) => (err ? reject(err) : resolve(written))),
+  );
+}
+
+/** Writes all of `bytes` at `position`, inline (a small message and its envelope, or a tail). */
+function writeFullySync(fd: number, bytes: Buffer, position: number): void {
+  for (let done = 0; done < bytes.length;) {
+    const written = writeSync(fd, bytes, done, bytes.length - done, position + done);
+    if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
+    done += written;
+  }
+}
+
+/** fsync in the thread pool (through `fs`, where the spool's tests count them). */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 async function writeFileDurably(file: string, content: string): Promise<void> {

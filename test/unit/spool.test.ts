@@ -1,4 +1,4 @@
-import {
+import fs, {
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -21,7 +21,10 @@ import { isGatewayError } from '../../src/errors/index.js';
  * previous version (two files) still read, delivered and removed.
  */
 
-/** Counts FileHandle.sync calls (every fsync of the spool), of files and of directories, passing each one through. */
+/**
+ * Counts every fsync of the spool, of files and of directories, passing each one through: those of
+ * FileHandle.sync (directories, state files) and of fs.fsync (entry files, by descriptor).
+ */
 const fsyncs = { files: 0, directories: 0, restore: () => {} };
 beforeAll(async () => {
   const probe = await open(os.devNull, 'r');
@@ -36,7 +39,16 @@ beforeAll(async () => {
     else fsyncs.files += 1;
     return sync.call(this);
   };
-  fsyncs.restore = () => (proto.sync = sync);
+  const fsync = fs.fsync;
+  fs.fsync = ((fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+    if (fs.fstatSync(fd).isDirectory()) fsyncs.directories += 1;
+    else fsyncs.files += 1;
+    fsync(fd, callback);
+  }) as typeof fs.fsync;
+  fsyncs.restore = () => {
+    proto.sync = sync;
+    fs.fsync = fsync;
+  };
 });
 const spentSince = (before: { files: number; directories: number }) => ({
   files: fsyncs.files - before.files,
