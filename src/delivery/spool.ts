@@ -83,11 +83,12 @@ export class Spool {
   /** Messages received and not yet committed nor discarded: held in memory, or their open file. */
   readonly #uncommitted = new Map<string, Uncommitted>();
   /**
-   * Small messages committed here, kept in memory for their first reading (the local delivery right
-   * after commit) so that it does not read back from disk what was just written; HELD_BUDGET_BYTES
-   * at most, the rest is read from the entry file.
+   * Messages committed here (up to HOLD_MAX_BYTES each), kept in memory for their first reading
+   * (the local delivery right after commit) so that it does not read back from disk what was just
+   * written. HELD_BUDGET_BYTES at most, counting the copies kept of larger messages being received;
+   * the rest is read from the entry file.
    */
-  readonly #held = new Map<string, Buffer>();
+  readonly #held = new Map<string, readonly Buffer[]>();
   #heldBytes = 0;
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
@@ -139,12 +140,14 @@ export class Spool {
     const head: Buffer[] = prefix.length > 0 ? [prefix] : [];
     let size = prefix.length;
     let fd: number | undefined;
+    let kept: Buffer[] | undefined;
     try {
       for await (const chunk of body) {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
         if (fd !== undefined) {
           await writeAt(fd, bytes, size);
           size += bytes.length;
+          kept = this.#keep(kept, bytes, size);
           continue;
         }
         head.push(bytes);
@@ -152,11 +155,14 @@ export class Spool {
         if (size <= INLINE_BYTES) continue;
         // Too large to hold: on disk from here on, what was held first.
         fd = openSync(file, 'wx', 0o600);
-        await writeAt(fd, Buffer.concat(head, size), 0);
+        const first = Buffer.concat(head, size);
+        await writeAt(fd, first, 0);
         head.length = 0;
+        kept = this.#keep([], first, size);
       }
     } catch (err) {
       body.destroy();
+      this.#unkeep(kept);
       if (fd !== undefined) {
         closeQuietly(fd);
         unlinkQuietly(file);
@@ -168,8 +174,31 @@ export class Spool {
         { cause: err },
       );
     }
-    this.#uncommitted.set(id, fd === undefined ? { size, held: Buffer.concat(head, size) } : { size, fd });
+    this.#uncommitted.set(
+      id,
+      fd === undefined ? { size, held: Buffer.concat(head, size) } : { size, fd, ...(kept ? { kept } : {}) },
+    );
     return size;
+  }
+
+  /**
+   * A copy of a large message as it is written, for its first delivery: `bytes` joins `kept` while
+   * the message (now `size` octets) stays within HOLD_MAX_BYTES and the budget allows, else nothing
+   * is kept of it.
+   */
+  #keep(kept: Buffer[] | undefined, bytes: Buffer, size: number): Buffer[] | undefined {
+    if (!kept) return undefined;
+    if (size > HOLD_MAX_BYTES || this.#heldBytes + bytes.length > HELD_BUDGET_BYTES) {
+      this.#unkeep(kept);
+      return undefined;
+    }
+    kept.push(bytes);
+    this.#heldBytes += bytes.length;
+    return kept;
+  }
+
+  #unkeep(kept: readonly Buffer[] | undefined): void {
+    for (const b of kept ?? []) this.#heldBytes -= b.length;
   }
 
   /**
@@ -198,6 +227,8 @@ export class Spool {
       }
       renameSync(next, file);
       closeQuietly(pending.fd!);
+      // What was kept of it lacks the header: read from the file when delivered.
+      this.#unkeep(pending.kept);
       this.#uncommitted.set(id, { size: at, fd: copy });
       return at;
     } catch (err) {
@@ -268,11 +299,13 @@ export class Spool {
       this.#committedHere.add(id);
       if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
       this.#rememberLength(id, messageLength);
-      if (pending.held && this.#heldBytes + messageLength <= HELD_BUDGET_BYTES) {
-        this.#held.set(id, pending.held);
+      if (pending.kept) this.#held.set(id, pending.kept);
+      else if (pending.held && this.#heldBytes + messageLength <= HELD_BUDGET_BYTES) {
+        this.#held.set(id, [pending.held]);
         this.#heldBytes += messageLength;
       }
     } catch (err) {
+      this.#unkeep(pending?.kept);
       // Not acknowledged: a renamed entry whose directory fsync failed goes too (the client retries).
       if (written && !renamed) unlinkQuietly(tmp);
       if (renamed) unlinkQuietly(this.#entryFile(id));
@@ -298,11 +331,11 @@ export class Spool {
   }
 
   /** The held copy of a message is dropped (read once, or its entry is leaving). */
-  #release(id: string): Buffer | undefined {
+  #release(id: string): readonly Buffer[] | undefined {
     const held = this.#held.get(id);
     if (held) {
       this.#held.delete(id);
-      this.#heldBytes -= held.length;
+      this.#unkeep(held);
     }
     return held;
   }
@@ -329,6 +362,7 @@ export class Spool {
     const pending = this.#uncommitted.get(id);
     this.#uncommitted.delete(id);
     if (pending?.held) return;
+    this.#unkeep(pending?.kept);
     if (pending?.fd !== undefined) closeQuietly(pending.fd);
     await unlinkIfThere(this.#tmpFile(id));
   }
@@ -470,7 +504,7 @@ export class Spool {
    */
   openMessage(id: string): Readable {
     const held = this.#release(id);
-    if (held) return Readable.from([held]);
+    if (held) return Readable.from(held);
     if (this.#legacy.has(id)) return createReadStream(this.#legacyFiles(id).message);
     return entryMessageStream(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
@@ -550,7 +584,9 @@ const ENVELOPE_CACHE_LIMIT = 20_000;
  * one write (the header capture holds as much of it in any case); a larger one is streamed to disk.
  */
 export const INLINE_BYTES = 64 * 1024;
-/** Committed messages held in memory for their first delivery, in all. */
+/** A message larger than this is read from disk for its delivery, never held in memory. */
+const HOLD_MAX_BYTES = 1024 * 1024;
+/** Messages held in memory for their first delivery (and copies kept while received), in all. */
 const HELD_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /** A message received and not yet committed: in memory (small), or in its open file in `tmp/`. */
@@ -559,6 +595,8 @@ interface Uncommitted {
   readonly held?: Buffer;
   /** The descriptor of `tmp/<id>.entry`, open for writing. */
   readonly fd?: number;
+  /** A copy of what was written there, for the first delivery (see Spool.#keep). */
+  readonly kept?: Buffer[];
 }
 
 /** Random octets for ids, drawn from the system's generator 4 KiB at a time rather than per id. */

@@ -215,6 +215,21 @@ describe('spool entries: one file each', () => {
     expect(readdirSync(path.join(dir, 'spool', 'tmp'))).toEqual([]);
   });
 
+  it('gives the first reading of a message just committed from memory, the next ones from its entry', async () => {
+    const spool = await spoolOf();
+    // Small (held whole until its commit) and large (streamed to its file, a copy kept).
+    for (const body of [MESSAGE, `${MESSAGE}${'k'.repeat(3 * INLINE_BYTES)}\r\n`]) {
+      const kept = await writeAndCommit(spool, body);
+      expect(await text(spool.openMessage(kept.id))).toBe(`X-First: 1\r\n${body}`);
+      expect(await text(spool.openMessage(kept.id))).toBe(`X-First: 1\r\n${body}`);
+      // Proof that the first reading does not touch the disk: the entry is gone before it.
+      const gone = await writeAndCommit(spool, body);
+      rmSync(path.join(queueDir(), `${gone.id}.entry`));
+      expect(await text(spool.openMessage(gone.id))).toBe(`X-First: 1\r\n${body}`);
+      await expect(text(spool.openMessage(gone.id))).rejects.toThrow(/ENOENT/);
+    }
+  });
+
   it('refuses to commit a message whose file is gone or cut short (swept while a slow client still sent)', async () => {
     const spool = await spoolOf();
     // Larger than what is held in memory: the message is in its file in tmp/ while it comes.
