@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Gateway } from '../src/app/index.js';
+import type * as App from '../src/app/index.js';
 import type { SpoolEnvelope } from '../src/delivery/index.js';
 import { createLogger } from '../src/observability/index.js';
 import { benchConfig, benchRoot } from './bench-gateway.js';
@@ -19,8 +19,16 @@ import { MemoryPeak, type Percentiles, loadAverage, percentiles } from './stats.
  * its TLS are not counted (the embedded Redis and Dovecot are other processes, not counted either).
  * Bounded in count; loopback only.
  *
- * Alone: `node --import tsx bench/mx-throughput.ts <messages> <connections> <KiB> [reuse|new]`.
+ * Alone: `node --import tsx bench/mx-throughput.ts <messages> <connections> <KiB> [reuse|new]`;
+ * BENCH_GATEWAY=dist runs the built gateway (`dist/`, as production does; build it first) instead of
+ * the sources under tsx, e.g. for a CPU profile (`node --cpu-prof --import tsx bench/…`).
  */
+
+/** The gateway's code: the sources, or their build (BENCH_GATEWAY=dist). */
+async function gatewayCode(): Promise<typeof App> {
+  const entry = process.env.BENCH_GATEWAY === 'dist' ? '../dist/app/index.js' : '../src/app/index.js';
+  return (await import(entry)) as typeof App;
+}
 export interface MxBenchResult {
   readonly messages: number;
   readonly connections: number;
@@ -49,6 +57,7 @@ export async function runMxBench(
     smtp: { mx: { host: '127.0.0.1', port: 0 }, submission: { enabled: false }, maxRecipients: 10 },
   });
   const peak = new MemoryPeak().start(100);
+  const { Gateway } = await gatewayCode();
   const gw = await Gateway.start(config, { logger: createLogger({ level: 'silent' }) });
   let worker: Worker | undefined;
   try {

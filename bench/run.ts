@@ -15,7 +15,9 @@ import { runVsPostfix } from './vs-postfix.js';
 /**
  * `npm run bench`: every benchmark, figures on stdout. Sizes via BENCH_MESSAGES, BENCH_CONNECTIONS.
  * `npm run bench -- crash [kills]`: the kill -9 campaign (exactly once into our store).
- * `npm run bench -- vs-postfix [--quick]`: the gateway against Postfix configured the same way.
+ * `npm run bench -- vs-postfix [--quick] [--relay] [--scenario <text>] [--cpu-prof <dir>]`: the
+ * built gateway against Postfix configured the same way (only the configurations named like <text>;
+ * a V8 CPU profile of the gateway into <dir>).
  * `npm run bench -- extraction` / `lifecycle` / `imap-login`: that benchmark alone, with its figures
  * against their targets (imap-login: BENCH_IMAP_BATCHES batch pairs of BENCH_IMAP_ROUNDS rounds per client;
  * BENCH_IMAP_TLS=full: clients never resume a TLS session).
@@ -75,9 +77,17 @@ if (only === 'crash') {
 }
 if (only === 'vs-postfix') {
   const flags = process.argv.slice(3);
+  const valueOf = (flag: string) => {
+    const at = flags.indexOf(flag);
+    return at >= 0 ? flags[at + 1] : undefined;
+  };
+  const scenario = valueOf('--scenario');
+  const cpuProfileDir = valueOf('--cpu-prof');
   const ok = await runVsPostfix({
     quick: flags.includes('--quick'),
     ...(flags.includes('--relay') ? { only: 'relay' as const } : {}),
+    ...(scenario ? { scenario } : {}),
+    ...(cpuProfileDir ? { cpuProfileDir } : {}),
     say: (line) => console.log(line),
   });
   process.exit(ok ? 0 : 1);

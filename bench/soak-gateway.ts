@@ -69,11 +69,27 @@ function portOf(listening: Record<string, unknown>, key: string): number {
   return port;
 }
 
+/** How the gateway process is started: from the sources (tsx) or as production runs it. */
+export interface GatewayLaunch {
+  /** `dist`: the built `dist/main.js`, as `npm start` runs it (the caller builds it first). */
+  readonly entry?: 'src' | 'dist';
+  /** Extra Node options, e.g. `--cpu-prof`. */
+  readonly nodeArgs?: readonly string[];
+}
+
 /** Starts the gateway and resolves once it logged `gateway.ready`. */
-export function startSoakGateway(configFile: string, timeoutMs = 180_000): Promise<RunningGateway> {
+export function startSoakGateway(
+  configFile: string,
+  timeoutMs = 180_000,
+  launch: GatewayLaunch = {},
+): Promise<RunningGateway> {
   // Through a shell that raises the open-files limit first (root may raise the hard one too), then
   // becomes the gateway (exec: same pid, so kill -9 and /proc reach the gateway itself).
-  const node = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+  const node = [
+    process.execPath,
+    ...(launch.nodeArgs ?? []),
+    ...(launch.entry === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts']),
+  ];
   const raise = `ulimit -n ${GATEWAY_NOFILE} 2>/dev/null || ulimit -n $(ulimit -Hn) 2>/dev/null; exec "$@"`;
   const child = spawn('/bin/sh', ['-c', raise, 'sh', ...node], {
     cwd: repoRoot,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { embeddedStoreDir } from '../src/app/index.js';
 import { mintDevToken } from '../src/auth/index.js';
@@ -43,6 +44,13 @@ export interface VsPostfixOptions {
   readonly quick: boolean;
   /** Only the relay configurations (`--relay`), or only the MX ones. */
   readonly only?: 'mx' | 'relay';
+  /** Only the configurations whose name contains this text (`--scenario <text>`). */
+  readonly scenario?: string;
+  /**
+   * A V8 CPU profile of the gateway (`--cpu-prof <dir>`): written into `dir` when it stops, to be
+   * opened in Chrome's DevTools; profiling costs CPU, so its figures are not the gateway's own.
+   */
+  readonly cpuProfileDir?: string;
   readonly say: (line: string) => void;
 }
 
@@ -117,6 +125,23 @@ const DRAIN_TIMEOUT_MS = 120_000;
 const RUN_SECONDS = (quick: boolean) => (quick ? 3 : 12);
 const MIN_MESSAGES = (quick: boolean) => (quick ? 20 : 50);
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The gateway is measured as production runs it, `dist/main.js` (`npm start`), not under tsx (its
+ * loader and transforms are not the product's): dist/ is built first when a source is newer than
+ * its last build, as `npm start` does.
+ */
+function buildIfStale(say: (line: string) => void): void {
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs'), '--if-stale'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.stderr) say(r.stderr.trim());
+  if (r.status !== 0) throw new Error(`vs-postfix: building dist/ failed (${r.status ?? r.signal})`);
+}
+
 export function scenarios(quick: boolean): Scenario[] {
   const small = quick ? 40 : 300;
   const large = quick ? 20 : 80;
@@ -178,9 +203,16 @@ class LogTail {
   }
 }
 
-export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Promise<boolean> {
+export async function runVsPostfix({
+  quick,
+  only,
+  scenario: named,
+  cpuProfileDir,
+  say,
+}: VsPostfixOptions): Promise<boolean> {
   const started = Date.now();
   await ensurePostfix(say);
+  buildIfStale(say);
   const root = benchRoot('vs-postfix');
   const pkiDir = path.join(root, 'pki');
   const pki = (f: string) => path.join(pkiDir, f);
@@ -252,7 +284,7 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
     instances.push(sink);
     const sinkLog = new LogTail(sink.paths.maillog);
 
-    // The gateway: src/main.ts in a child, embedded Redis and Dovecot, relay routed to the sink.
+    // The gateway: dist/main.js in a child, embedded Redis and Dovecot, relay routed to the sink.
     // The relay's client authenticates with a Pro Santé Connect-like token (XOAUTH2), as doctors'
     // software does: one signature check, where a password would cost an scrypt per connection
     // (Postfix's relay client is known by its certificate fingerprint, at no cost either).
@@ -277,8 +309,13 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
       }),
       { mode: 0o600 },
     );
-    say('vs-postfix: starting the gateway (src/main.ts, embedded Redis and Dovecot)');
-    gw = await startSoakGateway(configFile);
+    say(
+      `vs-postfix: starting the gateway (dist/main.js, embedded Redis and Dovecot)${cpuProfileDir ? `, CPU profile into ${cpuProfileDir}` : ''}`,
+    );
+    gw = await startSoakGateway(configFile, undefined, {
+      entry: 'dist',
+      ...(cpuProfileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(cpuProfileDir)}`] } : {}),
+    });
     const gateway = gw;
     const admin = async (method: string, url: string, body: unknown, expect: number) => {
       const res = await fetch(`http://127.0.0.1:${gateway.ports.admin}${url}`, {
@@ -482,7 +519,11 @@ export async function runVsPostfix({ quick, only, say }: VsPostfixOptions): Prom
     );
     let allPass = true;
     const table: string[] = [];
-    for (const scenario of scenarios(quick).filter((c) => only === undefined || c.kind === only)) {
+    const chosen = scenarios(quick).filter(
+      (c) => (only === undefined || c.kind === only) && (named === undefined || c.name.includes(named)),
+    );
+    if (chosen.length === 0) throw new Error(`vs-postfix: no configuration named like ${named}`);
+    for (const scenario of chosen) {
       // Warm-up of both sides (connections, caches, JIT), not measured; its rates size the runs
       // (the same count for both sides) so that the whole benchmark stays within its budget.
       const warm = Math.min(10, scenario.messages);

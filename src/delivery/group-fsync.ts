@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 
 /**
  * fsyncs of directories shared by concurrent callers (group commit, ARCHITECTURE.md §6): a caller
@@ -6,11 +6,20 @@ import { open } from 'node:fs/promises';
  * every caller arriving meanwhile joins. So at most two fsyncs per directory are in progress or
  * waiting, however many transactions commit at once, and none is answered before its rename is
  * durable (the running fsync may have started before it).
+ *
+ * Each directory is opened once and its descriptor kept for the next fsyncs (an fsync makes durable
+ * what the directory holds when it runs, whenever it was opened): a commit costs the fsync alone,
+ * not an open and a close around it. A descriptor whose fsync failed is closed and opened anew; the
+ * others live as long as the process (one per spool directory).
  */
 export class GroupFsync {
   readonly #groups = new Map<
     string,
-    { running?: Promise<void> | undefined; next?: Promise<void> | undefined }
+    {
+      running?: Promise<void> | undefined;
+      next?: Promise<void> | undefined;
+      handle?: Promise<FileHandle> | undefined;
+    }
   >();
 
   /** Resolves once an fsync of `dir` that started after this call has completed. */
@@ -18,8 +27,19 @@ export class GroupFsync {
     let g = this.#groups.get(dir);
     if (!g) this.#groups.set(dir, (g = {}));
     const group = g;
+    const fsync = async (): Promise<void> => {
+      group.handle ??= open(dir, 'r');
+      const handle = group.handle;
+      try {
+        await (await handle).sync();
+      } catch (err) {
+        if (group.handle === handle) group.handle = undefined;
+        await handle.then((fh) => fh.close()).catch(() => undefined);
+        throw err;
+      }
+    };
     const start = (): Promise<void> => {
-      const run = fsyncDir(dir).finally(() => {
+      const run = fsync().finally(() => {
         if (group.running === run) group.running = undefined;
       });
       group.running = run;
@@ -33,14 +53,5 @@ export class GroupFsync {
         return start();
       });
     return group.next;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -1,4 +1,4 @@
-export { Spool } from './spool.js';
+export { INLINE_BYTES, Spool } from './spool.js';
 export { parseSpoolEntry } from './spool-file.js';
 export { LOCAL_DESTINATION } from './spool-entry.js';
 export type {

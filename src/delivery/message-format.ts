@@ -11,21 +11,36 @@ export interface ScannedHeaders {
   value(name: string): string | undefined;
 }
 
-const SPECIALS = /[.*+?^${}()|[\]\\-]/g;
-
 /**
  * Scans the header section: everything before the first empty line (RFC 5322 §2.1), or the whole
  * text when the message has no body or was cut short. Folded lines are joined (§2.2.3: CRLF
  * followed by white space is unfolded; a lone LF is accepted too, as spooled mail may carry one).
+ * The fields are indexed by name at the first lookup, in one pass (a message's Message-ID and its
+ * indicator headers are several lookups).
  */
 export function scanHeaders(message: Buffer | string): ScannedHeaders {
   const text = typeof message === 'string' ? message : message.toString('latin1');
   const end = text.search(/\r?\n\r?\n/);
   const head = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
+  let fields: Map<string, string> | undefined;
   return {
-    value: (name) =>
-      new RegExp(`^${name.replace(SPECIALS, '\\$&')}:[ \\t]*(.*)$`, 'im').exec(head)?.[1]?.trim(),
+    value: (name) => {
+      fields ??= indexFields(head);
+      return fields.get(name.toLowerCase());
+    },
   };
+}
+
+/** The first value of each field name (lower-cased), trimmed: a name is what precedes a line's first colon. */
+function indexFields(head: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of head.split(/\r\n|\r|\n/)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).toLowerCase();
+    if (!fields.has(name)) fields.set(name, line.slice(colon + 1).trim());
+  }
+  return fields;
 }
 
 /**

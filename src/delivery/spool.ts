@@ -1,9 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import fs, {
+  closeSync,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { GatewayError } from '../errors/index.js';
 import { GroupFsync } from './group-fsync.js';
 import type { DestinationState, SpoolEnvelope } from './spool-entry.js';
@@ -29,10 +37,11 @@ const DEFAULT_GRACE_MS = 10 * 60_000;
  * entry never changes; progress lives in the state files, one writer each (the queue job of that
  * destination), so destinations worked in parallel never overwrite each other.
  *
- * Commit protocol, safe against kill -9 at any instant: the message is streamed into
- * `tmp/<id>.entry`, the envelope appended behind it, the file fsynced once and renamed into
- * `queue/`, then `queue/` is fsynced, one directory fsync shared by every commit that renamed
- * meanwhile (group commit). A name in `queue/` is the commit: the file there is complete (it was
+ * Commit protocol, safe against kill -9 at any instant: the message is written into
+ * `tmp/<id>.entry` (a small one held in memory until then and written with its envelope in one
+ * write, a larger one streamed there as it comes and the envelope appended behind it), the file
+ * fsynced once and renamed into `queue/`, then `queue/` is fsynced, one directory fsync shared by
+ * every commit that renamed meanwhile (group commit). A name in `queue/` is the commit: the file there is complete (it was
  * fsynced before the rename), and a file in `tmp/` was never acknowledged and is swept. A message
  * thus costs one file fsync and a share of one directory fsync before its 250; nothing is fsynced
  * twice (the message is not fsynced on its own before its envelope is appended, and a submission's
@@ -71,6 +80,16 @@ export class Spool {
   readonly #committedHere = new Set<string>();
   /** Directory fsyncs shared by concurrent commits (group commit). */
   readonly #dirSyncs = new GroupFsync();
+  /** Messages received and not yet committed nor discarded: held in memory, or their open file. */
+  readonly #uncommitted = new Map<string, Uncommitted>();
+  /**
+   * Messages committed here (up to HOLD_MAX_BYTES each), kept in memory for their first reading
+   * (the local delivery right after commit) so that it does not read back from disk what was just
+   * written. HELD_BUDGET_BYTES at most, counting the copies kept of larger messages being received;
+   * the rest is read from the entry file.
+   */
+  readonly #held = new Map<string, readonly Buffer[]>();
+  #heldBytes = 0;
 
   constructor(dataDir: string, root = path.join(dataDir, 'spool')) {
     this.root = root;
@@ -87,7 +106,7 @@ export class Spool {
 
   /** Sortable, unique id: time then randomness. */
   newId(now: Date): string {
-    return `${now.getTime().toString(36).padStart(9, '0')}${randomBytes(6).toString('hex')}`;
+    return `${now.getTime().toString(36).padStart(9, '0')}${randomHex(6)}`;
   }
 
   #tmpFile(id: string): string {
@@ -104,29 +123,50 @@ export class Spool {
   }
 
   /**
-   * Streams `prefix` then `body` into a temporary file. Returns the byte count. Call `commit` to
-   * make it durable and part of the queue (its one fsync is there), or `discard` to drop it.
+   * Receives `prefix` then `body`. Returns the byte count. Call `commit` to make it durable and part
+   * of the queue (its one fsync is there), or `discard` to drop it.
    *
-   * `signal` aborts the write (the client went away during DATA): the body may then never end nor
-   * fail, so without it the write would wait forever holding its descriptor. On abort, as on any
-   * failure, the descriptor is closed and the temporary file removed before this rejects.
+   * A message of up to INLINE_BYTES stays in memory until its commit writes it with its envelope in
+   * one write: nothing of it is on disk before (a message refused or cut short never touches it).
+   * A larger one is streamed into `tmp/<id>.entry` from the moment it passes that size, and the
+   * file stays open for the commit.
+   *
+   * A failing body (the client went away during DATA: smtp/spool-incoming.ts destroys it) ends the
+   * write at once; then, as on any failure, the descriptor is closed and the temporary file removed
+   * before this rejects.
    */
   async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
     const file = this.#tmpFile(id);
-    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    const head: Buffer[] = prefix.length > 0 ? [prefix] : [];
+    let size = prefix.length;
+    let fd: number | undefined;
+    let kept: Buffer[] | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        out.once('error', reject);
-        out.write(prefix, (err) => (err ? reject(err) : resolve()));
-      });
-      // A body that fails (the client went away mid-DATA: smtp/spool-incoming.ts destroys it) ends
-      // the pipeline at once, and the file goes below.
-      await pipeline(body, out);
-      return out.bytesWritten;
+      for await (const chunk of body) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
+        if (fd !== undefined) {
+          await writeAt(fd, bytes, size);
+          size += bytes.length;
+          kept = this.#keep(kept, bytes, size);
+          continue;
+        }
+        head.push(bytes);
+        size += bytes.length;
+        if (size <= INLINE_BYTES) continue;
+        // Too large to hold: on disk from here on, what was held first.
+        fd = openSync(file, 'wx', 0o600);
+        const first = Buffer.concat(head, size);
+        await writeAt(fd, first, 0);
+        head.length = 0;
+        kept = this.#keep([], first, size);
+      }
     } catch (err) {
       body.destroy();
-      out.destroy();
-      await rm(file, { force: true });
+      this.#unkeep(kept);
+      if (fd !== undefined) {
+        closeQuietly(fd);
+        unlinkQuietly(file);
+      }
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot write spool file: ${(err as Error).message}`,
@@ -134,24 +174,66 @@ export class Spool {
         { cause: err },
       );
     }
+    this.#uncommitted.set(
+      id,
+      fd === undefined ? { size, held: Buffer.concat(head, size) } : { size, fd, ...(kept ? { kept } : {}) },
+    );
+    return size;
   }
 
   /**
-   * Puts a header line on top of a message still in `tmp/` (a submission's added `Sender:`): copies it
-   * behind the new line and renames over the original (the commit fsyncs the result). Returns the new
-   * size.
+   * A copy of a large message as it is written, for its first delivery: `bytes` joins `kept` while
+   * the message (now `size` octets) stays within HOLD_MAX_BYTES and the budget allows, else nothing
+   * is kept of it.
+   */
+  #keep(kept: Buffer[] | undefined, bytes: Buffer, size: number): Buffer[] | undefined {
+    if (!kept) return undefined;
+    if (size > HOLD_MAX_BYTES || this.#heldBytes + bytes.length > HELD_BUDGET_BYTES) {
+      this.#unkeep(kept);
+      return undefined;
+    }
+    kept.push(bytes);
+    this.#heldBytes += bytes.length;
+    return kept;
+  }
+
+  #unkeep(kept: readonly Buffer[] | undefined): void {
+    for (const b of kept ?? []) this.#heldBytes -= b.length;
+  }
+
+  /**
+   * Puts a header line on top of a message not yet committed (a submission's added `Sender:`). One
+   * held in memory gets it there; one on disk is copied behind the new line into a new file renamed
+   * over the original (the commit fsyncs the result). Returns the new size.
    */
   async prependToUncommitted(id: string, header: Buffer): Promise<number> {
+    const pending = this.#uncommitted.get(id);
+    if (!pending) throw new GatewayError('SPOOL_FAILED', `no message ${id} being received`, { id });
+    if (pending.held) {
+      const held = Buffer.concat([header, pending.held]);
+      this.#uncommitted.set(id, { size: held.length, held });
+      return held.length;
+    }
     const file = this.#tmpFile(id);
     const next = `${file}.next`;
+    let copy: number | undefined;
     try {
-      const out = createWriteStream(next, { flags: 'wx', mode: 0o600 });
-      out.write(header);
-      await pipeline(createReadStream(file), out);
-      await rename(next, file);
-      return out.bytesWritten;
+      copy = openSync(next, 'wx', 0o600);
+      await writeAt(copy, header, 0);
+      let at = header.length;
+      for await (const chunk of createReadStream(file)) {
+        await writeAt(copy, chunk as Buffer, at);
+        at += (chunk as Buffer).length;
+      }
+      renameSync(next, file);
+      closeQuietly(pending.fd!);
+      // What was kept of it lacks the header: read from the file when delivered.
+      this.#unkeep(pending.kept);
+      this.#uncommitted.set(id, { size: at, fd: copy });
+      return at;
     } catch (err) {
-      await rm(next, { force: true });
+      if (copy !== undefined) closeQuietly(copy);
+      unlinkQuietly(next);
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot rewrite spool file: ${(err as Error).message}`,
@@ -162,43 +244,71 @@ export class Spool {
   }
 
   /**
-   * Appends the envelope to the message written by writeMessage, fsyncs the file, renames it into
-   * `queue/` and fsyncs `queue/` (shared with concurrent commits). Once this returns, the entry
-   * survives a crash and the 250 may be sent; if it throws, nothing of the entry is left.
+   * Writes the entry (a held message with its envelope in one write, or the envelope behind a message
+   * already on disk), fsyncs the file, renames it into `queue/` and fsyncs `queue/` (shared with
+   * concurrent commits). Once this returns, the entry survives a crash and the 250 may be sent; if
+   * it throws, nothing of the entry is left.
+   *
+   * The open, the write of a held message (at most INLINE_BYTES and its envelope), the close and the
+   * rename are page-cache operations of a few microseconds, made inline: each would cost more as a
+   * thread-pool round trip (the request handed over, a thread woken, the event loop woken again).
+   * The fsyncs, which wait for the disk, run in the thread pool.
    */
   async commit(envelope: SpoolEnvelope): Promise<void> {
     const { id } = envelope;
     const tmp = this.#tmpFile(id);
+    const pending = this.#uncommitted.get(id);
+    this.#uncommitted.delete(id);
     let renamed = false;
+    let written = false;
     try {
-      // 'r+', not 'a': a message file that is gone (swept as stale while a slow transaction still
-      // wrote to it) must fail the commit, not be created empty and acknowledged.
-      const fh = await open(tmp, 'r+');
-      let messageLength: number;
+      if (!pending) throw new GatewayError('SPOOL_FAILED', `no message ${id} being received`, { id });
+      if (pending.size !== envelope.size)
+        throw new GatewayError(
+          'SPOOL_FAILED',
+          `message of ${pending.size} bytes, the envelope says ${envelope.size}`,
+        );
+      const messageLength = pending.size;
+      const tail = entryTail(envelope, messageLength);
+      let fd = pending.fd;
       try {
-        messageLength = (await fh.stat()).size;
-        if (messageLength !== envelope.size)
-          throw new GatewayError(
-            'SPOOL_FAILED',
-            `message file holds ${messageLength} bytes, ${envelope.size} were received`,
-          );
-        const tail = entryTail(envelope, messageLength);
-        await fh.write(tail, 0, tail.length, messageLength);
-        await fh.sync();
+        if (pending.held) {
+          fd = openSync(tmp, 'wx', 0o600);
+          written = true;
+          writeFullySync(fd, Buffer.concat([pending.held, tail]), 0);
+        } else {
+          written = true;
+          // The file a slow client's transaction kept open may have been swept from tmp/ as stale
+          // meanwhile (the rename below then fails) or cut short: never acknowledged.
+          const onDisk = fstatSync(fd!).size;
+          if (onDisk !== messageLength)
+            throw new GatewayError(
+              'SPOOL_FAILED',
+              `message file holds ${onDisk} bytes, ${messageLength} were received`,
+            );
+          writeFullySync(fd!, tail, messageLength);
+        }
+        await fsyncFd(fd!);
       } finally {
-        await fh.close();
+        if (fd !== undefined) closeSync(fd);
       }
-      await rename(tmp, this.#entryFile(id));
+      renameSync(tmp, this.#entryFile(id));
       renamed = true;
       await this.#syncDir(this.#queue);
       if (envelope.recipients.some((r) => (r.route ?? 'local') === 'local')) this.#fresh.add(id);
       this.#committedHere.add(id);
       if (this.#envelopes.size < ENVELOPE_CACHE_LIMIT) this.#envelopes.set(id, envelope);
       this.#rememberLength(id, messageLength);
+      if (pending.kept) this.#held.set(id, pending.kept);
+      else if (pending.held && this.#heldBytes + messageLength <= HELD_BUDGET_BYTES) {
+        this.#held.set(id, [pending.held]);
+        this.#heldBytes += messageLength;
+      }
     } catch (err) {
+      this.#unkeep(pending?.kept);
       // Not acknowledged: a renamed entry whose directory fsync failed goes too (the client retries).
-      await rm(tmp, { force: true });
-      if (renamed) await rm(this.#entryFile(id), { force: true });
+      if (written && !renamed) unlinkQuietly(tmp);
+      if (renamed) unlinkQuietly(this.#entryFile(id));
       throw new GatewayError(
         'SPOOL_FAILED',
         `cannot commit spool entry: ${(err as Error).message}`,
@@ -217,6 +327,17 @@ export class Spool {
     this.#fresh.delete(id);
     this.#envelopes.delete(id);
     this.#messageLengths.delete(id);
+    this.#release(id);
+  }
+
+  /** The held copy of a message is dropped (read once, or its entry is leaving). */
+  #release(id: string): readonly Buffer[] | undefined {
+    const held = this.#held.get(id);
+    if (held) {
+      this.#held.delete(id);
+      this.#unkeep(held);
+    }
+    return held;
   }
 
   /**
@@ -236,9 +357,14 @@ export class Spool {
     if (this.#committedHere.has(id)) this.#fresh.add(id);
   }
 
-  /** Drops a message written but not committed (refused after DATA). */
+  /** Drops a message received but not committed (refused after DATA). */
   async discard(id: string): Promise<void> {
-    await rm(this.#tmpFile(id), { force: true });
+    const pending = this.#uncommitted.get(id);
+    this.#uncommitted.delete(id);
+    if (pending?.held) return;
+    this.#unkeep(pending?.kept);
+    if (pending?.fd !== undefined) closeQuietly(pending.fd);
+    await unlinkIfThere(this.#tmpFile(id));
   }
 
   /** The committed envelope, or undefined when the entry is gone (finished, or never committed). */
@@ -322,10 +448,10 @@ export class Spool {
     if (this.#legacy.has(id)) {
       // Envelope (the commit marker) first: a crash in between leaves a message the sweep removes.
       const { message, envelope } = this.#legacyFiles(id);
-      await rm(envelope, { force: true });
-      await rm(message, { force: true });
+      await unlinkIfThere(envelope);
+      await unlinkIfThere(message);
       this.#legacy.delete(id);
-    } else await rm(this.#entryFile(id), { force: true });
+    } else unlinkIfThereSync(this.#entryFile(id));
     if (durable) await this.#syncDir(this.#queue);
     await this.#removeStates(id, destinations);
   }
@@ -337,7 +463,7 @@ export class Spool {
         // Committed here and never given a state file: nothing to remove (no failing unlink).
         const none = this.#committedHere.has(id) && !this.#statesOnDisk.has(key);
         this.#statesOnDisk.delete(key);
-        return none ? Promise.resolve() : rm(this.#statePath(id, d), { force: true });
+        return none ? Promise.resolve() : unlinkIfThere(this.#statePath(id, d));
       }),
     );
     this.#committedHere.delete(id);
@@ -372,8 +498,13 @@ export class Spool {
     );
   }
 
-  /** The message of a committed entry (without its envelope), streamed from the disk. */
+  /**
+   * The message of a committed entry (without its envelope): the first time, from memory when it
+   * was held since its commit; then streamed from the disk.
+   */
   openMessage(id: string): Readable {
+    const held = this.#release(id);
+    if (held) return Readable.from(held);
     if (this.#legacy.has(id)) return createReadStream(this.#legacyFiles(id).message);
     return entryMessageStream(this.#entryFile(id), id, this.#messageLengths.get(id));
   }
@@ -448,10 +579,108 @@ export class Spool {
 
 /** Envelopes kept in memory at most (a backlog beyond is read from disk when its turn comes). */
 const ENVELOPE_CACHE_LIMIT = 20_000;
+/**
+ * A message up to this size is held in memory until its commit writes it, envelope included, in
+ * one write (the header capture holds as much of it in any case); a larger one is streamed to disk.
+ */
+export const INLINE_BYTES = 64 * 1024;
+/** A message larger than this is read from disk for its delivery, never held in memory. */
+const HOLD_MAX_BYTES = 1024 * 1024;
+/** Messages held in memory for their first delivery (and copies kept while received), in all. */
+const HELD_BUDGET_BYTES = 32 * 1024 * 1024;
+
+/** A message received and not yet committed: in memory (small), or in its open file in `tmp/`. */
+interface Uncommitted {
+  readonly size: number;
+  readonly held?: Buffer;
+  /** The descriptor of `tmp/<id>.entry`, open for writing. */
+  readonly fd?: number;
+  /** A copy of what was written there, for the first delivery (see Spool.#keep). */
+  readonly kept?: Buffer[];
+}
+
+/** Random octets for ids, drawn from the system's generator 4 KiB at a time rather than per id. */
+let randomPool = Buffer.alloc(0);
+let randomAt = 0;
+
+function randomHex(octets: number): string {
+  if (randomAt + octets > randomPool.length) {
+    randomPool = randomBytes(4096);
+    randomAt = 0;
+  }
+  randomAt += octets;
+  return randomPool.toString('hex', randomAt - octets, randomAt);
+}
 
 function ignoreMissing(err: NodeJS.ErrnoException): undefined {
   if (err.code === 'ENOENT') return undefined;
   throw err;
+}
+
+/** Removes a file that may be gone already: one unlink (rm's force costs an lstat before it). */
+async function unlinkIfThere(file: string): Promise<void> {
+  await unlink(file).catch(ignoreMissing);
+}
+
+/** Removes a file that may be gone already, inline (a page-cache operation, see Spool.commit). */
+function unlinkIfThereSync(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    ignoreMissing(err as NodeJS.ErrnoException);
+  }
+}
+
+/** Cleanup after a failure that is being reported already: its own failure would hide that one. */
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // gone already, or the disk fails: the original error says so
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // as above
+  }
+}
+
+/** Writes all of `bytes` at `position` in the thread pool (a large message's pieces). */
+async function writeAt(fd: number, bytes: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    const written = await writeFd(fd, bytes, done, bytes.length - done, position + done);
+    if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
+    done += written;
+  }
+}
+
+function writeFd(
+  fd: number,
+  bytes: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, bytes, offset, length, position, (err, written) => (err ? reject(err) : resolve(written))),
+  );
+}
+
+/** Writes all of `bytes` at `position`, inline (a small message and its envelope, or a tail). */
+function writeFullySync(fd: number, bytes: Buffer, position: number): void {
+  for (let done = 0; done < bytes.length;) {
+    const written = writeSync(fd, bytes, done, bytes.length - done, position + done);
+    if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
+    done += written;
+  }
+}
+
+/** fsync in the thread pool (through `fs`, where the spool's tests count them). */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 async function writeFileDurably(file: string, content: string): Promise<void> {

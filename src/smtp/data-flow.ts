@@ -7,7 +7,7 @@ import type { HeaderCapture } from './header-scan.js';
 import type { AcceptedTransaction } from './mx-transaction.js';
 import { receivedHeader } from './received-header.js';
 import type { SmtpHookError } from './replies.js';
-import { type HeaderInspection, spoolIncoming } from './spool-incoming.js';
+import { type HeaderInspection, type ReceiveAbort, spoolIncoming } from './spool-incoming.js';
 
 export interface DataFlowDeps {
   readonly spool: Spool;
@@ -47,7 +47,7 @@ export interface DataTransaction {
 export class DataFlow {
   readonly #d: DataFlowDeps;
   /** Messages being received, by session id. */
-  readonly #inFlight = new Map<string, AbortController>();
+  readonly #inFlight = new Map<string, ReceiveAbort>();
 
   constructor(deps: DataFlowDeps) {
     this.#d = deps;
@@ -73,14 +73,14 @@ export class DataFlow {
       ...(rcpts.length === 1 ? { recipient: rcpts[0]!.address } : {}),
       date: now,
     });
-    const abort = new AbortController();
+    const abort: ReceiveAbort = { aborted: false };
     this.#inFlight.set(session.id, abort);
     const outcome = await spoolIncoming({
       spool: this.#d.spool,
       session,
       stream,
       received,
-      signal: abort.signal,
+      abort,
       transaction: {
         id,
         now,
@@ -92,7 +92,7 @@ export class DataFlow {
       ...(t.inspect ? { inspect: t.inspect } : {}),
     }).finally(() => this.#inFlight.delete(session.id));
     if (!outcome.ok) {
-      if (abort.signal.aborted) return cb(t.refuse('SPOOL_FAILED', 'connection_lost', {}));
+      if (abort.aborted) return cb(t.refuse('SPOOL_FAILED', 'connection_lost', {}));
       if (outcome.cause) {
         t.log?.error(
           { event: t.spoolErrorEvent, err: toGatewayError(outcome.cause).message },
@@ -108,6 +108,9 @@ export class DataFlow {
 
   /** The connection is gone: a message it was sending is dropped now (nothing was acknowledged). */
   abort(sessionId: string): void {
-    this.#inFlight.get(sessionId)?.abort();
+    const abort = this.#inFlight.get(sessionId);
+    if (!abort || abort.aborted) return;
+    abort.aborted = true;
+    abort.onAbort?.();
   }
 }

@@ -17,8 +17,18 @@ export interface IncomingMessage {
   readonly received: string;
   readonly transaction: Omit<AcceptedTransaction, 'size' | 'messageId'>;
   readonly inspect?: (headers: HeaderCapture) => Promise<HeaderInspection>;
-  /** Aborted when the connection closes before the message is complete. */
-  readonly signal?: AbortSignal;
+  /** Set when the connection closes before the message is complete. */
+  readonly abort?: ReceiveAbort;
+}
+
+/**
+ * A message's link to its connection going away (DataFlow.abort): a plain flag and hook rather
+ * than an AbortSignal, whose EventTarget listener cost a registration and a removal per message.
+ */
+export interface ReceiveAbort {
+  aborted: boolean;
+  /** Installed while the message is received: fails its body at once. */
+  onAbort?: (() => void) | undefined;
 }
 
 export type SpoolOutcome =
@@ -43,8 +53,8 @@ export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
     stream.resume();
     capture.destroy(new GatewayError('SPOOL_FAILED', 'connection closed during DATA'));
   };
-  if (m.signal?.aborted) onAbort();
-  else m.signal?.addEventListener('abort', onAbort, { once: true });
+  if (m.abort?.aborted) onAbort();
+  else if (m.abort) m.abort.onAbort = onAbort;
   let size: number;
   try {
     size = await spool.writeMessage(transaction.id, Buffer.from(m.received, 'latin1'), capture);
@@ -52,7 +62,7 @@ export async function spoolIncoming(m: IncomingMessage): Promise<SpoolOutcome> {
     stream.resume();
     return { ok: false, code: 'SPOOL_FAILED', reason: 'spool_failed', cause };
   } finally {
-    m.signal?.removeEventListener('abort', onAbort);
+    if (m.abort) m.abort.onAbort = undefined;
   }
   if (stream.sizeExceeded) {
     await spool.discard(transaction.id);

@@ -78,9 +78,11 @@ describe('a session dropped during DATA', () => {
       () => true,
     );
 
-    // Twenty sessions stop in the middle of the body, their spool files open.
+    // Twenty sessions stop in the middle of the body, their spool files open: each has sent more
+    // than the spool holds in memory (a smaller message is not on disk before its commit).
     const clients = await Promise.all(Array.from({ length: SESSIONS }, () => inData(gw, bal)));
-    for (const c of clients) c.write(rawMessage(bal, 'x'.repeat(16 * 1024)).slice(0, 12_000));
+    const line = `${'x'.repeat(998)}\r\n`;
+    for (const c of clients) c.write(rawMessage(bal, line.repeat(256)).slice(0, 200_000));
     const writing = await eventually(
       () => Promise.resolve(tmpFiles(dataDir).length),
       (n) => n === SESSIONS,

@@ -1,4 +1,4 @@
-import {
+import fs, {
   existsSync,
   mkdtempSync,
   readdirSync,
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseSpoolEntry, Spool, type SpoolEnvelope } from '../../src/delivery/index.js';
+import { INLINE_BYTES, parseSpoolEntry, Spool, type SpoolEnvelope } from '../../src/delivery/index.js';
 import { isGatewayError } from '../../src/errors/index.js';
 
 /**
@@ -21,7 +21,10 @@ import { isGatewayError } from '../../src/errors/index.js';
  * previous version (two files) still read, delivered and removed.
  */
 
-/** Counts FileHandle.sync calls (every fsync of the spool), of files and of directories, passing each one through. */
+/**
+ * Counts every fsync of the spool, of files and of directories, passing each one through: those of
+ * FileHandle.sync (directories, state files) and of fs.fsync (entry files, by descriptor).
+ */
 const fsyncs = { files: 0, directories: 0, restore: () => {} };
 beforeAll(async () => {
   const probe = await open(os.devNull, 'r');
@@ -36,7 +39,16 @@ beforeAll(async () => {
     else fsyncs.files += 1;
     return sync.call(this);
   };
-  fsyncs.restore = () => (proto.sync = sync);
+  const fsync = fs.fsync;
+  fs.fsync = ((fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
+    if (fs.fstatSync(fd).isDirectory()) fsyncs.directories += 1;
+    else fsyncs.files += 1;
+    fsync(fd, callback);
+  }) as typeof fs.fsync;
+  fsyncs.restore = () => {
+    proto.sync = sync;
+    fs.fsync = fsync;
+  };
 });
 const spentSince = (before: { files: number; directories: number }) => ({
   files: fsyncs.files - before.files,
@@ -132,14 +144,21 @@ describe('spool entries: one file each', () => {
 
   it('fsyncs a submission once, after the header put on top', async () => {
     const spool = await spoolOf();
-    const id = spool.newId(new Date());
-    const before = { ...fsyncs };
-    const written = await spool.writeMessage(id, Buffer.alloc(0), Readable.from([Buffer.from(MESSAGE)]));
-    const size = await spool.prependToUncommitted(id, Buffer.from('Sender: <a@op.mssante.test>\r\n'));
-    expect(size).toBe(written + 'Sender: <a@op.mssante.test>\r\n'.length);
-    await spool.commit(envelopeOf(id, size));
-    expect(spentSince(before)).toEqual({ files: 1, directories: 1 });
-    expect(await text(spool.openMessage(id))).toBe(`Sender: <a@op.mssante.test>\r\n${MESSAGE}`);
+    // Held in memory, and streamed to its file (larger than what is held).
+    for (const message of [MESSAGE, `${MESSAGE}${'s'.repeat(INLINE_BYTES)}\r\n`]) {
+      const id = spool.newId(new Date());
+      const before = { ...fsyncs };
+      const written = await spool.writeMessage(id, Buffer.alloc(0), Readable.from([Buffer.from(message)]));
+      const size = await spool.prependToUncommitted(id, Buffer.from('Sender: <a@op.mssante.test>\r\n'));
+      expect(size).toBe(written + 'Sender: <a@op.mssante.test>\r\n'.length);
+      await spool.commit(envelopeOf(id, size));
+      expect(spentSince(before)).toEqual({ files: 1, directories: 1 });
+      expect(await text(spool.openMessage(id))).toBe(`Sender: <a@op.mssante.test>\r\n${message}`);
+      expect(parseSpoolEntry(readFileSync(path.join(queueDir(), `${id}.entry`))).message.toString()).toBe(
+        `Sender: <a@op.mssante.test>\r\n${message}`,
+      );
+    }
+    expect(readdirSync(path.join(dir, 'spool', 'tmp'))).toEqual([]);
   });
 
   it('reads entries back after a restart, envelope from the trailer, message without it', async () => {
@@ -177,11 +196,47 @@ describe('spool entries: one file each', () => {
     expect((err as Error).message).toContain(envelope.id);
   });
 
+  it('holds a small message in memory until its commit, which writes it with its envelope once', async () => {
+    const spool = await spoolOf();
+    const id = spool.newId(new Date());
+    await spool.writeMessage(id, Buffer.from('X-First: 1\r\n'), Readable.from([Buffer.from(MESSAGE)]));
+    // Nothing on disk before the commit: a message refused or cut short never touches it.
+    expect(readdirSync(path.join(dir, 'spool', 'tmp'))).toEqual([]);
+    const large = spool.newId(new Date());
+    const body = Buffer.alloc(INLINE_BYTES + 1, 'y');
+    await spool.writeMessage(
+      large,
+      Buffer.alloc(0),
+      Readable.from([body.subarray(0, 1000), body.subarray(1000)]),
+    );
+    // A larger one is in its file as it comes.
+    expect(readFileSync(path.join(dir, 'spool', 'tmp', `${large}.entry`))).toEqual(body);
+    await spool.discard(large);
+    expect(readdirSync(path.join(dir, 'spool', 'tmp'))).toEqual([]);
+  });
+
+  it('gives the first reading of a message just committed from memory, the next ones from its entry', async () => {
+    const spool = await spoolOf();
+    // Small (held whole until its commit) and large (streamed to its file, a copy kept).
+    for (const body of [MESSAGE, `${MESSAGE}${'k'.repeat(3 * INLINE_BYTES)}\r\n`]) {
+      const kept = await writeAndCommit(spool, body);
+      expect(await text(spool.openMessage(kept.id))).toBe(`X-First: 1\r\n${body}`);
+      expect(await text(spool.openMessage(kept.id))).toBe(`X-First: 1\r\n${body}`);
+      // Proof that the first reading does not touch the disk: the entry is gone before it.
+      const gone = await writeAndCommit(spool, body);
+      rmSync(path.join(queueDir(), `${gone.id}.entry`));
+      expect(await text(spool.openMessage(gone.id))).toBe(`X-First: 1\r\n${body}`);
+      await expect(text(spool.openMessage(gone.id))).rejects.toThrow(/ENOENT/);
+    }
+  });
+
   it('refuses to commit a message whose file is gone or cut short (swept while a slow client still sent)', async () => {
     const spool = await spoolOf();
+    // Larger than what is held in memory: the message is in its file in tmp/ while it comes.
+    const big = `${MESSAGE}${'z'.repeat(INLINE_BYTES)}\r\n`;
     for (const damage of ['gone', 'short'] as const) {
       const id = spool.newId(new Date());
-      const size = await spool.writeMessage(id, Buffer.alloc(0), Readable.from([Buffer.from(MESSAGE)]));
+      const size = await spool.writeMessage(id, Buffer.alloc(0), Readable.from([Buffer.from(big)]));
       const file = path.join(dir, 'spool', 'tmp', `${id}.entry`);
       if (damage === 'gone') rmSync(file);
       else truncateSync(file, 10);
