@@ -149,7 +149,7 @@ class Loader {
       this.#rows = new RowReader(columnMap(bytes.toString('utf8', start, end)), MAX_LINE_BYTES);
       return;
     }
-    const outcome = rows.read(bytes, start, end);
+    const outcome = rows.scan(bytes, start, end);
     if (outcome === 'blank') return;
     this.lines++;
     if (outcome === 'invalid') {
@@ -158,11 +158,15 @@ class Loader {
     }
     const address = rows.addressBytes;
     if (!this.#seen.add(digestBytes(address, 0, rows.addressLength, this.#digest))) {
-      this.#repeats.push([rows.address, rows.value.toString('utf8', 0, rows.valueLength)]);
+      const value = rows.value;
+      this.#repeats.push([rows.address, value.toString('utf8', 0, rows.writeValue(value, 0))]);
       return;
     }
     this.#counted(this.#digest);
-    this.#data.add(address, 0, rows.addressLength, rows.value, 0, rows.valueLength);
+    // The value is written where the HSET carries it, not copied there.
+    const data = this.#data;
+    const at = data.beginEntry(address, 0, rows.addressLength, rows.valueBound);
+    data.endEntry(rows.writeValue(data.buffer, at));
     const person = rows.personBytes;
     if (rows.personLength === 0) return;
     if (this.#seenPersons.add(digestBytes(person, 0, rows.personLength, this.#digest)))
