@@ -1,4 +1,4 @@
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, stat } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { isUtf8 } from 'node:buffer';
 import { type ZlibOptions, crc32, createInflateRaw } from 'node:zlib';
@@ -136,19 +136,25 @@ function entryStream(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> 
 }
 
 /**
- * The extraction's text as a byte stream, from a ZIP (its one text file) or a plain text file.
+ * The extraction's text as a byte stream, from a ZIP (its one text file) or a plain text file, and
+ * the size of the text.
  * Refusals (`malformed`) for archives that cannot be read; the stream itself fails with a refusal
  * when the archive turns out corrupt while it is read.
  */
 export async function openExtraction(
   file: string,
   openPlain: (file: string) => Readable,
-): Promise<{ stream: Readable; zipped: boolean; name: string }> {
-  if (!(await startsWithZipMagic(file))) return { stream: openPlain(file), zipped: false, name: file };
+): Promise<{ stream: Readable; zipped: boolean; name: string; textBytes: number }> {
+  if (!(await startsWithZipMagic(file))) {
+    const { size } = await stat(file);
+    return { stream: openPlain(file), zipped: false, name: file, textBytes: size };
+  }
   const zip = await openZip(file);
   try {
     const entry = pickEntry(await fileEntries(zip));
-    return { stream: await entryStream(zip, entry), zipped: true, name: entry.fileName };
+    const stream = await entryStream(zip, entry);
+    // As the archive announces it: checked against what is inflated (EntryCheck).
+    return { stream, zipped: true, name: entry.fileName, textBytes: entry.uncompressedSize };
   } catch (err) {
     zip.close();
     throw err;
