@@ -24,27 +24,17 @@ function fmix32(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/**
- * The two hashes' seeds and multipliers: a reader that already loops over the bytes (the row reader,
- * over an address) hashes them in that loop, `a = imul(a ^ c, A)`, `b = imul(b ^ c, B); b ^= b >>> 13`,
- * and ends with finishDigest().
- */
-export const DIGEST_SEED_A = 0x811c9dc5;
-export const DIGEST_SEED_B = 0x9747b28c;
-export const DIGEST_PRIME_A = 0x01000193;
-export const DIGEST_PRIME_B = 0x5bd1e995;
-
 /** Two differently seeded multiplicative hashes of bytes [start, end), each finalised. */
 export function digestBytes(bytes: Uint8Array, start: number, end: number, out: Digest): Digest {
-  let a = DIGEST_SEED_A;
-  let b = DIGEST_SEED_B;
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
   for (let i = start; i < end; i++) {
     const c = bytes[i]!;
-    a = Math.imul(a ^ c, DIGEST_PRIME_A);
-    b = Math.imul(b ^ c, DIGEST_PRIME_B);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 13;
   }
-  return finishDigest(a, b, end - start, out);
+  return finish(a, b, end - start, out);
 }
 
 /** The digest of the text's UTF-8 bytes (what digestBytes gives for them). */
@@ -53,8 +43,7 @@ export function digestOf(text: string, out: Digest): Digest {
   return digestBytes(bytes, 0, bytes.length, out);
 }
 
-/** The digest of `length` bytes from the two hashes' states after them. */
-export function finishDigest(a: number, b: number, length: number, out: Digest): Digest {
+function finish(a: number, b: number, length: number, out: Digest): Digest {
   out.hi = fmix32(a ^ length);
   out.lo = fmix32(b ^ Math.imul(length, 0x27d4eb2d));
   // (0, 0) marks an empty slot.

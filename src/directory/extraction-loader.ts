@@ -169,12 +169,12 @@ class Loader {
       return;
     }
     const address = rows.addressBytes;
-    if (!this.#seen.add(rows.addressDigest)) {
+    if (!this.#seen.add(digestBytes(address, 0, rows.addressLength, this.#digest))) {
       const value = rows.value;
       this.#repeats.push([rows.address, value.toString('utf8', 0, rows.writeValue(value, 0))]);
       return;
     }
-    this.#counted(rows.addressDigest);
+    this.#counted(this.#digest);
     // The value is written where the HSET carries it, not copied there.
     const data = this.#data;
     const at = data.beginEntry(address, 0, rows.addressLength, rows.valueBound);

@@ -1,13 +1,4 @@
 import { MAX_ADDRESS, MAX_LOCAL_PART, normalizeAddress, normalizeDomain } from '../shared/index.js';
-import {
-  DIGEST_PRIME_A,
-  DIGEST_PRIME_B,
-  DIGEST_SEED_A,
-  DIGEST_SEED_B,
-  type Digest,
-  digestBytes,
-  finishDigest,
-} from './extraction-digests.js';
 import { BAL_TYPES, type ColumnMap, ENTRY_FIELDS } from './extraction-format.js';
 
 /**
@@ -49,8 +40,6 @@ export class RowReader {
   /** The canonical address of the last line read ('ok'), bytes [0, addressLength), ASCII. */
   readonly addressBytes: Buffer;
   addressLength = 0;
-  /** The digest of that address (digestBytes of addressBytes [0, addressLength)). */
-  readonly addressDigest: Digest = { hi: 0, lo: 0 };
   /** The upper-case national person id of the last line read, bytes [0, personLength); 0 when none. */
   personBytes: Buffer;
   personLength = 0;
@@ -195,9 +184,6 @@ export class RowReader {
     let at = -1;
     let afterDot = true; // no leading dot, no two dots, no dot before '@'
     let hash = 0x811c9dc5;
-    // The address's digest, hashed on the way (as digestBytes would after).
-    let da = DIGEST_SEED_A;
-    let db = DIGEST_SEED_B;
     for (let i = ts, n = 0; i < te && plain; i++, n++) {
       let b = line[i]!;
       if (b >= 0x41 && b <= 0x5a) b += 0x20;
@@ -212,21 +198,16 @@ export class RowReader {
       else plain = false;
       out[n] = b;
       if (at >= 0 && n > at) hash = Math.imul(hash ^ b, 0x01000193);
-      da = Math.imul(da ^ b, DIGEST_PRIME_A);
-      db = Math.imul(db ^ b, DIGEST_PRIME_B);
-      db ^= db >>> 13;
     }
     const length = te - ts;
     if (plain && at > 0 && at <= MAX_LOCAL_PART && this.#canonicalDomain(at + 1, length, hash)) {
       this.addressLength = length;
-      finishDigest(da, db, length, this.addressDigest);
       return true;
     }
     const address = normalizeAddress(line.toString('utf8', s, e));
     if (address === undefined) return false;
     // Canonical addresses are ASCII (an IDNA domain): one byte a character.
     this.addressLength = out.write(address, 0, 'latin1');
-    digestBytes(out, 0, this.addressLength, this.addressDigest);
     return true;
   }
 
