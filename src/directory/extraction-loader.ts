@@ -63,6 +63,14 @@ const HSET_BYTES = 1024 * 1024;
 const MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 const DIGEST_PIECE = 1024 * 1024;
 const PUT_ASIDE = 5_000;
+/**
+ * Addresses expected per byte of text when no previous copy tells (the national file has 170-240
+ * bytes a line), and at most: the digest tables are sized once rather than grown four times on the
+ * way (each growth rehashes every digest, two tables at once). An archive announcing more text
+ * than it holds gets tables of this size, no more.
+ */
+const TEXT_BYTES_PER_ENTRY = 200;
+const MOST_EXPECTED_ENTRIES = 700_000;
 
 /**
  * KEYS[1] person index. ARGV: national id, address, ... Appends each address to its person's list
@@ -85,8 +93,8 @@ class Loader {
   readonly #personKey: string;
   readonly #putAside: number;
   /** Digests of the addresses written, of the person ids indexed, of the previous copy's addresses. */
-  #seen = new DigestSet(1 << 16);
-  #seenPersons = new DigestSet(1 << 16);
+  #seen: DigestSet;
+  #seenPersons: DigestSet;
   #previous: DigestSet | undefined;
   readonly #digest: Digest = { hi: 0, lo: 0 };
   /** Lines whose address digest was seen: address and stored encoding, in file order. */
@@ -103,7 +111,14 @@ class Loader {
   constructor(
     private readonly options: ExtractionLoadOptions,
     readonly redis: Redis,
+    textBytes: number,
   ) {
+    // This copy has about as many addresses and people as the previous one, or as its text says.
+    const expected =
+      options.previous?.entries ??
+      Math.min(MOST_EXPECTED_ENTRIES, Math.ceil(textBytes / TEXT_BYTES_PER_ENTRY));
+    this.#seen = new DigestSet(expected);
+    this.#seenPersons = new DigestSet(expected);
     this.#pipe = new CommandPipe(redis, MAX_BYTES_IN_FLIGHT);
     const fields = options.batchSize ?? Number.POSITIVE_INFINITY;
     this.#data = new HashWriter(this.#pipe, options.target, fields, HSET_BYTES);
@@ -138,9 +153,6 @@ class Loader {
       } while (cursor !== '0');
     }
     this.#previous = set;
-    // This copy has about as many addresses and people: no growing (two tables at once) on the way.
-    this.#seen = new DigestSet(previous.entries);
-    this.#seenPersons = new DigestSet(previous.entries);
   }
 
   readonly line = (bytes: Buffer, start: number, end: number): void => {
@@ -149,7 +161,7 @@ class Loader {
       this.#rows = new RowReader(columnMap(bytes.toString('utf8', start, end)), MAX_LINE_BYTES);
       return;
     }
-    const outcome = rows.read(bytes, start, end);
+    const outcome = rows.scan(bytes, start, end);
     if (outcome === 'blank') return;
     this.lines++;
     if (outcome === 'invalid') {
@@ -158,11 +170,15 @@ class Loader {
     }
     const address = rows.addressBytes;
     if (!this.#seen.add(digestBytes(address, 0, rows.addressLength, this.#digest))) {
-      this.#repeats.push([rows.address, rows.value.toString('utf8', 0, rows.valueLength)]);
+      const value = rows.value;
+      this.#repeats.push([rows.address, value.toString('utf8', 0, rows.writeValue(value, 0))]);
       return;
     }
     this.#counted(this.#digest);
-    this.#data.add(address, 0, rows.addressLength, rows.value, 0, rows.valueLength);
+    // The value is written where the HSET carries it, not copied there.
+    const data = this.#data;
+    const at = data.beginEntry(address, 0, rows.addressLength, rows.valueBound);
+    data.endEntry(rows.writeValue(data.buffer, at));
     const person = rows.personBytes;
     if (rows.personLength === 0) return;
     if (this.#seenPersons.add(digestBytes(person, 0, rows.personLength, this.#digest)))
@@ -284,14 +300,14 @@ async function storing<T>(work: Promise<T>): Promise<T> {
 }
 
 export async function loadExtraction(options: ExtractionLoadOptions): Promise<ExtractionLoadResult> {
-  const { stream, zipped } = await openExtraction(options.file, (f) =>
+  const { stream, zipped, textBytes } = await openExtraction(options.file, (f) =>
     createReadStream(f, { highWaterMark: 1024 * 1024 }),
   );
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   // A connection of its own: megabytes of pipelined writes must not queue the gateway's lookups.
   const redis = options.redis.duplicate();
   redis.on('error', () => undefined); // failures surface as the commands' rejections
-  const loader = new Loader(options, redis);
+  const loader = new Loader(options, redis, textBytes);
   const lines = new ByteLines(MAX_LINE_BYTES);
   try {
     await storing(loader.readPrevious());

@@ -43,6 +43,11 @@ export class RowReader {
   /** The upper-case national person id of the last line read, bytes [0, personLength); 0 when none. */
   personBytes: Buffer;
   personLength = 0;
+  /** Most bytes writeValue() writes for the line scanned last. */
+  valueBound = 0;
+  /** The line scanned last, and its type as typeCode() gives it. */
+  #line: Buffer = Buffer.alloc(0);
+  #typeCode = 0;
 
   constructor(map: ColumnMap, maxLineBytes: number) {
     this.#map = map;
@@ -68,8 +73,20 @@ export class RowReader {
     return this.personBytes.toString('utf8', 0, this.personLength);
   }
 
-  /** Reads bytes [start, end) of `line` (no line break). */
+  /** Reads bytes [start, end) of `line` (no line break): scan(), then its value into `value`. */
   read(line: Buffer, start: number, end: number): RowOutcome {
+    const outcome = this.scan(line, start, end);
+    if (outcome === 'ok') this.valueLength = this.writeValue(this.value, 0);
+    return outcome;
+  }
+
+  /**
+   * Finds the cells of bytes [start, end) of `line` (no line break) and checks the line: its column
+   * count, its address (into addressBytes) and its type. When 'ok', writeValue() writes its stored
+   * encoding, until the next scan: the loader learns the address first, then writes the value
+   * straight into the command that stores it (or aside, for a repeated address).
+   */
+  scan(line: Buffer, start: number, end: number): RowOutcome {
     if (isBlank(line, start, end)) return 'blank';
     const map = this.#map;
     const starts = this.#cellStarts;
@@ -85,64 +102,55 @@ export class RowReader {
     ends[cells++] = end;
     if (cells !== map.columns) return 'invalid';
     if (!this.#address(line, starts[map.addressIndex]!, ends[map.addressIndex]!)) return 'invalid';
+    const type = map.fieldIndex[0]!;
+    this.#typeCode = typeCode(line, starts[type]!, ends[type]!);
+    if (this.#typeCode < 0) return 'invalid';
+    this.#line = line;
+    this.valueBound = end - start + ENTRY_FIELDS.length;
+    return 'ok';
+  }
 
-    const out = this.value;
-    const fields = map.fieldIndex;
-    let at = 0;
-    let lastFilled = 0;
+  /**
+   * Writes the stored encoding of the line scanned last at `at` of `out` (at most valueBound bytes)
+   * and its person id into personBytes; the end of what it wrote.
+   */
+  writeValue(out: Buffer, at: number): number {
+    const line = this.#line;
+    const starts = this.#cellStarts;
+    const ends = this.#cellEnds;
+    const fields = this.#map.fieldIndex;
+    const code = this.#typeCode;
+    // The type is never empty: the value ends at least past it.
+    out[at] = code >> 16;
+    out[at + 1] = (code >> 8) & 0xff;
+    out[at + 2] = code & 0xff;
+    at += 3;
+    let lastFilled = at;
     this.personLength = 0;
-    for (let f = 0; f < fields.length; f++) {
-      if (f > 0) out[at++] = PIPE;
+    for (let f = 1; f < fields.length; f++) {
+      out[at++] = PIPE;
       const column = fields[f]!;
       if (column < 0) continue;
       let s = starts[column]!;
       let e = ends[column]!;
       while (s < e && isSpace(line[s]!)) s++;
       while (e > s && isSpace(line[e - 1]!)) e--;
+      if (s === e) continue;
       const from = at;
-      if (f === 0) {
-        at = this.#type(line, s, e, at);
-        if (at < 0) return 'invalid';
-      } else if (s === e) continue;
-      else if (line[s]! >= 0x80 || line[e - 1]! >= 0x80) {
+      if (line[s]! >= 0x80 || line[e - 1]! >= 0x80) {
         // Non-ASCII at an edge: String.trim() decides what white space is.
         at += out.write(line.toString('utf8', s, e).trim(), at, 'utf8');
       } else {
         for (let i = s; i < e; i++) out[at++] = line[i]!;
       }
       if (at > from) lastFilled = at;
-      if (f === NATIONAL_ID && at > from) this.#person(from, at);
+      if (f === NATIONAL_ID && at > from) this.#person(out, from, at);
     }
-    // The type is never empty: lastFilled is at least past it.
-    this.valueLength = lastFilled;
-    return 'ok';
+    return lastFilled;
   }
 
-  /** Writes the upper-case type at `at`; the new end, or -1 when it is not a BAL type. */
-  #type(line: Buffer, s: number, e: number, at: number): number {
-    const out = this.value;
-    if (e - s === 3) {
-      let code = 0;
-      for (let i = s; i < e; i++) {
-        const b = line[i]!;
-        code = (code << 8) | (b >= 0x61 && b <= 0x7a ? b - 0x20 : b);
-      }
-      if (TYPE_CODES.has(code)) {
-        out[at] = code >> 16;
-        out[at + 1] = (code >> 8) & 0xff;
-        out[at + 2] = code & 0xff;
-        return at + 3;
-      }
-    }
-    // Whatever else (odd spacing, other letters) is judged as parseRow judges it.
-    const type = line.toString('utf8', s, e).trim().toUpperCase();
-    if (!BAL_TYPES.has(type)) return -1;
-    return at + out.write(type, at, 'utf8');
-  }
-
-  /** The person id (value bytes [from, to)), upper-case, into personBytes. */
-  #person(from: number, to: number): void {
-    const value = this.value;
+  /** The person id (bytes [from, to) of `value`), upper-case, into personBytes. */
+  #person(value: Buffer, from: number, to: number): void {
     let ascii = to - from <= this.personBytes.length;
     for (let i = from; i < to && ascii; i++) ascii = value[i]! < 0x80;
     if (!ascii) {
@@ -216,6 +224,26 @@ export class RowReader {
     }
     return canonical;
   }
+}
+
+/**
+ * The BAL type of cell [s, e) as a 24-bit upper-case ASCII code, or -1 when it is not one. Anything
+ * but three letters (odd spacing, other letters) is judged as parseRow judges it.
+ */
+function typeCode(line: Buffer, s: number, e: number): number {
+  while (s < e && isSpace(line[s]!)) s++;
+  while (e > s && isSpace(line[e - 1]!)) e--;
+  if (e - s === 3) {
+    let code = 0;
+    for (let i = s; i < e; i++) {
+      const b = line[i]!;
+      code = (code << 8) | (b >= 0x61 && b <= 0x7a ? b - 0x20 : b);
+    }
+    if (TYPE_CODES.has(code)) return code;
+  }
+  const type = line.toString('utf8', s, e).trim().toUpperCase();
+  if (!BAL_TYPES.has(type)) return -1;
+  return (type.charCodeAt(0) << 16) | (type.charCodeAt(1) << 8) | type.charCodeAt(2);
 }
 
 function sameText(text: string, bytes: Buffer, from: number, to: number): boolean {

@@ -63,16 +63,24 @@ export class CommandPipe {
   }
 }
 
-/** Writes n in decimal at `at`; the new end. */
-function writeDecimal(buf: Buffer, at: number, n: number): number {
+function decimalDigits(n: number): number {
   let digits = 1;
   for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  return digits;
+}
+
+/** Writes n in decimal at `at`; the new end. */
+function writeDecimal(buf: Buffer, at: number, n: number): number {
+  const digits = decimalDigits(n);
   for (let i = at + digits - 1; i >= at; i--) {
     buf[i] = 0x30 + (n % 10);
     n = Math.floor(n / 10);
   }
   return at + digits;
 }
+
+/** `$` + three digits + CRLF: where a value written in place starts (most values are 100-999 bytes). */
+const GUESSED_VALUE_HEAD = 6;
 
 /**
  * Builds `HSET key field value ...` commands and sends each when it holds `maxFields` fields or
@@ -86,6 +94,8 @@ export class HashWriter {
   #body: Buffer;
   #at: number;
   #fields = 0;
+  /** Where the value of the entry begun last starts its `$<length>` head. */
+  #valueHead = 0;
 
   constructor(
     private readonly pipe: CommandPipe,
@@ -103,6 +113,44 @@ export class HashWriter {
   add(field: Uint8Array, fs: number, fe: number, value: Uint8Array, vs: number, ve: number): void {
     this.#room(fe - fs + (ve - vs) + 32);
     this.#at = this.#bulk(value, vs, ve, this.#bulk(field, fs, fe, this.#at));
+    if (++this.#fields >= this.maxFields) this.flush();
+  }
+
+  /**
+   * Starts a field (bytes [fs, fe) of `field`) whose value the caller writes into `buffer` from the
+   * offset returned, at most `valueBound` bytes, then ends by endEntry(). The value is written in
+   * place, not copied from elsewhere; its length goes in front of it once known (it is moved by a
+   * byte or two when its length has other than three digits).
+   */
+  beginEntry(field: Uint8Array, fs: number, fe: number, valueBound: number): number {
+    this.#room(fe - fs + valueBound + 48);
+    this.#valueHead = this.#bulk(field, fs, fe, this.#at);
+    return this.#valueHead + GUESSED_VALUE_HEAD;
+  }
+
+  /** The buffer beginEntry() gave an offset in (read after it: a full command is sent and replaced). */
+  get buffer(): Buffer {
+    return this.#body;
+  }
+
+  /** Ends the entry begun last, whose value the caller wrote up to `valueEnd`. */
+  endEntry(valueEnd: number): void {
+    const body = this.#body;
+    const head = this.#valueHead;
+    const written = head + GUESSED_VALUE_HEAD;
+    const length = valueEnd - written;
+    const digits = decimalDigits(length);
+    // `$<length>\r\n` before the value.
+    const start = head + digits + 3;
+    if (start !== written) body.copyWithin(start, written, valueEnd);
+    body[head] = 0x24; // '$'
+    writeDecimal(body, head + 1, length);
+    body[start - 2] = 0x0d;
+    body[start - 1] = 0x0a;
+    let at = start + length;
+    body[at++] = 0x0d;
+    body[at++] = 0x0a;
+    this.#at = at;
     if (++this.#fields >= this.maxFields) this.flush();
   }
 

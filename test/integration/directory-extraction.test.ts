@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { loadExtraction } from '../../src/directory/index.js';
+import { CommandPipe, HashWriter } from '../../src/directory/extraction-writer.js';
 import { createRedisClient } from '../../src/redis/index.js';
 import {
   type MirrorsHarness,
@@ -238,6 +239,37 @@ describe('extraction loader batches', () => {
       });
       expect(again).toEqual(whole.next);
     } finally {
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  });
+});
+
+describe('HSETs with values written in place', () => {
+  it('stores values of every length, whose length head has fewer or more digits than guessed', async () => {
+    const redis = createRedisClient(inject('redisUrl'), { name: 'test-extraction-writer' });
+    const key = `${uniquePrefix()}w:{x}:v:1`;
+    // Lengths around each change of digit count, and one written in a command of its own.
+    const lengths = [0, 1, 9, 10, 99, 100, 101, 999, 1000, 1001, 9999, 10_000, 99_999, 100_000, 300_000];
+    const value = (n: number) =>
+      Array.from({ length: n }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    try {
+      const pipe = new CommandPipe(redis, 64 * 1024);
+      // Room for two small entries a command: most entries fill the buffer and send it.
+      const writer = new HashWriter(pipe, key, 3, 512);
+      for (const n of lengths) {
+        const field = Buffer.from(`field-${n}`);
+        const at = writer.beginEntry(field, 0, field.length, n);
+        const end = writer.buffer.write(value(n), at, 'latin1') + at;
+        writer.endEntry(end);
+        await pipe.drain();
+      }
+      writer.flush();
+      await pipe.drain(0);
+      const stored = await redis.hgetall(key);
+      expect(Object.keys(stored).sort()).toEqual(lengths.map((n) => `field-${n}`).sort());
+      for (const n of lengths) expect({ n, value: stored[`field-${n}`] }).toEqual({ n, value: value(n) });
+    } finally {
+      await redis.unlink(key);
       await redis.quit().catch(() => redis.disconnect());
     }
   });
