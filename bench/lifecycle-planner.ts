@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -40,6 +41,8 @@ export interface PlannerPassFigures {
   readonly cpuSeconds: number;
   /** CPU time of the Redis server during the pass. */
   readonly redisCpuSeconds: number;
+  /** Processes Redis forked during the pass (AOF rewrites): 0 for a fair figure. */
+  readonly redisForks?: number;
   /**
    * Redis time by command during the pass (INFO commandstats), largest first: a script's own line
    * (evalsha) includes the commands it calls, which have lines of their own too.
@@ -57,6 +60,13 @@ export interface PlannerBenchFigures {
   readonly mailboxes: number;
   readonly pageSize: number;
   readonly seedSeconds: number;
+  /**
+   * The AOF rewritten once the registry is seeded, before the passes: seeding a million mailboxes
+   * makes Redis rewrite its AOF (auto-aof-rewrite-percentage) over and over, and a rewrite still
+   * forking and writing a gigabyte during a pass takes a core from it. A gateway's daily run meets
+   * the registry as a rewrite left it; `redisForks` of each pass says whether one happened anyway.
+   */
+  readonly aofRewriteSeconds: number;
   readonly pages: PlannerPassFigures & { readonly actions: Readonly<Record<InactivityAction, number>> };
   readonly run: PlannerPassFigures & {
     /** Steps written to the plan, and the decisions of the run's journal by `action:reason`. */
@@ -96,6 +106,7 @@ export async function runLifecyclePlannerBench(
     const seedStart = performance.now();
     const seeded = await seedRegistry(redis, PREFIX, seedPopulation(count, 7));
     const seedSeconds = (performance.now() - seedStart) / 1000;
+    const aofRewriteSeconds = await settleAof(redis);
     const redisSeededMiB = await redisMemoryMiB(redis);
     const before = loadAverage();
     const probe = { redisCpu: () => redisCpuSeconds(redis), redisSnapshot: () => redisSnapshot(redis) };
@@ -106,6 +117,7 @@ export async function runLifecyclePlannerBench(
       mailboxes: seeded,
       pageSize,
       seedSeconds,
+      aofRewriteSeconds,
       ...(baseline === undefined ? {} : { baseline }),
       ...child,
       redisSeededMiB,
@@ -348,24 +360,29 @@ async function runPlannerChild(
 /** What the Redis server had done at an instant: its CPU, and its time and calls by command. */
 interface RedisSnapshot {
   readonly cpuSeconds: number;
+  readonly forks: number;
   readonly commands: ReadonlyMap<string, { readonly calls: number; readonly usec: number }>;
 }
 
 async function redisSnapshot(redis: Redis): Promise<RedisSnapshot> {
-  const [cpuSeconds, stats] = await Promise.all([redisCpuSeconds(redis), redis.info('commandstats')]);
+  const [cpuSeconds, stats, forks] = await Promise.all([
+    redisCpuSeconds(redis),
+    redis.info('commandstats'),
+    redis.info('stats').then((info) => Number(/total_forks:(\d+)/.exec(info)?.[1] ?? 0)),
+  ]);
   const commands = new Map<string, { calls: number; usec: number }>();
   // cmdstat_evalsha:calls=50,usec=123456,usec_per_call=...
   for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
     commands.set(m[1] ?? '', { calls: Number(m[2]), usec: Number(m[3]) });
   }
-  return { cpuSeconds, commands };
+  return { cpuSeconds, forks, commands };
 }
 
 /** The server's CPU and the commands it ran between two snapshots, the costliest first (the 6 largest). */
 function redisBetween(
   a: RedisSnapshot,
   b: RedisSnapshot,
-): Pick<PlannerPassFigures, 'redisCpuSeconds' | 'redisCommands'> {
+): Pick<PlannerPassFigures, 'redisCpuSeconds' | 'redisForks' | 'redisCommands'> {
   const commands: RedisCommandTime[] = [];
   for (const [command, after] of b.commands) {
     const before = a.commands.get(command) ?? { calls: 0, usec: 0 };
@@ -373,7 +390,34 @@ function redisBetween(
     if (calls > 0) commands.push({ command, calls, seconds: (after.usec - before.usec) / 1e6 });
   }
   commands.sort((x, y) => y.seconds - x.seconds);
-  return { redisCpuSeconds: b.cpuSeconds - a.cpuSeconds, redisCommands: commands.slice(0, 6) };
+  return {
+    redisCpuSeconds: b.cpuSeconds - a.cpuSeconds,
+    redisForks: b.forks - a.forks,
+    redisCommands: commands.slice(0, 6),
+  };
+}
+
+/**
+ * Waits for an AOF rewrite the seeding started, has the AOF rewritten once more (so that the plan's
+ * writes do not double it and start one during a pass) and waits for that one; returns the seconds.
+ */
+async function settleAof(redis: Redis): Promise<number> {
+  const start = performance.now();
+  const rewriting = async () => {
+    const info = await redis.info('persistence');
+    return /aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(info);
+  };
+  const settled = async () => {
+    // A million mailboxes rewrite in well under a minute; ten are a stuck server.
+    while (await rewriting()) {
+      if (performance.now() - start > 600_000) throw new Error('Redis AOF rewrite still going after 10 min');
+      await sleep(100);
+    }
+  };
+  await settled();
+  await redis.bgrewriteaof();
+  await settled();
+  return (performance.now() - start) / 1000;
 }
 
 /** Redis server CPU seconds so far (user + system), from INFO. */
@@ -402,7 +446,8 @@ export function formatLifecyclePlannerBench(r: PlannerBenchFigures): string {
     .map(([k, v]) => `${k} ${n(v)}`)
     .join(', ');
   return [
-    `lifecycle planning from Redis: ${n(r.mailboxes)} mailboxes (seeded in ${r.seedSeconds.toFixed(1)} s), pages of ${n(r.pageSize)}`,
+    `lifecycle planning from Redis: ${n(r.mailboxes)} mailboxes (seeded in ${r.seedSeconds.toFixed(1)} s, ` +
+      `AOF rewritten in ${r.aofRewriteSeconds.toFixed(1)} s), pages of ${n(r.pageSize)}`,
     `  planner alone: ${p.seconds.toFixed(2)} s, ${n(Math.round(r.mailboxes / p.seconds))} mailboxes/s, ` +
       `CPU ${p.cpuSeconds.toFixed(2)} s, Redis CPU ${p.redisCpuSeconds.toFixed(2)} s; ` +
       `none ${n(p.actions.none)}, warn ${n(p.actions.warn)}, unpublish ${n(p.actions['unpublish-inactive'])}`,
@@ -435,7 +480,8 @@ function commandLine(pass: PlannerPassFigures): string[] {
     (c, i) =>
       `${c.command} ${c.seconds.toFixed(2)} s (${c.calls.toLocaleString('en')}${i === 0 ? ' calls' : ''})`,
   );
-  return [`    Redis time: ${each.join(', ')}`];
+  const forks = pass.redisForks === undefined ? '' : `; Redis forks ${pass.redisForks}`;
+  return [`    Redis time: ${each.join(', ')}${forks}`];
 }
 
 // `node --import tsx bench/lifecycle-planner.ts COUNT [PAGE_SIZE]` runs this benchmark alone.
