@@ -148,14 +148,27 @@ export class LifecyclePlanner {
         { cause: err },
       );
     });
-    return bals.map((bal, i) => {
+    const { thresholds, deletedMailRetentionDays: retention } = this.#o;
+    const planned = new Array<PlannedBal<B>>(bals.length);
+    for (let i = 0; i < bals.length; i += 1) {
+      const bal = bals[i] as B;
       const view = publication[i];
-      const subject = policySubject(bal, view, activity[i], warned[i] ?? null);
-      const decision = decideInactivity(subject, now, this.#o.thresholds);
-      const retention = this.#o.deletedMailRetentionDays;
-      const purge = retention === undefined ? undefined : mailPurgeDue(bal, now, retention, purged[i] === 1);
-      return { bal, publication: view, decision, ...(purge === undefined ? {} : { purge }) };
-    });
+      const decision = decideInactivity(
+        policySubject(bal, view, activity[i], warned[i] ?? null),
+        now,
+        thresholds,
+      );
+      // Only a deleted mailbox can be due for a purge: the others need no look at the rule.
+      const purge =
+        retention === undefined || bal.status !== 'deleted'
+          ? undefined
+          : mailPurgeDue(bal, now, retention, purged[i] === 1);
+      planned[i] =
+        purge === undefined
+          ? { bal, publication: view, decision }
+          : { bal, publication: view, decision, purge };
+    }
+    return planned;
   }
 }
 
