@@ -198,6 +198,38 @@ describe('lifecycle planner bulk read', () => {
 });
 
 describe('registry summaries', () => {
+  it('continues right after its cursor when mailboxes are added before or after it meanwhile', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const create = (address: string) =>
+      f.registry.create({ address, type: 'PER', owner: '810000000001' }, ACTOR);
+    const tag = uniqueAddress('').split('@')[0]!.slice(1);
+    const at = (label: string) => `${label}.${tag}@op.mssante.test`;
+    for (const label of ['b', 'd', 'f', 'h']) await create(at(label));
+    const first = await f.registry.summaries({ limit: 2 });
+    expect(first.items.map((b) => b.address)).toEqual([at('b'), at('d')]);
+    // Added meanwhile: one before the cursor (not read), one after it (read in its place).
+    await create(at('a'));
+    await create(at('e'));
+    // An index entry without a record (none of our scripts leaves one) is passed over.
+    await f.redis.zadd(`${f.prefix}bals`, 0, at('g'));
+    const second = await f.registry.summaries({ limit: 3, cursor: first.nextCursor! });
+    expect(second.items.map((b) => b.address)).toEqual([at('e'), at('f')]);
+    expect(second.nextCursor).toBeDefined();
+    const third = await f.registry.summaries({ limit: 3, cursor: second.nextCursor! });
+    expect(third).toEqual({
+      items: [
+        {
+          address: at('h'),
+          type: 'PER',
+          status: 'active',
+          createdAt: new Date(T0).toISOString(),
+          listeRouge: false,
+        },
+      ],
+    });
+  });
+
   it('refuses a page size beyond the bound or a cursor it did not hand out, and a corrupt record', async () => {
     const f = startLifecycleFixture(new Date(T0).toISOString());
     fixture = f;
