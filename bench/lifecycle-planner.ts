@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -40,12 +41,32 @@ export interface PlannerPassFigures {
   readonly cpuSeconds: number;
   /** CPU time of the Redis server during the pass. */
   readonly redisCpuSeconds: number;
+  /** Processes Redis forked during the pass (AOF rewrites): 0 for a fair figure. */
+  readonly redisForks?: number;
+  /**
+   * Redis time by command during the pass (INFO commandstats), largest first: a script's own line
+   * (evalsha) includes the commands it calls, which have lines of their own too.
+   */
+  readonly redisCommands?: readonly RedisCommandTime[];
+}
+
+export interface RedisCommandTime {
+  readonly command: string;
+  readonly calls: number;
+  readonly seconds: number;
 }
 
 export interface PlannerBenchFigures {
   readonly mailboxes: number;
   readonly pageSize: number;
   readonly seedSeconds: number;
+  /**
+   * The AOF rewritten once the registry is seeded, before the passes: seeding a million mailboxes
+   * makes Redis rewrite its AOF (auto-aof-rewrite-percentage) over and over, and a rewrite still
+   * forking and writing a gigabyte during a pass takes a core from it. A gateway's daily run meets
+   * the registry as a rewrite left it; `redisForks` of each pass says whether one happened anyway.
+   */
+  readonly aofRewriteSeconds: number;
   readonly pages: PlannerPassFigures & { readonly actions: Readonly<Record<InactivityAction, number>> };
   readonly run: PlannerPassFigures & {
     /** Steps written to the plan, and the decisions of the run's journal by `action:reason`. */
@@ -85,9 +106,10 @@ export async function runLifecyclePlannerBench(
     const seedStart = performance.now();
     const seeded = await seedRegistry(redis, PREFIX, seedPopulation(count, 7));
     const seedSeconds = (performance.now() - seedStart) / 1000;
+    const aofRewriteSeconds = await settleAof(redis);
     const redisSeededMiB = await redisMemoryMiB(redis);
     const before = loadAverage();
-    const probe = { redisCpu: () => redisCpuSeconds(redis) };
+    const probe = { redisCpu: () => redisCpuSeconds(redis), redisSnapshot: () => redisSnapshot(redis) };
     const baseline =
       process.env.BENCH_LIFECYCLE_BASELINE === '1' ? await runBaselineChild(server.url, probe) : undefined;
     const child = await runPlannerChild(server.url, pageSize, probe);
@@ -95,6 +117,7 @@ export async function runLifecyclePlannerBench(
       mailboxes: seeded,
       pageSize,
       seedSeconds,
+      aofRewriteSeconds,
       ...(baseline === undefined ? {} : { baseline }),
       ...child,
       redisSeededMiB,
@@ -291,7 +314,7 @@ function pass(
 async function runPlannerChild(
   redisUrl: string,
   pageSize: number,
-  probe: { redisCpu: () => Promise<number> },
+  probe: { redisSnapshot: () => Promise<RedisSnapshot> },
 ): Promise<ChildFigures> {
   const child = spawn(
     process.execPath,
@@ -309,7 +332,7 @@ async function runPlannerChild(
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const marks: Array<Promise<number>> = [];
+  const marks: Array<Promise<RedisSnapshot>> = [];
   let done: Extract<ChildLine, { done: unknown }>['done'] | undefined;
   let buffered = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -318,19 +341,83 @@ async function runPlannerChild(
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = JSON.parse(buffered.slice(0, nl)) as ChildLine;
       buffered = buffered.slice(nl + 1);
-      if ('mark' in line) marks.push(probe.redisCpu());
+      if ('mark' in line) marks.push(probe.redisSnapshot());
       else done = line.done;
     }
   });
   const [code] = (await once(child, 'exit')) as [number | null];
-  const exited = probe.redisCpu();
+  const exited = probe.redisSnapshot();
   if (code !== 0 || done === undefined) throw new Error(`planner child exited with ${code}`);
   const [atPages, atRun, atEnd] = await Promise.all([marks[0], marks[1], exited]);
+  if (atPages === undefined || atRun === undefined) throw new Error('planner child skipped a mark');
   return {
     ...done,
-    pages: { ...done.pages, redisCpuSeconds: (atRun ?? 0) - (atPages ?? 0) },
-    run: { ...done.run, redisCpuSeconds: atEnd - (atRun ?? 0) },
+    pages: { ...done.pages, ...redisBetween(atPages, atRun) },
+    run: { ...done.run, ...redisBetween(atRun, atEnd) },
   };
+}
+
+/** What the Redis server had done at an instant: its CPU, and its time and calls by command. */
+interface RedisSnapshot {
+  readonly cpuSeconds: number;
+  readonly forks: number;
+  readonly commands: ReadonlyMap<string, { readonly calls: number; readonly usec: number }>;
+}
+
+async function redisSnapshot(redis: Redis): Promise<RedisSnapshot> {
+  const [cpuSeconds, stats, forks] = await Promise.all([
+    redisCpuSeconds(redis),
+    redis.info('commandstats'),
+    redis.info('stats').then((info) => Number(/total_forks:(\d+)/.exec(info)?.[1] ?? 0)),
+  ]);
+  const commands = new Map<string, { calls: number; usec: number }>();
+  // cmdstat_evalsha:calls=50,usec=123456,usec_per_call=...
+  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    commands.set(m[1] ?? '', { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return { cpuSeconds, forks, commands };
+}
+
+/** The server's CPU and the commands it ran between two snapshots, the costliest first (the 6 largest). */
+function redisBetween(
+  a: RedisSnapshot,
+  b: RedisSnapshot,
+): Pick<PlannerPassFigures, 'redisCpuSeconds' | 'redisForks' | 'redisCommands'> {
+  const commands: RedisCommandTime[] = [];
+  for (const [command, after] of b.commands) {
+    const before = a.commands.get(command) ?? { calls: 0, usec: 0 };
+    const calls = after.calls - before.calls;
+    if (calls > 0) commands.push({ command, calls, seconds: (after.usec - before.usec) / 1e6 });
+  }
+  commands.sort((x, y) => y.seconds - x.seconds);
+  return {
+    redisCpuSeconds: b.cpuSeconds - a.cpuSeconds,
+    redisForks: b.forks - a.forks,
+    redisCommands: commands.slice(0, 6),
+  };
+}
+
+/**
+ * Waits for an AOF rewrite the seeding started, has the AOF rewritten once more (so that the plan's
+ * writes do not double it and start one during a pass) and waits for that one; returns the seconds.
+ */
+async function settleAof(redis: Redis): Promise<number> {
+  const start = performance.now();
+  const rewriting = async () => {
+    const info = await redis.info('persistence');
+    return /aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(info);
+  };
+  const settled = async () => {
+    // A million mailboxes rewrite in well under a minute; ten are a stuck server.
+    while (await rewriting()) {
+      if (performance.now() - start > 600_000) throw new Error('Redis AOF rewrite still going after 10 min');
+      await sleep(100);
+    }
+  };
+  await settled();
+  await redis.bgrewriteaof();
+  await settled();
+  return (performance.now() - start) / 1000;
 }
 
 /** Redis server CPU seconds so far (user + system), from INFO. */
@@ -359,12 +446,15 @@ export function formatLifecyclePlannerBench(r: PlannerBenchFigures): string {
     .map(([k, v]) => `${k} ${n(v)}`)
     .join(', ');
   return [
-    `lifecycle planning from Redis: ${n(r.mailboxes)} mailboxes (seeded in ${r.seedSeconds.toFixed(1)} s), pages of ${n(r.pageSize)}`,
+    `lifecycle planning from Redis: ${n(r.mailboxes)} mailboxes (seeded in ${r.seedSeconds.toFixed(1)} s, ` +
+      `AOF rewritten in ${r.aofRewriteSeconds.toFixed(1)} s), pages of ${n(r.pageSize)}`,
     `  planner alone: ${p.seconds.toFixed(2)} s, ${n(Math.round(r.mailboxes / p.seconds))} mailboxes/s, ` +
       `CPU ${p.cpuSeconds.toFixed(2)} s, Redis CPU ${p.redisCpuSeconds.toFixed(2)} s; ` +
       `none ${n(p.actions.none)}, warn ${n(p.actions.warn)}, unpublish ${n(p.actions['unpublish-inactive'])}`,
+    ...commandLine(p),
     `  run's planning phase (lock, plan of ${n(r.run.planned)} steps written): ${r.run.seconds.toFixed(2)} s, ` +
       `CPU ${r.run.cpuSeconds.toFixed(2)} s, Redis CPU ${r.run.redisCpuSeconds.toFixed(2)} s`,
+    ...commandLine(r.run),
     ...(r.baseline === undefined
       ? []
       : [
@@ -381,6 +471,17 @@ export function formatLifecyclePlannerBench(r: PlannerBenchFigures): string {
       `${againstTarget(seconds, PLANNER_TARGET.seconds, 's')}${full ? '' : ` (extrapolated from ${n(r.mailboxes)})`}, ` +
       `peak RSS ${againstTarget(r.peakRssMiB, PLANNER_TARGET.peakRssMiB, 'MiB', 0)}${full ? '' : ' (at the smaller size)'}`,
   ].join('\n');
+}
+
+/** `    Redis time: evalsha 1.20 s (500 calls), zmscore 0.31 s (500), …`, or nothing. */
+function commandLine(pass: PlannerPassFigures): string[] {
+  if (pass.redisCommands === undefined || pass.redisCommands.length === 0) return [];
+  const each = pass.redisCommands.map(
+    (c, i) =>
+      `${c.command} ${c.seconds.toFixed(2)} s (${c.calls.toLocaleString('en')}${i === 0 ? ' calls' : ''})`,
+  );
+  const forks = pass.redisForks === undefined ? '' : `; Redis forks ${pass.redisForks}`;
+  return [`    Redis time: ${each.join(', ')}${forks}`];
 }
 
 // `node --import tsx bench/lifecycle-planner.ts COUNT [PAGE_SIZE]` runs this benchmark alone.

@@ -181,18 +181,40 @@ function evidence(
   unpublishAt: number,
   now: number,
 ): InactivityEvidence {
+  const lastActivityAt = subject.lastActivityAt === undefined ? null : iso(subject.lastActivityAt);
   return {
-    lastActivityAt: subject.lastActivityAt === undefined ? null : iso(subject.lastActivityAt),
-    inactiveSince: iso(period.since),
+    lastActivityAt,
+    // The period most often starts at the last use: the same instant, the same string.
+    inactiveSince:
+      period.basis === 'activity' && lastActivityAt !== null ? lastActivityAt : iso(period.since),
     basis: period.basis,
     idleDays,
     inactivityDays: thresholds.inactivityDays,
     warningLeadDays: thresholds.warningLeadDays,
     warnedAt: warnedAt === undefined ? null : iso(warnedAt),
-    unpublishAt: iso(unpublishAt),
-    decidedAt: iso(now),
+    unpublishAt: unpublishAtIso.of(unpublishAt),
+    decidedAt: decidedAtIso.of(now),
   };
 }
+
+/**
+ * `iso` of an instant a run repeats for most of its decisions, each kept in a slot of its own: the
+ * run's time (decidedAt), and its time plus the notice (the unpublishAt of every overdue warning).
+ */
+class LastIso {
+  #ms = NaN;
+  #text = '';
+
+  of(ms: number): string {
+    if (ms !== this.#ms) {
+      this.#text = iso(ms);
+      this.#ms = ms;
+    }
+    return this.#text;
+  }
+}
+const decidedAtIso = new LastIso();
+const unpublishAtIso = new LastIso();
 
 /**
  * `Date.prototype.toISOString`, without a Date per call: evidence carries four instants for each of

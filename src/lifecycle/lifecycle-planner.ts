@@ -29,12 +29,6 @@ export interface PlannedBal<B extends BalSummary = BalSummary> {
   readonly purge?: MailPurgeDecision;
 }
 
-/** A page of the registry with its decisions, and the cursor of the next one. */
-interface DecidedPage {
-  readonly planned: PlannedBal[];
-  readonly nextCursor: string | undefined;
-}
-
 /** A step of a run: a warning, an unpublication, or a purge of deleted mail. */
 export type PlanItem = Exclude<InactivityDecision, { action: 'none' }> | MailPurgeDecision;
 
@@ -59,6 +53,13 @@ export interface LifecyclePlannerOptions {
 export const DEFAULT_PAGE_SIZE = 2000;
 
 /**
+ * Pages read ahead of the caller: decided, or with their reads in flight. Enough that the server has
+ * the next page's script queued behind this one's lookups while a page is decided and another is
+ * written; more would only hold more memory, since the summary reads go one at a time anyway.
+ */
+const READ_AHEAD = 3;
+
+/**
  * Gathers, a page of mailboxes at a time, what the policy needs (registry record, last use,
  * publication state, warning of the period, purge already done) and applies the pure rules. Reads
  * only: the daily run and `mssgw lifecycle preview` both use it.
@@ -74,29 +75,53 @@ export class LifecyclePlanner {
 
   /**
    * Every mailbox of the registry with its decision at `now` (ms), a page of summaries at a time:
-   * memory stays that of a page or two whatever the registry's size. The next page is read and
-   * decided while this one is handed out (the run writes its steps meanwhile): its round trips, to
-   * the registry and then for the other inputs, overlap the rest rather than wait one after another.
+   * memory stays that of a few pages whatever the registry's size. Reads run ahead of the caller, up
+   * to READ_AHEAD pages decided or being decided: a page's summaries arrive, the next page's are
+   * asked for at once (its cursor is known), then this page's other inputs, and the page is decided
+   * when they arrive. Redis thus always has the next script or lookups queued while this process
+   * decodes and decides, and the caller writes its steps meanwhile: on two cores the server's work
+   * and ours overlap rather than take turns.
    */
   async *pages(now: number, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<PlannedBal[]> {
-    let next: Promise<DecidedPage> | undefined = this.#ahead(undefined, pageSize, now);
-    while (next !== undefined) {
-      const page: DecidedPage = await next;
-      next = page.nextCursor === undefined ? undefined : this.#ahead(page.nextCursor, pageSize, now);
-      if (page.planned.length > 0) yield page.planned;
+    // Pages read and being decided, in registry order; each has a handler so that a failure while
+    // nobody waits for it is not an unhandled rejection (it is thrown when its turn comes).
+    const decided: Array<Promise<PlannedBal[]>> = [];
+    let cursor: string | undefined;
+    let exhausted = false;
+    let stopped = false; // the caller stopped early: no more reads
+    // The summary read in flight: one at a time, since each needs the previous page's cursor.
+    let reading: Promise<void> | undefined;
+    const read = (): Promise<void> => {
+      const next = this.#o.registry
+        .summaries({ limit: pageSize, ...(cursor === undefined ? {} : { cursor }) })
+        .then(({ items, nextCursor }) => {
+          cursor = nextCursor;
+          exhausted = nextCursor === undefined;
+          const page = items.length === 0 ? Promise.resolve([]) : this.#decide(items, now);
+          page.catch(() => undefined);
+          decided.push(page);
+          reading = !exhausted && !stopped && decided.length < READ_AHEAD ? read() : undefined;
+        });
+      next.catch(() => undefined);
+      return next;
+    };
+    reading = read();
+    try {
+      for (;;) {
+        const page = decided.shift();
+        if (page === undefined) {
+          if (reading === undefined) return; // exhausted, every page handed out
+          await reading; // throws if the read failed
+          continue;
+        }
+        // A page handed out makes room: the reads stopped at READ_AHEAD go on.
+        if (reading === undefined && !exhausted) reading = read();
+        const planned = await page;
+        if (planned.length > 0) yield planned;
+      }
+    } finally {
+      stopped = true;
     }
-  }
-
-  /** A registry page, decided; a read ahead that fails while nobody waits for it is not an unhandled error. */
-  #ahead(cursor: string | undefined, limit: number, now: number): Promise<DecidedPage> {
-    const page = this.#o.registry
-      .summaries({ limit, ...(cursor === undefined ? {} : { cursor }) })
-      .then(async ({ items, nextCursor }) => ({
-        planned: items.length === 0 ? [] : await this.#decide(items, now),
-        nextCursor,
-      }));
-    page.catch(() => undefined);
-    return page;
   }
 
   /** The decision for one mailbox at `now`, from fresh reads of its whole record; undefined when it does not exist. */
@@ -123,14 +148,27 @@ export class LifecyclePlanner {
         { cause: err },
       );
     });
-    return bals.map((bal, i) => {
+    const { thresholds, deletedMailRetentionDays: retention } = this.#o;
+    const planned = new Array<PlannedBal<B>>(bals.length);
+    for (let i = 0; i < bals.length; i += 1) {
+      const bal = bals[i] as B;
       const view = publication[i];
-      const subject = policySubject(bal, view, activity[i], warned[i] ?? null);
-      const decision = decideInactivity(subject, now, this.#o.thresholds);
-      const retention = this.#o.deletedMailRetentionDays;
-      const purge = retention === undefined ? undefined : mailPurgeDue(bal, now, retention, purged[i] === 1);
-      return { bal, publication: view, decision, ...(purge === undefined ? {} : { purge }) };
-    });
+      const decision = decideInactivity(
+        policySubject(bal, view, activity[i], warned[i] ?? null),
+        now,
+        thresholds,
+      );
+      // Only a deleted mailbox can be due for a purge: the others need no look at the rule.
+      const purge =
+        retention === undefined || bal.status !== 'deleted'
+          ? undefined
+          : mailPurgeDue(bal, now, retention, purged[i] === 1);
+      planned[i] =
+        purge === undefined
+          ? { bal, publication: view, decision }
+          : { bal, publication: view, decision, purge };
+    }
+    return planned;
   }
 }
 

@@ -29,30 +29,33 @@ const SUMMARY_FIELDS = ['type', 'status', 'createdAt', 'deletedAt', 'listeRouge'
 const STRIDE = 1 + SUMMARY_FIELDS.length;
 
 /**
- * A page of summaries in one round trip: the addresses after a cursor in the index (ZRANGEBYLEX),
- * then each record's few fields (HMGET), inside the server. Where a pipeline would cost the client
- * a command object and a reply per mailbox, this is one command and one reply per page, and that
- * reply is a single string (the fields joined by newlines, which neither addresses nor these fields
- * contain; an absent field is empty): the client makes no buffer nor string per field, and most of
- * the garbage a million mailboxes made is gone. The script runs atomically, so a page also blocks
- * other clients for its duration: pages are bounded (MAX_SUMMARY_LIMIT), a few milliseconds each.
- * KEYS[1]: the index. ARGV: the key of a BAL without its address (RegistryKeys.bal(''), so the
- * layout stays in registry-keys.ts), the ZRANGEBYLEX minimum, the page size, then SUMMARY_FIELDS.
+ * A page of summaries in one round trip: the addresses after a cursor in the index, each with its
+ * record's few fields, read inside the server by one SORT over the index with a GET per field (BY
+ * nosort: a sorted set's own order, and LIMIT takes its range by rank directly). That reads the
+ * hashes in C: a Lua HMGET per mailbox cost the server several times more, in the script's calls
+ * rather than in the reads. The cursor's rank comes from ZLEXCOUNT, in the same script, so a page
+ * starts right after the last address of the previous one even if mailboxes were added meanwhile.
+ * The reply is a single string (the fields joined by newlines, which neither addresses nor these
+ * fields contain; an absent field is empty): the client makes no buffer nor string per field. The
+ * script runs atomically, so a page also blocks other clients for its duration: pages are bounded
+ * (MAX_SUMMARY_LIMIT). KEYS[1]: the index. ARGV: the key of a BAL without its address
+ * (RegistryKeys.bal(''), so the layout stays in registry-keys.ts; the configuration's prefix holds
+ * no `*`, which SORT would take for the address's place), the ZRANGEBYLEX minimum, the page size,
+ * then SUMMARY_FIELDS.
  */
 export const READ_BAL_SUMMARIES = new LuaScript(`
-local addresses = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
-local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
-local out = {}
-local n = 0
-for _, address in ipairs(addresses) do
-  local values = redis.call('HMGET', ARGV[1] .. address, unpack(fields))
-  n = n + 1
-  out[n] = address
-  for j = 1, #fields do
-    n = n + 1
-    out[n] = values[j] or ''
-  end
+local start = 0
+if ARGV[2] ~= '-' then
+  start = redis.call('ZLEXCOUNT', KEYS[1], '-', '[' .. string.sub(ARGV[2], 2))
+end
+local sort = {KEYS[1], 'BY', 'nosort', 'LIMIT', start, tonumber(ARGV[3]), 'GET', '#'}
+for i = 4, #ARGV do
+  sort[#sort + 1] = 'GET'
+  sort[#sort + 1] = ARGV[1] .. '*->' .. ARGV[i]
+end
+local out = redis.call('SORT', unpack(sort))
+for i = 1, #out do
+  if not out[i] then out[i] = '' end
 end
 return table.concat(out, '\\n')
 `);

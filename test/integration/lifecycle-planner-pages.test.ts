@@ -51,6 +51,74 @@ describe('lifecycle planner pages', () => {
   });
 });
 
+describe('lifecycle planner read-ahead', () => {
+  /** Ten mailboxes, and a planner whose registry counts its summary reads (a pass-through). */
+  const tenMailboxes = async (f: LifecycleFixture) => {
+    const addresses: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const address = uniqueAddress(`r${i}`);
+      await f.registry.create({ address, type: 'PER', owner: '810000000001' }, ACTOR);
+      await f.directory.set(address, 'published', f.clock.now());
+      addresses.push(address);
+    }
+    const reads: Array<Promise<unknown>> = [];
+    const planner = new LifecyclePlanner({
+      redis: f.redis,
+      prefix: f.prefix,
+      thresholds: { inactivityDays: f.config.inactivityDays, warningLeadDays: f.config.warningLeadDays },
+      registry: {
+        get: (address) => f.registry.get(address),
+        summaries: (query) => {
+          const read = f.registry.summaries(query);
+          reads.push(read);
+          return read;
+        },
+      },
+      activity: f.activity,
+      publication: f.directory,
+    });
+    return { addresses: addresses.sort(), planner, reads };
+  };
+
+  it('hands out the pages before a failed read in order, then throws its error', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const { addresses, planner } = await tenMailboxes(f);
+    // The sixth mailbox's record is broken: the third page of two cannot be read.
+    await f.redis.hdel(`${f.prefix}bal:${addresses[5]}`, 'createdAt');
+    const seen: string[] = [];
+    const run = async () => {
+      for await (const page of planner.pages(T0 + DAY_MS, 2)) {
+        // A slow caller: the reads ahead, the failed one included, finish before it asks again.
+        await f.redis.ping();
+        seen.push(...page.map((p) => p.bal.address));
+      }
+    };
+    await expect(run()).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(seen).toEqual(addresses.slice(0, 4));
+  });
+
+  it('stops reading ahead when the caller stops, a few pages past the one it took', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const { addresses, planner, reads } = await tenMailboxes(f);
+    let first: string[] = [];
+    for await (const page of planner.pages(T0 + DAY_MS, 1)) {
+      first = page.map((p) => p.bal.address);
+      break;
+    }
+    expect(first).toEqual([addresses[0]]);
+    // Reads in flight when it stopped finish; none starts after them.
+    let settled = 0;
+    while (settled < reads.length) {
+      settled = reads.length;
+      await Promise.allSettled(reads);
+    }
+    expect(reads.length).toBeGreaterThanOrEqual(1);
+    expect(reads.length).toBeLessThan(addresses.length);
+  });
+});
+
 describe('lifecycle planner bulk read', () => {
   it('plans from page summaries exactly what whole records read one by one decide, on a mixed registry', async () => {
     const f = startLifecycleFixture(new Date(T0).toISOString());
@@ -130,6 +198,38 @@ describe('lifecycle planner bulk read', () => {
 });
 
 describe('registry summaries', () => {
+  it('continues right after its cursor when mailboxes are added before or after it meanwhile', async () => {
+    const f = startLifecycleFixture(new Date(T0).toISOString());
+    fixture = f;
+    const create = (address: string) =>
+      f.registry.create({ address, type: 'PER', owner: '810000000001' }, ACTOR);
+    const tag = uniqueAddress('').split('@')[0]!.slice(1);
+    const at = (label: string) => `${label}.${tag}@op.mssante.test`;
+    for (const label of ['b', 'd', 'f', 'h']) await create(at(label));
+    const first = await f.registry.summaries({ limit: 2 });
+    expect(first.items.map((b) => b.address)).toEqual([at('b'), at('d')]);
+    // Added meanwhile: one before the cursor (not read), one after it (read in its place).
+    await create(at('a'));
+    await create(at('e'));
+    // An index entry without a record (none of our scripts leaves one) is passed over.
+    await f.redis.zadd(`${f.prefix}bals`, 0, at('g'));
+    const second = await f.registry.summaries({ limit: 3, cursor: first.nextCursor! });
+    expect(second.items.map((b) => b.address)).toEqual([at('e'), at('f')]);
+    expect(second.nextCursor).toBeDefined();
+    const third = await f.registry.summaries({ limit: 3, cursor: second.nextCursor! });
+    expect(third).toEqual({
+      items: [
+        {
+          address: at('h'),
+          type: 'PER',
+          status: 'active',
+          createdAt: new Date(T0).toISOString(),
+          listeRouge: false,
+        },
+      ],
+    });
+  });
+
   it('refuses a page size beyond the bound or a cursor it did not hand out, and a corrupt record', async () => {
     const f = startLifecycleFixture(new Date(T0).toISOString());
     fixture = f;

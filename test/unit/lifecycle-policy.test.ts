@@ -233,4 +233,34 @@ describe('evidence instants', () => {
       instants.push(ms);
     for (const ms of instants) expect(iso(ms)).toBe(new Date(ms).toISOString());
   });
+
+  it('are those of each decision when decisions at different times and of different kinds alternate', () => {
+    // The run's time and overdue warnings' dates are kept from one decision to the next: a
+    // decision at another time (a step decided again later) must not get the previous ones.
+    const cases = [
+      { s: subject(), now: T0 + days(50) }, // overdue warning, never used
+      { s: subject({ lastActivityAt: T0 + days(2) }), now: T0 + days(33) }, // warning in time
+      { s: subject({ lastActivityAt: T0, warnedAt: T0 + days(31) }), now: T0 + days(47) }, // unpublished
+      { s: subject(), now: T0 + days(50) + HOUR },
+      { s: subject(), now: T0 + days(50) },
+    ];
+    for (const round of [1, 2]) {
+      for (const { s, now } of cases) {
+        const d = decideInactivity(s, now, THRESHOLDS);
+        expect(d.action, `round ${round}`).not.toBe('none');
+        if (d.action === 'none') continue;
+        const e = d.evidence;
+        const at = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+        expect(e.decidedAt).toBe(at(now));
+        expect(e.lastActivityAt).toBe(at(s.lastActivityAt));
+        expect(e.inactiveSince).toBe(at(s.lastActivityAt ?? s.createdAt));
+        expect(e.warnedAt).toBe(d.action === 'unpublish-inactive' ? at(s.warnedAt) : null);
+        const notice = days(THRESHOLDS.warningLeadDays);
+        const due = (s.lastActivityAt ?? s.createdAt) + days(THRESHOLDS.inactivityDays);
+        // An unpublication keeps the notice its warning gave, with the rule's half a day of slack.
+        const kept = (s.warnedAt ?? 0) + notice - DAY_MS / 2;
+        expect(e.unpublishAt).toBe(at(Math.max(due, d.action === 'warn' ? now + notice : kept)));
+      }
+    }
+  });
 });
