@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { ensureDevPki } from '../src/pki/index.js';
 import type { Redis } from 'ioredis';
 import { createRedisClient, startEmbeddedRedis } from '../src/redis/index.js';
 import { EXTRACTION_HEADER, extractionLine } from '../test/helpers/national-data.js';
+import { buildDistIfStale } from './bench-gateway.js';
 import { MiB, againstTarget, loadAverage } from './stats.js';
 
 /**
@@ -125,14 +126,6 @@ async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
   return JSON.parse(out.trim().split('\n').pop() ?? '') as LoadChildFigures;
 }
 
-/** The load children run dist/: built now if a source is newer than the last build. */
-function buildIfStale(): void {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs'), '--if-stale'], {
-    stdio: 'inherit',
-  });
-  if (r.status !== 0) throw new Error(`the build of dist/ failed (exit ${r.status ?? r.signal})`);
-}
-
 /** Redis server CPU seconds so far (user + system), from INFO. */
 async function redisCpuSeconds(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -141,7 +134,7 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
 }
 
 export async function runExtractionBench(lines = 536_000): Promise<ExtractionBenchResult> {
-  buildIfStale();
+  buildDistIfStale(); // the load children run dist/
   const root = mkdtempSync(path.join(tmpdir(), 'mssgw-bench-dir-'));
   const pkiDir = path.join(root, 'pki');
   await ensureDevPki(pkiDir);

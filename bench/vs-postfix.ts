@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
@@ -14,13 +14,12 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { embeddedStoreDir } from '../src/app/index.js';
 import { mintDevToken } from '../src/auth/index.js';
 import { DEV_DOMAIN, PEER_DOMAIN, devPkiSettings, ensureDevPki } from '../src/pki/index.js';
 import { dovecotPaths } from '../src/store/index.js';
-import { benchRoot } from './bench-gateway.js';
+import { benchRoot, buildDistIfStale } from './bench-gateway.js';
 import { type PostfixInstance, ensurePostfix, startPostfix } from './postfix.js';
 import {
   addSocketInodes,
@@ -125,23 +124,6 @@ const DRAIN_TIMEOUT_MS = 120_000;
 const RUN_SECONDS = (quick: boolean) => (quick ? 3 : 12);
 const MIN_MESSAGES = (quick: boolean) => (quick ? 20 : 50);
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/**
- * The gateway is measured as production runs it, `dist/main.js` (`npm start`), not under tsx (its
- * loader and transforms are not the product's): dist/ is built first when a source is newer than
- * its last build, as `npm start` does.
- */
-function buildIfStale(say: (line: string) => void): void {
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs'), '--if-stale'], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'inherit', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (r.stderr) say(r.stderr.trim());
-  if (r.status !== 0) throw new Error(`vs-postfix: building dist/ failed (${r.status ?? r.signal})`);
-}
-
 export function scenarios(quick: boolean): Scenario[] {
   const small = quick ? 40 : 300;
   const large = quick ? 20 : 80;
@@ -212,7 +194,7 @@ export async function runVsPostfix({
 }: VsPostfixOptions): Promise<boolean> {
   const started = Date.now();
   await ensurePostfix(say);
-  buildIfStale(say);
+  buildDistIfStale();
   const root = benchRoot('vs-postfix');
   const pkiDir = path.join(root, 'pki');
   const pki = (f: string) => path.join(pkiDir, f);
