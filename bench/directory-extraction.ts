@@ -29,6 +29,11 @@ export interface ExtractionLoadFigures {
   readonly cpuSeconds: number;
   /** CPU time (user + system) of the Redis server during the load. */
   readonly redisCpuSeconds: number;
+  /**
+   * CPU time of the Redis server's children during the load: AOF rewrites, which the load's writes
+   * start (the AOF doubled past 64 MB) and which take the second core while the load runs.
+   */
+  readonly redisChildCpuSeconds: number;
   readonly linesPerSecond: number;
   readonly entries: number;
   readonly added?: number;
@@ -52,7 +57,11 @@ export interface ExtractionBenchResult {
 }
 
 /** Writes the text (every 50th line repeats an earlier address), then zips it, both streamed. */
-async function generate(dir: string, lines: number, shift: number): Promise<{ zip: string; text: string }> {
+async function generate(
+  dir: string,
+  lines: number,
+  shift: number,
+): Promise<{ zip: string; text: string }> {
   const text = path.join(dir, `extraction-${shift}.txt`);
   const out = createWriteStream(text);
   const write = async (s: string) => {
@@ -110,6 +119,8 @@ async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
     process.execPath,
     [
       '--expose-gc',
+      // BENCH_NODE_ARGS='--trace-gc ...': more options for the load child (space-separated).
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       // BENCH_PROFILE_DIR=dir: a CPU profile of each load there (node --cpu-prof).
       ...(process.env.BENCH_PROFILE_DIR
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
@@ -126,11 +137,14 @@ async function runLoadChild(input: LoadChildInput): Promise<LoadChildFigures> {
   return JSON.parse(out.trim().split('\n').pop() ?? '') as LoadChildFigures;
 }
 
-/** Redis server CPU seconds so far (user + system), from INFO. */
-async function redisCpuSeconds(redis: Redis): Promise<number> {
+/** Redis server CPU seconds so far (user + system), its own and its children's, from INFO. */
+async function redisCpuSeconds(redis: Redis): Promise<{ own: number; children: number }> {
   const info = await redis.info('cpu');
   const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return field('used_cpu_user') + field('used_cpu_sys');
+  return {
+    own: field('used_cpu_user') + field('used_cpu_sys'),
+    children: field('used_cpu_user_children') + field('used_cpu_sys_children'),
+  };
 }
 
 export async function runExtractionBench(lines = 536_000): Promise<ExtractionBenchResult> {
@@ -159,7 +173,7 @@ export async function runExtractionBench(lines = 536_000): Promise<ExtractionBen
       await copyFile(file, source); // the day's copy appears at the configured source
       const redisCpu = await redisCpuSeconds(redis);
       const load = await runLoadChild({ root, pkiDir, source, redisUrl: redisServer.url });
-      const redisCpuUsed = (await redisCpuSeconds(redis)) - redisCpu;
+      const redisCpuAfter = await redisCpuSeconds(redis);
       const redisUsed = await redisMemoryAfterLazyFree(redis);
       if (load.outcome !== 'accepted') throw new Error(`bench load ${label}: ${load.outcome} ${load.detail}`);
       baselineRssMiB = Math.max(baselineRssMiB, load.baselineRssMiB);
@@ -167,7 +181,8 @@ export async function runExtractionBench(lines = 536_000): Promise<ExtractionBen
         label,
         seconds: load.seconds,
         cpuSeconds: load.cpuSeconds,
-        redisCpuSeconds: redisCpuUsed,
+        redisCpuSeconds: redisCpuAfter.own - redisCpu.own,
+        redisChildCpuSeconds: redisCpuAfter.children - redisCpu.children,
         linesPerSecond: lines / load.seconds,
         entries: load.entries,
         ...(load.added === undefined ? {} : { added: load.added }),
@@ -211,7 +226,7 @@ export function formatExtractionBench(r: ExtractionBenchResult): string {
     `directory extraction: ${r.lines} lines (${r.duplicates} duplicates), text ${r.textMiB.toFixed(1)} MiB, ZIP ${r.zipMiB.toFixed(1)} MiB (generated in ${r.generateSeconds.toFixed(1)} s)`,
     ...r.loads.map(
       (l) =>
-        `  ${l.label}: ${l.seconds.toFixed(2)} s (CPU ${l.cpuSeconds.toFixed(2)} s, Redis CPU ${l.redisCpuSeconds.toFixed(2)} s; load average ${l.loadAverage}), ${Math.round(l.linesPerSecond)} lines/s, ${l.entries} entries` +
+        `  ${l.label}: ${l.seconds.toFixed(2)} s (CPU ${l.cpuSeconds.toFixed(2)} s, Redis CPU ${l.redisCpuSeconds.toFixed(2)} s + AOF rewrite ${l.redisChildCpuSeconds.toFixed(2)} s; load average ${l.loadAverage}), ${Math.round(l.linesPerSecond)} lines/s, ${l.entries} entries` +
         `${l.added === undefined ? '' : `, +${l.added} −${l.removed ?? 0}`}; peak RSS ${l.peakRssMiB.toFixed(0)} MiB, peak heap ${l.peakHeapMiB.toFixed(0)} MiB; Redis ${l.redisUsedMiB.toFixed(0)} MiB`,
     ),
     `  each load runs in a process of its own; node on dist/; its RSS before loading ${r.baselineRssMiB.toFixed(0)} MiB (the modules, the PKI, the clients); Redis is used_memory with one version in service`,

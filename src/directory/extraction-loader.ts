@@ -1,4 +1,6 @@
 import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { isGatewayError } from '../errors/index.js';
 import { type Digest, DigestSet, digestBytes, digestOf } from './extraction-digests.js';
@@ -281,9 +283,10 @@ class Loader {
   }
 }
 
-async function nextChunk(iterator: AsyncIterator<Buffer>): Promise<IteratorResult<Buffer>> {
+/** A failure to read the copy refuses it; refusals and Redis failures stay what they are. */
+async function reading(work: Promise<void>): Promise<void> {
   try {
-    return await iterator.next();
+    await work;
   } catch (err) {
     if (isGatewayError(err)) throw err;
     throw refusal('malformed', `the extraction cannot be read: ${(err as Error).message}`);
@@ -303,7 +306,6 @@ export async function loadExtraction(options: ExtractionLoadOptions): Promise<Ex
   const { stream, zipped, textBytes } = await openExtraction(options.file, (f) =>
     createReadStream(f, { highWaterMark: 1024 * 1024 }),
   );
-  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   // A connection of its own: megabytes of pipelined writes must not queue the gateway's lookups.
   const redis = options.redis.duplicate();
   redis.on('error', () => undefined); // failures surface as the commands' rejections
@@ -311,10 +313,24 @@ export async function loadExtraction(options: ExtractionLoadOptions): Promise<Ex
   const lines = new ByteLines(MAX_LINE_BYTES);
   try {
     await storing(loader.readPrevious());
-    for (let r = await nextChunk(iterator); !r.done; r = await nextChunk(iterator)) {
-      lines.push(r.value, loader.line);
-      await storing(loader.pace());
-    }
+    await reading(
+      pipeline(
+        stream,
+        new Writable({
+          // Each chunk as it arrived: Readable's iterator hands over everything buffered joined in one
+          // new buffer (a copy of the whole text, 3 % of the load's CPU profile).
+          write(chunk: Buffer, _encoding, done) {
+            try {
+              lines.push(chunk, loader.line);
+            } catch (err) {
+              done(err as Error);
+              return;
+            }
+            storing(loader.pace()).then(() => done(), done);
+          },
+        }),
+      ),
+    );
     lines.end(loader.lastLine);
     await storing(loader.finish());
   } finally {

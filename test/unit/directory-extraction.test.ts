@@ -1,4 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
+import yazl from 'yazl';
 import {
   ENTRY_FIELDS,
   columnMap,
@@ -10,7 +16,7 @@ import {
   parseRow,
 } from '../../src/directory/extraction-format.js';
 import { DigestSet, digestOf } from '../../src/directory/extraction-digests.js';
-import { ByteLines } from '../../src/directory/extraction-input.js';
+import { ByteLines, openExtraction } from '../../src/directory/extraction-input.js';
 import { RowReader } from '../../src/directory/extraction-rows.js';
 import { checkShrink } from '../../src/directory/mirror-kinds.js';
 import { GatewayError } from '../../src/errors/index.js';
@@ -115,6 +121,57 @@ function splitLines(chunks: Buffer[], maxLineBytes = 100): { lines: string[]; la
   expect(ended).toBe(lines.length > before);
   return { lines: lines.slice(0, before), last: ended ? lines.at(-1) : undefined };
 }
+
+/** A ZIP of one file, deflated or stored as given. */
+function zipOne(name: string, content: Buffer, compress: boolean): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  zip.addBuffer(content, name, { compress });
+  zip.end();
+  return buffer(zip.outputStream);
+}
+
+describe('reading the archive', () => {
+  it('gives the text of a deflated or stored entry whose bytes span several pieces, and refuses a damaged one', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mssgw-extraction-zip-'));
+    try {
+      // Hex of random bytes: deflated to about half, so the compressed bytes span several 1 MiB pieces.
+      const text = Buffer.from(`${EXTRACTION_HEADER}\n${randomBytes(1536 * 1024).toString('hex')}\n`);
+      for (const compress of [true, false]) {
+        const file = path.join(dir, `extraction-${compress}.zip`);
+        const zip = await zipOne('Extraction_Correspondance_MSSante.txt', text, compress);
+        await writeFile(file, zip);
+        const opened = await openExtraction(file, () => {
+          throw new Error('not a plain file');
+        });
+        expect({ zipped: opened.zipped, textBytes: opened.textBytes }).toEqual({
+          zipped: true,
+          textBytes: text.length,
+        });
+        expect((await buffer(opened.stream)).equals(text)).toBe(true);
+
+        // Bytes damaged in the middle of the entry's data: the inflater or the CRC check fails the stream.
+        const damaged = Buffer.from(zip);
+        for (let i = zip.length >> 1; i < (zip.length >> 1) + 1000; i++) damaged[i] = damaged[i]! ^ 0x5a;
+        const bad = path.join(dir, `damaged-${compress}.zip`);
+        await writeFile(bad, damaged);
+        const failure = await openExtraction(bad, () => {
+          throw new Error('not a plain file');
+        }).then(
+          (o) =>
+            buffer(o.stream).then(
+              () => undefined,
+              (err: unknown) => err,
+            ),
+          (err: unknown) => err,
+        );
+        expect(failure).toBeInstanceOf(GatewayError);
+        expect((failure as GatewayError).details.reason).toBe('malformed');
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('line splitting', () => {
   it('splits LF and CRLF lines across chunk and UTF-8 boundaries, keeping an unterminated tail', () => {
