@@ -1,7 +1,14 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  randomBytes,
+  randomUUID,
+  sign,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SignJWT, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { GatewayError } from '../errors/index.js';
 import { generateJwkPair } from '../shared/index.js';
 import { parseNationalId } from './national-id.js';
@@ -12,7 +19,25 @@ import type { TokenIssuer } from './token-verifier.js';
  * submission can be tried with XOAUTH2/OAUTHBEARER without a real realm. Its key pair lives in the
  * development PKI folder (`<pkiDir>/dev-issuer/`), and its configuration entry is marked
  * `development`, which production refuses (token-verifier.ts).
+ *
+ * It signs with node:crypto rather than jose: `mssgw dev-token` must answer in 0.3 s (issue #16), and
+ * loading jose and WebCrypto, importing the key and signing there cost it 5-15 ms of CPU. The token
+ * is the compact JWS that jose wrote (RFC 7515 §7.1, ES256 signature as R || S per RFC 7518 §3.4),
+ * which the gateway verifies with jose (token-verifier.ts). Keep this file's imports light: the CLI
+ * loads it alone (cli-dev-token.ts).
  */
+
+/** The members of an EC P-256 JWK that we read and write (RFC 7517, RFC 7518 §6.2). */
+interface EcJwk {
+  readonly kty: string;
+  readonly crv: string;
+  readonly x: string;
+  readonly y: string;
+  readonly d?: string;
+  readonly kid?: string;
+  readonly alg?: string;
+  readonly use?: string;
+}
 
 export const DEV_ISSUER_NAME = 'development';
 /** Shaped like a Pro Santé Connect realm URL; `.invalid` (RFC 6761 §6.4) never resolves. */
@@ -65,9 +90,9 @@ function isErrno(err: unknown, code: string): boolean {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
 }
 
-async function readPrivateJwk(file: string): Promise<JWK | undefined> {
+async function readPrivateJwk(file: string): Promise<EcJwk | undefined> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as JWK;
+    return JSON.parse(await readFile(file, 'utf8')) as EcJwk;
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw new GatewayError(
@@ -80,15 +105,20 @@ async function readPrivateJwk(file: string): Promise<JWK | undefined> {
   }
 }
 
-async function newPrivateJwk(): Promise<JWK> {
-  const jwk: JWK = (await generateJwkPair(ALG)).privateJwk;
-  const kid = await calculateJwkThumbprint(jwk);
-  return { ...jwk, kid, alg: ALG, use: 'sig' };
+/** The JWK thumbprint (RFC 7638 §3.2): SHA-256 of the required EC members in lexicographic order. */
+function thumbprint(jwk: EcJwk): string {
+  const { crv, kty, x, y } = jwk;
+  return createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
 }
 
-function publicJwk(jwk: JWK): JWK {
+async function newPrivateJwk(): Promise<EcJwk> {
+  const jwk = (await generateJwkPair(ALG)).privateJwk as unknown as EcJwk;
+  return { ...jwk, kid: thumbprint(jwk), alg: ALG, use: 'sig' };
+}
+
+function publicJwk(jwk: EcJwk): EcJwk {
   const { kty, crv, x, y, kid, alg, use } = jwk;
-  return { kty, crv, x, y, kid, alg, use } as JWK;
+  return { kty, crv, x, y, kid, alg, use } as EcJwk;
 }
 
 /**
@@ -114,7 +144,7 @@ async function createExclusive(file: string, content: string): Promise<boolean> 
  * in one process or several, all end up with the same key), and its public `jwks.json` rewritten
  * from it so that the file always matches the key.
  */
-export async function ensureDevIssuer(pkiDir: string): Promise<{ files: DevIssuerFiles; privateJwk: JWK }> {
+export async function ensureDevIssuer(pkiDir: string): Promise<{ files: DevIssuerFiles; privateJwk: EcJwk }> {
   const files = devIssuerFiles(pkiDir);
   await mkdir(files.dir, { recursive: true, mode: 0o700 });
   let privateJwk = await readPrivateJwk(files.privateKeyFile);
@@ -159,18 +189,51 @@ export async function mintDevToken(options: MintDevTokenOptions): Promise<string
       `ttl must be a whole number of seconds from 1 to ${DEV_TOKEN_MAX_TTL_SECONDS}`,
     );
   }
-  const { privateJwk } = await ensureDevIssuer(options.pkiDir);
-  const key = await importJWK(privateJwk, ALG);
+  const { files, privateJwk } = await ensureDevIssuer(options.pkiDir);
   const iat = Math.floor((options.now ?? new Date()).getTime() / 1000);
-  const jwt = new SignJWT({ [NATIONAL_ID_CLAIM]: nationalId, azp: DEV_CLIENT_ID, scope: 'openid' })
-    .setProtectedHeader({ alg: ALG, typ: 'JWT', ...(privateJwk.kid ? { kid: privateJwk.kid } : {}) })
-    .setIssuer(DEV_ISSUER_URL)
-    .setSubject(nationalId)
-    .setJti(randomUUID())
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + ttl);
+  // Claims in the order jose's SignJWT wrote them, so tokens keep their shape.
+  const claims: Record<string, unknown> = {
+    [NATIONAL_ID_CLAIM]: nationalId,
+    azp: DEV_CLIENT_ID,
+    scope: 'openid',
+    iss: DEV_ISSUER_URL,
+    sub: nationalId,
+    jti: randomUUID(),
+    iat,
+    exp: iat + ttl,
+  };
   if (options.audience !== undefined) {
-    jwt.setAudience(typeof options.audience === 'string' ? options.audience : [...options.audience]);
+    claims.aud = typeof options.audience === 'string' ? options.audience : [...options.audience];
   }
-  return jwt.sign(key);
+  const header = { alg: ALG, typ: 'JWT', ...(privateJwk.kid ? { kid: privateJwk.kid } : {}) };
+  return signCompact(header, claims, privateJwk, files.privateKeyFile);
+}
+
+/** A compact JWS (RFC 7515 §7.1) of `payload`, signed ES256 with the private JWK. */
+function signCompact(header: object, payload: object, privateJwk: EcJwk, file: string): string {
+  const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${b64(header)}.${b64(payload)}`;
+  // JWS wants the raw R || S pair (RFC 7518 §3.4), not the DER that ECDSA signatures default to.
+  const signature = sign('sha256', Buffer.from(signingInput), {
+    key: signingKey(privateJwk, file),
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+/** The private key of `jwk`, which ES256 requires on P-256 (RFC 7518 §3.4). */
+function signingKey(jwk: EcJwk, file: string): KeyObject {
+  const invalid = (cause?: unknown) =>
+    new GatewayError(
+      'PKI_INVALID',
+      `development issuer key ${file} is not a P-256 private key; delete it to regenerate`,
+      { file },
+      cause === undefined ? {} : { cause },
+    );
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || jwk.d === undefined) throw invalid();
+  try {
+    return createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch (err) {
+    throw invalid(err);
+  }
 }

@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors/index.js';
-import { checkAddress, normalizeDomain } from '../shared/index.js';
+import { checkAddress, normalisePersonId, normalizeDomain } from '../shared/index.js';
 
 /**
  * The mailbox (BAL, "boîte aux lettres") model and its pure validation rules. No I/O here: the
@@ -95,25 +95,19 @@ export function parseBalType(input: string): BalType {
   );
 }
 
-// National person id (MSSANTE.md "Client access"): `8` + the 11-digit RPPS number, or `0` + the
-// 9-character ADELI number (two department characters, 2A/2B in Corsica, then seven digits).
-const PERSON_ID = /^(?:8[0-9]{11}|0(?:[0-9]{2}|2[AB])[0-9]{7})$/;
 // National structure id: one type digit (1 FINESS, 2 SIREN, 3 SIRET, 4 RPPS practice id, ...) then
 // the identifier in that register, 9 characters (FINESS, SIREN) to 14 (SIRET).
 const STRUCTURE_ID = /^[0-9][0-9A-Za-z]{8,14}$/;
 
-/** Trims and upper-cases a national person id (ADELI 2A/2B); null unless it is `8`+RPPS or `0`+ADELI. */
-export function normalisePersonId(input: string): string | null {
-  const id = input.trim().toUpperCase();
-  return PERSON_ID.test(id) ? id : null;
-}
+// The national person id rule is shared/person-id.ts's; the registry's surface keeps offering it.
+export { normalisePersonId };
 
 /** Validates the owner identifier for the mailbox type and returns it trimmed. Throws BAL_INVALID_OWNER. */
 export function parseBalOwner(type: BalType, input: string): string {
   const owner = type === 'PER' ? input.trim().toUpperCase() : input.trim();
   switch (type) {
     case 'PER':
-      if (PERSON_ID.test(owner)) return owner;
+      if (normalisePersonId(owner) !== null) return owner;
       throw new GatewayError(
         'BAL_INVALID_OWNER',
         `owner "${input}" of a PER mailbox must be the person's national id: 8 followed by the 11-digit ` +

@@ -5,10 +5,10 @@ import {
   type TlsProfileOptions,
   type TrustMaterial,
   attributesFromSubject,
-  issuedByOneOf,
   tlsProfile,
 } from '../pki/index.js';
 import { GatewayError } from '../errors/index.js';
+import { trustedChain } from './peer-chain.js';
 import { RelayError, type RelayFailureReason } from './relay-error.js';
 import { type RemoteTlsFacts, type RemoteWhitelistView, judgeRemote } from './remote-verdict.js';
 import { type SmtpReply, type SmtpReplyReader, relayReplyReader } from './smtp-reply-reader.js';
@@ -172,7 +172,7 @@ function factsOf(tls: TLSSocket, trust: TrustMaterial): { facts: RemoteTlsFacts;
     ...(hasCert ? { subject: attributesFromSubject(cert.subject) } : {}),
     authorized: tls.authorized,
     ...(tls.authorizationError ? { authorizationError: String(tls.authorizationError) } : {}),
-    ...(leaf && !tls.authorized ? { issuedByTrustedAuthority: issuedByOneOf(leaf, trust.authorities) } : {}),
+    ...(leaf && !tls.authorized ? { issuedByTrustedAuthority: trustedChain(leaf, trust.authorities) } : {}),
   };
   return leaf ? { facts, leaf } : { facts };
 }

@@ -43,3 +43,16 @@ export function anchoredIn(
   const top = chain.at(-1);
   return top !== undefined && issuedByOneOf(top, roots);
 }
+
+/**
+ * Whether the remote's chain is ours to trust, for classifying a handshake OpenSSL did not authorize:
+ * the leaf signed by one of our authorities, and its chain ending at one of our roots. When not,
+ * the refusal is `cert_untrusted` whatever OpenSSL's last error says: with rejectUnauthorized off it
+ * goes on after a missing anchor and ends on the revocation lists, and for a chain whose root we no
+ * longer configure (its intermediate still in tls.caFiles) that last error is "no CRL issuer", which
+ * would read as our list missing, a temporary failure, when what must change is the trust
+ * configuration or the peer's certificate.
+ */
+export function trustedChain(leaf: X509Certificate, authorities: readonly X509Certificate[]): boolean {
+  return issuedByOneOf(leaf, authorities) && anchoredIn(peerChain(leaf), authorities);
+}

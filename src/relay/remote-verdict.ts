@@ -17,9 +17,10 @@ export interface RemoteTlsFacts {
   /** OpenSSL's error code when not authorized (`socket.authorizationError`). */
   readonly authorizationError?: string;
   /**
-   * Whether the leaf was signed by one of our configured authorities. With rejectUnauthorized off,
-   * OpenSSL reports its *last* error: a foreign chain can end on UNABLE_TO_GET_CRL, which must not
-   * read as "our CRL is missing" (a temporary refusal) — same trap as on the MX side.
+   * Whether the leaf was signed by one of our configured authorities and its chain ends at one of
+   * our roots (trustedChain). With rejectUnauthorized off, OpenSSL reports its *last* error: a
+   * foreign chain, or ours whose root is no longer configured, can end on a CRL error, which must
+   * not read as "our CRL is missing" (a temporary refusal) — same trap as on the MX side.
    */
   readonly issuedByTrustedAuthority?: boolean;
 }

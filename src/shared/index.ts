@@ -22,6 +22,7 @@ export {
   parseAddress,
 } from './address.js';
 export type { MailAddress, Parsed } from './address.js';
+export { normalisePersonId } from './person-id.js';
 export { ConnectionGate, sourceOf } from './connection-gate.js';
 export type { Admission, ConnectionLimits, ConnectionRefusal, ConnectionTicket } from './connection-gate.js';
 export { checkOpenFiles, openFilesLimit } from './open-files.js';

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
@@ -61,6 +61,33 @@ describe('development issuer', () => {
     await expect(devVerifier(pkiDir).verify(token)).resolves.toMatchObject({
       issuer: 'development',
       nationalId: '810000000001',
+    });
+    // The compact form jose's SignJWT wrote before node:crypto signed these tokens: the same header
+    // and claims in the same order, and an ES256 signature as R || S (RFC 7518 §3.4), not DER.
+    const [header, payload, signature] = token.split('.').map((part) => Buffer.from(part, 'base64url'));
+    const { privateJwk } = await ensureDevIssuer(pkiDir);
+    expect(header?.toString()).toBe(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: privateJwk.kid }));
+    expect(Object.keys(JSON.parse(String(payload)) as object)).toEqual([
+      'SubjectNameID',
+      'azp',
+      'scope',
+      'iss',
+      'sub',
+      'jti',
+      'iat',
+      'exp',
+      'aud',
+    ]);
+    expect(signature).toHaveLength(64);
+  });
+
+  it('refuses to sign with a key that is not a P-256 private key', async () => {
+    const pkiDir = scratchPki();
+    const { files } = await ensureDevIssuer(pkiDir);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    writeFileSync(files.privateKeyFile, JSON.stringify(privateKey.export({ format: 'jwk' })));
+    await expect(mintDevToken({ pkiDir, subject: '810000000001' })).rejects.toMatchObject({
+      code: 'PKI_INVALID',
     });
   });
 

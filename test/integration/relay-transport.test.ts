@@ -734,7 +734,7 @@ describe('relay connections: age and trust checked again before reuse', () => {
     expect(material.authorities.length).toBeLessThan(trust.authorities.length);
     const refused = await transport.send(PEER_DOMAIN, message([rcpt('b')]));
     expect(refused.replies).toEqual([]);
-    expect(refused.failure).toBeDefined();
+    expect(refused.failure).toMatchObject({ reason: 'cert_untrusted', code: 'RELAY_ATTEMPT_REFUSED' });
     expect(peer.messages.map((m) => m.to[0])).toEqual([rcpt('a')]);
     await peer.connections[0]!.closed;
     expect(peer.connections[0]!.transcript.at(-1)).toBe('QUIT');
@@ -744,6 +744,47 @@ describe('relay connections: age and trust checked again before reuse', () => {
     // The new connection was judged by OpenSSL without the root (no anchor): nothing sent over it.
     expect(peer.connections).toHaveLength(2);
     expect(tlsPart(peer.connections[1]!).filter((l) => /^(MAIL|RCPT|DATA)/.test(l))).toEqual([]);
+  });
+
+  it('refuses a new connection to a peer whose root authority is no longer configured as cert_untrusted, not crl_unavailable', async () => {
+    // The peer presents its usual chain (peer-trusted, issued by org, issued by root); our
+    // tls.caFiles keep org but no longer the root, and our lists still include the root's. OpenSSL
+    // finds no anchor, then no issuer for the root's list: its last error reads as "our CRL is
+    // missing", a temporary failure retried for days, when what the operator must fix is trust.
+    const peer = await startScriptedPeer({ pipelining: true });
+    const kept = trust.authorities.map((a) => !a.checkIssued(a));
+    const material: TrustMaterial = {
+      ...trust,
+      ca: trust.ca.filter((_, i) => kept[i]),
+      authorities: trust.authorities.filter((_, i) => kept[i]),
+    };
+    expect(material.authorities.length).toBeGreaterThan(0);
+    const transport = relay(peer, { trust: () => material });
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(refused.replies).toEqual([]);
+    expect(refused.failure).toMatchObject({ reason: 'cert_untrusted', code: 'RELAY_ATTEMPT_REFUSED' });
+    // The DN says which operator's chain to look at.
+    expect(refused.failure?.details.dn).toMatch(/CN=/);
+    expect(peer.messages).toEqual([]);
+    expect(peer.connections.length).toBeGreaterThan(0);
+    for (const c of peer.connections) {
+      await c.closed;
+      expect(tlsPart(c).filter((l) => /^(MAIL|RCPT|DATA)/.test(l))).toEqual([]);
+    }
+  });
+
+  it('still calls a chain we anchor but hold no revocation list for crl_unavailable, a temporary failure', async () => {
+    // The counterpart of the test above: here trust is fine, and our side lacks the org's list.
+    const peer = await startScriptedPeer({ pipelining: true });
+    const orgList = [...trust.crlByFile.keys()].find((f) => f.endsWith('org.crl'))!;
+    const crlByFile = new Map(trust.crlByFile);
+    crlByFile.delete(orgList);
+    const material: TrustMaterial = { ...trust, crlByFile, crl: [...crlByFile.values()] };
+    const transport = relay(peer, { trust: () => material });
+    const refused = await transport.send(PEER_DOMAIN, message([rcpt('a')]));
+    expect(refused.replies).toEqual([]);
+    expect(refused.failure).toMatchObject({ reason: 'crl_unavailable', code: 'RELAY_ATTEMPT_FAILED' });
+    expect(peer.messages).toEqual([]);
   });
 
   it('closes a pooled connection once a revocation list of its chain has passed its nextUpdate', async () => {
