@@ -25,11 +25,9 @@ export function registerDevTokenCommand(program: Command, io: CliIo): void {
     )
     .action(
       async (opts: { subject: string; ttl: number; audience?: string; dir?: string }, command: Command) => {
-        // The development issuer's own file, not the auth folder's index (an exception to STYLE.md
-        // convention 2): the index brings jose, the token verifier and the certificate checks with
-        // pki/ and node-forge, ~30 ms of CPU at every call for nothing this command uses (issue #16:
-        // 0.3 s a command). dev-issuer.ts needs only node:crypto, errors/ and shared/.
-        // eslint-disable-next-line boundaries/dependencies
+        // The development issuer's own file, a light surface of auth/ (eslint.config.js,
+        // LIGHT_SURFACES): the folder's index would bring jose, the token verifier and pki/ with
+        // node-forge, ~30 ms of CPU at every call for nothing this command uses.
         const { DEV_TOKEN_MAX_TTL_SECONDS, mintDevToken } = await import('../auth/dev-issuer.js');
         if (opts.ttl > DEV_TOKEN_MAX_TTL_SECONDS) {
           command.error(
