@@ -307,6 +307,21 @@ const DeliveryConfig = z
       .min(1)
       .default(300)
       .describe('How often the spool is compared with the queue (jobs lost by Redis are added again)'),
+    handOffWaitEntries: z
+      .number()
+      .int()
+      .min(0)
+      .default(5000)
+      .describe(
+        'Destinations (message × local or relay domain) that wait in memory for a delivery slot, at most; past it they are queued in Redis (0: always queued)',
+      ),
+    handOffWaitMiB: z
+      .number()
+      .min(0)
+      .default(256)
+      .describe(
+        'Spooled bytes (MiB) the destinations waiting in memory for a delivery slot may refer to; past it they are queued in Redis',
+      ),
   })
   .prefault({});
 
