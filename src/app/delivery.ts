@@ -145,7 +145,7 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
       drainSeconds: config.delivery.drainSeconds,
       handOffWait: {
         entries: config.delivery.handOffWaitEntries,
-        bytes: Math.floor(config.delivery.handOffWaitMiB * 1024 * 1024),
+        bytes: config.delivery.handOffWaitBytes,
       },
     },
   });

@@ -315,12 +315,13 @@ const DeliveryConfig = z
       .describe(
         'Destinations (message × local or relay domain) that wait in memory for a delivery slot, at most; past it they are queued in Redis (0: always queued)',
       ),
-    handOffWaitMiB: z
+    handOffWaitBytes: z
       .number()
+      .int()
       .min(0)
-      .default(256)
+      .default(256 * 1024 * 1024)
       .describe(
-        'Spooled bytes (MiB) the destinations waiting in memory for a delivery slot may refer to; past it they are queued in Redis',
+        'Bytes of spooled messages that the destinations waiting in memory for a delivery slot may refer to, at most; past it they are queued in Redis',
       ),
   })
   .prefault({});

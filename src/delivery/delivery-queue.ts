@@ -62,7 +62,7 @@ export interface DeliveryQueueOptions {
   readonly relayEnabled: boolean;
   /**
    * Destinations that wait in memory for a hand-off slot at most (delivery.handOffWaitEntries), and
-   * the bytes of the messages they refer to (delivery.handOffWaitMiB); past either, they are queued.
+   * the bytes of the messages they refer to (delivery.handOffWaitBytes); past either, they are queued.
    */
   readonly handOffWait: { readonly entries: number; readonly bytes: number };
   readonly lockSeconds: number;
