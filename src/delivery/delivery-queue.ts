@@ -706,22 +706,14 @@ export class DeliveryQueue extends EventEmitter {
    */
   async stop(): Promise<void> {
     this.#beginStop();
-    // Destinations waiting for a hand-off slot are not attempted once the stop began: they are
-    // queued (visible in `mssgw queue list`, worked at the next start), or, should Redis not take
-    // them, left to the next start's reconciliation from the spool.
+    // Destinations waiting for a hand-off slot are not attempted once the stop began.
     const waiting = this.#waiting.clear();
-    if (waiting.length > 0)
-      this.#d.logger.info(
-        { event: 'queue.handoff_waiting_queued', count: waiting.length },
-        'destinations waiting for a hand-off slot queued at stop',
-      );
-    const queued = Promise.all(waiting.map(({ item, destination }) => this.#add(item, destination, 0)));
     // Attempts in flight may finish (or reschedule themselves); past the deadline they are
     // abandoned, and their jobs go back to the queue when their lock expires (another node, or the
     // next start, takes them).
     const closing = Promise.allSettled(this.#workers.map((w) => w.close()));
     const drained = await this.#beforeDeadline(
-      Promise.all([closing, queued, ...this.#handoffs, this.drainAttempts()]),
+      Promise.all([closing, ...this.#handoffs, this.drainAttempts()]),
     );
     if (!drained) {
       this.#d.logger.warn(
@@ -729,6 +721,16 @@ export class DeliveryQueue extends EventEmitter {
         'attempts still running at the drain deadline; left to the queue',
       );
       await Promise.allSettled(this.#workers.map((w) => w.close(true)));
+    }
+    // Queued once no worker of this process can take them any more: visible in `mssgw queue list`
+    // and worked at the next start. Like the stop's other Redis steps, this waits for Redis; what
+    // it cannot add is left to the next start's reconciliation from the spool.
+    if (waiting.length > 0) {
+      this.#d.logger.info(
+        { event: 'queue.handoff_waiting_queued', count: waiting.length },
+        'destinations waiting for a hand-off slot queued at stop',
+      );
+      await Promise.all(waiting.map(({ item, destination }) => this.#add(item, destination, 0)));
     }
     await this.#reconciling;
     await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
