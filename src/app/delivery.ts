@@ -143,6 +143,10 @@ export function buildDelivery(d: DeliveryPartDeps): DeliveryPart {
       lockSeconds: config.delivery.lockSeconds,
       reconcileSeconds: config.delivery.reconcileSeconds,
       drainSeconds: config.delivery.drainSeconds,
+      handOffWait: {
+        entries: config.delivery.handOffWaitEntries,
+        bytes: config.delivery.handOffWaitBytes,
+      },
     },
   });
   return {

@@ -178,6 +178,8 @@ async function assemble(config: Config, options: GatewayOptions, stops: StopOrde
     logger: logger.child({ component: 'lifecycle' }),
   };
   const lifecycle = buildLifecycleEvents(lifecycleDeps);
+  // Stopped after delivery (whose settled messages it counts), before Redis closes.
+  stops.add('indicators', lifecycle.indicatorBuffer, { redis: true });
   const delivery = buildDelivery({
     ...base,
     spool,

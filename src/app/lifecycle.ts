@@ -4,6 +4,7 @@ import type { Config } from '../config/index.js';
 import type { DeliveryQueue, Spool } from '../delivery/index.js';
 import type { DirectoryMirrors } from '../directory/index.js';
 import {
+  IndicatorBuffer,
   IndicatorRecorder,
   LifecycleActivity,
   LifecycleEvents,
@@ -39,6 +40,8 @@ export interface LifecyclePartDeps {
  */
 export interface LifecycleEventsPart {
   readonly indicators: IndicatorRecorder;
+  /** The message counts of submissions and deliveries, written once a second; stopped before Redis. */
+  readonly indicatorBuffer: IndicatorBuffer;
   readonly activity: LifecycleActivity;
   readonly events: LifecycleEvents;
 }
@@ -69,13 +72,14 @@ export function buildLifecycleEvents(d: LifecyclePartDeps): LifecycleEventsPart 
     logger: d.logger,
     observer: lifecycleMetricsObserver(d.metrics),
   });
+  const indicatorBuffer = new IndicatorBuffer({ recorder: indicators, logger: d.logger });
   const events = new LifecycleEvents({
-    indicators,
+    indicators: indicatorBuffer,
     activity,
     clock: d.clock,
     logger: d.logger,
   });
-  return { indicators, activity, events };
+  return { indicators, indicatorBuffer, activity, events };
 }
 
 /**

@@ -307,6 +307,22 @@ const DeliveryConfig = z
       .min(1)
       .default(300)
       .describe('How often the spool is compared with the queue (jobs lost by Redis are added again)'),
+    handOffWaitEntries: z
+      .number()
+      .int()
+      .min(0)
+      .default(5000)
+      .describe(
+        'Destinations (message × local or relay domain) that wait in memory for a delivery slot, at most; past it they are queued in Redis (0: always queued)',
+      ),
+    handOffWaitBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024 * 1024)
+      .describe(
+        'Bytes of spooled messages that the destinations waiting in memory for a delivery slot may refer to, at most; past it they are queued in Redis',
+      ),
   })
   .prefault({});
 

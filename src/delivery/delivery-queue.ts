@@ -8,6 +8,7 @@ import { destinationsOf, jobIdOf, parseJobId } from './delivery-plan.js';
 import type { DestinationWorker } from './destination-worker.js';
 import { bodyOf, type GeneratedMessage } from './dsn-notifier.js';
 import { HandOffSlots } from './handoff-slots.js';
+import { HandOffWaitList } from './handoff-wait-list.js';
 import { indicatorHeadersOf, scanHeaders } from './message-format.js';
 import type { Spool } from './spool.js';
 import { type DestinationState, LOCAL_DESTINATION, type SpoolEnvelope } from './spool-entry.js';
@@ -59,6 +60,11 @@ export interface DeliveryQueueOptions {
   readonly relayPerDestination: number;
   /** Whether this process works relay jobs (relay.enabled); jobs wait otherwise. */
   readonly relayEnabled: boolean;
+  /**
+   * Destinations that wait in memory for a hand-off slot at most (delivery.handOffWaitEntries), and
+   * the bytes of the messages they refer to (delivery.handOffWaitBytes); past either, they are queued.
+   */
+  readonly handOffWait: { readonly entries: number; readonly bytes: number };
   readonly lockSeconds: number;
   readonly reconcileSeconds: number;
   /** On stop, attempts in flight get this long to finish; then they are left to another process. */
@@ -115,6 +121,8 @@ export class DeliveryQueue extends EventEmitter {
    */
   readonly #handoffs = new Set<Promise<void>>();
   readonly #slots: HandOffSlots;
+  /** Destinations committed while their slots were all taken, by job id, served as slots free up. */
+  readonly #waiting: HandOffWaitList<SpoolEnvelope>;
   /**
    * Every attempt running in this process (hand-offs and queue jobs), up to its state being written
    * to the spool: what a stop waits for, Redis or not (see drainAttempts).
@@ -138,6 +146,7 @@ export class DeliveryQueue extends EventEmitter {
       relayPerDestination: options.relayPerDestination,
       relayEnabled: options.relayEnabled,
     });
+    this.#waiting = new HandOffWaitList(options.handOffWait);
     if (!NODE_ID.test(deps.options.nodeId))
       throw new GatewayError(
         'CONFIG_INVALID',
@@ -306,6 +315,8 @@ export class DeliveryQueue extends EventEmitter {
       });
       if (!envelope) continue;
       for (const destination of destinationsOf(envelope).keys()) {
+        // Waiting in memory for a hand-off slot: this process attempts it soon, no job needed.
+        if (this.#waiting.has(jobIdOf(id, destination))) continue;
         const state = await spool.readState(id, destination);
         if (state?.final) continue;
         const due = state?.nextAttemptAt ? Date.parse(state.nextAttemptAt) - clock.now().getTime() : 0;
@@ -367,22 +378,50 @@ export class DeliveryQueue extends EventEmitter {
    * (ARCHITECTURE.md §6, delivery right after commit; the entry is in this node's spool, so this
    * node owns it): its job is added only when it must be retried, or, for an attempt that takes
    * long, as a safety net removed or rescheduled after it (the next start queues what a dead
-   * process left). Never throws: the entry is durable in the spool already, and reconciliation adds
-   * what could not be added now (Redis down).
+   * process left). When its slots are all taken, the destination waits in memory (#waiting, bounded)
+   * and is handed off as one frees up; only past that bound is it queued at once. Its safety net's
+   * clock starts with its attempt, not while it waits: nothing runs then that a net could catch,
+   * each attempt before it ends within its own timeouts, and a process that dies leaves it to the
+   * next start exactly as it leaves a hand-off whose net was not added yet. Never throws: the entry
+   * is durable in the spool already, and reconciliation adds what could not be added now (Redis down).
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
     for (const destination of destinationsOf(envelope).keys()) {
-      const release = this.#started && !this.#stopped ? this.#slots.take(destination) : undefined;
-      if (!release) {
+      if (!this.#started || this.#stopped) {
         await this.#add(envelope, destination, 0);
         continue;
       }
-      const run = this.#handOff(envelope, destination).finally(() => {
-        release();
-        this.#handoffs.delete(run);
-      });
-      this.#handoffs.add(run);
+      // Behind those already waiting for this destination, never ahead of them.
+      const release = this.#waiting.waiting(destination) ? undefined : this.#slots.take(destination);
+      if (release) this.#startHandOff(envelope, destination, release);
+      else if (this.#waiting.push(jobIdOf(envelope.id, destination), destination, envelope, envelope.size))
+        this.#serveWaiting();
+      else await this.#add(envelope, destination, 0);
     }
+  }
+
+  /** Destinations waiting in memory for a hand-off slot, local and relay (a gauge). */
+  handOffWaiting(): { local: number; relay: number } {
+    return this.#waiting.counts((destination) => destination === LOCAL_DESTINATION);
+  }
+
+  #startHandOff(envelope: SpoolEnvelope, destination: string, release: () => void): void {
+    const run = this.#handOff(envelope, destination).finally(() => {
+      release();
+      this.#handoffs.delete(run);
+      this.#serveWaiting();
+    });
+    this.#handoffs.add(run);
+  }
+
+  /**
+   * Hands off the waiting destinations that a slot freed up for, oldest first. None once the stop
+   * began: they are left to the queue (stop) and to the spool.
+   */
+  #serveWaiting(): void {
+    if (this.#stopped || this.#waiting.size === 0) return;
+    for (const { item, destination, release } of this.#waiting.serve((d) => this.#slots.take(d)))
+      this.#startHandOff(item, destination, release);
   }
 
   /** Adds a destination's job; on failure, logs and leaves it to reconciliation. */
@@ -515,6 +554,9 @@ export class DeliveryQueue extends EventEmitter {
     let retryAt: Date;
     // The safety net of a hand-off still running here came due (an attempt longer than the lock):
     // it takes that attempt's outcome, so the next attempt keeps the backoff the attempt set.
+    // Its destination waits in memory for a hand-off slot (a reconciliation queued it meanwhile): the
+    // job attempts it now, and the wait list forgets it.
+    this.#waiting.delete(job.id!);
     const handedOff = this.#handoffOutcomes.get(job.id!);
     if (handedOff) {
       const at = await handedOff;
@@ -664,6 +706,8 @@ export class DeliveryQueue extends EventEmitter {
    */
   async stop(): Promise<void> {
     this.#beginStop();
+    // Destinations waiting for a hand-off slot are not attempted once the stop began.
+    const waiting = this.#waiting.clear();
     // Attempts in flight may finish (or reschedule themselves); past the deadline they are
     // abandoned, and their jobs go back to the queue when their lock expires (another node, or the
     // next start, takes them).
@@ -677,6 +721,16 @@ export class DeliveryQueue extends EventEmitter {
         'attempts still running at the drain deadline; left to the queue',
       );
       await Promise.allSettled(this.#workers.map((w) => w.close(true)));
+    }
+    // Queued once no worker of this process can take them any more: visible in `mssgw queue list`
+    // and worked at the next start. Like the stop's other Redis steps, this waits for Redis; what
+    // it cannot add is left to the next start's reconciliation from the spool.
+    if (waiting.length > 0) {
+      this.#d.logger.info(
+        { event: 'queue.handoff_waiting_queued', count: waiting.length },
+        'destinations waiting for a hand-off slot queued at stop',
+      );
+      await Promise.all(waiting.map(({ item, destination }) => this.#add(item, destination, 0)));
     }
     await this.#reconciling;
     await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));

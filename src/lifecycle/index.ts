@@ -95,6 +95,7 @@ export {
   parseIsoInstant,
   zonedInstant,
 } from './lifecycle-time.js';
+export { IndicatorBuffer, type IndicatorBufferOptions } from './indicator-buffer.js';
 export { LifecycleEvents } from './lifecycle-events.js';
 export type { LifecycleEventsDeps } from './lifecycle-events.js';
 export { lifecyclePublicationPorts } from './publication-ports.js';

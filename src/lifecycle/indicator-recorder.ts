@@ -76,43 +76,56 @@ export interface IndicatorRecorderOptions {
 }
 
 /**
- * Bumps the counters of one event.
- * KEYS: day hash, day index set, software hash, CDA hash, flag set (optional: the return claim).
- * ARGV: address, ttl (s), max software values, software field ('' for none), overflow field,
- *       latest-use ms ('' for none), max CDA codes, CDA overflow field, number n of CDA fields,
- *       the n CDA fields, then the fields to increment.
- * Returns 1 when KEYS[5] was given and held the address (now removed), else 0.
+ * Bumps the counters of one use or mailbox change.
+ * KEYS: day hash, day index set, flag set (optional: the return claim).
+ * ARGV: address, ttl (s), latest-use ms ('' for none), then the fields to increment.
+ * Returns 1 when KEYS[3] was given and held the address (now removed), else 0.
  */
 const RECORD = new LuaScript(`
 local ttl = tonumber(ARGV[2])
-local n = tonumber(ARGV[9])
-for i = 10 + n, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
-if ARGV[6] ~= '' then
+for i = 4, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+if ARGV[3] ~= '' then
   local last = tonumber(redis.call('HGET', KEYS[1], 'lastActivity'))
-  if not last or tonumber(ARGV[6]) > last then redis.call('HSET', KEYS[1], 'lastActivity', ARGV[6]) end
+  if not last or tonumber(ARGV[3]) > last then redis.call('HSET', KEYS[1], 'lastActivity', ARGV[3]) end
 end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ttl)
-if ARGV[4] ~= '' then
-  local field = ARGV[4]
-  if redis.call('HEXISTS', KEYS[3], field) == 0 and redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[3]) then
-    field = ARGV[5]
-  end
-  redis.call('HINCRBY', KEYS[3], field, 1)
-  redis.call('EXPIRE', KEYS[3], ttl)
-end
-if n > 0 then
-  for i = 10, 9 + n do
-    local field = ARGV[i]
-    if redis.call('HEXISTS', KEYS[4], field) == 0 and redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[7]) then
-      field = ARGV[8]
+if KEYS[3] then return redis.call('SREM', KEYS[3], ARGV[1]) end
+return 0
+`);
+
+/**
+ * Adds the message counts of many mailboxes and days at once (one round trip however many).
+ * KEYS: per mailbox and day, its day hash, day index set, software hash and CDA hash.
+ * ARGV: ttl (s), max software values, max CDA codes, then per mailbox and day: address, number m
+ *       of counts, and m times kind (`c` counter, `s` software, `d` CDA code), field, increment,
+ *       overflow field (software and CDA: used when the hash holds its maximum of other fields).
+ */
+const RECORD_COUNTS = new LuaScript(`
+local ttl = tonumber(ARGV[1])
+local caps = { s = tonumber(ARGV[2]), d = tonumber(ARGV[3]) }
+local slot = { c = 1, s = 3, d = 4 }
+local a = 4
+for k = 0, #KEYS - 4, 4 do
+  local address = ARGV[a]
+  local m = tonumber(ARGV[a + 1])
+  a = a + 2
+  local touched = {}
+  for _ = 1, m do
+    local kind, field, n = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+    local key = KEYS[k + slot[kind]]
+    if kind ~= 'c' and redis.call('HEXISTS', key, field) == 0 and redis.call('HLEN', key) >= caps[kind] then
+      field = ARGV[a + 3]
     end
-    redis.call('HINCRBY', KEYS[4], field, 1)
+    redis.call('HINCRBY', key, field, n)
+    touched[key] = true
+    a = a + 4
   end
-  redis.call('EXPIRE', KEYS[4], ttl)
+  for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+  redis.call('SADD', KEYS[k + 2], address)
+  redis.call('EXPIRE', KEYS[k + 2], ttl)
 end
-if KEYS[5] then return redis.call('SREM', KEYS[5], ARGV[1]) end
 return 0
 `);
 
@@ -175,17 +188,46 @@ export class IndicatorRecorder {
 
   /** Counts one message for one mailbox (submission accepted, or delivered into the mailbox). */
   async recordMessage(event: MessageIndicator, at: Date): Promise<void> {
-    const fields = messageFields(event);
-    const software = event.kind === 'message' ? softwareLabel(event.nil) : undefined;
-    const codes = event.kind === 'message' ? cdaCodes(event.cda) : [];
-    await this.#run(event.bal, at, {
-      fields,
-      software: software === undefined ? '' : `${event.direction}:${software}`,
-      overflow: `${event.direction}:${OTHER_SOFTWARE}`,
-      lastActivity: '',
-      cda: codes.map((c) => `${event.direction}:${c}`),
-      cdaOverflow: `${event.direction}:${OTHER_CDA}`,
-    });
+    await this.recordMessages([{ event, at }]);
+  }
+
+  /**
+   * Counts many messages in one round trip: summed per mailbox and day first, so a mailbox that
+   * received a hundred messages costs one HINCRBY by 100 (IndicatorBuffer sends a second's worth).
+   */
+  async recordMessages(
+    batch: ReadonlyArray<{ readonly event: MessageIndicator; readonly at: Date }>,
+  ): Promise<void> {
+    const groups = new Map<string, { address: string; day: string; counts: Map<string, number> }>();
+    for (const { event, at } of batch) {
+      const ms = at.getTime();
+      if (Number.isNaN(ms))
+        throw new GatewayError('INTERNAL', 'indicator at an invalid date', { bal: event.bal });
+      const address = addressKey(event.bal);
+      const day = dayInZone(ms, this.#timeZone);
+      const id = `${day} ${address}`;
+      let group = groups.get(id);
+      if (!group) groups.set(id, (group = { address, day, counts: new Map() }));
+      for (const count of messageCounts(event)) group.counts.set(count, (group.counts.get(count) ?? 0) + 1);
+    }
+    if (groups.size === 0) return;
+    const keys: string[] = [];
+    const args = [this.#ttlSeconds, this.#maxSoftware, String(MAX_CDA_CODES_PER_DAY)];
+    for (const { address, day, counts } of groups.values()) {
+      keys.push(
+        this.#keys.indicators(day, address),
+        this.#keys.indicatorDay(day),
+        this.#keys.software(day, address),
+        this.#keys.cda(day, address),
+      );
+      args.push(address, String(counts.size));
+      // A count is `kind field overflow` joined by NUL (never in a field: they are bounded ASCII).
+      for (const [count, n] of counts) {
+        const [kind, field, overflow] = count.split('\0') as [string, string, string];
+        args.push(kind, field, String(n), overflow);
+      }
+    }
+    await this.#call(batch[0]!.event.bal, () => RECORD_COUNTS.run(this.#redis, keys, args));
   }
 
   /** Counts a committed creation, suspension or deletion of the mailbox (the registry's observer). */
@@ -193,7 +235,7 @@ export class IndicatorRecorder {
     if (!COUNTED_BAL_CHANGES.includes(change)) {
       throw new GatewayError('INTERNAL', `indicator for unknown mailbox change ${String(change)}`, { bal });
     }
-    await this.#run(bal, at, { fields: [`bal.${change}`], software: '', overflow: '', lastActivity: '' });
+    await this.#run(bal, at, [`bal.${change}`], '');
   }
 
   /** Counts one use of the mailbox (successful login or submission) on its channel. */
@@ -214,31 +256,15 @@ export class IndicatorRecorder {
     if (!ACTIVITY_CHANNELS.includes(channel)) {
       throw new GatewayError('INTERNAL', `indicator for unknown channel ${String(channel)}`, { bal });
     }
-    const claimed = await this.#run(
-      bal,
-      at,
-      {
-        fields: [`login.${channel}`],
-        software: '',
-        overflow: '',
-        lastActivity: String(at.getTime()),
-      },
-      flagSet,
-    );
+    const claimed = await this.#run(bal, at, [`login.${channel}`], String(at.getTime()), flagSet);
     return claimed === 1;
   }
 
   async #run(
     bal: string,
     at: Date,
-    args: {
-      fields: readonly string[];
-      software: string;
-      overflow: string;
-      lastActivity: string;
-      cda?: readonly string[];
-      cdaOverflow?: string;
-    },
+    fields: readonly string[],
+    lastActivity: string,
     flagSet?: string,
   ): Promise<unknown> {
     const ms = at.getTime();
@@ -248,24 +274,16 @@ export class IndicatorRecorder {
     const keys = [
       this.#keys.indicators(day, address),
       this.#keys.indicatorDay(day),
-      this.#keys.software(day, address),
-      this.#keys.cda(day, address),
       ...(flagSet === undefined ? [] : [flagSet]),
     ];
+    return this.#call(bal, () =>
+      RECORD.run(this.#redis, keys, [address, this.#ttlSeconds, lastActivity, ...fields]),
+    );
+  }
+
+  async #call(bal: string, script: () => Promise<unknown>): Promise<unknown> {
     try {
-      return await RECORD.run(this.#redis, keys, [
-        address,
-        this.#ttlSeconds,
-        this.#maxSoftware,
-        args.software,
-        args.overflow,
-        args.lastActivity,
-        String(MAX_CDA_CODES_PER_DAY),
-        args.cdaOverflow ?? '',
-        String(args.cda?.length ?? 0),
-        ...(args.cda ?? []),
-        ...args.fields,
-      ]);
+      return await script();
     } catch (err) {
       throw new GatewayError(
         'REGISTRY_UNAVAILABLE',
@@ -275,6 +293,20 @@ export class IndicatorRecorder {
       );
     }
   }
+}
+
+/**
+ * What one message adds, as `kind NUL field NUL overflow`: counters (`c`), its software (`s`) and
+ * each of its CDA codes (`d`), the last two with the field they count as once their hash is full.
+ */
+function messageCounts(event: MessageIndicator): string[] {
+  const d = event.direction;
+  const counts = messageFields(event).map((f) => `c\0${f}\0`);
+  if (event.kind !== 'message') return counts;
+  const software = softwareLabel(event.nil);
+  if (software !== undefined) counts.push(`s\0${d}:${software}\0${d}:${OTHER_SOFTWARE}`);
+  for (const code of cdaCodes(event.cda)) counts.push(`d\0${d}:${code}\0${d}:${OTHER_CDA}`);
+  return counts;
 }
 
 function messageFields(event: MessageIndicator): string[] {

@@ -3,11 +3,12 @@ import type { DestinationState, SpoolEnvelope } from '../delivery/index.js';
 import type { Logger } from '../observability/index.js';
 import type { ActivityChannel } from '../registry/index.js';
 import { PATIENT_DOMAIN } from '../routing/index.js';
-import type { IndicatorRecorder } from './indicator-recorder.js';
+import type { IndicatorBuffer } from './indicator-buffer.js';
 import type { LifecycleActivity } from './lifecycle-activity.js';
 
 export interface LifecycleEventsDeps {
-  readonly indicators: IndicatorRecorder;
+  /** Message counts, written once a second (sent and received are statistics, not audit). */
+  readonly indicators: Pick<IndicatorBuffer, 'add'>;
   readonly activity: LifecycleActivity;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -65,18 +66,16 @@ export class LifecycleEvents {
 
   /** An accepted submission: one `sent` for the sending mailbox. */
   onSubmitted(envelope: SpoolEnvelope): void {
-    this.#d.indicators
-      .recordMessage(
-        {
-          bal: envelope.mailFrom.toLowerCase(),
-          direction: 'sent',
-          interOperator: envelope.recipients.some((r) => r.route === 'relay'),
-          toPatient: envelope.recipients.some((r) => r.address.toLowerCase().endsWith(`@${PATIENT_DOMAIN}`)),
-          ...countedHeaders(envelope),
-        },
-        new Date(envelope.receivedAt),
-      )
-      .catch((err: unknown) => this.#failed('sent', err));
+    this.#d.indicators.add(
+      {
+        bal: envelope.mailFrom.toLowerCase(),
+        direction: 'sent',
+        interOperator: envelope.recipients.some((r) => r.route === 'relay'),
+        toPatient: envelope.recipients.some((r) => r.address.toLowerCase().endsWith(`@${PATIENT_DOMAIN}`)),
+        ...countedHeaders(envelope),
+      },
+      new Date(envelope.receivedAt),
+    );
   }
 
   /** A settled message: one `received` per mailbox of ours it was delivered to. */
@@ -84,20 +83,19 @@ export class LifecycleEvents {
     const local = states.find((s) => s.destination === 'local');
     const delivered = local?.recipients.filter((r) => r.state === 'delivered') ?? [];
     if (delivered.length === 0) return;
-    void (async () => {
-      const h = countedHeaders(envelope);
-      for (const r of delivered)
-        await this.#d.indicators.recordMessage(
-          {
-            bal: r.address.toLowerCase(),
-            direction: 'received',
-            interOperator: envelope.channel === 'mx',
-            toPatient: false,
-            ...h,
-          },
-          this.#d.clock.now(),
-        );
-    })().catch((err: unknown) => this.#failed('received', err));
+    const h = countedHeaders(envelope);
+    const at = this.#d.clock.now();
+    for (const r of delivered)
+      this.#d.indicators.add(
+        {
+          bal: r.address.toLowerCase(),
+          direction: 'received',
+          interOperator: envelope.channel === 'mx',
+          toPatient: false,
+          ...h,
+        },
+        at,
+      );
   }
 
   #failed(what: string, err: unknown): void {

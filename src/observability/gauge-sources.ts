@@ -11,6 +11,7 @@ export interface GaugeSourcePorts {
   readonly queue: {
     counts(): Promise<ReadonlyArray<{ queue: string; node: string; state: string; count: number }>>;
     nodes(): Promise<ReadonlyArray<{ node: string; lastSeen: string }>>;
+    handOffWaiting(): { local: number; relay: number };
   };
   readonly relay: { connections(): ReadonlyMap<string, number> };
   readonly lockouts: { activeLockouts(): Promise<Record<string, number>> };
@@ -48,6 +49,7 @@ export function gaugeSources(p: GaugeSourcePorts): MetricSources {
     spoolStats: () => p.spool.stats(clock.now()),
     queueJobs: () => p.queue.counts(),
     nodes: () => p.queue.nodes(),
+    handOffWaiting: () => p.queue.handOffWaiting(),
     relayConnections: () =>
       [...p.relay.connections()].map(([destination, count]) => ({ destination, count })),
     authLockoutsActive: () => p.lockouts.activeLockouts(),

@@ -10,6 +10,8 @@ export interface MetricSources {
   spoolStats?: () => Promise<{ messages: number; oldestAgeSeconds: number }>;
   /** Jobs of the delivery queues by queue (local, relay) and BullMQ state. */
   queueJobs?: () => Promise<ReadonlyArray<{ queue: string; node: string; state: string; count: number }>>;
+  /** Destinations waiting in memory for a hand-off slot (delivery/DeliveryQueue.handOffWaiting). */
+  handOffWaiting?: () => { local: number; relay: number };
   /** Every node known to the cluster and when it last reconciled (its heartbeat). */
   nodes?: () => Promise<ReadonlyArray<{ node: string; lastSeen: string }>>;
   /** Open relay connections by recipient domain (this process). */
@@ -170,6 +172,17 @@ export function createMetrics() {
         this.reset();
         for (const row of (await sources.queueJobs?.().catch(() => undefined)) ?? [])
           this.set({ queue: row.queue, node: row.node, state: row.state }, row.count);
+      },
+    }),
+    handOffWaiting: new Gauge({
+      name: 'mssgw_delivery_handoff_waiting',
+      help: 'Destinations committed and waiting in memory for a delivery slot in this process, by queue',
+      labelNames: ['queue'] as const,
+      registers: r,
+      collect() {
+        const waiting = sources.handOffWaiting?.() ?? { local: 0, relay: 0 };
+        this.set({ queue: 'local' }, waiting.local);
+        this.set({ queue: 'relay' }, waiting.relay);
       },
     }),
     nodeLastSeen: new Gauge({

@@ -83,6 +83,18 @@ interface Expected {
   cdaReceived: Record<string, number>;
 }
 
+/** The daily report over the fixture's Redis, days in Paris. */
+function parisReport(f: LifecycleFixture): IndicatorReport {
+  return new IndicatorReport({
+    redis: f.redis,
+    prefix: f.prefix,
+    timeZone: 'Europe/Paris',
+    retentionDays: 430,
+    registry: f.registry,
+    activity: f.activity,
+  });
+}
+
 describe('monthly indicators export', () => {
   it('matches totals computed by hand over a month of generated traffic', async () => {
     const f = startLifecycleFixture('2026-02-01T09:00:00.000Z');
@@ -290,14 +302,7 @@ describe('monthly indicators export', () => {
     });
 
     // The daily aggregate behind it: 1 April (Paris) holds the event of 31 March 22:30 UTC.
-    const report = new IndicatorReport({
-      redis: f.redis,
-      prefix: f.prefix,
-      timeZone: 'Europe/Paris',
-      retentionDays: 430,
-      registry: f.registry,
-      activity: f.activity,
-    });
+    const report = parisReport(f);
     expect((await report.day(busy, '2026-04-01')).counters).toMatchObject({
       'login.imap': 1,
       sent: 1,
@@ -325,20 +330,50 @@ describe('monthly indicators export', () => {
         new Date('2026-03-03T10:00:00Z'),
       );
     }
-    const report = new IndicatorReport({
-      redis: f.redis,
-      prefix: f.prefix,
-      timeZone: 'Europe/Paris',
-      retentionDays: 430,
-      registry: f.registry,
-      activity: f.activity,
-    });
+    const report = parisReport(f);
     expect((await report.day(bal, '2026-03-03')).software).toEqual({
       'sent:A': 2,
       'sent:B': 1,
       'sent:C': 1,
       'sent:(other)': 2,
     });
+  });
+
+  it('counts a batch (a second of deliveries) as the same messages one by one would', async () => {
+    const f = startLifecycleFixture('2026-03-01T09:00:00.000Z', { maxSoftwarePerDay: 3 });
+    fixture = f;
+    const [one, two] = [uniqueAddress('batch'), uniqueAddress('batch')];
+    const received = (bal: string, nil: string, at: string) => ({
+      event: {
+        bal,
+        direction: 'received' as const,
+        interOperator: true,
+        toPatient: false,
+        hasCda: true,
+        cda: '11488-4',
+        nil,
+        kind: 'message' as const,
+      },
+      at: new Date(at),
+    });
+    // Two mailboxes, two days (Paris), software past its bound: one call.
+    await f.indicators.recordMessages([
+      ...['A', 'B', 'C', 'D', 'E', 'A'].map((nil) => received(one, nil, '2026-03-03T10:00:00Z')),
+      received(one, 'A', '2026-03-03T23:30:00Z'),
+      received(two, 'Z', '2026-03-03T10:00:00Z'),
+    ]);
+    const report = parisReport(f);
+    const first = await report.day(one, '2026-03-03');
+    expect(first.counters).toMatchObject({ received: 6, 'received.inter': 6, 'received.cda': 6 });
+    expect(first.software).toEqual({
+      'received:A': 2,
+      'received:B': 1,
+      'received:C': 1,
+      'received:(other)': 2,
+    });
+    expect((await report.day(one, '2026-03-04')).counters).toMatchObject({ received: 1 });
+    expect((await report.day(two, '2026-03-03')).software).toEqual({ 'received:Z': 1 });
+    expect(await f.redis.ttl(`${f.prefix}indicators:2026-03-04:${one}`)).toBeGreaterThan(429 * 86_400);
   });
 
   it('bounds the CDA codes kept per mailbox and day, and counts a malformed code as (other)', async () => {
@@ -363,14 +398,7 @@ describe('monthly indicators export', () => {
       await send(Array.from({ length: 5 }, (_, i) => `${10_000 + m * 5 + i}-1`).join(','));
     }
     await send('10000-1, <script>');
-    const report = new IndicatorReport({
-      redis: f.redis,
-      prefix: f.prefix,
-      timeZone: 'Europe/Paris',
-      retentionDays: 430,
-      registry: f.registry,
-      activity: f.activity,
-    });
+    const report = parisReport(f);
     const { cda, counters } = await report.day(bal, '2026-03-04');
     expect(Object.keys(cda)).toHaveLength(MAX_CDA_CODES_PER_DAY + 1);
     expect(cda['received:10000-1']).toBe(2);
