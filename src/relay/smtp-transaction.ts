@@ -6,6 +6,7 @@ import {
   type WireSession,
   sendEnvelope,
   sendMessage,
+  writeParts,
 } from '../shared/index.js';
 import { RelayError } from './relay-error.js';
 import type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
@@ -147,25 +148,15 @@ function relayWire(
       arm();
       return reader.next();
     },
-    write: (data) => {
+    write: (parts) => {
       const failed = reader.failure;
       if (failed) return Promise.reject(failed);
       arm();
-      if (socket.write(data)) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const onDrain = (): void => {
-          socket.off('close', onClose);
-          resolve();
-        };
-        const onClose = (): void => {
-          socket.off('drain', onDrain);
-          reject(
-            reader.failure ?? new RelayError('protocol_error', { reply: 'connection lost during DATA' }),
-          );
-        };
-        socket.once('drain', onDrain);
-        socket.once('close', onClose);
-      });
+      return writeParts(
+        socket,
+        parts,
+        () => reader.failure ?? new RelayError('protocol_error', { reply: 'connection lost during DATA' }),
+      );
     },
     done: () => clearTimeout(timer),
   };
