@@ -157,7 +157,7 @@ export class Spool {
           kept = this.#keep(kept, pieces, size);
           continue;
         }
-        head.push(...pieces);
+        for (const piece of pieces) head.push(piece);
         size += bytes;
         if (size <= INLINE_BYTES) continue;
         // Too large to hold: on disk from here on, what was held first.
@@ -200,7 +200,8 @@ export class Spool {
       this.#unkeep(kept);
       return undefined;
     }
-    kept.push(...pieces);
+    // One at a time: a client sending tiny records makes lists too long to spread as arguments.
+    for (const piece of pieces) kept.push(piece);
     this.#heldBytes += bytes;
     return kept;
   }
