@@ -6,7 +6,6 @@ import {
   type WireSession,
   sendEnvelope,
   sendMessage,
-  writeParts,
 } from '../shared/index.js';
 import { RelayError } from './relay-error.js';
 import type { SmtpReply, SmtpReplyReader } from './smtp-reply-reader.js';
@@ -148,15 +147,25 @@ function relayWire(
       arm();
       return reader.next();
     },
-    write: (parts) => {
+    write: (data) => {
       const failed = reader.failure;
       if (failed) return Promise.reject(failed);
       arm();
-      return writeParts(
-        socket,
-        parts,
-        () => reader.failure ?? new RelayError('protocol_error', { reply: 'connection lost during DATA' }),
-      );
+      if (socket.write(data)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          socket.off('drain', onDrain);
+          reject(
+            reader.failure ?? new RelayError('protocol_error', { reply: 'connection lost during DATA' }),
+          );
+        };
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      });
     },
     done: () => clearTimeout(timer),
   };

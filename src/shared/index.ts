@@ -26,7 +26,7 @@ export { ConnectionGate, sourceOf } from './connection-gate.js';
 export type { Admission, ConnectionLimits, ConnectionRefusal, ConnectionTicket } from './connection-gate.js';
 export { checkOpenFiles, openFilesLimit } from './open-files.js';
 export type { OpenFilesLimit, OpenFilesOutcome } from './open-files.js';
-export { DotStuffer, ReplyReader, writeParts } from './smtp-wire.js';
+export { DotStuffer, ReplyReader } from './smtp-wire.js';
 export type { WireFailure, WireFailureKind, WireReply } from './smtp-wire.js';
 export { REFUSAL_DEADLINE_MS, REFUSAL_HANDSHAKES, TlsRefusals } from './tls-refusal.js';
 export type { RefusalReplyOutcome, TlsRefusalsOptions } from './tls-refusal.js';

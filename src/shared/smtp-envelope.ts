@@ -10,11 +10,8 @@ import { DotStuffer, type WireReply } from './smtp-wire.js';
 
 /** A connection as the transaction flow uses it: writes with back-pressure, replies in order. */
 export interface WireSession {
-  /**
-   * Writes the pieces in one batch (shared/smtp-wire.ts writeParts); resolves once they are handed
-   * to the kernel (or buffered below the high-water mark).
-   */
-  write(parts: readonly Buffer[]): Promise<void>;
+  /** Resolves once the bytes are handed to the kernel (or buffered below the high-water mark). */
+  write(data: Buffer): Promise<void>;
   next(): Promise<WireReply>;
 }
 
@@ -63,7 +60,7 @@ export async function sendEnvelope(session: WireSession, c: EnvelopeCommands): P
     if (reply.code !== 250) throw c.outOfStep(`RSET answered ${reply.raw}`);
   };
   const ask = async (line: string): Promise<WireReply> => {
-    await session.write([Buffer.from(`${line}\r\n`, 'utf8')]);
+    await session.write(Buffer.from(`${line}\r\n`, 'utf8'));
     return session.next();
   };
   const rcpts: (WireReply | undefined)[] = c.rcpts.map(() => undefined);
@@ -71,7 +68,7 @@ export async function sendEnvelope(session: WireSession, c: EnvelopeCommands): P
   let data: WireReply | undefined;
   if (c.pipelining) {
     const lines = [...(c.reset ? ['RSET'] : []), c.mail, ...c.rcpts, 'DATA'];
-    await session.write([Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8')]);
+    await session.write(Buffer.from(`${lines.join('\r\n')}\r\n`, 'utf8'));
     if (c.reset) checkReset(await session.next());
     mail = await session.next();
     for (let i = 0; i < rcpts.length; i += 1) rcpts[i] = await session.next();
@@ -99,15 +96,12 @@ export interface MessageProgress {
   finalDot: boolean;
 }
 
-/** Message bytes gathered before a write (the spool holds a message as the TLS records it came in). */
 const CHUNK = 64 * 1024;
 
 /**
  * Sends the message after a 354, dot-stuffed with bare CR and LF sent as CRLF (shared DotStuffer),
  * then the final ".". `progress.finalDot` turns true just before the "." is written: before it, a
  * broken connection cannot have delivered anything (the server discards an unfinished DATA).
- * The stuffed pieces go out in batches of about 64 KiB, each one write of the socket (a writev, no
- * copy), rather than one write and one wake-up of the server per piece.
  */
 export async function sendMessage(
   session: WireSession,
@@ -115,21 +109,12 @@ export async function sendMessage(
   progress: MessageProgress,
 ): Promise<void> {
   const stuffer = new DotStuffer();
-  // The last batch of the message goes out with the final "." in one write (one TLS record and
+  // The last piece of the message goes out with the final "." in one write (one TLS record and
   // one packet fewer for a small message).
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
+  let held: Buffer | undefined;
   const take = async (chunk: Buffer): Promise<void> => {
-    const stuffed = stuffer.encode(chunk);
-    if (stuffed.length === 0) return;
-    if (batchBytes >= CHUNK) {
-      const full = batch;
-      batch = [];
-      batchBytes = 0;
-      await session.write(full);
-    }
-    batch.push(stuffed);
-    batchBytes += stuffed.length;
+    if (held?.length) await session.write(held);
+    held = stuffer.encode(chunk);
   };
   if (Buffer.isBuffer(message)) {
     for (let at = 0; at < message.length; at += CHUNK) await take(message.subarray(at, at + CHUNK));
@@ -138,6 +123,6 @@ export async function sendMessage(
       await take(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   }
   progress.finalDot = true;
-  batch.push(stuffer.end());
-  await session.write(batch);
+  const end = stuffer.end();
+  await session.write(held?.length ? Buffer.concat([held, end]) : end);
 }

@@ -172,34 +172,6 @@ export class ReplyReader {
   }
 }
 
-/**
- * Writes `parts` to `socket` as one batch (corked: one writev for a plain socket, nothing
- * concatenated here) and resolves once the socket took them, or once it drained when they filled
- * its buffer; rejects with `closed()` if the connection closes first.
- */
-export function writeParts(socket: Socket, parts: readonly Buffer[], closed: () => Error): Promise<void> {
-  if (parts.length === 1) {
-    if (socket.write(parts[0]!)) return Promise.resolve();
-  } else {
-    socket.cork();
-    for (const part of parts) socket.write(part);
-    socket.uncork();
-    if (!socket.writableNeedDrain) return Promise.resolve();
-  }
-  return new Promise((resolve, reject) => {
-    const onDrain = (): void => {
-      socket.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      socket.off('drain', onDrain);
-      reject(closed());
-    };
-    socket.once('drain', onDrain);
-    socket.once('close', onClose);
-  });
-}
-
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;

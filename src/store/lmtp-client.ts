@@ -2,7 +2,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { GatewayError, isGatewayError } from '../errors/index.js';
 import { describeEndpoint, type LmtpEndpoint } from './store-endpoints.js';
-import { type ReplyReader, sendEnvelope, sendMessage, writeParts } from '../shared/index.js';
+import { type ReplyReader, sendEnvelope, sendMessage } from '../shared/index.js';
 import { LmtpConnectionError, lmtpReplyReader, type LmtpReply } from './lmtp-wire.js';
 
 /** The store's answer for one recipient. */
@@ -132,7 +132,7 @@ class LmtpSession {
   }
 
   async command(line: string): Promise<LmtpReply> {
-    await this.write([Buffer.from(`${line}\r\n`, 'utf8')]);
+    await this.write(Buffer.from(`${line}\r\n`, 'utf8'));
     return this.#reader.next();
   }
 
@@ -155,15 +155,23 @@ class LmtpSession {
     this.#socket.destroy();
   }
 
-  write(parts: readonly Buffer[]): Promise<void> {
+  write(data: Buffer): Promise<void> {
     const failed = this.#reader.failure;
     if (failed) return Promise.reject(failed);
-    // A full kernel buffer is waited for, unless the connection dies (the reader knows why).
-    return writeParts(
-      this.#socket,
-      parts,
-      () => this.#reader.failure ?? new LmtpConnectionError('closed', 'connection closed'),
-    );
+    if (this.#socket.write(data)) return Promise.resolve();
+    // Wait for the kernel buffer to drain, or for the connection to die (the reader knows why).
+    return new Promise((resolve, reject) => {
+      const onDrain = (): void => {
+        this.#socket.off('close', onClose);
+        resolve();
+      };
+      const onClose = (): void => {
+        this.#socket.off('drain', onDrain);
+        reject(this.#reader.failure ?? new LmtpConnectionError('closed', 'connection closed'));
+      };
+      this.#socket.once('drain', onDrain);
+      this.#socket.once('close', onClose);
+    });
   }
 }
 
