@@ -7,7 +7,7 @@ import fs, {
   readFileSync,
   renameSync,
   unlinkSync,
-  writeSync,
+  writevSync,
 } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -123,7 +123,9 @@ export class Spool {
   }
 
   /**
-   * Receives `prefix` then `body`. Returns the byte count. Call `commit` to make it durable and part
+   * Receives `prefix` then `body`, whose pieces are buffers or lists of buffers (the header capture
+   * passes a message on in lists of up to 64 KiB, written with one `writev` and never concatenated).
+   * Returns the byte count. Call `commit` to make it durable and part
    * of the queue (its one fsync is there), or `discard` to drop it.
    *
    * A message of up to INLINE_BYTES stays in memory until its commit writes it with its envelope in
@@ -135,29 +137,34 @@ export class Spool {
    * write at once; then, as on any failure, the descriptor is closed and the temporary file removed
    * before this rejects.
    */
-  async writeMessage(id: string, prefix: Buffer, body: Readable): Promise<number> {
+  async writeMessage(
+    id: string,
+    prefix: Buffer,
+    body: AsyncIterable<Buffer | string | readonly Buffer[]> & { destroy(): void },
+  ): Promise<number> {
     const file = this.#tmpFile(id);
-    const head: Buffer[] = prefix.length > 0 ? [prefix] : [];
+    let head: Buffer[] = prefix.length > 0 ? [prefix] : [];
     let size = prefix.length;
     let fd: number | undefined;
     let kept: Buffer[] | undefined;
     try {
       for await (const chunk of body) {
-        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
+        const pieces = piecesOf(chunk);
+        const bytes = lengthOf(pieces);
         if (fd !== undefined) {
-          await writeAt(fd, bytes, size);
-          size += bytes.length;
-          kept = this.#keep(kept, bytes, size);
+          await writeAt(fd, pieces, size);
+          size += bytes;
+          kept = this.#keep(kept, pieces, size);
           continue;
         }
-        head.push(bytes);
-        size += bytes.length;
+        for (const piece of pieces) head.push(piece);
+        size += bytes;
         if (size <= INLINE_BYTES) continue;
         // Too large to hold: on disk from here on, what was held first.
         fd = openSync(file, 'wx', 0o600);
-        const first = Buffer.concat(head, size);
+        const first = head;
+        head = [];
         await writeAt(fd, first, 0);
-        head.length = 0;
         kept = this.#keep([], first, size);
       }
     } catch (err) {
@@ -176,24 +183,26 @@ export class Spool {
     }
     this.#uncommitted.set(
       id,
-      fd === undefined ? { size, held: Buffer.concat(head, size) } : { size, fd, ...(kept ? { kept } : {}) },
+      fd === undefined ? { size, held: head } : { size, fd, ...(kept ? { kept } : {}) },
     );
     return size;
   }
 
   /**
-   * A copy of a large message as it is written, for its first delivery: `bytes` joins `kept` while
+   * A copy of a large message as it is written, for its first delivery: `pieces` join `kept` while
    * the message (now `size` octets) stays within HOLD_MAX_BYTES and the budget allows, else nothing
-   * is kept of it.
+   * is kept of it. The pieces are the buffers received, referred to, not copied.
    */
-  #keep(kept: Buffer[] | undefined, bytes: Buffer, size: number): Buffer[] | undefined {
+  #keep(kept: Buffer[] | undefined, pieces: readonly Buffer[], size: number): Buffer[] | undefined {
     if (!kept) return undefined;
-    if (size > HOLD_MAX_BYTES || this.#heldBytes + bytes.length > HELD_BUDGET_BYTES) {
+    const bytes = lengthOf(pieces);
+    if (size > HOLD_MAX_BYTES || this.#heldBytes + bytes > HELD_BUDGET_BYTES) {
       this.#unkeep(kept);
       return undefined;
     }
-    kept.push(bytes);
-    this.#heldBytes += bytes.length;
+    // One at a time: a client sending tiny records makes lists too long to spread as arguments.
+    for (const piece of pieces) kept.push(piece);
+    this.#heldBytes += bytes;
     return kept;
   }
 
@@ -210,19 +219,19 @@ export class Spool {
     const pending = this.#uncommitted.get(id);
     if (!pending) throw new GatewayError('SPOOL_FAILED', `no message ${id} being received`, { id });
     if (pending.held) {
-      const held = Buffer.concat([header, pending.held]);
-      this.#uncommitted.set(id, { size: held.length, held });
-      return held.length;
+      const size = header.length + pending.size;
+      this.#uncommitted.set(id, { size, held: [header, ...pending.held] });
+      return size;
     }
     const file = this.#tmpFile(id);
     const next = `${file}.next`;
     let copy: number | undefined;
     try {
       copy = openSync(next, 'wx', 0o600);
-      await writeAt(copy, header, 0);
+      await writeAt(copy, [header], 0);
       let at = header.length;
       for await (const chunk of createReadStream(file)) {
-        await writeAt(copy, chunk as Buffer, at);
+        await writeAt(copy, [chunk as Buffer], at);
         at += (chunk as Buffer).length;
       }
       renameSync(next, file);
@@ -275,7 +284,7 @@ export class Spool {
         if (pending.held) {
           fd = openSync(tmp, 'wx', 0o600);
           written = true;
-          writeFullySync(fd, Buffer.concat([pending.held, tail]), 0);
+          writeFullySync(fd, [...pending.held, tail], 0);
         } else {
           written = true;
           // The file a slow client's transaction kept open may have been swept from tmp/ as stale
@@ -286,7 +295,7 @@ export class Spool {
               'SPOOL_FAILED',
               `message file holds ${onDisk} bytes, ${messageLength} were received`,
             );
-          writeFullySync(fd!, tail, messageLength);
+          writeFullySync(fd!, [tail], messageLength);
         }
         await fsyncFd(fd!);
       } finally {
@@ -301,7 +310,7 @@ export class Spool {
       this.#rememberLength(id, messageLength);
       if (pending.kept) this.#held.set(id, pending.kept);
       else if (pending.held && this.#heldBytes + messageLength <= HELD_BUDGET_BYTES) {
-        this.#held.set(id, [pending.held]);
+        this.#held.set(id, pending.held);
         this.#heldBytes += messageLength;
       }
     } catch (err) {
@@ -592,7 +601,7 @@ const HELD_BUDGET_BYTES = 32 * 1024 * 1024;
 /** A message received and not yet committed: in memory (small), or in its open file in `tmp/`. */
 interface Uncommitted {
   readonly size: number;
-  readonly held?: Buffer;
+  readonly held?: readonly Buffer[];
   /** The descriptor of `tmp/<id>.entry`, open for writing. */
   readonly fd?: number;
   /** A copy of what was written there, for the first delivery (see Spool.#keep). */
@@ -648,33 +657,62 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** Writes all of `bytes` at `position` in the thread pool (a large message's pieces). */
-async function writeAt(fd: number, bytes: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    const written = await writeFd(fd, bytes, done, bytes.length - done, position + done);
+/** The buffers of a piece of a message body (see Spool.writeMessage). */
+function piecesOf(chunk: Buffer | string | readonly Buffer[]): readonly Buffer[] {
+  if (typeof chunk === 'string') return [Buffer.from(chunk, 'latin1')];
+  return Buffer.isBuffer(chunk) ? [chunk] : chunk;
+}
+
+function lengthOf(pieces: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
+}
+
+/** What is left of `pieces` once their first `written` octets are on disk (a short write). */
+function after(pieces: readonly Buffer[], written: number): readonly Buffer[] {
+  let skip = written;
+  let i = 0;
+  while (i < pieces.length && skip >= pieces[i]!.length) skip -= pieces[i++]!.length;
+  const rest = pieces.slice(i);
+  if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
+  return rest;
+}
+
+/**
+ * Writes all of `pieces` at `position` in the thread pool, one `pwritev` for all of them (a large
+ * message's pieces): the kernel gathers them, nothing is concatenated here first.
+ */
+async function writeAt(fd: number, pieces: readonly Buffer[], position: number): Promise<void> {
+  let rest = pieces;
+  let at = position;
+  let left = lengthOf(pieces);
+  while (left > 0) {
+    const written = await writevFd(fd, rest, at);
     if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
-    done += written;
+    left -= written;
+    at += written;
+    if (left > 0) rest = after(rest, written);
   }
 }
 
-function writeFd(
-  fd: number,
-  bytes: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-): Promise<number> {
+function writevFd(fd: number, pieces: readonly Buffer[], position: number): Promise<number> {
   return new Promise((resolve, reject) =>
-    fs.write(fd, bytes, offset, length, position, (err, written) => (err ? reject(err) : resolve(written))),
+    fs.writev(fd, pieces, position, (err, written) => (err ? reject(err) : resolve(written))),
   );
 }
 
-/** Writes all of `bytes` at `position`, inline (a small message and its envelope, or a tail). */
-function writeFullySync(fd: number, bytes: Buffer, position: number): void {
-  for (let done = 0; done < bytes.length;) {
-    const written = writeSync(fd, bytes, done, bytes.length - done, position + done);
+/** Writes all of `pieces` at `position`, inline (a small message and its envelope, or a tail). */
+function writeFullySync(fd: number, pieces: readonly Buffer[], position: number): void {
+  let rest = pieces;
+  let at = position;
+  let left = lengthOf(pieces);
+  while (left > 0) {
+    const written = writevSync(fd, rest, at);
     if (written === 0) throw new GatewayError('SPOOL_FAILED', 'the spool file took no more bytes');
-    done += written;
+    left -= written;
+    at += written;
+    if (left > 0) rest = after(rest, written);
   }
 }
 

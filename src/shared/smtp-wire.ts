@@ -206,28 +206,31 @@ export class DotStuffer {
     return head ? Buffer.concat([head, body]) : body;
   }
 
-  /** The stuffed bytes of `chunk` from `start`, or undefined (state untouched) if a CR or LF is bare. */
+  /**
+   * The stuffed bytes of `chunk` from `start`, or undefined (state untouched) if a CR or LF is bare.
+   * Most bytes are neither CR nor LF and are passed over with one comparison (both are below 0x0e);
+   * a '.' can only need doubling at the start of the chunk or just after an LF.
+   */
   #stuffCrlf(chunk: Buffer, start: number): Buffer | undefined {
     const len = chunk.length;
     if (start >= len) return chunk.subarray(len);
-    let atLineStart = this.#atLineStart;
     let dots: number[] | undefined;
+    if (this.#atLineStart && chunk[start] === DOT) dots = [start];
     for (let i = start; i < len; i++) {
-      const byte = chunk[i];
+      const byte = chunk[i]!;
+      if (byte > CR) continue;
       if (byte === CR) {
         if (i + 1 < len && chunk[i + 1] !== LF) return undefined;
       } else if (byte === LF) {
         if (i === start || chunk[i - 1] !== CR) return undefined;
-        atLineStart = true;
-      } else {
-        if (atLineStart && byte === DOT) (dots ??= []).push(i);
-        atLineStart = false;
+        if (i + 1 < len && chunk[i + 1] === DOT) (dots ??= []).push(i + 1);
       }
     }
     // A final CR waits for the next chunk: CRLF split in two, or a bare CR to convert.
     const pendingCr = chunk[len - 1] === CR;
     const end = pendingCr ? len - 1 : len;
-    this.#atLineStart = atLineStart;
+    // The last byte taken (a pending CR aside) says whether the next chunk starts a line.
+    if (end > start) this.#atLineStart = chunk[end - 1] === LF;
     this.#pendingCr = pendingCr;
     if (!dots) return chunk.subarray(start, end);
     const out = Buffer.allocUnsafe(end - start + dots.length);

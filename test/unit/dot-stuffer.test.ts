@@ -65,7 +65,8 @@ describe('the DATA encoder (DotStuffer)', () => {
 
   it('matches the byte-by-byte model on random messages cut at random places', () => {
     const next = random(12);
-    const alphabet = [0x0d, 0x0a, 0x2e, 0x41, 0x20];
+    // Bytes below CR (tab, form feed) too: the fast path passes over anything above CR at once.
+    const alphabet = [0x0d, 0x0a, 0x2e, 0x41, 0x20, 0x09, 0x0c];
     for (let round = 0; round < 2000; round++) {
       // Mostly well-formed CRLF lines (the fast path), sometimes a bare CR or LF (the conversion).
       const bytes: number[] = [];
@@ -73,7 +74,7 @@ describe('the DATA encoder (DotStuffer)', () => {
       while (bytes.length < length) {
         const r = next();
         if (r < 0.3) bytes.push(0x0d, 0x0a);
-        else bytes.push(alphabet[Math.floor(next() * (r < 0.4 ? 5 : 3)) + (r < 0.4 ? 0 : 2)]!);
+        else bytes.push(alphabet[Math.floor(next() * (r < 0.4 ? 7 : 5)) + (r < 0.4 ? 0 : 2)]!);
       }
       const message = Buffer.from(bytes);
       const cuts = Array.from({ length: Math.floor(next() * 4) }, () => Math.floor(next() * (length + 1)));
@@ -82,6 +83,14 @@ describe('the DATA encoder (DotStuffer)', () => {
         model(message).toString('latin1'),
       );
     }
+  });
+
+  it('doubles a dot at the start of a chunk, wherever the line before ended', () => {
+    const message = Buffer.from('a\tb\r\n.\x0c\r\n..x\r\n\r\n.\r\ny.\r\n');
+    const expected = 'a\tb\r\n..\x0c\r\n...x\r\n\r\n..\r\ny.\r\n.\r\n';
+    for (let cut = 0; cut <= message.length; cut++)
+      for (let second = cut; second <= message.length; second++)
+        expect(stuffed(message, [cut, second]).toString('latin1'), `${cut},${second}`).toBe(expected);
   });
 
   it('keeps a pending CR across an empty chunk', () => {

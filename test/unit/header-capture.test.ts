@@ -2,10 +2,14 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { HeaderCapture } from '../../src/smtp/header-scan.js';
 
+/** The chunks through a capture; what it passes on is lists of the buffers it received. */
 async function through(chunks: readonly Buffer[]): Promise<{ capture: HeaderCapture; out: Buffer[] }> {
   const capture = new HeaderCapture();
   const out: Buffer[] = [];
-  capture.on('data', (b: Buffer) => out.push(b));
+  capture.on('data', (batch: Buffer[]) => {
+    for (const b of batch) expect(chunks).toContain(b); // the buffers received, never copies
+    out.push(Buffer.concat(batch));
+  });
   const ended = new Promise((resolve) => capture.on('end', resolve));
   Readable.from(chunks).pipe(capture);
   await ended;
@@ -30,6 +34,13 @@ describe('the header capture of an incoming message', () => {
       expect(capture.header('X-MSS-NIL')).toBe('BENCH');
       expect(capture.header('X-Not-A-Header')).toBeUndefined();
     }
+  });
+
+  it('finds the blank line when it arrives one byte at a time', async () => {
+    const message = Buffer.from('Subject: a\r\nX-MSS-NIL: ONE\r\n\r\nX-MSS-NIL: body\r\n');
+    const { capture } = await through(Array.from(message, (_, i) => message.subarray(i, i + 1)));
+    expect(capture.header('X-MSS-NIL')).toBe('ONE');
+    expect(capture.headers().value('Subject')).toBe('a');
   });
 
   it('passes a large message on in pieces of at most 64 KiB plus one chunk', async () => {

@@ -230,6 +230,23 @@ describe('spool entries: one file each', () => {
     }
   });
 
+  it('writes a message given as lists of pieces, however many and small, and reads it back whole', async () => {
+    const spool = await spoolOf();
+    // A client sending one-byte records: lists far longer than a call's argument limit.
+    const bytes = Buffer.from(`${MESSAGE}${'y'.repeat(3 * INLINE_BYTES)}\r\n`);
+    const pieces = Array.from(bytes, (_, i) => bytes.subarray(i, i + 1));
+    const id = spool.newId(new Date());
+    const size = await spool.writeMessage(
+      id,
+      Buffer.from('X-First: 1\r\n'),
+      Readable.from([pieces.slice(0, 100), pieces.slice(100)], { objectMode: true }),
+    );
+    expect(size).toBe(bytes.length + 12);
+    await spool.commit(envelopeOf(id, size));
+    expect(await text(spool.openMessage(id))).toBe(`X-First: 1\r\n${bytes.toString('utf8')}`);
+    expect(await text(spool.openMessage(id))).toBe(`X-First: 1\r\n${bytes.toString('utf8')}`);
+  });
+
   it('refuses to commit a message whose file is gone or cut short (swept while a slow client still sent)', async () => {
     const spool = await spoolOf();
     // Larger than what is held in memory: the message is in its file in tmp/ while it comes.
