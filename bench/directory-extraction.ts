@@ -57,11 +57,7 @@ export interface ExtractionBenchResult {
 }
 
 /** Writes the text (every 50th line repeats an earlier address), then zips it, both streamed. */
-async function generate(
-  dir: string,
-  lines: number,
-  shift: number,
-): Promise<{ zip: string; text: string }> {
+async function generate(dir: string, lines: number, shift: number): Promise<{ zip: string; text: string }> {
   const text = path.join(dir, `extraction-${shift}.txt`);
   const out = createWriteStream(text);
   const write = async (s: string) => {
