@@ -387,7 +387,7 @@ export class DeliveryQueue extends EventEmitter {
    */
   async enqueue(envelope: SpoolEnvelope): Promise<void> {
     for (const destination of destinationsOf(envelope).keys()) {
-      if (!this.#started || this.#stopped) {
+      if (!this.#started || this.#stopped || !this.#slots.mayTake(destination)) {
         await this.#add(envelope, destination, 0);
         continue;
       }

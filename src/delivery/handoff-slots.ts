@@ -34,6 +34,14 @@ export class HandOffSlots {
     return this.#local + this.#relay;
   }
 
+  /**
+   * Whether `destination` can ever get a slot in this process: not a relay destination while the
+   * relay is off (those wait in the queue for a process that relays, never in memory).
+   */
+  mayTake(destination: string): boolean {
+    return destination === LOCAL_DESTINATION || this.#limits.relayEnabled;
+  }
+
   /** Takes a slot for `destination`; returns its release (call once), or undefined when full. */
   take(destination: string): (() => void) | undefined {
     const l = this.#limits;

@@ -38,5 +38,9 @@ describe('hand-off slots', () => {
     const slots = new HandOffSlots({ ...limits, relayEnabled: false });
     expect(slots.take('peer.test')).toBeUndefined();
     expect(slots.take(LOCAL_DESTINATION)).toBeTypeOf('function');
+    // Never, not merely not now: such a destination goes to the queue, not to the wait list.
+    expect(slots.mayTake('peer.test')).toBe(false);
+    expect(slots.mayTake(LOCAL_DESTINATION)).toBe(true);
+    expect(new HandOffSlots(limits).mayTake('peer.test')).toBe(true);
   });
 });
