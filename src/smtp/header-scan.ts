@@ -3,6 +3,8 @@ import { type ScannedHeaders, scanHeaders } from '../delivery/index.js';
 
 /** Body bytes held before they are passed on: one spool write for a small message, not one per TLS record. */
 const BATCH_BYTES = 64 * 1024;
+/** Below this average size per piece, a batch is joined into one Buffer (see #pass). */
+const FRAGMENTED_BYTES = 1024;
 
 /**
  * Passes the message through unchanged while keeping the header block (up to a limit), so that the
@@ -23,7 +25,9 @@ export class HeaderCapture extends Transform {
   readonly #limit: number;
 
   constructor(limit = 64 * 1024) {
-    super({ readableObjectMode: true });
+    // Two batches ahead at most (each up to BATCH_BYTES and a chunk): object mode's default of 16
+    // would hold ~1 MiB per DATA in flight before backpressure reaches the socket.
+    super({ readableObjectMode: true, readableHighWaterMark: 2 });
     this.#limit = limit;
   }
 
@@ -43,9 +47,15 @@ export class HeaderCapture extends Transform {
   #pass(): void {
     if (this.#batchBytes === 0) return;
     const batch = this.#batch;
+    const bytes = this.#batchBytes;
     this.#batch = [];
     this.#batchBytes = 0;
-    this.push(batch);
+    // A client sending tiny TLS records makes one Buffer per record: kept as they are, the pieces
+    // would cost far more memory than the bytes the spool counts (its held-message budget). Such a
+    // batch is joined into one Buffer; ordinary records (~16 KiB) pass without a copy.
+    this.push(
+      batch.length > 16 && bytes / batch.length < FRAGMENTED_BYTES ? [Buffer.concat(batch, bytes)] : batch,
+    );
   }
 
   /** Keeps `chunk` until the blank line that ends the header section (or the limit) has been seen. */

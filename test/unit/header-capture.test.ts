@@ -2,18 +2,26 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { HeaderCapture } from '../../src/smtp/header-scan.js';
 
-/** The chunks through a capture; what it passes on is lists of the buffers it received. */
-async function through(chunks: readonly Buffer[]): Promise<{ capture: HeaderCapture; out: Buffer[] }> {
+/**
+ * The chunks through a capture; what it passes on is lists of the buffers it received, or one Buffer
+ * joining a batch of tiny ones (`joined` counts those).
+ */
+async function through(
+  chunks: readonly Buffer[],
+): Promise<{ capture: HeaderCapture; out: Buffer[]; joined: number }> {
   const capture = new HeaderCapture();
   const out: Buffer[] = [];
+  const received = new Set(chunks);
+  let joined = 0;
   capture.on('data', (batch: Buffer[]) => {
-    for (const b of batch) expect(chunks).toContain(b); // the buffers received, never copies
+    if (batch.length === 1 && !received.has(batch[0]!)) joined += 1;
+    else for (const b of batch) expect(received.has(b)).toBe(true); // the buffers received, not copies
     out.push(Buffer.concat(batch));
   });
   const ended = new Promise((resolve) => capture.on('end', resolve));
   Readable.from(chunks).pipe(capture);
   await ended;
-  return { capture, out };
+  return { capture, out, joined };
 }
 
 describe('the header capture of an incoming message', () => {
@@ -24,6 +32,17 @@ describe('the header capture of an incoming message', () => {
     expect(out).toHaveLength(1);
     expect(Buffer.concat(out).equals(message)).toBe(true);
     expect(capture.header('message-id')).toBe('<m@x>');
+  });
+
+  it('joins a batch of tiny records into one Buffer (memory the spool counts), keeps ordinary ones', async () => {
+    const message = Buffer.from(`Subject: a\r\n\r\n${'x'.repeat(4000)}\r\n`);
+    const tiny = Array.from({ length: message.length }, (_, i) => message.subarray(i, i + 1));
+    const small = await through(tiny);
+    expect(small.joined).toBe(1);
+    expect(Buffer.concat(small.out).equals(message)).toBe(true);
+    const records = Array.from({ length: 8 }, (_, i) => Buffer.alloc(16 * 1024, 65 + i));
+    const large = await through([Buffer.from('Subject: b\r\n\r\n'), ...records]);
+    expect(large.joined).toBe(0);
   });
 
   it('finds the blank line across chunk boundaries and never reads the body as headers', async () => {
