@@ -8,7 +8,7 @@ export interface IndicatorBufferOptions {
   readonly intervalMs?: number;
 }
 
-/** Events kept at most while Redis does not take them; past it the oldest are dropped (and logged). */
+/** Events kept at most while Redis does not take them; past it new ones are dropped (counted, logged once a flush). */
 const MAX_PENDING = 100_000;
 
 /**
@@ -23,6 +23,8 @@ export class IndicatorBuffer {
   #pending: Array<{ event: MessageIndicator; at: Date }> = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
+  /** Counts dropped since the last flush, the buffer being full (logged once by the next flush). */
+  #dropped = 0;
 
   constructor(options: IndicatorBufferOptions) {
     this.#d = options;
@@ -30,14 +32,9 @@ export class IndicatorBuffer {
 
   /** Counts one message; written at the next flush. */
   add(event: MessageIndicator, at: Date): void {
-    if (this.#pending.length >= MAX_PENDING) {
-      this.#pending.shift();
-      this.#d.logger.warn(
-        { event: 'lifecycle.indicator_dropped' },
-        'indicator buffer full; oldest count dropped',
-      );
-    }
-    this.#pending.push({ event, at });
+    // Full only while a flush hangs (Redis retrying): O(1) per message and no log line each.
+    if (this.#pending.length >= MAX_PENDING) this.#dropped += 1;
+    else this.#pending.push({ event, at });
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
       void this.flush();
@@ -47,6 +44,13 @@ export class IndicatorBuffer {
   /** Writes what is pending; one write at a time, errors logged (the counts are then lost). */
   async flush(): Promise<void> {
     while (this.#flushing) await this.#flushing;
+    if (this.#dropped > 0) {
+      this.#d.logger.warn(
+        { event: 'lifecycle.indicator_dropped', count: this.#dropped },
+        'indicator buffer full; message counts dropped',
+      );
+      this.#dropped = 0;
+    }
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
