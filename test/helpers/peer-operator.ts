@@ -21,6 +21,11 @@ export interface ReceivedMessage {
 }
 
 /** What the next transactions should meet (consumed in order, one per transaction). */
+/** The Message-ID a peer received (`?` when the message has none). */
+export function messageIdOf(m: ReceivedMessage): string {
+  return /^Message-ID:\s*(<[^>]+>)/im.exec(m.raw.toString('latin1'))?.[1] ?? '?';
+}
+
 export type PeerFault =
   | { readonly kind: 'reject-data'; readonly code: number; readonly message: string }
   /** Reads the whole message, then closes the connection without a reply. */

@@ -12,6 +12,7 @@ import { copiesIn, createBal, expectEveryAckedDelivered, queueEntries } from '..
 import { PEER_DOMAIN, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { type LmtpGate, startLmtpGate } from '../helpers/lmtp-gate.js';
 import { eventually } from '../helpers/mailbox.js';
+import { queueEvents } from '../helpers/queue-events.js';
 import { peerMx } from '../helpers/smtp-clients.js';
 
 /**
@@ -103,16 +104,9 @@ async function send(
  * on a busy machine) or a retry, not a destination sent to the queue instead of waiting.
  */
 async function addedJobs(redis: Redis, gw: Gateway): Promise<Set<string>> {
-  const key = `${gw.config.redis.prefix}bull:local@${gw.config.node.id}:events`;
-  const added = new Set<string>();
-  const delayed = new Set<string>();
-  for (const [, fields] of await redis.xrange(key, '-', '+')) {
-    const f = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
-    if (f.get('event') === 'added') added.add(f.get('jobId')!);
-    if (f.get('event') === 'delayed') delayed.add(f.get('jobId')!);
-  }
-  return new Set([...added].filter((id) => !delayed.has(id)));
+  const events = await queueEvents(redis, gw, 'local');
+  const delayed = new Set(events.filter((e) => e.event === 'delayed').map((e) => e.jobId));
+  return new Set(events.filter((e) => e.event === 'added' && !delayed.has(e.jobId)).map((e) => e.jobId));
 }
 
 /**

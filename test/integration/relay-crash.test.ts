@@ -17,7 +17,7 @@ import {
 import { PEER_DOMAIN, pkiFile, scratchDir, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
 import { eventually } from '../helpers/mailbox.js';
-import { type PeerOperator, type ReceivedMessage, startPeerOperator } from '../helpers/peer-operator.js';
+import { messageIdOf, type PeerOperator, startPeerOperator } from '../helpers/peer-operator.js';
 
 /**
  * Issue #4: the relay queue survives a SIGKILL of the gateway and a restart of Redis; several
@@ -98,10 +98,6 @@ async function submit(gw: ReadyChildGateway, from: string, count: number): Promi
   } finally {
     transport.close();
   }
-}
-
-function messageIdOf(m: ReceivedMessage): string {
-  return /^Message-ID:\s*(<[^>]+>)/im.exec(m.raw.toString('latin1'))?.[1] ?? '?';
 }
 
 /** Message-ID → copies the peer received. */

@@ -15,8 +15,9 @@ import {
 } from '../helpers/child-gateway.js';
 import { PEER_DOMAIN, pkiFile, scratchDir, startTestGateway, uniqueBal } from '../helpers/gateway.js';
 import { journalEvents } from '../helpers/journal.js';
+import { queueEvents } from '../helpers/queue-events.js';
 import { eventually } from '../helpers/mailbox.js';
-import { type PeerOperator, type ReceivedMessage, startPeerOperator } from '../helpers/peer-operator.js';
+import { messageIdOf, type PeerOperator, startPeerOperator } from '../helpers/peer-operator.js';
 import { tokenSubmission } from '../helpers/smtp-clients.js';
 
 /**
@@ -82,19 +83,8 @@ async function sender(gw: Gateway): Promise<{ send: (to: string, messageId: stri
  * stream: every add, move and completion writes one).
  */
 async function jobEvents(redis: Redis, gw: Gateway, spoolId: string): Promise<string[]> {
-  const key = `${gw.config.redis.prefix}bull:relay@${gw.config.node.id}:events`;
   const jobId = `${spoolId}~${PEER_DOMAIN}`;
-  const events: string[] = [];
-  for (const [, fields] of await redis.xrange(key, '-', '+')) {
-    const f = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
-    if (f.get('jobId') === jobId) events.push(f.get('event')!);
-  }
-  return events;
-}
-
-function messageIdOf(m: ReceivedMessage): string {
-  return /^Message-ID:\s*(<[^>]+>)/im.exec(m.raw.toString('latin1'))?.[1] ?? '?';
+  return (await queueEvents(redis, gw, 'relay')).filter((e) => e.jobId === jobId).map((e) => e.event);
 }
 
 function copiesOf(p: PeerOperator, messageId: string): number {
