@@ -158,9 +158,15 @@ describe('MX delivery into the store', () => {
     expect((await client.command(`RCPT TO:<${bal}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;${bal}`)).code).toBe(
       250,
     );
-    const settled = new Promise<[SpoolEnvelope, DestinationState[]]>((resolve) =>
-      gw.delivery.once('settled', (e: SpoolEnvelope, s: DestinationState[]) => resolve([e, s])),
-    );
+    // This message's settlement, not a late one of an earlier test's message on the same gateway.
+    const settled = new Promise<[SpoolEnvelope, DestinationState[]]>((resolve) => {
+      const onSettled = (e: SpoolEnvelope, s: DestinationState[]) => {
+        if (!e.recipients.some((r) => r.address === bal)) return;
+        gw.delivery.off('settled', onSettled);
+        resolve([e, s]);
+      };
+      gw.delivery.on('settled', onSettled);
+    });
     expect((await client.data(rawMessage(bal, `${randomUUID()}@x`))).code).toBe(250);
     await client.quit();
     const [env, states] = await settled;
